@@ -36,7 +36,9 @@ def steps(base_url: str, world: Path) -> list[Step]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m billable.pipeline", description=__doc__)
     parser.add_argument("--world", type=Path, required=True, help="world folder (make generate writes it)")
-    parser.add_argument("--port", type=int, default=8800, help="port for the sandbox servers")
+    parser.add_argument(
+        "--port", type=int, default=8800, help="port for the sandbox servers (0: any free port)"
+    )
     args = parser.parse_args(argv)
     if not (args.world / "world.json").is_file():
         print(f"pipeline: no world at {args.world}; run `make generate` first", file=sys.stderr)
