@@ -1,0 +1,1 @@
+"""HTTP servers that serve a sandbox world in Salesforce, Kantata, Harvest and QuickBooks dialects."""

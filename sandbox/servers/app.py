@@ -1,0 +1,236 @@
+"""The HTTP server: one port, routed by path prefix to each system's dialect, with faults around it.
+
+Stdlib `ThreadingHTTPServer` speaking HTTP/1.1 (keep-alive): dropping a connection without a
+response, or after a committed write, needs control of the raw socket that frameworks hide.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from sandbox.erp_live import LiveStore
+from sandbox.servers.faults import FaultConfigError, Faults, Ticket
+from sandbox.servers.state import WorldState
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    target: str  # path + query, as sent
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    base_url: str
+
+    def param(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else None
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def bearer(self) -> str | None:
+        """The bearer token, or None when missing or empty."""
+        value = self.header("authorization") or ""
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        return token.strip() or None
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json;charset=UTF-8"
+    is_write: bool = False  # a committed ERP write (a candidate for commit-then-drop)
+
+    @classmethod
+    def json(cls, status: int, value: object, **headers: str) -> Response:
+        return cls(status, orjson.dumps(value), dict(headers))
+
+
+class Drop(Exception):
+    """Close the connection without answering."""
+
+
+@dataclass
+class Context:
+    """What a dialect handler needs: the world, the live ERP store and the faults."""
+
+    state: WorldState
+    live: LiveStore
+    faults: Faults
+
+
+@dataclass
+class System:
+    """A dialect module's entry points, as the app sees them."""
+
+    name: str
+    prefix: str
+    handle: Callable[[Request, Context], Response]
+    server_error: Callable[[int, Context], Response]
+    throttled: Callable[[int, Context], Response]
+    bucket: Callable[[Request], str]  # which rate-limit window the request counts against
+
+
+def systems() -> list[System]:
+    from sandbox.servers import harvest, kantata, quickbooks, salesforce
+
+    return [module.SYSTEM for module in (salesforce, kantata, harvest, quickbooks)]
+
+
+class App:
+    """Routes requests and wraps them in the switched-on faults."""
+
+    def __init__(self, state: WorldState, live: LiveStore, faults: Faults):
+        self.context = Context(state, live, faults)
+        self.systems = systems()
+
+    def route(self, request: Request) -> Response:
+        if request.path.startswith("/_sandbox/"):
+            return self.admin(request)
+        for system in self.systems:
+            if request.path.startswith(system.prefix):
+                return self.serve(system, request)
+        return Response.json(404, {"status": 404, "error": "Not Found", "path": request.path})
+
+    def serve(self, system: System, request: Request) -> Response:
+        faults = self.context.faults
+        config = faults.config
+        ticket = faults.ticket(request.method, request.target)
+        bucket = system.bucket(request)
+        retry_after = faults.throttle(system.name, bucket)
+        if retry_after is not None:
+            faults.log(ticket, "rate_limit", retry_after=retry_after)
+            return self._throttled(system, retry_after)
+        if not faults.enter(system.name, bucket):
+            faults.log(ticket, "concurrency_limit")
+            return self._throttled(system, 1)
+        try:
+            if config.slow_ms:
+                time.sleep(config.slow_ms / 1000)
+            if faults.hit("drop", config.drop_rate, ticket):
+                faults.log(ticket, "drop")
+                raise Drop()
+            if faults.hit("error", config.error_rate, ticket):
+                status = int(faults.pick("error", (500, 502, 503), ticket))
+                faults.log(ticket, "server_error", status=status)
+                return system.server_error(status, self.context)
+            response = system.handle(request, self.context)
+            if response.is_write and faults.hit("commit_drop", config.commit_drop_rate, ticket):
+                faults.log(ticket, "commit_then_drop", status=response.status)
+                raise Drop()
+            return response
+        finally:
+            faults.leave(system.name, bucket)
+
+    def _throttled(self, system: System, retry_after: int) -> Response:
+        response = system.throttled(retry_after, self.context)
+        response.headers["Retry-After"] = str(retry_after)
+        return response
+
+    def admin(self, request: Request) -> Response:
+        faults = self.context.faults
+        if request.path == "/_sandbox/health":
+            world = self.context.state.world
+            return Response.json(
+                200,
+                {
+                    "status": "ok",
+                    "clock": world.meta["clock"],
+                    "world": str(world.path),
+                    "seed": world.seed,
+                    "faults": faults.describe(),
+                },
+            )
+        if request.path == "/_sandbox/faults/log":
+            if request.method == "DELETE":
+                faults.clear_log()
+            return Response.json(200, {"entries": faults.entries()})
+        if request.path == "/_sandbox/faults":
+            if request.method == "POST":
+                try:
+                    body = json.loads(request.body or b"{}")
+                    if not isinstance(body, dict):
+                        raise FaultConfigError("the body must be a JSON object of fault settings")
+                    faults.set(body)
+                except (FaultConfigError, ValueError, TypeError) as err:
+                    return Response.json(422, {"error": str(err)})
+            elif request.method == "DELETE":
+                faults.clear()
+            return Response.json(200, faults.describe())
+        return Response.json(404, {"error": f"no admin endpoint {request.path}"})
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "sandbox/1"
+    app: App  # set on the subclass made by `make_server`
+    quiet = True
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        if not self.quiet:
+            super().log_message(format, *args)
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        split = urlsplit(self.path)
+        host = self.headers.get("Host") or "%s:%d" % self.server.server_address[:2]
+        request = Request(
+            method=self.command,
+            path=split.path,
+            target=self.path,
+            query=parse_qs(split.query, keep_blank_values=True),
+            headers={name.lower(): value for name, value in self.headers.items()},
+            body=body,
+            base_url=f"http://{host}",
+        )
+        try:
+            response = self.app.route(request)
+        except Drop:
+            self._drop()
+            return
+        except Exception as err:  # a bug must not kill the connection silently: say what broke
+            response = Response.json(500, {"error": "sandbox internal error", "detail": repr(err)})
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = _dispatch
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def make_server(state: WorldState, live: LiveStore, faults: Faults, host: str, port: int) -> Server:
+    """A ready-to-serve HTTP server for one world (call `serve_forever`)."""
+    handler = type("BoundHandler", (Handler,), {"app": App(state, live, faults)})
+    return Server((host, port), handler)
