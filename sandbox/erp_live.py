@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import polars as pl
 
@@ -73,7 +74,7 @@ CREATE TABLE IF NOT EXISTS billing_runs (
 
 # --- time ---------------------------------------------------------------------------------
 def us_of(moment: datetime) -> int:
-    return int(round(moment.timestamp() * 1_000_000))
+    return round(moment.timestamp() * 1_000_000)
 
 
 def moment_of(us: int) -> datetime:
@@ -92,7 +93,7 @@ def qbo_time(us: int) -> str:
 class QboError(Exception):
     """A QuickBooks validation fault: code, Message, Detail (naming the field and value)."""
 
-    MESSAGES = {
+    MESSAGES: ClassVar[dict[str, str]] = {
         "610": "Object Not Found",
         "2010": "Request has invalid or unsupported property",
         "2020": "Required param missing, need to supply the required value for the API",
@@ -332,7 +333,8 @@ class LiveStore:
             status, body = operation(txn)
             if requestid:
                 txn.conn.execute(
-                    "INSERT INTO requests (realm, requestid, status, response, created_us) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO requests (realm, requestid, status, response, created_us) "
+                    "VALUES (?, ?, ?, ?, ?)",
                     (realm, requestid, status, json.dumps(body), txn.floor_us),
                 )
             return status, body, False
@@ -395,7 +397,8 @@ class _Txn:
         row = self.conn.execute("SELECT next_id FROM ids WHERE realm = ?", (realm,)).fetchone()
         next_id = max(floor + 1, int(row[0]) if row else 0)
         self.conn.execute(
-            "INSERT INTO ids (realm, next_id) VALUES (?, ?) ON CONFLICT (realm) DO UPDATE SET next_id = excluded.next_id",
+            "INSERT INTO ids (realm, next_id) VALUES (?, ?) "
+            "ON CONFLICT (realm) DO UPDATE SET next_id = excluded.next_id",
             (realm, next_id + 1),
         )
         return str(next_id)
@@ -430,7 +433,8 @@ class _Txn:
             "MetaData": {"CreateTime": qbo_time(created_us), "LastUpdatedTime": qbo_time(stamp_us)},
         }
         self.conn.execute(
-            "INSERT INTO objects (realm, entity, id, sync_token, created_us, updated_us, visible_us, deleted, draft,"
+            "INSERT INTO objects (realm, entity, id, sync_token, created_us, updated_us, visible_us, deleted,"
+            " draft,"
             " json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 realm,
@@ -481,7 +485,8 @@ def _check_refs(txn: _Txn, ctx: WriteContext, record: dict, fields: tuple[str, .
         if not _exists(txn, ctx, REFERENCES[field], value):
             raise QboError(
                 "2500",
-                f"Invalid Reference Id : {REFERENCES[field]} {value} in {field} does not exist or is inactive "
+                f"Invalid Reference Id : {REFERENCES[field]} {value} in {field} does not exist or is "
+                "inactive "
                 f"in company {ctx.realm}",
                 field,
             )
@@ -574,8 +579,9 @@ def _check_change(txn: _Txn, ctx: WriteContext, entity: str, body: dict) -> tupl
     if str(body["SyncToken"]) != str(token):
         raise QboError(
             "5010",
-            f"Stale Object Error : You and another user were working on {entity} {record_id} at the same time; "
-            f"SyncToken {body['SyncToken']} was sent but the current SyncToken is {token}, so your change was "
+            f"Stale Object Error : You and another user were working on {entity} {record_id} at the same "
+            f"time; SyncToken {body['SyncToken']} was sent but the current SyncToken is {token}, so your "
+            "change was "
             "not saved",
             "SyncToken",
         )
@@ -746,7 +752,7 @@ def batch(txn: _Txn, ctx: WriteContext, body: object) -> tuple[int, dict]:
             continue
         savepoint = f"item_{len(answers)}"
         txn.conn.execute(f"SAVEPOINT {savepoint}")
-        status, answer = write(txn, ctx, entity, item[entity], operation)
+        _, answer = write(txn, ctx, entity, item[entity], operation)
         if "Fault" in answer:  # undo any partial work of the failed item only
             txn.conn.execute(f"ROLLBACK TO {savepoint}")
         txn.conn.execute(f"RELEASE {savepoint}")
@@ -791,7 +797,7 @@ def _hours(record: dict) -> float:
 
 
 def run_billing(world: World, after: datetime, until: datetime) -> dict:
-    """Run every realm's billing runs in (after, until]: invoice pushed time, finalise drafts, schedule payments.
+    """Run each realm's billing runs in (after, until]: bill pushed time, finalise drafts, plan payments.
 
     Idempotent: a run already done (realm, instant) is skipped, so calling twice changes nothing.
     Returns counts of what was done.
@@ -823,7 +829,8 @@ def run_billing(world: World, after: datetime, until: datetime) -> dict:
 def _latest_rows(txn: _Txn, realm: str, entity: str, as_of_us: int) -> list[dict]:
     rows = txn.conn.execute(
         """SELECT o.id, o.sync_token, o.created_us, o.deleted, o.draft, o.json FROM objects o
-           JOIN (SELECT id, MAX(sync_token) AS st FROM objects WHERE realm = ? AND entity = ? AND visible_us <= ?
+           JOIN (SELECT id, MAX(sync_token) AS st FROM objects
+                 WHERE realm = ? AND entity = ? AND visible_us <= ?
                  GROUP BY id) m ON o.id = m.id AND o.sync_token = m.st
            WHERE o.realm = ? AND o.entity = ? ORDER BY CAST(o.id AS INTEGER)""",
         (realm, entity, as_of_us, realm, entity),

@@ -6,6 +6,7 @@ response, or after a committed write, needs control of the raw socket that frame
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -17,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from sandbox.erp_live import LiveStore
-from sandbox.servers.faults import FaultConfigError, Faults, Ticket
+from sandbox.servers.faults import FaultConfigError, Faults
 from sandbox.servers.state import WorldState
 
 
@@ -180,7 +181,7 @@ class Handler(BaseHTTPRequestHandler):
     app: App  # set on the subclass made by `make_server`
     quiet = True
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         if not self.quiet:
             super().log_message(format, *args)
 
@@ -188,7 +189,7 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         split = urlsplit(self.path)
-        host = self.headers.get("Host") or "%s:%d" % self.server.server_address[:2]
+        host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
         request = Request(
             method=self.command,
             path=split.path,
@@ -216,10 +217,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _drop(self) -> None:
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):  # the client may already be gone
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = _dispatch
 

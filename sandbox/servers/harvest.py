@@ -115,7 +115,7 @@ def _select(served: Served, request: Request, resource: str) -> pl.DataFrame:
             raise ValueError(
                 f"Invalid updated_since: expected an ISO 8601 date-time, got {since!r}"
             ) from None
-        frame = frame.slice(served.first_after(moment, inclusive=True))
+        frame = frame.slice(served.first_after(moment, inclusive=False))
     low, high = request.param("from"), request.param("to")
     if resource in DATED and (low or high):
         for name, value in (("from", low), ("to", high)):

@@ -221,9 +221,8 @@ def parse(text: str, context: Context) -> Query | Response:
                     context,
                 )
     descending = False
-    if match["order"]:
-        if match["order"].lower() in ("metadata.lastupdatedtime",):
-            descending = (match["dir"] or "").upper() == "DESC"
+    if match["order"] and match["order"].lower() == "metadata.lastupdatedtime":
+        descending = (match["dir"] or "").upper() == "DESC"
     numbers = {}
     for name, default in (("start", 1), ("max", DEFAULT_MAX)):
         raw = match[name]

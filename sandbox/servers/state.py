@@ -25,7 +25,7 @@ STAMP = "_stamp"  # the record's change stamp (current version's _valid_from), U
 
 def to_us(moment: datetime) -> int:
     """Microseconds since the epoch of an aware datetime (the unit of the cached stamps)."""
-    return int(round(moment.timestamp() * 1_000_000))
+    return round(moment.timestamp() * 1_000_000)
 
 
 @dataclass
