@@ -806,7 +806,7 @@ def run_billing(world: World, after: datetime, until: datetime) -> dict:
     history = HistoryView(lambda: world)
     counts = {"runs": 0, "invoices": 0, "time_activities": 0, "finalised": 0, "payments": 0}
     for realm in world.realms:
-        for run in month_ends(after, until):
+        for run in month_ends(max(after, world.cutover_at), until):  # before cutover: history
             with store.transaction() as txn:
                 done = txn.conn.execute(
                     "SELECT 1 FROM billing_runs WHERE realm = ? AND run_us = ?", (realm, us_of(run))
