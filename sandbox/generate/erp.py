@@ -1,0 +1,769 @@
+"""QuickBooks history before the cutover: customers, employees, items, TimeActivities entered
+late and in batches, monthly T&M invoices, milestone / percent-complete / retainer invoices,
+payments, daily exchange rates and the monthly period close."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from sandbox.generate.common import (
+    CURRENCIES,
+    DAY,
+    ENTITY_CODES,
+    HOUR,
+    NEVER,
+    REALMS,
+    Calendar,
+    date_col,
+    month_end,
+    month_index,
+    rng_for,
+    round_cents,
+    weekday,
+)
+from sandbox.generate.firm import GRADE_NAMES, Firm
+from sandbox.generate.mess import Mess
+from sandbox.generate.portfolio import NO_DAY, Portfolio, role_rate
+from sandbox.generate.rates import RateCards
+from sandbox.generate.time_entries import PLANT_NONE, Entries
+
+CURRENCY_NAMES = {"USD": "United States Dollar", "GBP": "British Pound Sterling", "EUR": "Euro"}
+FIXED_ITEMS = ["Fixed Fee - Milestone", "Fixed Fee - Progress", "Retainer"]
+
+
+@dataclass
+class Erp:
+    """History frames (`_t` + `_realm` + fields) for each ERP entity, and what the rules need."""
+
+    frames: dict[str, pl.DataFrame] = field(default_factory=dict)
+    close_at: dict[tuple[int, int], int] = field(default_factory=dict)  # (entity, month-end day) → secs
+    customer_of_account: dict[tuple[int, int], list[tuple[str, str, str | None]]] = field(
+        default_factory=dict
+    )
+    job_of_project: dict[int, str] = field(default_factory=dict)
+    ta_entry: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # entry index per TA
+    ta_hours: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ta_billed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    manual_last_month_end: int = 0
+
+
+def period_closes(cal: Calendar) -> dict[tuple[int, int], int]:
+    """Each realm closes a month at 18:00 UTC on the fifth working day of the next month."""
+    out: dict[tuple[int, int], int] = {}
+    ends = np.unique(month_end(np.arange(cal.start_day - 62, cal.horizon_day + 1)))
+    for ent in range(3):
+        for end in ends.tolist():
+            out[(ent, end)] = cal.nth_working_day_after_month(ent, end, 5) * DAY + 18 * HOUR
+    return out
+
+
+def _runs(cal: Calendar) -> tuple[np.ndarray, np.ndarray]:
+    """Manual billing runs: for each month, the first weekday ≥ 15 days after month end, 16:00.
+    Only runs before the cutover happened by hand."""
+    ends = np.unique(month_end(np.arange(cal.start_day, cal.horizon_day + 1)))
+    day = ends + 15
+    day = day + np.where(weekday(day) == 5, 2, np.where(weekday(day) == 6, 1, 0))
+    at = day * DAY + 16 * HOUR
+    keep = at < cal.clock
+    return ends[keep], at[keep]
+
+
+def _next_wednesday(days: np.ndarray) -> np.ndarray:
+    return days + (2 - weekday(days)) % 7
+
+
+def build_erp(
+    cal: Calendar,
+    firm: Firm,
+    pf: Portfolio,
+    mess: Mess,
+    rates: RateCards,
+    entries: Entries,
+    account_ids: list[str],
+    story: dict,
+    contract_numbers: list[str],
+    seed: int,
+) -> Erp:
+    """Everything the ERP holds before the cutover (and the payments that arrive after it)."""
+    rng = rng_for(seed, "erp")
+    erp = Erp(close_at=period_closes(cal))
+    run_end, run_at = _runs(cal)
+    erp.manual_last_month_end = int(run_end[-1]) if run_end.size else cal.start_day - 1
+
+    # ---- customers: one per client account per realm, a job per project, legacy leftovers ----
+    cust_rows = []
+    next_id = [1, 1, 1]
+    acc_cust: dict[int, str] = {}
+    client_accounts = sorted({int(a) for a in pf.p_account[: pf.n_client]})
+    for a in client_accounts:
+        ent = int(pf.acc_entity[a])
+        projects = np.flatnonzero(pf.p_account[: pf.n_client] == a)
+        if a in mess.no_erp_customer:
+            continue
+        created = int(pf.p_signed[projects].min()) * DAY + 11 * HOUR
+        name = mess.erp_client_name.get(a, pf.acc_name[a])
+        cid = str(next_id[ent])
+        next_id[ent] += 1
+        acc_cust[a] = cid
+        cust_rows.append((ent, cid, created, name, False, None, pf.acc_currency[a], f"sfdc:{account_ids[a]}"))
+        erp.customer_of_account.setdefault((a, ent), []).append((cid, name, f"sfdc:{account_ids[a]}"))
+        if a in mess.erp_twin:
+            tid = str(next_id[ent])
+            next_id[ent] += 1
+            cust_rows.append(
+                (
+                    ent,
+                    tid,
+                    cal.start_day * DAY - 400 * DAY,
+                    pf.acc_name[a],
+                    False,
+                    None,
+                    pf.acc_currency[a],
+                    None,
+                )
+            )
+            erp.customer_of_account[(a, ent)].append((tid, pf.acc_name[a], None))
+        for p in projects.tolist():
+            jid = str(next_id[ent])
+            next_id[ent] += 1
+            erp.job_of_project[p] = jid
+            cust_rows.append(
+                (
+                    ent,
+                    jid,
+                    int(pf.p_signed[p]) * DAY + 12 * HOUR,
+                    pf.p_code[p],
+                    True,
+                    cid,
+                    pf.p_currency[p],
+                    None,
+                )
+            )
+    for ent, name in mess.legacy:
+        lid = str(next_id[ent])
+        next_id[ent] += 1
+        cust_rows.append(
+            (ent, lid, cal.start_day * DAY - 700 * DAY, name, False, None, CURRENCIES[ent], None)
+        )
+    cust = pl.DataFrame(
+        cust_rows, schema=["ent", "Id", "_t", "name", "Job", "parent", "cur", "Notes"], orient="row"
+    )
+    display = {(r[0], r[1]): r[3] for r in cust_rows}
+    fqn = [
+        name if parent is None else f"{display[(ent, parent)]}:{name}"
+        for ent, parent, name in zip(cust["ent"], cust["parent"], cust["name"], strict=True)
+    ]
+    erp.frames["Customer"] = cust.select(
+        pl.col("ent").replace_strict(dict(enumerate(REALMS)), return_dtype=pl.String).alias("_realm"),
+        "Id",
+        "_t",
+        pl.col("name").alias("DisplayName"),
+        pl.when(~pl.col("Job")).then(pl.col("name")).alias("CompanyName"),
+        pl.Series("FullyQualifiedName", fqn),
+        "Job",
+        pl.when(pl.col("parent").is_not_null())
+        .then(pl.struct(pl.col("parent").alias("value")))
+        .alias("ParentRef"),
+        pl.lit(True).alias("Active"),
+        pl.struct(
+            pl.col("cur").alias("value"), pl.col("cur").replace_strict(CURRENCY_NAMES).alias("name")
+        ).alias("CurrencyRef"),
+        "Notes",
+    )
+
+    # ---- employees and items ----
+    emp_id = np.zeros(firm.n, dtype=np.int64)
+    emp_rows = []
+    counters = [1, 1, 1]
+    for e in np.lexsort((np.arange(firm.n), firm.hire_day)).tolist():
+        ent = int(firm.entity[e])
+        emp_id[e] = counters[ent]
+        counters[ent] += 1
+        created = max(int(firm.hire_day[e]) - 3, cal.start_day - 900) * DAY + 9 * HOUR
+        name = firm.name(e)
+        base = (
+            REALMS[ent],
+            str(emp_id[e]),
+            name,
+            firm.first_name[e],
+            firm.last_name[e],
+            firm.email[e],
+            firm.employee_id[e],
+        )
+        emp_rows.append((*base, created, True))
+        if firm.term_day[e] <= cal.horizon_day:
+            emp_rows.append((*base, (int(firm.term_day[e]) + 1) * DAY + 9 * HOUR, False))
+    emps = pl.DataFrame(
+        emp_rows,
+        orient="row",
+        schema=[
+            "_realm",
+            "Id",
+            "DisplayName",
+            "GivenName",
+            "FamilyName",
+            "mail",
+            "EmployeeNumber",
+            "_t",
+            "Active",
+        ],
+    )
+    erp.frames["Employee"] = emps.select(
+        "_realm",
+        "Id",
+        "_t",
+        "DisplayName",
+        "GivenName",
+        "FamilyName",
+        pl.struct(pl.col("mail").alias("Address")).alias("PrimaryEmailAddr"),
+        "EmployeeNumber",
+        "Active",
+    )
+    item_rows = []
+    for ent in range(3):
+        prices = role_rate(np.arange(len(GRADE_NAMES)), [CURRENCIES[ent]] * len(GRADE_NAMES), np.ones(7))
+        for k, name in enumerate(GRADE_NAMES + FIXED_ITEMS):
+            price = float(prices[k]) if k < len(GRADE_NAMES) else 0.0
+            item_rows.append(
+                (REALMS[ent], str(k + 1), cal.start_day * DAY - 900 * DAY, name, "Service", price, True)
+            )
+    erp.frames["Item"] = pl.DataFrame(
+        item_rows, orient="row", schema=["_realm", "Id", "_t", "Name", "Type", "UnitPrice", "Active"]
+    )
+
+    # ---- TimeActivities: approved billable T&M time, entered in weekly batches, late ----
+    proj = entries.proj
+    known = proj < pf.n_projects
+    safe_proj = np.where(known, proj, 0)
+    is_tm = known & (pf.p_method[safe_proj] == 0)
+    has_job = np.array([p in erp.job_of_project for p in range(pf.n_projects)])[safe_proj]
+    user_emp = entries.user < firm.n
+    created = _next_wednesday(entries.approved // DAY + 4) * DAY + 14 * HOUR
+    eligible = (
+        is_tm
+        & has_job
+        & user_emp
+        & entries.billable
+        & (entries.approved < NEVER)
+        & (entries.day <= erp.manual_last_month_end)
+        & (entries.day >= cal.start_day)
+        & (created <= (run_at[-1] if run_at.size else 0))
+        & (entries.deleted == NEVER)
+        & (entries.hours > 0)
+    )
+    # revenue leakage: a small share of approved billable time is simply never entered
+    leak = eligible & (entries.plant == PLANT_NONE) & (rng.random(entries.size) < 0.004)
+    leak_idx = np.flatnonzero(eligible & (entries.plant == PLANT_NONE))
+    if leak.sum() < 2 and leak_idx.size >= 2:
+        leak[rng.choice(leak_idx, size=2, replace=False)] = True
+    eligible &= ~leak
+    ta = np.flatnonzero(eligible)
+    ta = ta[np.lexsort((entries.id[ta], created[ta]))]
+    ta_proj = proj[ta]
+    ta_ent = pf.p_entity[ta_proj]
+    ta_emp = entries.user[ta]
+    ta_role = firm.grade[ta_emp]
+    ta_day = entries.day[ta]
+    ta_created = created[ta]
+    ta_hours = np.where(entries.corrected[ta] <= ta_created, entries.new_hours[ta], entries.hours[ta])
+    rate = rates.true_rate(pf, ta_proj, ta_role, ta_day)
+    fallback = role_rate(ta_role, [pf.p_currency[p] for p in ta_proj], np.ones(ta.size))
+    ta_rate = np.where(np.isnan(rate), fallback, rate)
+    ta_id = np.zeros(ta.size, dtype=np.int64)
+    for ent in range(3):
+        sel = ta_ent == ent
+        ta_id[sel] = 1 + np.arange(int(sel.sum()))
+    # billed at the first run at or after the TA exists that covers its month
+    month_pos = np.searchsorted(run_end, month_end(ta_day))
+    run_pos = np.maximum(month_pos, np.searchsorted(run_at, ta_created))
+    billed = run_pos < run_at.size
+    ta_billed = np.where(billed, run_at[np.minimum(run_pos, run_at.size - 1)], NEVER)
+
+    whole = np.floor(ta_hours).astype(np.int64)
+    minutes = np.round((ta_hours - whole) * 60).astype(np.int64)
+    job_ids = np.array([erp.job_of_project.get(p, "") for p in range(pf.n_projects)], dtype=object)
+    ta_frame = pl.DataFrame(
+        {
+            "_realm": np.array(REALMS, dtype=object)[ta_ent],
+            "Id": ta_id.astype(str),
+            "_t": np.where(ta_billed < NEVER, np.maximum(ta_billed, ta_created), ta_created),
+            "TxnDate": date_col(ta_day, "TxnDate"),
+            "NameOf": "Employee",
+            "emp_value": emp_id[ta_emp].astype(str),
+            "emp_name": np.array([firm.name(e) for e in range(firm.n)], dtype=object)[ta_emp],
+            "cust_value": job_ids[ta_proj],
+            "cust_name": np.array(pf.p_code, dtype=object)[ta_proj],
+            "item_value": (ta_role + 1).astype(str),
+            "item_name": np.array(GRADE_NAMES, dtype=object)[ta_role],
+            "BillableStatus": np.where(ta_billed <= cal.clock, "HasBeenBilled", "Billable"),
+            "HourlyRate": ta_rate,
+            "Hours": whole,
+            "Minutes": minutes,
+            "Description": [
+                f"harvest:{i} {entries_note}"
+                for i, entries_note in zip(entries.id[ta].tolist(), _notes(entries.note[ta]), strict=True)
+            ],
+        }
+    )
+    erp.frames["TimeActivity"] = ta_frame.select(
+        "_realm",
+        "Id",
+        "_t",
+        "TxnDate",
+        "NameOf",
+        pl.struct(pl.col("emp_value").alias("value"), pl.col("emp_name").alias("name")).alias("EmployeeRef"),
+        pl.struct(pl.col("cust_value").alias("value"), pl.col("cust_name").alias("name")).alias(
+            "CustomerRef"
+        ),
+        pl.struct(pl.col("item_value").alias("value"), pl.col("item_name").alias("name")).alias("ItemRef"),
+        "BillableStatus",
+        "HourlyRate",
+        "Hours",
+        "Minutes",
+        "Description",
+    )
+    erp.ta_entry, erp.ta_hours, erp.ta_billed = ta, ta_hours, ta_billed
+
+    # ---- invoices ----
+    rates_fx = _exchange_rates(cal, seed)
+    # one tuple per invoice line: ent, key, proj, txn_day, t, amount, qty, price, item value and name,
+    # description, service day, linked TimeActivity id, private note
+    lines = []
+    b = np.flatnonzero(billed)
+    amounts = round_cents(ta_hours[b] * ta_rate[b])
+    run_day = (run_at // DAY)[run_pos[b]]
+    for col in zip(
+        ta_ent[b],
+        ta_proj[b],
+        run_day,
+        ta_billed[b],
+        amounts,
+        ta_hours[b],
+        ta_rate[b],
+        ta_role[b],
+        ta_day[b],
+        ta_id[b],
+        strict=True,
+    ):
+        ent, p, day, t, amount, qty, price, role, sday, tid = col
+        lines.append(
+            (
+                int(ent),
+                f"tm:{p}:{day}",
+                int(p),
+                int(day),
+                int(t),
+                float(amount),
+                float(qty),
+                float(price),
+                str(role + 1),
+                GRADE_NAMES[role],
+                f"{GRADE_NAMES[role]} time",
+                int(sday),
+                str(tid),
+                None,
+            )
+        )
+    lines += _fixed_fee_lines(cal, pf, entries, story, contract_numbers, run_end, run_at, erp)
+    erp.frames["Invoice"], erp.frames["Payment"], invoice_of_key = _invoices(
+        cal, pf, lines, rates_fx, rng, erp
+    )
+
+    # Harvest marks time as billed a little after the invoice goes out
+    inv_key = np.array([f"tm:{p}:{d}" for p, d in zip(ta_proj[b], run_day, strict=True)], dtype=object)
+    entries.billed[ta[b]] = ta_billed[b] + HOUR
+    entries.invoice[ta[b]] = np.array([invoice_of_key[k] for k in inv_key], dtype=np.int64)
+    erp.frames["ExchangeRate"] = rates_fx["frame"]
+    closes = pl.DataFrame(
+        {
+            "_realm": [REALMS[ent] for (ent, _end) in erp.close_at],
+            "end": [int(end) for (_ent, end) in erp.close_at],
+            "_t": list(erp.close_at.values()),
+        }
+    )
+    erp.frames["period_closes"] = closes.select(
+        "_realm",
+        date_col(closes["end"].to_numpy(), "period_end"),
+        "_t",
+        pl.from_epoch("_t", time_unit="s")
+        .dt.replace_time_zone("UTC")
+        .dt.to_string("%Y-%m-%dT%H:%M:%SZ")
+        .alias("closed_at"),
+    )
+    erp.invoice_keys = invoice_of_key  # type: ignore[attr-defined]
+    return erp
+
+
+def _notes(note_idx: np.ndarray) -> list[str]:
+    from sandbox.generate.time_entries import NOTE_TEXT
+
+    return [NOTE_TEXT[i] for i in note_idx.tolist()]
+
+
+def _exchange_rates(cal: Calendar, seed: int) -> dict:
+    """USD per EUR and per GBP as a daily random walk; each realm's rows convert foreign → home."""
+    rng = rng_for(seed, "fx")
+    days = np.arange(cal.start_day - 10, cal.horizon_day + 2)
+    walk = np.cumsum(rng.normal(0.0, 0.004, size=(2, days.size)), axis=1)
+    usd_per = {"USD": np.ones(days.size), "EUR": 1.09 * np.exp(walk[0]), "GBP": 1.27 * np.exp(walk[1])}
+    frames = []
+    table: dict[tuple[str, str], np.ndarray] = {}
+    for ent in range(3):
+        home = CURRENCIES[ent]
+        for foreign in CURRENCIES:
+            if foreign == home:
+                continue
+            rate = np.round(usd_per[foreign] / usd_per[home], 6)
+            table[(foreign, home)] = rate
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "_realm": REALMS[ent],
+                        "SourceCurrencyCode": foreign,
+                        "TargetCurrencyCode": home,
+                        "AsOfDate": date_col(days, "AsOfDate"),
+                        "Rate": rate,
+                        "_t": days * DAY,
+                    }
+                )
+            )
+    return {"frame": pl.concat(frames), "days": days, "table": table}
+
+
+def _fixed_fee_lines(
+    cal, pf: Portfolio, entries: Entries, story: dict, contract_numbers, run_end, run_at, erp
+):
+    """Milestone invoices when a milestone completes, monthly percent-complete and retainer invoices."""
+    lines = []
+    cutoff = cal.clock
+    for sid, p, amount, completed in zip(
+        story["id"], story["proj"], story["amount"], story["completed"], strict=True
+    ):
+        if completed == NO_DAY or p not in erp.job_of_project:
+            continue
+        day = completed + 5
+        day = day + (2 if weekday(np.array([day]))[0] == 5 else 1 if weekday(np.array([day]))[0] == 6 else 0)
+        t = day * DAY + 15 * HOUR
+        if t >= cutoff or day < cal.start_day:
+            continue
+        lines.append(
+            (
+                int(pf.p_entity[p]),
+                f"ms:{sid}",
+                int(p),
+                int(day),
+                int(t),
+                float(amount),
+                1.0,
+                float(amount),
+                "8",
+                FIXED_ITEMS[0],
+                f"Milestone {sid}",
+                int(completed),
+                None,
+                f"milestone:{sid}",
+            )
+        )
+    # percent complete: fee × share of budget hours approved so far, less what was billed
+    pc = np.flatnonzero(pf.p_method == 2)
+    if pc.size and run_end.size:
+        sel = np.isin(entries.proj, pc) & (entries.approved < NEVER) & (entries.hours > 0)
+        for p in pc.tolist():
+            if p not in erp.job_of_project:
+                continue
+            mine = sel & (entries.proj == p)
+            fee = float(pf.budget_amount[p])
+            billed = 0.0
+            for end, at in zip(run_end.tolist(), run_at.tolist(), strict=True):
+                if end < pf.p_start[p] or end < cal.start_day:
+                    continue
+                done = entries.hours[mine & (entries.day <= end) & (entries.approved <= at)].sum()
+                share = min(1.0, done / max(pf.p_budget_hours[p], 1.0))
+                amount = float(round_cents(np.array([fee * share]))[0]) - billed
+                amount = float(round_cents(np.array([amount]))[0])
+                if amount <= 0:
+                    continue
+                billed += amount
+                number = contract_numbers[p]
+                lines.append(
+                    (
+                        int(pf.p_entity[p]),
+                        f"pc:{p}:{end}",
+                        int(p),
+                        int(at // DAY),
+                        int(at),
+                        amount,
+                        1.0,
+                        amount,
+                        "9",
+                        FIXED_ITEMS[1],
+                        f"Progress to {end}",
+                        int(end),
+                        None,
+                        f"percent_complete:{number}",
+                    )
+                )
+    # retainers: the monthly fee on the first weekday of each month of the contract
+    for p in np.flatnonzero(pf.p_method == 3).tolist():
+        if p not in erp.job_of_project:
+            continue
+        months = np.unique(month_index(np.arange(max(pf.p_start[p], cal.start_day), pf.p_end[p] + 1)))
+        for m in months.tolist():
+            day = int((np.datetime64("1970-01", "M") + m).astype("datetime64[D]").astype(np.int64))
+            day = max(day, int(pf.p_start[p]))
+            day += 2 if weekday(np.array([day]))[0] == 5 else 1 if weekday(np.array([day]))[0] == 6 else 0
+            t = day * DAY + 10 * HOUR
+            if t >= cutoff or day < cal.start_day:
+                continue
+            fee = float(pf.monthly_fee[p])
+            lines.append(
+                (
+                    int(pf.p_entity[p]),
+                    f"rt:{p}:{m}",
+                    int(p),
+                    day,
+                    t,
+                    fee,
+                    1.0,
+                    fee,
+                    "10",
+                    FIXED_ITEMS[2],
+                    f"Retainer {m}",
+                    day,
+                    None,
+                    f"retainer:{contract_numbers[p]}",
+                )
+            )
+    return lines
+
+
+def _invoices(cal, pf: Portfolio, lines: list, fx: dict, rng, erp: Erp):
+    """Group lines into invoices, then schedule payments and the balance after each."""
+    cols = [
+        "ent",
+        "key",
+        "proj",
+        "txn_day",
+        "t",
+        "Amount",
+        "Qty",
+        "UnitPrice",
+        "item_value",
+        "item_name",
+        "Description",
+        "service_day",
+        "ta_id",
+        "note",
+    ]
+    schema = {
+        "ent": pl.Int64,
+        "key": pl.String,
+        "proj": pl.Int64,
+        "txn_day": pl.Int64,
+        "t": pl.Int64,
+        "Amount": pl.Float64,
+        "Qty": pl.Float64,
+        "UnitPrice": pl.Float64,
+        "item_value": pl.String,
+        "item_name": pl.String,
+        "Description": pl.String,
+        "service_day": pl.Int64,
+        "ta_id": pl.String,
+        "note": pl.String,
+    }
+    frame = pl.DataFrame(lines, schema=schema, orient="row").select(cols)
+    heads = (
+        frame.group_by("key")
+        .agg(
+            pl.col("ent").first(),
+            pl.col("proj").first(),
+            pl.col("txn_day").first(),
+            pl.col("t").first(),
+            pl.col("note").first(),
+            pl.col("Amount").sum().alias("raw_total"),
+        )
+        .sort(["t", "ent", "key"])
+    )
+    heads = heads.with_columns(pl.int_range(pl.len()).over("ent").alias("seq"))
+    heads = heads.with_columns(
+        (pl.col("seq") + 1001 + pl.col("ent") * 100_000).cast(pl.String).alias("Id"),
+        pl.format(
+            "{}-{}",
+            pl.col("ent").replace_strict(dict(enumerate(ENTITY_CODES)), return_dtype=pl.String),
+            (pl.col("seq") + 1001).cast(pl.String),
+        ).alias("DocNumber"),
+        pl.int_range(pl.len()).alias("global_idx"),
+    )
+    invoice_of_key = dict(zip(heads["key"].to_list(), heads["Id"].cast(pl.Int64).to_list(), strict=True))
+    erp.invoice_numbers = dict(
+        zip(heads["Id"].cast(pl.Int64).to_list(), heads["DocNumber"].to_list(), strict=True)
+    )  # type: ignore[attr-defined]
+    frame = frame.join(heads.select("key", "Id"), on="key").sort(
+        ["Id", "service_day", "ta_id"], nulls_last=True
+    )
+    frame = frame.with_columns(pl.int_range(1, pl.len() + 1).over("Id").alias("LineNum"))
+    frame = frame.with_columns(date_col(frame["service_day"].to_numpy(), "ServiceDate"))
+    line_struct = pl.struct(
+        pl.col("LineNum").cast(pl.String).alias("Id"),
+        "LineNum",
+        "Amount",
+        pl.lit("SalesItemLineDetail").alias("DetailType"),
+        "Description",
+        pl.struct(
+            pl.struct(pl.col("item_value").alias("value"), pl.col("item_name").alias("name")).alias(
+                "ItemRef"
+            ),
+            "Qty",
+            "UnitPrice",
+            "ServiceDate",
+        ).alias("SalesItemLineDetail"),
+        pl.when(pl.col("ta_id").is_not_null())
+        .then(
+            pl.concat_list(pl.struct(pl.col("ta_id").alias("TxnId"), pl.lit("TimeActivity").alias("TxnType")))
+        )
+        .otherwise(pl.lit([], dtype=pl.List(pl.Struct({"TxnId": pl.String, "TxnType": pl.String}))))
+        .alias("LinkedTxn"),
+    ).alias("Line")
+    grouped = frame.group_by("Id", maintain_order=True).agg(line_struct, pl.col("Amount").sum().alias("sum"))
+    heads = heads.join(grouped, on="Id").sort("global_idx")
+    total = round_cents(heads["sum"].to_numpy())
+    n = heads.height
+    job = np.array([erp.job_of_project[p] for p in heads["proj"].to_list()], dtype=object)
+    currency = np.array([pf.p_currency[p] for p in heads["proj"].to_list()], dtype=object)
+    ent = heads["ent"].to_numpy()
+    txn = heads["txn_day"].to_numpy()
+    fx_rate = np.ones(n)
+    for i in range(n):
+        home = CURRENCIES[ent[i]]
+        if currency[i] != home:
+            fx_rate[i] = fx["table"][(currency[i], home)][txn[i] - fx["days"][0]]
+
+    # payments: most within 15–55 days, some late, a few in two parts or never
+    u = rng.random(n)
+    delay1 = np.where(u < 0.15, rng.integers(60, 130, size=n), rng.integers(15, 55, size=n))
+    partial = (u >= 0.15) & (u < 0.21)
+    unpaid = u >= 0.97
+    first_amt = np.where(partial, round_cents(total * 0.5), total)
+    pays = []  # (inv idx, day, amount)
+    for i in range(n):
+        if unpaid[i]:
+            continue
+        d1 = int(txn[i] + delay1[i])
+        pays.append((i, d1, float(first_amt[i])))
+        if partial[i]:
+            d2 = d1 + int(rng.integers(40, 120))
+            if rng.random() < 0.7:
+                pays.append((i, d2, float(round_cents(np.array([total[i] - first_amt[i]]))[0])))
+    pays = [p for p in pays if p[1] <= cal.horizon_day]
+    pay = pl.DataFrame(pays, schema={"inv": pl.Int64, "day": pl.Int64, "amount": pl.Float64}, orient="row")
+    pay = pay.sort(["day", "inv"]).with_columns(
+        pl.Series(
+            "ent", ent[pay.sort(["day", "inv"])["inv"].to_numpy()] if pay.height else np.zeros(0, np.int64)
+        )
+    )
+    pay = pay.with_columns(pl.int_range(pl.len()).over("ent").alias("seq"))
+    inv_ids = heads["Id"].to_numpy()
+    cust_names = np.array([pf.p_code[p] for p in heads["proj"].to_list()], dtype=object)
+    pidx = pay["inv"].to_numpy()
+    payment = pl.DataFrame(
+        {
+            "_realm": np.array(REALMS, dtype=object)[pay["ent"].to_numpy()] if pay.height else [],
+            "Id": (pay["seq"].to_numpy() + 5001 + pay["ent"].to_numpy() * 100_000).astype(str),
+            "_t": pay["day"].to_numpy() * DAY + 15 * HOUR,
+            "TxnDate": date_col(pay["day"].to_numpy(), "TxnDate"),
+            "cust_value": job[pidx],
+            "cust_name": cust_names[pidx],
+            "cur": currency[pidx],
+            "TotalAmt": pay["amount"].to_numpy(),
+            "inv_id": inv_ids[pidx].astype(str),
+        },
+        schema_overrides={
+            "_realm": pl.String,
+            "Id": pl.String,
+            "cust_value": pl.String,
+            "cust_name": pl.String,
+            "cur": pl.String,
+            "inv_id": pl.String,
+        },
+    )
+    payment = payment.select(
+        "_realm",
+        "Id",
+        "_t",
+        "TxnDate",
+        pl.struct(pl.col("cust_value").alias("value"), pl.col("cust_name").alias("name")).alias(
+            "CustomerRef"
+        ),
+        pl.struct(pl.col("cur").alias("value")).alias("CurrencyRef"),
+        "TotalAmt",
+        pl.concat_list(
+            pl.struct(
+                pl.col("TotalAmt").alias("Amount"),
+                pl.concat_list(
+                    pl.struct(pl.col("inv_id").alias("TxnId"), pl.lit("Invoice").alias("TxnType"))
+                ).alias("LinkedTxn"),
+            )
+        ).alias("Line"),
+    )
+    # invoice versions: created with the full balance, then one per payment received
+    base = pl.DataFrame(
+        {
+            "_realm": np.array(REALMS, dtype=object)[ent],
+            "Id": inv_ids.astype(str),
+            "DocNumber": heads["DocNumber"],
+            "TxnDate": date_col(txn, "TxnDate"),
+            "DueDate": date_col(txn + 30, "DueDate"),
+            "cust_value": job,
+            "cust_name": cust_names,
+            "cur": currency,
+            "ExchangeRate": fx_rate,
+            "TotalAmt": total,
+            "PrivateNote": heads["note"],
+            "Line": heads["Line"],
+            "inv": np.arange(n),
+            "_t0": heads["t"],
+        },
+        schema_overrides={
+            "_realm": pl.String,
+            "Id": pl.String,
+            "cust_value": pl.String,
+            "cust_name": pl.String,
+            "cur": pl.String,
+        },
+    )
+    events = pl.concat(
+        [
+            pl.DataFrame({"inv": np.arange(n), "_t": heads["t"].to_numpy(), "paid": np.zeros(n)}),
+            pay.select("inv", (pl.col("day") * DAY + 15 * HOUR).alias("_t"), pl.col("amount").alias("paid")),
+        ]
+    ).sort(["inv", "_t"])
+    events = events.with_columns(pl.col("paid").cum_sum().over("inv").alias("paid_to_date"))
+    history = events.join(base, on="inv").with_columns(
+        pl.struct(pl.col("cust_value").alias("value"), pl.col("cust_name").alias("name")).alias(
+            "CustomerRef"
+        ),
+        pl.struct(pl.col("cur").alias("value")).alias("CurrencyRef"),
+        (pl.col("TotalAmt") - pl.col("paid_to_date")).round(2).alias("Balance"),
+    )
+    invoice = history.select(
+        "_realm",
+        "Id",
+        "_t",
+        "DocNumber",
+        "TxnDate",
+        "DueDate",
+        "CustomerRef",
+        "CurrencyRef",
+        "ExchangeRate",
+        "TotalAmt",
+        "Balance",
+        "PrivateNote",
+        "Line",
+    )
+    return invoice, payment, invoice_of_key
+
+
+__all__ = ["NO_DAY", "Erp", "build_erp", "period_closes"]

@@ -1,0 +1,226 @@
+"""Harvest time entries, vectorised: assignments expand into days, the rest of each working day is
+internal time, and each entry gets its lifecycle (created, submitted, approved …) as event times."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from sandbox.generate.common import DAY, HOUR, NEVER, Calendar, add_weekdays, rng_for, weekday
+from sandbox.generate.firm import Firm
+from sandbox.generate.portfolio import Portfolio
+
+TASKS = [
+    "Delivery",
+    "Project Management",
+    "Workshop",
+    "Analysis",
+    "Internal",
+    "Business Development",
+    "Training",
+]
+NOTES = [
+    [
+        "Client deliverable drafting",
+        "Stakeholder interviews",
+        "Model build",
+        "Review of findings",
+        "Implementation support",
+        "Data analysis",
+    ],
+    ["Status meeting", "Weekly steering committee", "Planning", "Risk review"],
+    ["Client workshop", "Workshop preparation", "Workshop follow-up"],
+    ["Current-state analysis", "Benchmarking", "Requirements analysis"],
+    ["Practice meeting", "Knowledge management", "Internal admin"],
+    ["Proposal writing", "Pitch preparation", "Client lunch"],
+    ["Training course", "Certification study", "Onboarding"],
+]
+PLANT_NONE, PLANT_DUP, PLANT_INVALID, PLANT_OUTSIDE, PLANT_UNKNOWN_PROJECT, PLANT_UNKNOWN_USER = range(6)
+PLANT_NEVER, PLANT_CLOSED, PLANT_LATE_FIX = 6, 7, 8
+
+
+@dataclass
+class Entries:
+    """One array per attribute; index = entry. `user` indexes Harvest users, `proj` Harvest projects."""
+
+    user: np.ndarray
+    proj: np.ndarray
+    day: np.ndarray
+    hours: np.ndarray
+    task: np.ndarray
+    note: np.ndarray
+    billable: np.ndarray
+    plant: np.ndarray  # why the entry exists or was bent (PLANT_*), for protection from other changes
+    created: np.ndarray | None = None
+    submitted: np.ndarray | None = None
+    approved: np.ndarray | None = None
+    corrected: np.ndarray | None = None  # when hours changed to `new_hours`
+    new_hours: np.ndarray | None = None
+    deleted: np.ndarray | None = None
+    billed: np.ndarray | None = None  # when it was invoiced (pre-cutover ERP)
+    invoice: np.ndarray | None = None  # index of the invoice or -1
+    id: np.ndarray | None = None
+
+    @property
+    def size(self) -> int:
+        return int(self.user.size)
+
+    def take(self, index: np.ndarray) -> Entries:
+        return Entries(
+            **{
+                f.name: (None if getattr(self, f.name) is None else getattr(self, f.name)[index])
+                for f in fields(self)
+            }
+        )
+
+    def extend(self, other: Entries) -> Entries:
+        return Entries(
+            **{
+                f.name: (
+                    None
+                    if getattr(self, f.name) is None
+                    else np.concatenate([getattr(self, f.name), getattr(other, f.name)])
+                )
+                for f in fields(self)
+            }
+        )
+
+
+def build_entries(cal: Calendar, firm: Firm, pf: Portfolio, seed: int) -> Entries:
+    """Daily time of every employee: assignment hours with noise, the remainder internal."""
+    rng = rng_for(seed, "time")
+    ndays = cal.horizon_day - cal.start_day + 1
+    a_first = np.maximum(pf.a_start, cal.start_day) - cal.start_day
+    a_last = np.minimum(pf.a_end, cal.horizon_day) - cal.start_day
+    lens = np.maximum(a_last - a_first + 1, 0)
+    rows = np.repeat(np.arange(lens.size), lens)
+    offs = np.arange(rows.size) - np.repeat(np.cumsum(lens) - lens, lens)
+    dayoff = a_first[rows] + offs
+    emp = pf.a_emp[rows]
+    keep = firm.works[emp, dayoff]
+    lead = pf.a_lead[rows]
+    # leads do not touch every project every day
+    keep &= ~lead | (rng.random(rows.size) < 0.6)
+    rows, dayoff, emp, lead = rows[keep], dayoff[keep], emp[keep], lead[keep]
+    per_day = pf.a_hpw[rows] / 5.0 / np.where(lead, 0.6, 1.0)
+    hours = np.maximum(np.round(per_day * rng.lognormal(0.0, 0.15, size=rows.size) * 4) / 4, 0.5)
+    proj = pf.a_proj[rows]
+    task = np.where(lead, 1, rng.choice([0, 0, 0, 0, 1, 2, 3], size=rows.size))
+    # longer days on a project are often logged as two entries on different tasks
+    split = (hours >= 4) & (rng.random(rows.size) < 0.75)
+    first = np.round(hours * rng.uniform(0.35, 0.65, size=rows.size) * 4) / 4
+    idx = np.flatnonzero(split)
+    hours = np.concatenate([np.where(split, first, hours), hours[idx] - first[idx]])
+    proj = np.concatenate([proj, proj[idx]])
+    emp = np.concatenate([emp, emp[idx]])
+    dayoff = np.concatenate([dayoff, dayoff[idx]])
+    task = np.concatenate([task, (task[idx] + 1 + (task[idx] == 0)) % 4])
+
+    # internal time fills the rest of each working day
+    cell = emp * ndays + dayoff
+    client_sum = np.bincount(cell, weights=hours, minlength=firm.n * ndays)
+    w_emp, w_off = np.nonzero(firm.works)
+    w_cell = w_emp * ndays + w_off
+    total = np.round(firm.daily_hours[w_emp] * rng.normal(1.02, 0.07, size=w_emp.size) * 4) / 4
+    rest = total - client_sum[w_cell]
+    need = rest >= 0.5
+    i_emp, i_off, i_hours = w_emp[need], w_off[need], rest[need]
+    kind = np.where(
+        firm.grade[i_emp] >= 5,
+        rng.choice(3, size=i_emp.size, p=[0.3, 0.6, 0.1]),
+        rng.choice(3, size=i_emp.size, p=[0.6, 0.15, 0.25]),
+    )
+    i_proj = pf.n_client + firm.entity[i_emp] * 3 + kind
+    i_task = 4 + kind
+
+    user = np.concatenate([emp, i_emp])
+    out = Entries(
+        user=user,
+        proj=np.concatenate([proj, i_proj]),
+        day=np.concatenate([dayoff, i_off]) + cal.start_day,
+        hours=np.concatenate([hours, i_hours]),
+        task=np.concatenate([task, i_task]),
+        note=np.zeros(user.size, dtype=np.int64),
+        billable=np.concatenate([np.ones(proj.size, dtype=bool), np.zeros(i_proj.size, dtype=bool)]),
+        plant=np.zeros(user.size, dtype=np.int8),
+    )
+    out.note = pick_notes(rng, out.task)
+    return out
+
+
+def pick_notes(rng, task: np.ndarray) -> np.ndarray:
+    """A note index (into the flattened NOTES) suited to each task."""
+    sizes = np.array([len(n) for n in NOTES])
+    base = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    return base[task] + (rng.random(task.size) * sizes[task]).astype(np.int64)
+
+
+NOTE_TEXT = [note for group in NOTES for note in group]
+
+
+def assign_lifecycle(cal: Calendar, firm_daily: np.ndarray, entries: Entries, seed: int) -> None:
+    """Created that evening; submitted daily or on Friday (sometimes two or three days late);
+    approved before the fifth weekday after the day worked, so normal time never looks late."""
+    rng = rng_for(seed, "lifecycle")
+    n = entries.size
+    day = entries.day
+    created = day * DAY + 16 * HOUR + rng.integers(0, 90 * 60, size=n)
+    daily = firm_daily[entries.user]
+    friday = day + (4 - weekday(day))
+    late = daily & (rng.random(n) < 0.05)
+    submitted = np.where(
+        daily,
+        day * DAY + 18 * HOUR + rng.integers(0, 2 * HOUR, size=n),
+        friday * DAY + 16 * HOUR + rng.integers(0, 2 * HOUR, size=n),
+    )
+    submitted = np.where(late, add_weekdays(day, rng.integers(2, 4, size=n)) * DAY + 17 * HOUR, submitted)
+    cap = add_weekdays(day, 5) * DAY
+    lag = rng.integers(HOUR, 40 * HOUR, size=n)
+    approved = submitted + np.minimum(lag, ((cap - submitted) * 0.8).astype(np.int64))
+    entries.created = created
+    entries.submitted = submitted
+    entries.approved = approved
+    entries.corrected = np.full(n, NEVER)
+    entries.new_hours = entries.hours.copy()
+    entries.deleted = np.full(n, NEVER)
+    entries.billed = np.full(n, NEVER)
+    entries.invoice = np.full(n, -1, dtype=np.int64)
+
+
+def add_corrections_and_deletions(cal: Calendar, entries: Entries, seed: int) -> None:
+    """A few approved entries are corrected days later (before anything is billed) and a few
+    fresh entries after the clock are deleted before submission."""
+    rng = rng_for(seed, "corrections")
+    n = entries.size
+    free = entries.plant == PLANT_NONE
+    fix = free & (rng.random(n) < 0.005) & (entries.hours > 1.0)
+    when = entries.approved + rng.integers(2 * HOUR, 3 * DAY, size=n)
+    entries.corrected = np.where(fix, when, entries.corrected)
+    delta = rng.choice([-1.0, -0.5, 0.5, 1.0], size=n)
+    entries.new_hours = np.where(fix, entries.hours + delta, entries.hours)
+    gone = free & ~fix & (entries.day >= cal.clock_day) & (rng.random(n) < 0.003)
+    moment = entries.created + ((entries.submitted - entries.created) * rng.uniform(0.2, 0.8, size=n)).astype(
+        np.int64
+    )
+    entries.deleted = np.where(gone, moment, entries.deleted)
+    entries.submitted = np.where(gone, NEVER, entries.submitted)
+    entries.approved = np.where(gone, NEVER, entries.approved)
+
+
+def clip_to_horizon(cal: Calendar, entries: Entries) -> Entries:
+    """Events after the horizon never happen in this world; entries created after it do not exist."""
+    for name in ("submitted", "approved", "corrected", "deleted", "billed"):
+        values = getattr(entries, name)
+        setattr(entries, name, np.where(values > cal.horizon, NEVER, values))
+    # a record whose deletion is before the clock was never seen by anyone: drop it
+    keep = (entries.created <= cal.horizon) & (entries.deleted > cal.clock)
+    return entries.take(np.flatnonzero(keep))
+
+
+def assign_ids(entries: Entries) -> Entries:
+    """Sort by day, user, project, creation and number them like Harvest (large integers)."""
+    order = np.lexsort((entries.created, entries.task, entries.proj, entries.user, entries.day))
+    out = entries.take(order)
+    out.id = 2_000_000_000 + np.arange(out.size, dtype=np.int64)
+    return out
