@@ -108,17 +108,13 @@ def plant_identity(cal: Calendar, firm: Firm, pf: Portfolio, seed: int) -> Mess:
 
     # rate cards: an amendment that forgot to close the old version, and a role with no rate
     amended = np.flatnonzero(pf.p_amend[: pf.n_client] != NO_DAY)
-    for p in rng.choice(
-        amended, size=min(max(1, round(amended.size * 0.08)), amended.size), replace=False
-    ):
+    for p in rng.choice(amended, size=min(max(1, round(amended.size * 0.08)), amended.size), replace=False):
         roles = firm.grade[pf.a_emp[(pf.a_proj == p) & ~pf.a_lead]]
         role = int(np.bincount(roles).argmax()) if roles.size else int(firm.grade[pf.p_lead[p]])
         mess.rate_overlap.add((int(p), role))
     staffed = np.flatnonzero(~pf.a_lead & (pf.a_end - pf.a_start > 20) & (pf.a_start < cal.clock_day - 10))
     staffed = staffed[np.isin(pf.a_proj[staffed], amended, invert=True)]
-    for a in rng.choice(
-        staffed, size=min(max(1, round(pf.n_client * 0.01)), staffed.size), replace=False
-    ):
+    for a in rng.choice(staffed, size=min(max(1, round(pf.n_client * 0.01)), staffed.size), replace=False):
         mess.no_rate.add((int(pf.a_proj[a]), int(firm.grade[pf.a_emp[a]])))
     mess.stale_harvest_rates = {int(p) for p in amended if rng.random() < 0.3}
 

@@ -47,7 +47,7 @@ class _Progress:
 
     def step(self, name: str) -> None:
         if self.bar is not None:
-            self.bar.set_postfix_str(name)
+            self.bar.set_postfix_str(f"{name} done")
             self.bar.update(1)
 
     def close(self) -> None:
