@@ -14,6 +14,8 @@ from pathlib import Path
 
 import requests
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 class SandboxStartError(RuntimeError):
     """The sandbox did not come up; the message carries its output."""
@@ -36,12 +38,19 @@ def running_sandbox(
     log_path = Path(world) / f"sandbox-{port}.log"
     command = [sys.executable, "-m", "sandbox", "serve", "--world", str(world), "--port", str(port), *flags]
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=_child_env())
         try:
             _wait_until_healthy(process, base_url, log_path, timeout_s)
             yield base_url
         finally:
             _stop(process)
+
+
+def _child_env() -> dict[str, str]:
+    """The child imports `sandbox` from this checkout wherever it is started from."""
+    env = os.environ.copy()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
 
 
 def _wait_until_healthy(process: subprocess.Popen, base_url: str, log_path: Path, timeout_s: float) -> None:

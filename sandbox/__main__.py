@@ -28,7 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2
-    return run(rest)
+    from sandbox.world import WorldError
+
+    try:
+        return run(rest)
+    except WorldError as err:
+        print(f"sandbox {command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
