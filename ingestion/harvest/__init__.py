@@ -1,0 +1,87 @@
+"""Harvest API v2 (time tracking) → `raw_time`.
+
+Lists are paged by following `links.next`; every list is incremental on `updated_at` through
+`updated_since`. Harvest has no feed of deletions, so `time_entries` and `expenses` are also
+re-scanned over a recent window of `spent_date` and records that vanished are written to
+`<table>_deletions` (the warehouse marks them deleted; nothing is removed from raw).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import dlt
+from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
+
+from ingestion.harvest.tables import DATED, TABLES
+from ingestion.http import OrjsonRESTClient, make_client
+from ingestion.landing import cursor_since, land_pages, loaded_keys
+from ingestion.records import TableSpec
+
+
+def list_pages(client: OrjsonRESTClient, resource: str, params: dict[str, Any]) -> Iterator[list[dict]]:
+    """Every page of a Harvest list, following `links.next` to the end."""
+    paginator = JSONLinkPaginator(next_url_path="links.next")
+    for page in client.paginate(
+        f"/v2/{resource}", params=params, paginator=paginator, data_selector=resource
+    ):
+        yield list(page)
+
+
+def harvest_resource(client: OrjsonRESTClient, spec: TableSpec, per_page: int) -> Any:
+    @dlt.resource(
+        name=spec.name,
+        primary_key=list(spec.primary_key),
+        write_disposition="merge",
+        schema_contract={"columns": "evolve", "data_type": "freeze" if spec.finance_critical else "evolve"},
+    )
+    def changed() -> Iterator[Any]:
+        params: dict[str, Any] = {"per_page": per_page}
+        since = cursor_since()
+        if since:
+            params["updated_since"] = since
+        yield from land_pages(list_pages(client, spec.name, params), spec, source="harvest")
+
+    return changed
+
+
+def deletions_resource(client: OrjsonRESTClient, spec: TableSpec, window_days: int, per_page: int) -> Any:
+    """Ids in the raw table whose `spent_date` is inside the window but that Harvest no longer lists."""
+
+    @dlt.resource(name=f"{spec.name}_deletions", primary_key="id", write_disposition="merge")
+    def vanished() -> Iterator[list[dict]]:
+        known = loaded_keys("raw_time", spec.name, "id", "spent_date")
+        if not known:
+            return
+        latest = max(known.values())
+        window_from = (date.fromisoformat(latest) - timedelta(days=window_days)).isoformat()
+        params = {"per_page": per_page, "from": window_from}
+        present = {record["id"] for page in list_pages(client, spec.name, params) for record in page}
+        gone = sorted(key for key, spent in known.items() if spent >= window_from and key not in present)
+        if gone:
+            detected_at = datetime.now(UTC)
+            yield [
+                {"id": key, "spent_date": known[key], "window_from": window_from, "detected_at": detected_at}
+                for key in gone
+            ]
+
+    return vanished
+
+
+@dlt.source(name="harvest", max_table_nesting=0)
+def harvest(
+    base_url: str = dlt.config.value,
+    account_id: str = dlt.config.value,
+    access_token: str = dlt.secrets.value,
+    per_page: int = 2000,
+    deletion_window_days: int = 35,
+) -> Iterator[Any]:
+    """Harvest users, clients, projects, tasks, time entries and expenses, incrementally."""
+    client = make_client(base_url, access_token, headers={"Harvest-Account-Id": str(account_id)})
+    for spec in TABLES:
+        yield harvest_resource(client, spec, per_page)
+    for spec in TABLES:
+        if spec.name in DATED:
+            yield deletions_resource(client, spec, deletion_window_days, per_page)

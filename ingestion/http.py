@@ -1,0 +1,48 @@
+"""dlt's REST client with retries, parsing each response once with orjson.
+
+Retries (429 honouring `Retry-After`, 5xx and dropped connections with exponential backoff) are
+dlt's own: `dlt.sources.helpers.requests.Client`, tuned by the `[runtime]` settings
+`request_max_attempts`, `request_backoff_factor`, `request_max_retry_delay` and `request_timeout`
+(config.toml or `RUNTIME__REQUEST_MAX_ATTEMPTS`, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dlt
+import orjson
+from dlt.sources.helpers.requests import Client
+from dlt.sources.helpers.rest_client import RESTClient
+from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
+from requests import Response
+
+
+class OrjsonRESTClient(RESTClient):
+    """A RESTClient whose responses parse their JSON body once, with orjson.
+
+    dlt's paginators and data selectors call `response.json()` several times per page; on pages
+    of thousands of records that parsing is most of a load's CPU (measured: docs/benchmarks.md).
+    """
+
+    def _send_request(self, request: Any, **kwargs: Any) -> Response:
+        response = super()._send_request(request, **kwargs)
+        parsed = orjson.loads(response.content) if response.content else None
+        response.json = lambda **_: parsed  # type: ignore[method-assign]
+        return response
+
+
+def make_client(base_url: str, access_token: str, headers: dict[str, str] | None = None) -> OrjsonRESTClient:
+    """A client for one system: base URL, bearer token, extra headers, dlt's retrying session."""
+    runtime = dlt.config.get("runtime", dict) or {}
+    session = Client(
+        request_timeout=float(runtime.get("request_timeout", 60)),
+        request_max_attempts=int(runtime.get("request_max_attempts", 8)),
+        request_backoff_factor=float(runtime.get("request_backoff_factor", 1)),
+        request_max_retry_delay=float(runtime.get("request_max_retry_delay", 60)),
+        raise_for_status=False,  # the RESTClient raises, after dlt's retries, naming the URL
+    ).session
+    session.headers.update({"Accept": "application/json", **(headers or {})})
+    return OrjsonRESTClient(
+        base_url=base_url.rstrip("/"), auth=BearerTokenAuth(access_token), session=session
+    )

@@ -1,0 +1,183 @@
+"""From API pages to Arrow tables: validate each record, quarantine the bad ones, refuse type changes.
+
+Every source goes through `TableSpec.convert`: one page of records in, an Arrow table of the good
+records and a list of quarantine rows out. Nothing is dropped silently: a record that fails its
+checks lands in the dataset's `quarantine` table with its raw payload and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import polars as pl
+import pyarrow as pa
+
+NUMBER, STRING, BOOLEAN = "number", "string", "boolean"
+QUARANTINE_TABLE = "quarantine"
+
+# A type change is refused when this share of a run's records (and at least MIN_RECORDS) carry it;
+# below that a wrong type is a malformed record, quarantined one by one.
+TYPE_CHANGE_SHARE = 0.2
+TYPE_CHANGE_MIN_RECORDS = 20
+
+
+class SchemaChangeRefused(Exception):
+    """A finance-critical column changed type at the source; the load is refused."""
+
+
+def json_type(value: Any) -> str:
+    """The JSON type name of a parsed value (`number`, `string`, `boolean`, `null`, ...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return BOOLEAN
+    if isinstance(value, int | float):
+        return NUMBER
+    if isinstance(value, str):
+        return STRING
+    return "array" if isinstance(value, list) else "object"
+
+
+def dotted(record: dict, path: str) -> Any:
+    """`record["a"]["b"]` for path `a.b`; None if any step is missing."""
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+@dataclass
+class TableSpec:
+    """How one API entity lands: its table, key, change cursor, schema and contract.
+
+    `schema` is the nested Polars schema of the API record (nested objects as structs); the
+    Arrow table is flattened with `__` (Harvest's `project.code` → `project__code`), as dlt names
+    nested fields. `critical` names the (dotted) fields whose JSON type is contractual: a record
+    with another type is quarantined, and many such records at once are a refused type change.
+    """
+
+    name: str
+    primary_key: tuple[str, ...]
+    schema: dict[str, pl.DataType]
+    cursor: str | None = None
+    critical: dict[str, str] = field(default_factory=dict)
+    finance_critical: bool = False
+    extra_columns: dict[str, Any] = field(default_factory=dict)  # constants added to every row
+
+    def __post_init__(self) -> None:
+        self._seen = 0
+        self._wrong_types: Counter[tuple[str, str]] = Counter()
+
+    @property
+    def key_paths(self) -> tuple[str, ...]:
+        return tuple(key.replace("__", ".") for key in self.primary_key if key not in self.extra_columns)
+
+    def problems(self, record: dict) -> list[str]:
+        """Why this record cannot land (empty when it can)."""
+        reasons = [f"missing {path}" for path in self.key_paths if dotted(record, path) is None]
+        for path, expected in self.critical.items():
+            actual = json_type(dotted(record, path))
+            if actual not in (expected, "null"):
+                self._wrong_types[(path, actual)] += 1
+                reasons.append(f"{path} is {actual} {dotted(record, path)!r}, expected {expected}")
+        return reasons
+
+    def convert(self, records: list[dict], source: str) -> tuple[pa.Table, list[dict]]:
+        """Split a page into an Arrow table of valid records and quarantine rows for the rest."""
+        good: list[dict] = []
+        quarantined: list[dict] = []
+        for record in records:
+            reasons = self.problems(record)
+            if reasons:
+                quarantined.append(self.quarantine_row(record, "; ".join(reasons), source))
+            else:
+                good.append(record)
+        self._seen += len(records)
+        self.check_type_changes()
+        try:
+            return self.to_arrow(good), quarantined
+        except pl.exceptions.PolarsError:
+            # Some record does not fit the declared types: find it rather than fail the page.
+            fitting = []
+            for record in good:
+                try:
+                    self.to_arrow([record])
+                    fitting.append(record)
+                except pl.exceptions.PolarsError as err:
+                    reason = f"does not fit the declared schema: {str(err).splitlines()[0]}"
+                    quarantined.append(self.quarantine_row(record, reason, source))
+            return self.to_arrow(fitting), quarantined
+
+    def check_type_changes(self) -> None:
+        """Raise when a critical field's type changed for many records: a schema change, not noise."""
+        for (path, actual), count in self._wrong_types.items():
+            if count >= TYPE_CHANGE_MIN_RECORDS and count >= TYPE_CHANGE_SHARE * self._seen:
+                raise SchemaChangeRefused(
+                    f"table {self.name}: column {path.replace('.', '__')} changed type from "
+                    f"{self.critical[path]} to {actual} in {count} of {self._seen} records; "
+                    "refusing to load a finance-critical column with a new type. Fix the source or "
+                    "map the new type in ingestion/ and re-run; nothing was loaded for this table."
+                )
+
+    def to_arrow(self, records: list[dict]) -> pa.Table:
+        """Records to a flat Arrow table with the declared types; unknown fields are kept (evolve)."""
+        known = set(self.schema)
+        extra = sorted({name for record in records for name in record} - known)
+        frame = (
+            pl.from_dicts(records, schema=self.schema, strict=True)
+            if records
+            else pl.DataFrame(schema=self.schema)
+        )
+        if extra:
+            extras = pl.from_dicts([{name: record.get(name) for name in extra} for record in records])
+            frame = frame.hstack(extras.select(extra))
+        frame = flatten(frame)
+        if self.extra_columns:
+            frame = frame.with_columns(
+                pl.lit(value).alias(name) for name, value in self.extra_columns.items()
+            )
+        return frame.to_arrow()
+
+    def quarantine_row(self, record: dict, reason: str, source: str) -> dict:
+        payload = orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
+        key = "|".join(str(dotted(record, path)) for path in self.key_paths)
+        return {
+            "quarantine_id": hashlib.sha256(f"{self.name}|{payload}".encode()).hexdigest()[:32],
+            "source": source,
+            "table_name": self.name,
+            "record_key": key,
+            "reason": reason,
+            "payload": payload,
+            "quarantined_at": datetime.now(UTC),
+            **{f"context__{name}": str(value) for name, value in self.extra_columns.items()},
+        }
+
+
+def flatten(frame: pl.DataFrame) -> pl.DataFrame:
+    """Unnest struct columns recursively, naming children `parent__child`; lists become JSON text."""
+    while True:
+        structs = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.Struct)]
+        if not structs:
+            break
+        for name in structs:
+            fields = frame.schema[name].fields  # type: ignore[union-attr]
+            if not fields:
+                frame = frame.drop(name)
+                continue
+            frame = frame.with_columns(
+                pl.col(name).struct.field(child.name).alias(f"{name}__{child.name}") for child in fields
+            ).drop(name)
+    lists = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.List)]
+    if lists:
+        frame = frame.with_columns(
+            pl.struct(pl.col(name)).struct.json_encode().str.json_path_match("$." + name).alias(name)
+            for name in lists
+        )
+    return frame

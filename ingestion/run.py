@@ -1,0 +1,138 @@
+"""`python -m ingestion`: load every source (or some) into the raw DuckDB, one dlt pipeline each.
+
+Sources run one after another into the same DuckDB file (one writer at a time). A source that
+fails (down, refused schema change, ...) fails alone: the others still load, the failure is
+written to the load log with its message, and the exit code is non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dlt
+
+from ingestion.load_log import LoadLogEntry, write_load_log
+
+DEFAULT_RAW_DB = Path("data") / "raw.duckdb"
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    """One system: the dataset it lands in and the module and function of its dlt source."""
+
+    name: str
+    dataset: str
+    module: str
+    function: str
+
+    def build(self) -> Any:
+        return getattr(importlib.import_module(self.module), self.function)()
+
+    @property
+    def built(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
+
+
+# Load order: reference data first, so a run that stops early has the dimensions of what it loaded.
+SOURCES = {
+    entry.name: entry
+    for entry in (
+        SourceEntry("crm", "raw_crm", "ingestion.salesforce", "salesforce"),
+        SourceEntry("psa", "raw_psa", "ingestion.kantata", "kantata"),
+        SourceEntry("time", "raw_time", "ingestion.harvest", "harvest"),
+        SourceEntry("hr", "raw_hr", "ingestion.hr", "hr_drop"),
+        SourceEntry("erp", "raw_erp", "ingestion.quickbooks", "quickbooks"),
+    )
+}
+
+
+def make_pipeline(entry: SourceEntry, raw_db: Path) -> dlt.Pipeline:
+    return dlt.pipeline(
+        pipeline_name=f"billable_{entry.name}",
+        destination=dlt.destinations.duckdb(str(raw_db)),
+        dataset_name=entry.dataset,
+        pipelines_dir=str(raw_db.parent / "dlt"),
+        progress=os.environ.get("BILLABLE_PROGRESS", "log"),
+    )
+
+
+def run_source(entry: SourceEntry, raw_db: Path, run_id: str) -> list[LoadLogEntry]:
+    """Load one source; returns its load-log rows (one per table, or one failure row)."""
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    pipeline = make_pipeline(entry, raw_db)
+    try:
+        pipeline.run(entry.build(), loader_file_format="parquet")
+    except Exception as err:  # any failure of this source is reported, the others go on
+        reason = describe_failure(err)
+        elapsed = time.monotonic() - clock
+        return [LoadLogEntry(run_id, entry.name, entry.dataset, None, 0, started, elapsed, "failed", reason)]
+    rows = (pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}) or {}
+    elapsed = time.monotonic() - clock
+    return [
+        LoadLogEntry(run_id, entry.name, entry.dataset, table, count, started, elapsed, "loaded", None)
+        for table, count in sorted(rows.items())
+        if not table.startswith("_dlt")
+    ] or [LoadLogEntry(run_id, entry.name, entry.dataset, None, 0, started, elapsed, "loaded", None)]
+
+
+def describe_failure(err: BaseException) -> str:
+    """The innermost cause's message: dlt wraps a resource's exception in pipeline-step errors."""
+    causes = []
+    current: BaseException | None = err
+    while current is not None:
+        causes.append(current)
+        current = current.__cause__ or current.__context__
+    innermost = causes[-1]
+    return f"{type(innermost).__name__}: {innermost}".strip()[:4000]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ingestion", description=__doc__)
+    parser.add_argument("--sources", default="", help="comma-separated subset of crm,psa,time,hr,erp")
+    default_db = Path(os.environ.get("BILLABLE_RAW_DB", DEFAULT_RAW_DB))
+    parser.add_argument("--raw-db", type=Path, default=default_db, help="the raw DuckDB file")
+    args = parser.parse_args(argv)
+
+    wanted = [name.strip() for name in args.sources.split(",") if name.strip()] or list(SOURCES)
+    unknown = [name for name in wanted if name not in SOURCES]
+    if unknown:
+        parser.error(f"unknown source(s) {unknown}; choose from {', '.join(SOURCES)}")
+    args.raw_db.parent.mkdir(parents=True, exist_ok=True)
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    log: list[LoadLogEntry] = []
+    for name in wanted:
+        if not SOURCES[name].built:
+            print(f"ingest: source {name!r} is not built yet; skipped")
+            continue
+        print(f"ingest: {name} …", flush=True)
+        entries = run_source(SOURCES[name], args.raw_db, run_id)
+        log.extend(entries)
+        for entry in entries:
+            print(f"ingest:   {entry.describe()}", flush=True)
+    write_load_log(args.raw_db, log)
+    failed = sorted({entry.source for entry in log if entry.status == "failed"})
+    if failed:
+        names = ", ".join(failed)
+        print(f"ingest: FAILED source(s): {names} (details above and in ops.load_log)", file=sys.stderr)
+        return 1
+    print(f"ingest: run {run_id} loaded {sum(entry.rows for entry in log):,} rows")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        sys.exit(130)
