@@ -98,7 +98,7 @@ def page_quickbooks(base_url: str, realm: str, entity: str = "TimeActivity") -> 
 def bench_sandbox(presets: list[str]) -> str:
     """Generation time and memory per preset; list-page throughput on the largest."""
     lines = [
-        "| preset | time entries | generate (s) | peak RSS (MiB) |",
+        "| preset | time-entry rows (all versions) | generate (s) | peak RSS (MiB) |",
         "|---|---:|---:|---:|",
     ]
     world = None

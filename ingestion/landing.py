@@ -21,6 +21,12 @@ from ingestion.records import QUARANTINE_TABLE, TableSpec, dotted
 CURSOR_LOOKBACK = timedelta(minutes=5)
 
 
+# Quarantine rows have their own key: the same bad payload seen again (a re-run) is one row.
+QUARANTINE_HINTS = dlt.mark.make_hints(
+    table_name=QUARANTINE_TABLE, primary_key="quarantine_id", write_disposition="merge"
+)
+
+
 def cursor_since(default: str | None = None) -> str | None:
     """The cursor stored by the last loaded run of this resource, minus the lookback."""
     stored = dlt.current.resource_state().get("cursor")
@@ -49,7 +55,7 @@ def land_pages(pages: Iterable[list[dict]], spec: TableSpec, source: str) -> Ite
         if table.num_rows:
             yield table
         if quarantined:
-            yield dlt.mark.with_table_name(quarantined, QUARANTINE_TABLE)
+            yield dlt.mark.with_hints(quarantined, QUARANTINE_HINTS, create_table_variant=True)
     if spec.cursor and newest:
         state = dlt.current.resource_state()
         state["cursor"] = max(newest, state.get("cursor") or newest)

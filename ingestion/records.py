@@ -143,7 +143,16 @@ class TableSpec:
             frame = frame.with_columns(
                 pl.lit(value).alias(name) for name, value in self.extra_columns.items()
             )
-        return frame.to_arrow()
+        table = frame.to_arrow()
+        # Keys are never null here (records without them were quarantined); saying so in the Arrow
+        # schema keeps it identical to dlt's column hints.
+        keyed = pa.schema(
+            [
+                field.with_nullable(False) if field.name in self.primary_key else field
+                for field in table.schema
+            ]
+        )
+        return table.cast(keyed)
 
     def quarantine_row(self, record: dict, reason: str, source: str) -> dict:
         payload = orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
