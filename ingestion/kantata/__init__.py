@@ -1,0 +1,81 @@
+"""Kantata OX API v1 → `raw_psa`: workspaces, stories, assignments, rate cards and their versions.
+
+Lists are paged with `page` / `per_page` until `meta.page_count`, and are incremental on
+`updated_at` through `updated_after`. A Kantata page is an envelope, not a list:
+`{"count", "results": [{"key", "id"}], "<key>": {"<id>": {...}}, "meta"}`; the records are the
+side-loaded objects looked up in `results` order (the order the API sorted them in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dlt
+from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
+
+from ingestion.http import OrjsonRESTClient, make_client
+from ingestion.kantata.tables import MAX_PER_PAGE, TABLES
+from ingestion.landing import cursor_since, land_pages
+from ingestion.quarantine import to_quarantine, with_quarantine_hints
+from ingestion.records import TableSpec
+
+
+def resolve(envelope: dict, refs: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(records found for `results` in order, references whose side-loaded object is missing)."""
+    found, missing = [], []
+    for ref in refs:
+        record = (envelope.get(ref.get("key")) or {}).get(str(ref.get("id")))
+        if isinstance(record, dict):
+            found.append(record)
+        else:
+            missing.append(ref)
+    return found, missing
+
+
+def list_pages(
+    client: OrjsonRESTClient, spec: TableSpec, params: dict[str, Any], orphans: list[dict]
+) -> Iterator[list[dict]]:
+    """Every page of a Kantata list as records; `results` entries without an object go to `orphans`."""
+    paginator = PageNumberPaginator(base_page=1, page_param="page", total_path="meta.page_count")
+    for page in client.paginate(
+        f"/api/v1/{spec.name}", params=params, paginator=paginator, data_selector="results"
+    ):
+        records, missing = resolve(page.response.json(), list(page))
+        orphans.extend(missing)
+        yield records
+
+
+def kantata_resource(client: OrjsonRESTClient, spec: TableSpec, per_page: int) -> Any:
+    @dlt.resource(
+        name=spec.name,
+        primary_key=list(spec.primary_key),
+        write_disposition="merge",
+        schema_contract={"columns": "evolve", "data_type": "freeze" if spec.finance_critical else "evolve"},
+    )
+    def changed() -> Iterator[Any]:
+        params: dict[str, Any] = {"per_page": min(per_page, MAX_PER_PAGE)}
+        since = cursor_since()
+        if since:
+            params["updated_after"] = since
+        orphans: list[dict] = []
+        yield from with_quarantine_hints(
+            land_pages(list_pages(client, spec, params, orphans), spec, "kantata")
+        )
+        if orphans:
+            reason = "listed in results but missing from the side-loaded objects"
+            yield to_quarantine([spec.quarantine_row(ref, reason, "kantata") for ref in orphans])
+
+    return changed
+
+
+@dlt.source(name="kantata", max_table_nesting=0)
+def kantata(
+    base_url: str = dlt.config.value,
+    access_token: str = dlt.secrets.value,
+    per_page: int = MAX_PER_PAGE,
+) -> Iterator[Any]:
+    """Kantata workspaces, stories, assignments, rate cards and rate-card versions, incrementally."""
+    client = make_client(base_url, access_token)
+    for spec in TABLES:
+        yield kantata_resource(client, spec, per_page)
