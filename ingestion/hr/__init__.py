@@ -20,7 +20,7 @@ from dlt.common.storages.fsspec_filesystem import FileItemDict
 from dlt.sources.filesystem import filesystem
 
 from ingestion.hr.snapshots import FILES_TABLE, identify, read_snapshot
-from ingestion.quarantine import to_quarantine
+from ingestion.landing import QUARANTINE_HINTS
 
 DATASET = "raw_hr"
 
@@ -69,7 +69,7 @@ def snapshot_files(dataset: str) -> Any:
                 hints = table_hints(kind.table, kind.primary_key)
                 yield dlt.mark.with_hints(snapshot.rows, hints, create_table_variant=True)
             if snapshot.quarantined:
-                yield to_quarantine(snapshot.quarantined)
+                yield dlt.mark.with_hints(snapshot.quarantined, QUARANTINE_HINTS, create_table_variant=True)
             hints = table_hints(FILES_TABLE, ("file_name", "sha256"))
             yield dlt.mark.with_hints([snapshot.file_row], hints, create_table_variant=True)
 

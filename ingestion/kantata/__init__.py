@@ -16,8 +16,7 @@ from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
 
 from ingestion.http import OrjsonRESTClient, make_client
 from ingestion.kantata.tables import MAX_PER_PAGE, TABLES
-from ingestion.landing import cursor_since, land_pages
-from ingestion.quarantine import to_quarantine, with_quarantine_hints
+from ingestion.landing import QUARANTINE_HINTS, cursor_since, land_pages
 from ingestion.records import TableSpec
 
 
@@ -59,12 +58,11 @@ def kantata_resource(client: OrjsonRESTClient, spec: TableSpec, per_page: int) -
         if since:
             params["updated_after"] = since
         orphans: list[dict] = []
-        yield from with_quarantine_hints(
-            land_pages(list_pages(client, spec, params, orphans), spec, "kantata")
-        )
+        yield from land_pages(list_pages(client, spec, params, orphans), spec, "kantata")
         if orphans:
             reason = "listed in results but missing from the side-loaded objects"
-            yield to_quarantine([spec.quarantine_row(ref, reason, "kantata") for ref in orphans])
+            rows = [spec.quarantine_row(ref, reason, "kantata") for ref in orphans]
+            yield dlt.mark.with_hints(rows, QUARANTINE_HINTS, create_table_variant=True)
 
     return changed
 

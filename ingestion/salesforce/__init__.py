@@ -17,7 +17,6 @@ from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
 
 from ingestion.http import OrjsonRESTClient, make_client
 from ingestion.landing import cursor_since, land_pages
-from ingestion.quarantine import with_quarantine_hints
 from ingestion.records import TableSpec
 from ingestion.salesforce.objects import API_VERSION, CURSOR, OBJECTS
 
@@ -52,7 +51,7 @@ def object_resource(client: OrjsonRESTClient, obj: str, spec: TableSpec, api_ver
     )
     def changed() -> Iterator[Any]:
         batches = query_batches(client, soql(obj, spec, cursor_since()), api_version)
-        yield from with_quarantine_hints(land_pages(batches, spec, source="salesforce"))
+        yield from land_pages(batches, spec, source="salesforce")
 
     return changed
 
