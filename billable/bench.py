@@ -17,10 +17,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
 import requests
 
 from billable.sandbox_process import running_sandbox
+from ingestion.http import parse_json
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "benchmarks.md"
@@ -71,7 +71,7 @@ def page_harvest(base_url: str, resource_name: str = "time_entries") -> tuple[in
     while url:
         response = session.get(url, timeout=60)
         response.raise_for_status()
-        body = orjson.loads(response.content)
+        body = parse_json(response.content)
         records += len(body[resource_name])
         url = body["links"]["next"]
     return records, time.monotonic() - started
@@ -87,7 +87,7 @@ def page_quickbooks(base_url: str, realm: str, entity: str = "TimeActivity") -> 
         query = f"SELECT * FROM {entity} STARTPOSITION {position} MAXRESULTS {page_size}"
         response = session.get(f"{base_url}/v3/company/{realm}/query", params={"query": query}, timeout=60)
         response.raise_for_status()
-        page = orjson.loads(response.content)["QueryResponse"].get(entity, [])
+        page = parse_json(response.content)["QueryResponse"].get(entity, [])
         records += len(page)
         if len(page) < page_size:
             break

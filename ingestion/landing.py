@@ -13,12 +13,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import dlt
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from ingestion.http import prefetched
 from ingestion.records import QUARANTINE_TABLE, TableSpec, dotted
 
 # Re-ask for changes stamped this long before the cursor: a record committed at the source in the
 # same instant as the last one we saw, but after our read, is not missed. Merge makes it harmless.
 CURSOR_LOOKBACK = timedelta(minutes=5)
+
+# Rows per Arrow table handed to dlt: big enough that dlt's per-item overhead vanishes, small
+# enough to keep memory flat (measured in docs/benchmarks.md).
+BATCH_ROWS = 50_000
 
 
 # Quarantine rows have their own key: the same bad payload seen again (a re-run) is one row.
@@ -44,29 +51,49 @@ def shift(stamp: str, delta: timedelta) -> str:
 
 
 def land_pages(pages: Iterable[list[dict]], spec: TableSpec, source: str) -> Iterator[Any]:
-    """Yield each page as an Arrow table, its bad records to `quarantine`; advance the cursor last."""
+    """Yield pages as Arrow tables (batched), bad records to `quarantine`; advance the cursor last.
+
+    Fetching and validating run in a background thread, ahead of dlt writing the previous batch;
+    pages are batched to about BATCH_ROWS rows because dlt's cost per yielded item is fixed.
+    """
+
+    def converted() -> Iterator[tuple[list[dict], pa.Table, list[dict]]]:
+        for records in pages:
+            if records:
+                yield records, *spec.convert(records, source)
+
     newest: str | None = None
-    for records in pages:
-        if not records:
-            continue
-        table, quarantined = spec.convert(records, source)
+    batch: list[pa.Table] = []
+    rows = 0
+    for records, table, quarantined in prefetched(converted()):
         if spec.cursor:
-            newest = max_stamp(newest, records, spec.cursor)
+            newest = newest_stamp(newest, table, records if quarantined else None, spec.cursor)
         if table.num_rows:
-            yield table
+            batch.append(table)
+            rows += table.num_rows
         if quarantined:
             yield dlt.mark.with_hints(quarantined, QUARANTINE_HINTS, create_table_variant=True)
+        if rows >= BATCH_ROWS:
+            yield pa.concat_tables(batch, promote_options="default")
+            batch, rows = [], 0
+    if batch:
+        yield pa.concat_tables(batch, promote_options="default")
     if spec.cursor and newest:
         state = dlt.current.resource_state()
         state["cursor"] = max(newest, state.get("cursor") or newest)
 
 
-def max_stamp(current: str | None, records: list[dict], path: str) -> str | None:
-    """The greatest change stamp seen so far, including quarantined records (they are kept too)."""
-    stamps = [stamp for record in records if isinstance(stamp := dotted(record, path), str)]
-    if not stamps:
+def newest_stamp(current: str | None, table: pa.Table, records: list[dict] | None, path: str) -> str | None:
+    """The greatest change stamp seen so far. Read from the Arrow column when the whole page landed,
+    from the raw records when some were quarantined (they count as seen: they are kept too)."""
+    if records is not None:
+        stamps = [stamp for record in records if isinstance(stamp := dotted(record, path), str)]
+        page_max = max(stamps) if stamps else None
+    else:
+        column = path.replace(".", "__")
+        page_max = pc.max(table.column(column)).as_py() if table.num_rows else None
+    if page_max is None:
         return current
-    page_max = max(stamps)
     return page_max if current is None or page_max > current else current
 
 

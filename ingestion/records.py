@@ -91,6 +91,10 @@ class TableSpec:
 
     def convert(self, records: list[dict], source: str) -> tuple[pa.Table, list[dict]]:
         """Split a page into an Arrow table of valid records and quarantine rows for the rest."""
+        self._seen += len(records)
+        frame = self._strict_frame(records)
+        if frame is not None:  # the common case: the whole page fits, checked column-wise
+            return self._finish(frame, records), []
         good: list[dict] = []
         quarantined: list[dict] = []
         for record in records:
@@ -99,21 +103,32 @@ class TableSpec:
                 quarantined.append(self.quarantine_row(record, "; ".join(reasons), source))
             else:
                 good.append(record)
-        self._seen += len(records)
         self.check_type_changes()
+        fitting = []
+        for record in good:  # a record can still misfit a non-critical column's declared type
+            if self._strict_frame([record]) is None:
+                reason = "does not fit the declared schema (a field has an unexpected type)"
+                quarantined.append(self.quarantine_row(record, reason, source))
+            else:
+                fitting.append(record)
+        return self.to_arrow(fitting), quarantined
+
+    def _strict_frame(self, records: list[dict]) -> pl.DataFrame | None:
+        """The page as a frame of the declared types, or None if any record misfits or lacks a key."""
+        if not records:
+            return pl.DataFrame(schema=self.schema)
         try:
-            return self.to_arrow(good), quarantined
-        except pl.exceptions.PolarsError:
-            # Some record does not fit the declared types: find it rather than fail the page.
-            fitting = []
-            for record in good:
-                try:
-                    self.to_arrow([record])
-                    fitting.append(record)
-                except pl.exceptions.PolarsError as err:
-                    reason = f"does not fit the declared schema: {str(err).splitlines()[0]}"
-                    quarantined.append(self.quarantine_row(record, reason, source))
-            return self.to_arrow(fitting), quarantined
+            frame = pl.from_dicts(records, schema=self.schema, strict=True)
+        except (pl.exceptions.PolarsError, TypeError, OverflowError):
+            return None
+        top_keys = [path for path in self.key_paths if "." not in path]
+        if any(frame[key].null_count() for key in top_keys) or len(top_keys) < len(self.key_paths):
+            return None
+        for path, expected in self.critical.items():
+            # Strict conversion accepts booleans as numbers; a contract on a number must not.
+            if expected == NUMBER and "." not in path and any(type(r.get(path)) is bool for r in records):
+                return None
+        return frame
 
     def check_type_changes(self) -> None:
         """Raise when a critical field's type changed for many records: a schema change, not noise."""
@@ -128,31 +143,29 @@ class TableSpec:
 
     def to_arrow(self, records: list[dict]) -> pa.Table:
         """Records to a flat Arrow table with the declared types; unknown fields are kept (evolve)."""
-        known = set(self.schema)
-        extra = sorted({name for record in records for name in record} - known)
-        frame = (
-            pl.from_dicts(records, schema=self.schema, strict=True)
-            if records
-            else pl.DataFrame(schema=self.schema)
-        )
+        if records:
+            frame = pl.from_dicts(records, schema=self.schema, strict=True)
+        else:
+            frame = pl.DataFrame(schema=self.schema)
+        return self._finish(frame, records)
+
+    def _finish(self, frame: pl.DataFrame, records: list[dict]) -> pa.Table:
+        """Add fields the schema does not declare (they evolve the table), flatten, add constants."""
+        extra = sorted(set().union(*records) - set(self.schema)) if records else []
         if extra:
             extras = pl.from_dicts([{name: record.get(name) for name in extra} for record in records])
             frame = frame.hstack(extras.select(extra))
         frame = flatten(frame)
         if self.extra_columns:
-            frame = frame.with_columns(
-                pl.lit(value).alias(name) for name, value in self.extra_columns.items()
-            )
+            constants = self.extra_columns.items()
+            frame = frame.with_columns(pl.lit(value).alias(name) for name, value in constants)
         table = frame.to_arrow()
         # Keys are never null here (records without them were quarantined); saying so in the Arrow
         # schema keeps it identical to dlt's column hints.
-        keyed = pa.schema(
-            [
-                field.with_nullable(False) if field.name in self.primary_key else field
-                for field in table.schema
-            ]
+        keys = set(self.primary_key)
+        return table.cast(
+            pa.schema([column.with_nullable(column.name not in keys) for column in table.schema])
         )
-        return table.cast(keyed)
 
     def quarantine_row(self, record: dict, reason: str, source: str) -> dict:
         payload = orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
