@@ -1,12 +1,15 @@
 """The payroll CSV drop folder → `raw_hr`: every snapshot of employees, cost rates, time off, holidays.
 
-Files are listed with dlt's `filesystem` resource (so the folder may be local or any fsspec URL)
-and each is read in full (ingestion/hr/snapshots.py). Every snapshot lands, keyed by
-(snapshot_date, natural key), with the file it came from; the `files` table records each file's
-content (sha256), kind, row counts and modification time. A file whose (name, sha256) is already
-in `files` is skipped, so a re-run or a re-sent file with the same content loads nothing twice.
-Content hashes rather than modification times decide, because a late file copied with its
-original (older) mtime must still load, and a re-sent one must not load again.
+Files are listed and read with dlt's fsspec helpers (those behind its `filesystem` source), so the
+folder may be local or any fsspec URL; each new file is read in full (ingestion/hr/snapshots.py).
+Every snapshot lands, keyed by (snapshot_date, natural key), with the file it came from; the
+`files` table records each file's content (sha256), kind, row counts and modification time. A
+file whose (name, sha256) is already in `files` is skipped, so a re-run or a re-sent file with
+the same content loads nothing twice. Content hashes rather than modification times decide,
+because a late file copied with its original (older) mtime must still load, and a re-sent one
+must not load again. A plain resource rather than a transformer over `filesystem`: an error
+raised in a transformer carries dlt's internal StopIteration as context, which hides it from the
+runner's failure message.
 """
 
 from __future__ import annotations
@@ -16,8 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dlt
-from dlt.common.storages.fsspec_filesystem import FileItemDict
-from dlt.sources.filesystem import filesystem
+from dlt.common.storages.fsspec_filesystem import FileItemDict, fsspec_filesystem, glob_files
 
 from ingestion.hr.snapshots import FILES_TABLE, identify, read_snapshot
 from ingestion.landing import QUARANTINE_HINTS
@@ -49,21 +51,26 @@ def table_hints(table: str, primary_key: tuple[str, ...]) -> Any:
     return dlt.mark.make_hints(table_name=table, write_disposition="merge", primary_key=list(primary_key))
 
 
-def snapshot_files(dataset: str) -> Any:
-    """A transformer: each new or changed drop file as typed rows, quarantine rows and a `files` row."""
-    loaded: set[tuple[str, str]] | None = None
+def snapshot_files(drop_folder: str, file_glob: str) -> Any:
+    """A resource: each new or changed drop file as typed rows, quarantine rows and a `files` row."""
 
-    @dlt.transformer(name="snapshot_files", max_table_nesting=0)
-    def read_new(items: list[FileItemDict]) -> Iterator[Any]:
-        nonlocal loaded
-        if loaded is None:  # once per run; the transformer is called once per page of listed files
-            loaded = loaded_files(dataset)
-        for item in sorted(items, key=lambda item: item["file_name"]):
-            identify(item["file_name"])  # a stray file fails the run even when unchanged
-            content = item.read_bytes()
-            if (item["file_name"], hashlib.sha256(content).hexdigest()) in loaded:
+    @dlt.resource(name="snapshot_files", max_table_nesting=0)
+    def new_files() -> Iterator[Any]:
+        fs_client, _ = fsspec_filesystem(drop_folder)
+        if not fs_client.isdir(drop_folder):
+            raise FileNotFoundError(
+                f"the HR drop folder {drop_folder!r} does not exist; set sources.hr_drop.drop_folder "
+                "(env SOURCES__HR_DROP__DROP_FOLDER) to the payroll export folder"
+            )
+        listed = sorted(glob_files(fs_client, drop_folder, file_glob), key=lambda file: file["file_name"])
+        for file in listed:
+            identify(file["file_name"])  # a stray file fails the run before anything is read
+        loaded = loaded_files(DATASET)
+        for file in listed:
+            content = FileItemDict(file, fs_client).read_bytes()
+            if (file["file_name"], hashlib.sha256(content).hexdigest()) in loaded:
                 continue
-            snapshot = read_snapshot(item["file_name"], content, item.get("modification_date"))
+            snapshot = read_snapshot(file["file_name"], content, file.get("modification_date"))
             kind = snapshot.kind
             if snapshot.rows.num_rows:
                 hints = table_hints(kind.table, kind.primary_key)
@@ -73,11 +80,10 @@ def snapshot_files(dataset: str) -> Any:
             hints = table_hints(FILES_TABLE, ("file_name", "sha256"))
             yield dlt.mark.with_hints([snapshot.file_row], hints, create_table_variant=True)
 
-    return read_new
+    return new_files
 
 
 @dlt.source(name="hr_drop", section="hr_drop", max_table_nesting=0)
 def hr_drop(drop_folder: str = dlt.config.value, file_glob: str = "*.csv") -> Any:
     """Every payroll snapshot file in `drop_folder` not loaded yet (config `sources.hr_drop.drop_folder`)."""
-    listing = filesystem(bucket_url=drop_folder, file_glob=file_glob).with_name("drop_folder_listing")
-    return listing | snapshot_files(DATASET)
+    return snapshot_files(drop_folder, file_glob)

@@ -160,7 +160,7 @@ def read_snapshot(file_name: str, content: bytes, modified_at: datetime | None) 
         line_numbers.append(line_number)
         raws.append(raw)
 
-    frame = pl.DataFrame(fields, schema=header, orient="row") if fields else pl.DataFrame(schema=header)
+    frame = pl.DataFrame(fields, schema=dict.fromkeys(header, pl.String), orient="row")
     # An empty field is a null; nothing else is touched (a value that does not parse is quarantined).
     frame = frame.select(kind.columns).with_columns(pl.col(kind.columns).replace("", None))
     typed = frame.with_columns(
