@@ -19,6 +19,7 @@ import pyarrow as pa
 
 NUMBER, STRING, BOOLEAN = "number", "string", "boolean"
 QUARANTINE_TABLE = "quarantine"
+PYTHON_TYPES = {NUMBER: {int, float, type(None)}, STRING: {str, type(None)}, BOOLEAN: {bool, type(None)}}
 
 # A type change is refused when this share of a run's records (and at least MIN_RECORDS) carry it;
 # below that a wrong type is a malformed record, quarantined one by one.
@@ -107,7 +108,12 @@ class TableSpec:
         fitting = []
         for record in good:  # a record can still misfit a non-critical column's declared type
             if self._strict_frame([record]) is None:
-                reason = "does not fit the declared schema (a field has an unexpected type)"
+                try:
+                    lost = lossy_columns(pl.from_dicts([record], schema=self.schema, strict=True), [record])
+                    where = ", ".join(lost) or "a field"
+                except (pl.exceptions.PolarsError, TypeError, OverflowError):
+                    where = "a field"
+                reason = f"does not fit the declared schema: {where} has an unexpected type"
                 quarantined.append(self.quarantine_row(record, reason, source))
             else:
                 fitting.append(record)
@@ -124,10 +130,16 @@ class TableSpec:
         top_keys = [path for path in self.key_paths if "." not in path]
         if any(frame[key].null_count() for key in top_keys) or len(top_keys) < len(self.key_paths):
             return None
+        # Polars' strict conversion still parses "7.5" into a float column: check the JSON types.
         for path, expected in self.critical.items():
-            # Strict conversion accepts booleans as numbers; a contract on a number must not.
-            if expected == NUMBER and "." not in path and any(type(r.get(path)) is bool for r in records):
+            if "." in path:
+                seen = {type(dotted(record, path)) for record in records}
+            else:
+                seen = {type(record.get(path)) for record in records}
+            if not seen <= PYTHON_TYPES[expected]:
                 return None
+        if lossy_columns(frame, records):
+            return None
         return frame
 
     def check_type_changes(self) -> None:
@@ -180,6 +192,22 @@ class TableSpec:
             "quarantined_at": datetime.now(UTC),
             **{f"context__{name}": str(value) for name, value in self.extra_columns.items()},
         }
+
+
+def lossy_columns(frame: pl.DataFrame, records: list[dict]) -> list[str]:
+    """Struct and list fields a conversion turned into nulls.
+
+    Polars' strict mode errors on most misfits but turns a scalar given for a struct or list
+    column into null. Those columns are compared value by value count: any loss is a misfit to
+    quarantine, never data to drop silently. (Scalars into scalar columns error or convert.)
+    """
+    lost = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.Struct | pl.List):
+            given = sum(1 for record in records if record.get(name) is not None)
+            if frame[name].len() - frame[name].null_count() < given:
+                lost.append(name)
+    return lost
 
 
 def flatten(frame: pl.DataFrame) -> pl.DataFrame:
