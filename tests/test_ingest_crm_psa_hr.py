@@ -4,6 +4,7 @@ HR snapshots, quarantined rows and a refused HR file."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -72,8 +73,9 @@ def world(tiny: Path, tmp_path: Path) -> Path:
     return copy_world(tiny, tmp_path / "world")
 
 
-def run(base_url: str, world: Path, raw_db: Path, sources: str = SOURCES, ok: bool = True):
-    result = ingest(base_url, world, raw_db, sources)
+def run(base_url: str, world: Path, raw_db: Path, sources: str = SOURCES, ok: bool = True, **env: str):
+    # Small Kantata pages, so every list of the tiny world spans several pages.
+    result = ingest(base_url, world, raw_db, sources, **{"SOURCES__KANTATA__PER_PAGE": "40", **env})
     if ok:
         assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -272,3 +274,33 @@ def test_handwritten_world_and_its_amendments(tmp_path: Path) -> None:
             "where employee_id = 'E00003' and effective_from = date '2025-01-01' order by 1",
         )
         assert hourly == [("2024-12-31", 57.5), ("2025-01-31", 57.5)]
+
+
+def test_query_batches_and_pages_are_followed_to_the_end(tmp_path: Path) -> None:
+    world = copy_world(ROOT / "tests" / "worlds" / "handwritten", tmp_path / "world")
+    with (world / "crm" / "User.jsonl").open("a") as users:
+        for n in range(450):  # 452 users: three Salesforce batches of at most 200
+            user = {
+                "_valid_from": f"2024-10-{1 + n % 28:02d}T10:{n % 60:02d}:00Z",
+                "Id": f"0055g{n:013d}",
+                "Username": f"user{n}@brightline.example",
+                "Email": f"user{n}@brightline.example",
+                "FirstName": "User",
+                "LastName": str(n),
+                "Name": f"User {n}",
+                "IsActive": n % 3 > 0,
+                "Title": "Consultant",
+            }
+            users.write(json.dumps(user) + "\n")
+    raw_db = tmp_path / "raw.duckdb"
+    with running_sandbox(world) as base_url:
+        run(
+            base_url,
+            world,
+            raw_db,
+            "crm,psa",
+            SOURCES__SALESFORCE__BATCH_SIZE="200",
+            SOURCES__KANTATA__PER_PAGE="1",
+        )
+        assert_api_matches_world(raw_db, world)
+    assert query(raw_db, "select count(*) from raw_crm.user")[0][0] == 452

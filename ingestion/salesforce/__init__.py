@@ -18,7 +18,7 @@ from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
 from ingestion.http import OrjsonRESTClient, make_client
 from ingestion.landing import cursor_since, land_pages
 from ingestion.records import TableSpec
-from ingestion.salesforce.objects import API_VERSION, CURSOR, OBJECTS
+from ingestion.salesforce.objects import API_VERSION, BATCH_SIZE, CURSOR, OBJECTS
 
 
 def soql(obj: str, spec: TableSpec, since: str | None) -> str:
@@ -61,8 +61,10 @@ def salesforce(
     base_url: str = dlt.config.value,
     access_token: str = dlt.secrets.value,
     api_version: str = API_VERSION,
+    batch_size: int = BATCH_SIZE,
 ) -> Iterator[Any]:
     """Salesforce users, accounts, opportunities and contracts, incrementally on SystemModstamp."""
-    client = make_client(base_url, access_token)
+    # Records per batch: Salesforce's default and maximum is 2,000, its minimum 200.
+    client = make_client(base_url, access_token, headers={"Sforce-Query-Options": f"batchSize={batch_size}"})
     for obj, spec in OBJECTS.items():
         yield object_resource(client, obj, spec, api_version)

@@ -14,6 +14,7 @@ from ingestion.records import NUMBER, STRING, TableSpec
 
 S, F, B = pl.String, pl.Float64, pl.Boolean
 API_VERSION = "v60.0"
+BATCH_SIZE = 2000  # records per query batch (Sforce-Query-Options batchSize: 200..2000)
 CURSOR = "SystemModstamp"
 STAMPS = {"CreatedDate": S, "LastModifiedDate": S, CURSOR: S}
 
