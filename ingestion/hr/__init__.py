@@ -24,12 +24,11 @@ from dlt.common.storages.fsspec_filesystem import FileItemDict, fsspec_filesyste
 from ingestion.hr.snapshots import FILES_TABLE, identify, read_snapshot
 from ingestion.landing import QUARANTINE_HINTS
 
-DATASET = "raw_hr"
 
-
-def loaded_files(dataset: str) -> set[tuple[str, str]]:
-    """(file_name, sha256) of every file already landed in `dataset.files` (empty before the first load)."""
+def loaded_files() -> set[tuple[str, str]]:
+    """(file_name, sha256) of every file already in the dataset's `files` (empty before the first load)."""
     pipeline = dlt.current.pipeline()
+    dataset = pipeline.dataset_name
     try:
         with pipeline.sql_client() as client:
             exists = client.execute_sql(
@@ -65,7 +64,7 @@ def snapshot_files(drop_folder: str, file_glob: str) -> Any:
         listed = sorted(glob_files(fs_client, drop_folder, file_glob), key=lambda file: file["file_name"])
         for file in listed:
             identify(file["file_name"])  # a stray file fails the run before anything is read
-        loaded = loaded_files(DATASET)
+        loaded = loaded_files()
         for file in listed:
             content = FileItemDict(file, fs_client).read_bytes()
             if (file["file_name"], hashlib.sha256(content).hexdigest()) in loaded:
