@@ -126,8 +126,23 @@ def bench_sandbox(presets: list[str]) -> str:
     return "\n".join(lines)
 
 
+def world_for(preset: str, seed: int = 7) -> Path:
+    """The benchmark's world for a preset, generated on first use."""
+    out = BENCH_DATA / f"{preset}-{seed}"
+    if not (out / "world.json").is_file():
+        generate(preset, seed)
+    return out
+
+
+def bench_ingest(args: argparse.Namespace) -> str:
+    from billable.bench_ingest import bench_ingest as run
+
+    return run(world_for, BENCH_DATA, large_preset=args.presets[-1])
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], str]] = {
     "sandbox": lambda args: bench_sandbox(args.presets),
+    "ingest": bench_ingest,
 }
 
 

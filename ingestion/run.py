@@ -62,7 +62,8 @@ def make_pipeline(entry: SourceEntry, raw_db: Path) -> dlt.Pipeline:
         destination=dlt.destinations.duckdb(str(raw_db)),
         dataset_name=entry.dataset,
         pipelines_dir=str(raw_db.parent / "dlt"),
-        progress=os.environ.get("BILLABLE_PROGRESS", "log"),
+        # dlt's progress collectors: log, tqdm, enlighten, alive_progress; "" for none.
+        progress=os.environ.get("BILLABLE_PROGRESS", "log") or None,
     )
 
 
@@ -87,14 +88,18 @@ def run_source(entry: SourceEntry, raw_db: Path, run_id: str) -> list[LoadLogEnt
 
 
 def describe_failure(err: BaseException) -> str:
-    """The innermost cause's message: dlt wraps a resource's exception in pipeline-step errors."""
-    causes = []
-    current: BaseException | None = err
-    while current is not None:
-        causes.append(current)
-        current = current.__cause__ or current.__context__
-    innermost = causes[-1]
-    return f"{type(innermost).__name__}: {innermost}".strip()[:4000]
+    """The root cause's message: dlt wraps a resource's exception in pipeline-step errors.
+
+    Follows explicit causes (`raise ... from`) and implicit context, but not into the
+    StopIteration / GeneratorExit that dlt's generator plumbing leaves as context.
+    """
+    current = err
+    while True:
+        nested = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+        if nested is None or isinstance(nested, StopIteration | GeneratorExit):
+            break
+        current = nested
+    return f"{type(current).__name__}: {current}".strip()[:4000]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,154 @@
+"""Ingestion benchmark: the dlt loaders against a bare client, on the same sandbox, in one run.
+
+The bare client fetches and parses every page every loader reads (the API's practical limit);
+the loaders also validate, write Parquet and merge into DuckDB. Then the clock moves one day and
+the incremental run is timed, on `large` and on `demo`, to show cost follows the change.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+from billable import bare_clients
+from billable.pipeline import sandbox_settings
+from billable.sandbox_process import running_sandbox
+from sandbox.world import World
+
+ROOT = Path(__file__).resolve().parent.parent
+HTTP_SOURCES = ("crm", "psa", "time", "erp")
+
+
+def bare_pass(base_url: str, world: Path) -> dict[str, tuple[int, float]]:
+    """Records and seconds per source for a client that only fetches and parses."""
+    results: dict[str, tuple[int, float]] = {}
+    plans = {
+        "crm": [
+            lambda name=name: bare_clients.salesforce(base_url, name) for name in bare_clients.SALESFORCE
+        ],
+        "psa": [lambda name=name: bare_clients.kantata(base_url, name) for name in bare_clients.KANTATA],
+        "time": [lambda name=name: bare_clients.harvest(base_url, name) for name in bare_clients.HARVEST],
+        "erp": [
+            lambda realm=realm, name=name: bare_clients.quickbooks(base_url, realm, name)
+            for realm in World(world).realms
+            for name in bare_clients.QUICKBOOKS
+        ],
+    }
+    for source, readers in plans.items():
+        started = time.monotonic()
+        records = sum(sum(1 for _ in read()) for read in readers)
+        results[source] = (records, time.monotonic() - started)
+    return results
+
+
+def loader_run(base_url: str, world: Path, raw_db: Path) -> tuple[float, float, dict[str, tuple[int, float]]]:
+    """Run `python -m ingestion`; returns (wall s, peak RSS MiB, {source: (rows, seconds)})."""
+    env = {**os.environ, **sandbox_settings(base_url, world), "BILLABLE_PROGRESS": ""}
+    command = [sys.executable, "-m", "ingestion", "--raw-db", str(raw_db)]
+    started = time.monotonic()
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.monotonic() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"ingestion failed on {world}; run it by hand to see why")
+    with duckdb.connect(str(raw_db), read_only=True) as connection:
+        rows = connection.execute(
+            """
+            select source, sum(rows) filter (where table_name <> 'quarantine'), max(duration_s)
+            from ops.load_log where run_id = (select max(run_id) from ops.load_log) group by source
+            """
+        ).fetchall()
+    return (
+        wall,
+        usage.ru_maxrss / 1024,
+        {source: (int(count or 0), seconds) for source, count, seconds in rows},
+    )
+
+
+def advance_one_day(world: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "sandbox", "advance", "--world", str(world), "--days", "1"],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def initial_and_incremental(world: Path, scratch: Path) -> dict:
+    """Full load, bare pass and a one-day incremental on a copy of `world`."""
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    copy = scratch / "world"
+    shutil.copytree(world, copy, ignore=shutil.ignore_patterns("sandbox-*.log"))
+    raw_db = scratch / "raw.duckdb"
+    with running_sandbox(copy, timeout_s=900) as base_url:
+        bare = bare_pass(base_url, copy)
+        wall, peak, per_source = loader_run(base_url, copy, raw_db)
+        advance_one_day(copy)
+        incremental_wall, _, incremental_rows = loader_run(base_url, copy, raw_db)
+    return {
+        "bare": bare,
+        "wall": wall,
+        "peak": peak,
+        "per_source": per_source,
+        "incremental_wall": incremental_wall,
+        "incremental_rows": sum(rows for rows, _ in incremental_rows.values()),
+    }
+
+
+def report(large: dict, demo: dict, large_name: str) -> str:
+    lines = [
+        f"Initial load of the `{large_name}` world, loaders (`python -m ingestion`, all sources) vs a bare",
+        "client that only fetches and parses the same pages from the same sandbox:",
+        "",
+        "| source | rows loaded | loader s | loader rows/s | bare records | bare s | bare records/s "
+        "| loader / bare |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    http_rows = http_seconds = bare_records = bare_seconds = 0.0
+    for source, (rows, seconds) in sorted(large["per_source"].items()):
+        records, bare_s = large["bare"].get(source, (0, 0.0))
+        if source in HTTP_SOURCES:
+            http_rows += rows
+            http_seconds += seconds
+            bare_records += records
+            bare_seconds += bare_s
+        loader_rate = rows / seconds if seconds else 0
+        bare_rate = records / bare_s if bare_s else 0
+        ratio = f"{loader_rate / bare_rate:.0%}" if bare_rate else "n/a (files)"
+        bare_cells = f"{records:,} | {bare_s:.1f} | {bare_rate:,.0f}" if bare_s else "– | – | –"
+        lines.append(f"| {source} | {rows:,} | {seconds:.1f} | {loader_rate:,.0f} | {bare_cells} | {ratio} |")
+    overall_loader = http_rows / http_seconds
+    overall_bare = bare_records / bare_seconds
+    share = overall_loader / overall_bare
+    lines += [
+        f"| **HTTP sources** | {http_rows:,.0f} | {http_seconds:.1f} | {overall_loader:,.0f} | "
+        f"{bare_records:,.0f} | {bare_seconds:.1f} | {overall_bare:,.0f} | **{share:.0%}** |",
+        "",
+        f"Whole run: {large['wall']:.1f} s wall, peak RSS {large['peak']:,.0f} MiB (target < 4 GiB).",
+        "",
+        "Incremental run after the clock moved one day (same process, nothing else changed):",
+        "",
+        "| world | rows re-read | wall s |",
+        "|---|---:|---:|",
+        f"| {large_name} | {large['incremental_rows']:,} | {large['incremental_wall']:.1f} |",
+        f"| demo | {demo['incremental_rows']:,} | {demo['incremental_wall']:.1f} |",
+        "",
+        f"Large / demo incremental time: {large['incremental_wall'] / demo['incremental_wall']:.2f}× "
+        "(target ≤ 2×; target on large < 60 s).",
+    ]
+    return "\n".join(lines)
+
+
+def bench_ingest(world_for: Callable[[str], Path], scratch_root: Path, large_preset: str = "large") -> str:
+    """Run the benchmark on the `large` and `demo` worlds (`world_for(preset)` gives their folders)."""
+    large = initial_and_incremental(world_for(large_preset), scratch_root / "ingest-large")
+    demo = initial_and_incremental(world_for("demo"), scratch_root / "ingest-demo")
+    return report(large, demo, large_preset)
