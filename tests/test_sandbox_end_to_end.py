@@ -97,8 +97,19 @@ def test_advancing_the_clock_serves_exactly_the_changed_time_entries(
     assert all(record["updated_at"] > iso(old_clock) for record in changed)
 
 
-def test_pipeline_runs_and_names_the_steps_not_built_yet(tiny_world: Path) -> None:
-    result = run_cli("billable.pipeline", "--world", str(tiny_world), "--port", "0")
-    assert result.returncode == 0, result.stderr
+def test_pipeline_runs_and_names_the_steps_not_built_yet(tiny_world: Path, tmp_path: Path) -> None:
+    raw_db = tmp_path / "raw.duckdb"
+    result = run_cli("billable.pipeline", "--world", str(tiny_world), "--port", "0", "--raw-db", str(raw_db))
+    assert result.returncode == 0, result.stdout + result.stderr
     assert "sandbox up at http://127.0.0.1:" in result.stdout
-    assert "step 'ingest' is not built yet (issue 3)" in result.stdout
+    assert "pipeline: ingest done" in result.stdout
+    assert "step 'transform' is not built yet (issue 4)" in result.stdout
+    assert raw_db.exists()
+
+
+def test_pipeline_refuses_to_mix_two_worlds_in_one_raw_database(tiny_world: Path, tmp_path: Path) -> None:
+    raw_db = tmp_path / "raw.duckdb"
+    raw_db.with_suffix(".world").write_text("/somewhere/else\n")
+    result = run_cli("billable.pipeline", "--world", str(tiny_world), "--port", "0", "--raw-db", str(raw_db))
+    assert result.returncode == 2
+    assert "holds data loaded from the world /somewhere/else" in result.stderr
