@@ -1,0 +1,173 @@
+"""QuickBooks Online v3 (ERP) → `raw_erp`, every realm (one company per legal entity) unioned.
+
+Each entity is read with the query endpoint, incrementally on `MetaData.LastUpdatedTime`, paged by
+`STARTPOSITION`. There is one dlt resource per (entity, realm), named `<table>_<realm>`, all of an
+entity's resources writing to one table: each keeps its own cursor in its own resource state, so
+the shared `land_pages` / `cursor_since` work unchanged and a realm can be reloaded on its own
+(`source.with_resources("invoices_9130350000000001")`). Invoice and Payment `Line` lists also land
+as child tables, replaced wholesale whenever their parent changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dlt
+import orjson
+import pyarrow as pa
+
+from ingestion.http import OrjsonRESTClient, make_client
+from ingestion.landing import QUARANTINE_HINTS, cursor_since, land_pages
+from ingestion.quickbooks.query import check_page_size, get_company_object, query_pages
+from ingestion.quickbooks.tables import CURSOR_COLUMN, ENTITIES, PREFERENCES, Entity, LineTable
+
+SOURCE = "quickbooks"
+
+
+def parse_realms(realms: Any) -> list[str]:
+    """Realm ids from config: a TOML/JSON list, a JSON list as text, or a comma-separated string."""
+    if isinstance(realms, str):
+        text = realms.strip()
+        realms = orjson.loads(text) if text.startswith("[") else text.split(",")
+    if isinstance(realms, int | float):
+        realms = [realms]
+    ids = [str(realm).strip() for realm in realms or [] if str(realm).strip()]
+    if not ids:
+        raise ValueError(
+            "sources.quickbooks.realms is empty: set it to the realm (company) ids to load, e.g. "
+            'SOURCES__QUICKBOOKS__REALMS=\'["9130350000000001","9130350000000002"]\' or "id1,id2"'
+        )
+    return list(dict.fromkeys(ids))
+
+
+class ReportedAsIs:
+    """Clear the implicit context of an exception leaving a resource.
+
+    dlt advances each resource from inside its own `except StopIteration` handlers, so an error
+    raised in a resource gets an unrelated StopIteration as `__context__`; the runner reports the
+    innermost exception of the chain, which must be ours (SchemaChangeRefused, RealmUnavailable).
+    """
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> bool:
+        if error is not None and error.__cause__ is None:
+            error.__context__ = None
+        return False  # the exception goes on, unchanged
+
+
+def landed_lines(lines: LineTable, realm: str, landed: pa.Table) -> Iterator[Any]:
+    """The child rows of the parents in a landed Arrow table (never of quarantined parents).
+
+    Read back from the table's `Line` JSON rather than the raw pages, so the children always match
+    the parent rows dlt receives, however the shared landing batches or prefetches the pages.
+    """
+    parents = zip(
+        landed.column("Id").to_pylist(),
+        landed.column(CURSOR_COLUMN).to_pylist(),
+        landed.column("Line").to_pylist() if "Line" in landed.column_names else [None] * landed.num_rows,
+        strict=True,
+    )
+    rows = [
+        row
+        for parent_id, stamp, line_json in parents
+        for row in lines.rows(
+            realm,
+            {
+                "Id": parent_id,
+                "MetaData": {"LastUpdatedTime": stamp},
+                "Line": orjson.loads(line_json) if line_json else [],
+            },
+        )
+    ]
+    if not rows:
+        return
+    table, quarantined = lines.spec().convert(rows, SOURCE)
+    hints = dlt.mark.make_hints(
+        table_name=lines.table,
+        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+        primary_key=list(lines.primary_key),
+        merge_key=list(lines.merge_key),
+        columns={"parent_updated_at": {"dedup_sort": "desc"}},
+    )
+    yield dlt.mark.with_hints(table, hints, create_table_variant=True)
+    if quarantined:
+        yield dlt.mark.with_hints(quarantined, QUARANTINE_HINTS, create_table_variant=True)
+
+
+def entity_resource(client: OrjsonRESTClient, entity: Entity, realm: str, page_size: int) -> Any:
+    """One realm's changes to one entity, merged into the entity's table on (realm_id, key)."""
+    spec = entity.spec(realm)
+    # A record changed while its entity is being paged is read twice in one run: the newest wins.
+    # (A table variant, not a resource column hint, which dlt would copy to the child tables too.)
+    newest_wins = dlt.mark.make_hints(
+        table_name=entity.table, columns={CURSOR_COLUMN: {"dedup_sort": "desc"}}
+    )
+
+    @dlt.resource(
+        name=f"{entity.table}_{realm}",
+        table_name=entity.table,
+        primary_key=list(entity.primary_key),
+        write_disposition="merge",
+        schema_contract={"columns": "evolve", "data_type": "freeze" if spec.finance_critical else "evolve"},
+    )
+    def changed() -> Iterator[Any]:
+        with ReportedAsIs():
+            pages = query_pages(client, realm, entity.name, cursor_since(), page_size)
+            for item in land_pages(pages, spec, source=SOURCE):
+                if not isinstance(item, pa.Table):
+                    yield item  # quarantine rows
+                    continue
+                yield dlt.mark.with_hints(item, newest_wins, create_table_variant=True)
+                if entity.lines:
+                    yield from landed_lines(entity.lines, realm, item)
+
+    return changed
+
+
+def preferences_resource(client: OrjsonRESTClient, realms: list[str]) -> Any:
+    """Each realm's company preferences: book close date and home currency, one row per realm."""
+
+    @dlt.resource(name="preferences", primary_key="realm_id", write_disposition="merge")
+    def preferences() -> Iterator[Any]:
+        rows = []
+        for realm in realms:
+            with ReportedAsIs():
+                prefs = get_company_object(client, realm, "preferences").get("Preferences") or {}
+            accounting = prefs.get("AccountingInfoPrefs") or {}
+            currency = prefs.get("CurrencyPrefs") or {}
+            rows.append(
+                {
+                    "realm_id": realm,
+                    "book_close_date": accounting.get("BookCloseDate"),
+                    "home_currency": (currency.get("HomeCurrency") or {}).get("value"),
+                    "multi_currency_enabled": currency.get("MultiCurrencyEnabled"),
+                    "first_month_of_fiscal_year": accounting.get("FirstMonthOfFiscalYear"),
+                    "sync_token": prefs.get("SyncToken"),
+                }
+            )
+        table, quarantined = PREFERENCES.convert(rows, SOURCE)
+        yield table
+        if quarantined:
+            yield dlt.mark.with_hints(quarantined, QUARANTINE_HINTS, create_table_variant=True)
+
+    return preferences
+
+
+@dlt.source(name="quickbooks", max_table_nesting=0)
+def quickbooks(
+    base_url: str = dlt.config.value,
+    access_token: str = dlt.secrets.value,
+    realms: Any = dlt.config.value,
+    page_size: int = 1000,
+) -> Iterator[Any]:
+    """QuickBooks customers, employees, items, exchange rates, time, invoices and payments of every realm."""
+    realm_ids = parse_realms(realms)
+    size = check_page_size(page_size)
+    client = make_client(base_url, access_token)
+    yield preferences_resource(client, realm_ids)
+    for entity in ENTITIES:
+        for realm in realm_ids:
+            yield entity_resource(client, entity, realm, size)

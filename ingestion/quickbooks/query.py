@@ -1,0 +1,151 @@
+"""QuickBooks' query endpoint: the SQL-like query, STARTPOSITION paging, UTC stamps, realm failures.
+
+`GET /v3/company/{realm}/query?query=SELECT * FROM Invoice WHERE MetaData.LastUpdatedTime > '…'
+ORDERBY MetaData.LastUpdatedTime STARTPOSITION 1 MAXRESULTS 1000` answers
+`{"QueryResponse": {"Invoice": [...], "startPosition": 1, "maxResults": n}}`, or an empty
+`QueryResponse` past the end. Paging is by position inside the query text itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from dlt.sources.helpers.rest_client.paginators import BasePaginator
+from requests import Request, RequestException, Response
+
+from ingestion.http import OrjsonRESTClient
+from ingestion.quickbooks.tables import API_VERSION, CURSOR, MAX_PAGE_SIZE, MINOR_VERSION
+
+START = re.compile(r"STARTPOSITION\s+\d+", re.IGNORECASE)
+
+
+class RealmUnavailable(Exception):
+    """A realm (company) could not be read, after dlt's retries; the message names it."""
+
+
+class StartPositionPaginator(BasePaginator):
+    """Pages a QuickBooks query by rewriting `STARTPOSITION` in the `query` parameter.
+
+    QuickBooks gives no total or next link: a page shorter than MAXRESULTS is the last one.
+    """
+
+    def __init__(self, page_size: int) -> None:
+        super().__init__()
+        self.page_size = page_size
+        self.start = 1
+
+    def init_request(self, request: Request) -> None:
+        self.start = 1
+        self._rewrite(request)
+
+    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
+        if len(data or []) < self.page_size:
+            self._has_next_page = False
+        else:
+            self.start += self.page_size
+
+    def update_request(self, request: Request) -> None:
+        self._rewrite(request)
+
+    def _rewrite(self, request: Request) -> None:
+        request.params["query"] = START.sub(f"STARTPOSITION {self.start}", request.params["query"])
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} at STARTPOSITION {self.start} (MAXRESULTS {self.page_size})"
+
+
+def changes_query(entity: str, since: str | None, page_size: int) -> str:
+    """The query for every record of `entity` changed after `since` (all when None), oldest first."""
+    where = f" WHERE {CURSOR} > '{since}'" if since else ""
+    return f"SELECT * FROM {entity}{where} ORDERBY {CURSOR} STARTPOSITION 1 MAXRESULTS {page_size}"
+
+
+def check_page_size(page_size: int) -> int:
+    """QuickBooks caps MAXRESULTS at 1000: a larger page would look short and stop paging early."""
+    if not 1 <= int(page_size) <= MAX_PAGE_SIZE:
+        raise ValueError(
+            f"sources.quickbooks.page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size!r}"
+        )
+    return int(page_size)
+
+
+def company_path(realm: str, resource: str) -> str:
+    return f"/{API_VERSION}/company/{realm}/{resource}"
+
+
+def query_pages(
+    client: OrjsonRESTClient, realm: str, entity: str, since: str | None, page_size: int
+) -> Iterator[list[dict]]:
+    """Every page of a realm's changes to `entity`, stamps normalised to UTC; a dead realm raises."""
+    params = {"query": changes_query(entity, since, page_size), "minorversion": MINOR_VERSION}
+    pages = client.paginate(
+        company_path(realm, "query"),
+        params=params,
+        paginator=StartPositionPaginator(page_size),
+        data_selector=f"QueryResponse.{entity}",
+    )
+    failure: RealmUnavailable | None = None
+    try:
+        for page in pages:
+            yield [utc_stamps(record) for record in page]
+    except RequestException as err:
+        failure = realm_unavailable(realm, f"{entity} query", err)
+    if failure:  # raised outside the handler so the runner reports this message, not the HTTP error
+        raise failure
+
+
+def get_company_object(client: OrjsonRESTClient, realm: str, resource: str) -> dict:
+    """`GET /v3/company/{realm}/{resource}` (e.g. preferences); a dead realm raises."""
+    failure: RealmUnavailable | None = None
+    try:
+        return client.get(company_path(realm, resource), params={"minorversion": MINOR_VERSION}).json()
+    except RequestException as err:
+        failure = realm_unavailable(realm, resource, err)
+    raise failure
+
+
+def realm_unavailable(realm: str, what: str, err: RequestException) -> RealmUnavailable:
+    """Name the realm, the call and the HTTP error, with QuickBooks' own fault detail when sent."""
+    response = err.response
+    if response is None:
+        return RealmUnavailable(
+            f"QuickBooks realm {realm}: reading {what} failed after retries: {type(err).__name__}: {err}"
+        )
+    detail = ""
+    try:
+        errors = (response.json() or {}).get("Fault", {}).get("Error", [])
+        detail = "; ".join(f"{e.get('code')} {e.get('Message')}: {e.get('Detail')}" for e in errors)
+    except (ValueError, AttributeError):
+        detail = response.text[:300]
+    return RealmUnavailable(
+        f"QuickBooks realm {realm}: reading {what} failed after retries with HTTP "
+        f"{response.status_code} {response.reason} ({detail or 'no detail'}) at {response.url}"
+    )
+
+
+def utc_stamps(record: dict) -> dict:
+    """MetaData stamps in UTC with `Z`: QuickBooks serves the company's offset (`-07:00`, which
+    changes with daylight saving), so raw strings would not compare in time order for the cursor."""
+    meta = record.get("MetaData")
+    if isinstance(meta, dict):
+        for name in ("CreateTime", "LastUpdatedTime"):
+            if isinstance(meta.get(name), str):
+                meta[name] = to_utc(meta[name])
+    return record
+
+
+def to_utc(stamp: str) -> str:
+    """`2026-03-04T09:20:00-08:00` → `2026-03-04T17:20:00Z` (milliseconds kept); unparsable as is."""
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp
+    if moment.tzinfo is None:
+        return stamp
+    moment = moment.astimezone(UTC)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
