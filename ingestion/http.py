@@ -52,12 +52,17 @@ def parse_json(body: bytes) -> Any:
 
 def make_client(base_url: str, access_token: str, headers: dict[str, str] | None = None) -> OrjsonRESTClient:
     """A client for one system: base URL, bearer token, extra headers, dlt's retrying session."""
-    runtime = dlt.config.get("runtime", dict) or {}
+
+    def setting(name: str, default: float) -> float:
+        # Read key by key: dlt resolves each from the environment (RUNTIME__...) or config.toml.
+        value = dlt.config.get(f"runtime.{name}")
+        return float(default if value is None else value)
+
     session = Client(
-        request_timeout=float(runtime.get("request_timeout", 60)),
-        request_max_attempts=int(runtime.get("request_max_attempts", 8)),
-        request_backoff_factor=float(runtime.get("request_backoff_factor", 1)),
-        request_max_retry_delay=float(runtime.get("request_max_retry_delay", 60)),
+        request_timeout=setting("request_timeout", 60),
+        request_max_attempts=int(setting("request_max_attempts", 8)),
+        request_backoff_factor=setting("request_backoff_factor", 1),
+        request_max_retry_delay=setting("request_max_retry_delay", 60),
         raise_for_status=False,  # the RESTClient raises, after dlt's retries, naming the URL
     ).session
     session.headers.update({"Accept": "application/json", **(headers or {})})

@@ -74,10 +74,10 @@ def land_pages(pages: Iterable[list[dict]], spec: TableSpec, source: str) -> Ite
         if quarantined:
             yield dlt.mark.with_hints(quarantined, QUARANTINE_HINTS, create_table_variant=True)
         if rows >= BATCH_ROWS:
-            yield pa.concat_tables(batch, promote_options="default")
+            yield pa.concat_tables(batch, promote_options="permissive")
             batch, rows = [], 0
     if batch:
-        yield pa.concat_tables(batch, promote_options="default")
+        yield pa.concat_tables(batch, promote_options="permissive")
     if spec.cursor and newest:
         state = dlt.current.resource_state()
         state["cursor"] = max(newest, state.get("cursor") or newest)

@@ -41,23 +41,6 @@ def parse_realms(realms: Any) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-class ReportedAsIs:
-    """Clear the implicit context of an exception leaving a resource.
-
-    dlt advances each resource from inside its own `except StopIteration` handlers, so an error
-    raised in a resource gets an unrelated StopIteration as `__context__`; the runner reports the
-    innermost exception of the chain, which must be ours (SchemaChangeRefused, RealmUnavailable).
-    """
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> bool:
-        if error is not None and error.__cause__ is None:
-            error.__context__ = None
-        return False  # the exception goes on, unchanged
-
-
 def landed_lines(lines: LineTable, realm: str, landed: pa.Table) -> Iterator[Any]:
     """The child rows of the parents in a landed Arrow table (never of quarantined parents).
 
@@ -114,15 +97,14 @@ def entity_resource(client: OrjsonRESTClient, entity: Entity, realm: str, page_s
         schema_contract={"columns": "evolve", "data_type": "freeze" if spec.finance_critical else "evolve"},
     )
     def changed() -> Iterator[Any]:
-        with ReportedAsIs():
-            pages = query_pages(client, realm, entity.name, cursor_since(), page_size)
-            for item in land_pages(pages, spec, source=SOURCE):
-                if not isinstance(item, pa.Table):
-                    yield item  # quarantine rows
-                    continue
-                yield dlt.mark.with_hints(item, newest_wins, create_table_variant=True)
-                if entity.lines:
-                    yield from landed_lines(entity.lines, realm, item)
+        pages = query_pages(client, realm, entity.name, cursor_since(), page_size)
+        for item in land_pages(pages, spec, source=SOURCE):
+            if not isinstance(item, pa.Table):
+                yield item  # quarantine rows
+                continue
+            yield dlt.mark.with_hints(item, newest_wins, create_table_variant=True)
+            if entity.lines:
+                yield from landed_lines(entity.lines, realm, item)
 
     return changed
 
@@ -134,8 +116,7 @@ def preferences_resource(client: OrjsonRESTClient, realms: list[str]) -> Any:
     def preferences() -> Iterator[Any]:
         rows = []
         for realm in realms:
-            with ReportedAsIs():
-                prefs = get_company_object(client, realm, "preferences").get("Preferences") or {}
+            prefs = get_company_object(client, realm, "preferences").get("Preferences") or {}
             accounting = prefs.get("AccountingInfoPrefs") or {}
             currency = prefs.get("CurrencyPrefs") or {}
             rows.append(
