@@ -34,6 +34,24 @@ QUARANTINE_HINTS = dlt.mark.make_hints(
 )
 
 
+def to_quarantine(rows: list[dict]) -> Any:
+    """Mark quarantine rows (from `TableSpec.quarantine_row`) for the dataset's quarantine table."""
+    return dlt.mark.with_hints(rows, QUARANTINE_HINTS, create_table_variant=True)
+
+
+def merge_hints(spec: TableSpec) -> dict[str, Any]:
+    """`@dlt.resource` arguments for an entity: merged on its key; a finance-critical table's
+    column types frozen (a new column may appear, an existing one may not change type)."""
+    return {
+        "primary_key": list(spec.primary_key),
+        "write_disposition": "merge",
+        "schema_contract": {
+            "columns": "evolve",
+            "data_type": "freeze" if spec.finance_critical else "evolve",
+        },
+    }
+
+
 def cursor_since(default: str | None = None) -> str | None:
     """The cursor stored by the last loaded run of this resource, minus the lookback."""
     stored = dlt.current.resource_state().get("cursor")
@@ -72,7 +90,7 @@ def land_pages(pages: Iterable[list[dict]], spec: TableSpec, source: str) -> Ite
             batch.append(table)
             rows += table.num_rows
         if quarantined:
-            yield dlt.mark.with_hints(quarantined, QUARANTINE_HINTS, create_table_variant=True)
+            yield to_quarantine(quarantined)
         if rows >= BATCH_ROWS:
             yield pa.concat_tables(batch, promote_options="permissive")
             batch, rows = [], 0
@@ -95,23 +113,3 @@ def newest_stamp(current: str | None, table: pa.Table, records: list[dict] | Non
     if page_max is None:
         return current
     return page_max if current is None or page_max > current else current
-
-
-def loaded_keys(dataset: str, table: str, key: str, column: str) -> dict[Any, Any]:
-    """`{key: column}` for every row already landed in `dataset.table` (empty before the first load)."""
-    pipeline = dlt.current.pipeline()
-    try:
-        with pipeline.sql_client() as client:
-            exists = client.execute_sql(
-                "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                dataset,
-                table,
-            )
-            if not exists or not exists[0][0]:
-                return {}
-            rows = client.execute_sql(f'select "{key}", "{column}" from "{dataset}"."{table}"')
-    except Exception as err:  # a destination that cannot be read yet has nothing loaded
-        if "does not exist" in str(err) or "Catalog Error" in str(err):
-            return {}
-        raise
-    return dict(rows or [])

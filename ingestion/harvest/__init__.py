@@ -3,21 +3,22 @@
 Lists are paged by following `links.next`; every list is incremental on `updated_at` through
 `updated_since`. Harvest has no feed of deletions, so `time_entries` and `expenses` are also
 re-scanned over a recent window of `spent_date` and records that vanished are written to
-`<table>_deletions` (the warehouse marks them deleted; nothing is removed from raw).
+`<table>_deletions` (the warehouse marks them deleted; nothing is removed from raw); see
+deletions.py for how that stays cheap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dlt
 from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
 
+from ingestion.harvest.deletions import deletions_resource
 from ingestion.harvest.tables import DATED, TABLES
 from ingestion.http import OrjsonRESTClient, make_client
-from ingestion.landing import cursor_since, land_pages, loaded_keys
+from ingestion.landing import cursor_since, land_pages, merge_hints
 from ingestion.records import TableSpec
 
 
@@ -33,9 +34,7 @@ def list_pages(client: OrjsonRESTClient, resource: str, params: dict[str, Any]) 
 def harvest_resource(client: OrjsonRESTClient, spec: TableSpec, per_page: int) -> Any:
     @dlt.resource(
         name=spec.name,
-        primary_key=list(spec.primary_key),
-        write_disposition="merge",
-        schema_contract={"columns": "evolve", "data_type": "freeze" if spec.finance_critical else "evolve"},
+        **merge_hints(spec),
     )
     def changed() -> Iterator[Any]:
         params: dict[str, Any] = {"per_page": per_page}
@@ -45,29 +44,6 @@ def harvest_resource(client: OrjsonRESTClient, spec: TableSpec, per_page: int) -
         yield from land_pages(list_pages(client, spec.name, params), spec, source="harvest")
 
     return changed
-
-
-def deletions_resource(client: OrjsonRESTClient, spec: TableSpec, window_days: int, per_page: int) -> Any:
-    """Ids in the raw table whose `spent_date` is inside the window but that Harvest no longer lists."""
-
-    @dlt.resource(name=f"{spec.name}_deletions", primary_key="id", write_disposition="merge")
-    def vanished() -> Iterator[list[dict]]:
-        known = loaded_keys("raw_time", spec.name, "id", "spent_date")
-        if not known:
-            return
-        latest = max(known.values())
-        window_from = (date.fromisoformat(latest) - timedelta(days=window_days)).isoformat()
-        params = {"per_page": per_page, "from": window_from}
-        present = {record["id"] for page in list_pages(client, spec.name, params) for record in page}
-        gone = sorted(key for key, spent in known.items() if spent >= window_from and key not in present)
-        if gone:
-            detected_at = datetime.now(UTC)
-            yield [
-                {"id": key, "spent_date": known[key], "window_from": window_from, "detected_at": detected_at}
-                for key in gone
-            ]
-
-    return vanished
 
 
 @dlt.source(name="harvest", max_table_nesting=0)
@@ -84,4 +60,4 @@ def harvest(
         yield harvest_resource(client, spec, per_page)
     for spec in TABLES:
         if spec.name in DATED:
-            yield deletions_resource(client, spec, deletion_window_days, per_page)
+            yield deletions_resource(client, spec.name, deletion_window_days, per_page)

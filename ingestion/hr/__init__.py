@@ -22,7 +22,7 @@ import dlt
 from dlt.common.storages.fsspec_filesystem import FileItemDict, fsspec_filesystem, glob_files
 
 from ingestion.hr.snapshots import FILES_TABLE, identify, read_snapshot
-from ingestion.landing import QUARANTINE_HINTS
+from ingestion.landing import to_quarantine
 
 
 def loaded_files() -> set[tuple[str, str]]:
@@ -75,7 +75,7 @@ def snapshot_files(drop_folder: str, file_glob: str) -> Any:
                 hints = table_hints(kind.table, kind.primary_key)
                 yield dlt.mark.with_hints(snapshot.rows, hints, create_table_variant=True)
             if snapshot.quarantined:
-                yield dlt.mark.with_hints(snapshot.quarantined, QUARANTINE_HINTS, create_table_variant=True)
+                yield to_quarantine(snapshot.quarantined)
             hints = table_hints(FILES_TABLE, ("file_name", "sha256"))
             yield dlt.mark.with_hints([snapshot.file_row], hints, create_table_variant=True)
 

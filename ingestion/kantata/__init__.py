@@ -16,7 +16,7 @@ from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
 
 from ingestion.http import OrjsonRESTClient, make_client
 from ingestion.kantata.tables import MAX_PER_PAGE, TABLES
-from ingestion.landing import QUARANTINE_HINTS, cursor_since, land_pages
+from ingestion.landing import cursor_since, land_pages, merge_hints, to_quarantine
 from ingestion.records import TableSpec
 
 
@@ -48,9 +48,7 @@ def list_pages(
 def kantata_resource(client: OrjsonRESTClient, spec: TableSpec, per_page: int) -> Any:
     @dlt.resource(
         name=spec.name,
-        primary_key=list(spec.primary_key),
-        write_disposition="merge",
-        schema_contract={"columns": "evolve", "data_type": "freeze" if spec.finance_critical else "evolve"},
+        **merge_hints(spec),
     )
     def changed() -> Iterator[Any]:
         params: dict[str, Any] = {"per_page": min(per_page, MAX_PER_PAGE)}
@@ -62,7 +60,7 @@ def kantata_resource(client: OrjsonRESTClient, spec: TableSpec, per_page: int) -
         if orphans:
             reason = "listed in results but missing from the side-loaded objects"
             rows = [spec.quarantine_row(ref, reason, "kantata") for ref in orphans]
-            yield dlt.mark.with_hints(rows, QUARANTINE_HINTS, create_table_variant=True)
+            yield to_quarantine(rows)
 
     return changed
 

@@ -18,7 +18,7 @@ import orjson
 import pyarrow as pa
 
 from ingestion.http import OrjsonRESTClient, make_client
-from ingestion.landing import QUARANTINE_HINTS, cursor_since, land_pages
+from ingestion.landing import cursor_since, land_pages, to_quarantine
 from ingestion.quickbooks.query import check_page_size, get_company_object, query_pages
 from ingestion.quickbooks.tables import CURSOR_COLUMN, ENTITIES, PREFERENCES, Entity, LineTable
 
@@ -77,7 +77,7 @@ def landed_lines(lines: LineTable, realm: str, landed: pa.Table) -> Iterator[Any
     )
     yield dlt.mark.with_hints(table, hints, create_table_variant=True)
     if quarantined:
-        yield dlt.mark.with_hints(quarantined, QUARANTINE_HINTS, create_table_variant=True)
+        yield to_quarantine(quarantined)
 
 
 def entity_resource(client: OrjsonRESTClient, entity: Entity, realm: str, page_size: int) -> Any:
@@ -132,7 +132,7 @@ def preferences_resource(client: OrjsonRESTClient, realms: list[str]) -> Any:
         table, quarantined = PREFERENCES.convert(rows, SOURCE)
         yield table
         if quarantined:
-            yield dlt.mark.with_hints(quarantined, QUARANTINE_HINTS, create_table_variant=True)
+            yield to_quarantine(quarantined)
 
     return preferences
 

@@ -16,7 +16,7 @@ import dlt
 from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
 
 from ingestion.http import OrjsonRESTClient, make_client
-from ingestion.landing import cursor_since, land_pages
+from ingestion.landing import cursor_since, land_pages, merge_hints
 from ingestion.records import TableSpec
 from ingestion.salesforce.objects import API_VERSION, BATCH_SIZE, CURSOR, OBJECTS
 
@@ -45,9 +45,7 @@ def query_batches(client: OrjsonRESTClient, query: str, api_version: str) -> Ite
 def object_resource(client: OrjsonRESTClient, obj: str, spec: TableSpec, api_version: str) -> Any:
     @dlt.resource(
         name=spec.name,
-        primary_key=list(spec.primary_key),
-        write_disposition="merge",
-        schema_contract={"columns": "evolve", "data_type": "freeze" if spec.finance_critical else "evolve"},
+        **merge_hints(spec),
     )
     def changed() -> Iterator[Any]:
         batches = query_batches(client, soql(obj, spec, cursor_since()), api_version)

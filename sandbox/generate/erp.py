@@ -71,6 +71,26 @@ def _runs(cal: Calendar) -> tuple[np.ndarray, np.ndarray]:
     return ends[keep], at[keep]
 
 
+# A billing run invoices one project after another; each invoice marks its TimeActivities billed
+# when it is created, so their change stamps are spread over the run, not one instant.
+SECONDS_PER_INVOICE = 20
+
+
+def _billing_offsets(run_pos: np.ndarray, project: np.ndarray, billed: np.ndarray) -> np.ndarray:
+    """Seconds after its run's start at which each billed TimeActivity's invoice is created."""
+    offsets = np.zeros(run_pos.size, dtype=np.int64)
+    if not billed.any():
+        return offsets
+    pairs = np.unique(np.stack([run_pos[billed], project[billed]], axis=1), axis=0)
+    first_of_run = np.searchsorted(pairs[:, 0], pairs[:, 0], side="left")
+    rank = np.arange(pairs.shape[0]) - first_of_run
+    where = np.searchsorted(
+        pairs[:, 0] * (project.max() + 1) + pairs[:, 1], run_pos * (project.max() + 1) + project
+    )
+    offsets[billed] = rank[where[billed]] * SECONDS_PER_INVOICE
+    return offsets
+
+
 def _next_wednesday(days: np.ndarray) -> np.ndarray:
     return days + (2 - weekday(days)) % 7
 
@@ -289,7 +309,11 @@ def build_erp(
         {
             "_realm": np.array(REALMS, dtype=object)[ta_ent],
             "Id": ta_id.astype(str),
-            "_t": np.where(ta_billed < NEVER, np.maximum(ta_billed, ta_created), ta_created),
+            "_t": np.where(
+                ta_billed < NEVER,
+                np.maximum(ta_billed + _billing_offsets(run_pos, ta_proj, billed), ta_created),
+                ta_created,
+            ),
             "TxnDate": date_col(ta_day, "TxnDate"),
             "NameOf": "Employee",
             "emp_value": emp_id[ta_emp].astype(str),
