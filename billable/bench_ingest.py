@@ -105,44 +105,48 @@ def initial_and_incremental(world: Path, scratch: Path) -> dict:
 
 def report(large: dict, demo: dict, large_name: str) -> str:
     lines = [
-        f"Initial load of the `{large_name}` world, loaders (`python -m ingestion`, all sources) vs a bare",
-        "client that only fetches and parses the same pages from the same sandbox:",
+        f"Initial load of the `{large_name}` world: the loaders (`python -m ingestion`, all sources) and a",
+        "bare client that only fetches and parses the same pages from the same sandbox. Throughput is",
+        "counted in API records (what both read); the loaders' rows also count child rows such as",
+        "invoice lines.",
         "",
-        "| source | rows loaded | loader s | loader rows/s | bare records | bare s | bare records/s "
+        "| source | API records | rows loaded | loader s | loader records/s | bare s | bare records/s "
         "| loader / bare |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    http_rows = http_seconds = bare_records = bare_seconds = 0.0
+    total_records = total_loader_s = total_bare_s = 0.0
     for source, (rows, seconds) in sorted(large["per_source"].items()):
         records, bare_s = large["bare"].get(source, (0, 0.0))
-        if source in HTTP_SOURCES:
-            http_rows += rows
-            http_seconds += seconds
-            bare_records += records
-            bare_seconds += bare_s
-        loader_rate = rows / seconds if seconds else 0
-        bare_rate = records / bare_s if bare_s else 0
-        ratio = f"{loader_rate / bare_rate:.0%}" if bare_rate else "n/a (files)"
-        bare_cells = f"{records:,} | {bare_s:.1f} | {bare_rate:,.0f}" if bare_s else "– | – | –"
-        lines.append(f"| {source} | {rows:,} | {seconds:.1f} | {loader_rate:,.0f} | {bare_cells} | {ratio} |")
-    overall_loader = http_rows / http_seconds
-    overall_bare = bare_records / bare_seconds
-    share = overall_loader / overall_bare
+        if source not in HTTP_SOURCES:
+            lines.append(
+                f"| {source} (files) | – | {rows:,} | {seconds:.1f} | {rows / seconds:,.0f} rows/s | – | – | – |"  # noqa: E501
+            )
+            continue
+        total_records += records
+        total_loader_s += seconds
+        total_bare_s += bare_s
+        loader_rate, bare_rate = records / seconds, records / bare_s
+        lines.append(
+            f"| {source} | {records:,} | {rows:,} | {seconds:.1f} | {loader_rate:,.0f} | {bare_s:.1f} | "
+            f"{bare_rate:,.0f} | {loader_rate / bare_rate:.0%} |"
+        )
+    share = total_bare_s / total_loader_s
     lines += [
-        f"| **HTTP sources** | {http_rows:,.0f} | {http_seconds:.1f} | {overall_loader:,.0f} | "
-        f"{bare_records:,.0f} | {bare_seconds:.1f} | {overall_bare:,.0f} | **{share:.0%}** |",
+        f"| **HTTP sources** | {total_records:,.0f} | | {total_loader_s:.1f} | "
+        f"{total_records / total_loader_s:,.0f} | {total_bare_s:.1f} | {total_records / total_bare_s:,.0f} "
+        f"| **{share:.0%}** |",
         "",
         f"Whole run: {large['wall']:.1f} s wall, peak RSS {large['peak']:,.0f} MiB (target < 4 GiB).",
         "",
-        "Incremental run after the clock moved one day (same process, nothing else changed):",
+        "Incremental run after the clock moved one day (nothing else changed):",
         "",
-        "| world | rows re-read | wall s |",
+        "| world | rows loaded | wall s |",
         "|---|---:|---:|",
         f"| {large_name} | {large['incremental_rows']:,} | {large['incremental_wall']:.1f} |",
         f"| demo | {demo['incremental_rows']:,} | {demo['incremental_wall']:.1f} |",
         "",
-        f"Large / demo incremental time: {large['incremental_wall'] / demo['incremental_wall']:.2f}× "
-        "(target ≤ 2×; target on large < 60 s).",
+        f"{large_name} / demo incremental time: {large['incremental_wall'] / demo['incremental_wall']:.2f}× "
+        "(targets: ≤ 2×, and < 60 s on large).",
     ]
     return "\n".join(lines)
 
