@@ -303,3 +303,15 @@ def test_all_billing_methods_and_period_closes(world):
     closes = world.state("erp", "period_closes")
     for period_end, closed_at in closes.select("period_end", "closed_at").iter_rows():
         assert date.fromisoformat(period_end) < parse_ts(closed_at).date()
+
+
+def test_a_preset_too_big_for_this_machine_is_refused_up_front(tmp_path: Path, capsys) -> None:
+    from sandbox.generate.presets import PRESETS, available_gib, estimated_peak_gib
+
+    too_big = [name for name, preset in PRESETS.items() if estimated_peak_gib(preset) > 0.9 * available_gib()]
+    if not too_big:
+        pytest.skip("this machine has the memory for every preset")
+    out = tmp_path / "w"
+    assert cli_main(["--preset", too_big[0], "--seed", "1", "--out", str(out)]) == 2
+    assert "GiB of memory to generate" in capsys.readouterr().err
+    assert not out.exists()

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from sandbox.generate.presets import PRESETS
+from sandbox.generate.presets import PRESETS, available_gib, estimated_peak_gib
 
 
 def main(argv: list[str]) -> int:
@@ -19,7 +19,23 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=7, help="random seed (same seed, same bytes)")
     parser.add_argument("--out", required=True, type=Path, help="folder to write the world into")
     parser.add_argument("--force", action="store_true", help="replace an existing non-empty folder")
+    parser.add_argument(
+        "--ignore-memory",
+        action="store_true",
+        help="generate even if the memory estimate exceeds what is free",
+    )
     args = parser.parse_args(argv)
+
+    preset = PRESETS[args.preset]
+    need, have = estimated_peak_gib(preset), available_gib()
+    if need > 0.9 * have and not args.ignore_memory:
+        print(
+            f"error: preset {args.preset} needs about {need:.0f} GiB of memory to generate "
+            f"(it holds all its time entries at once) and {have:.0f} GiB is available; use a machine "
+            "with more memory, a smaller preset, or --ignore-memory to try anyway",
+            file=sys.stderr,
+        )
+        return 2
 
     out: Path = args.out
     if out.exists() and not out.is_dir():
