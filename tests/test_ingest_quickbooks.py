@@ -22,7 +22,7 @@ import requests
 
 from billable.sandbox_process import running_sandbox
 from sandbox.world import World
-from tests import pagers
+from billable import bare_clients as pagers
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADERS = {"Authorization": "Bearer test-token", "Accept": "application/json"}

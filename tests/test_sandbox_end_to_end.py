@@ -14,7 +14,7 @@ import pytest
 
 from billable.sandbox_process import running_sandbox
 from sandbox.world import World, iso
-from tests import pagers
+from billable import bare_clients as pagers
 
 ROOT = Path(__file__).resolve().parent.parent
 
