@@ -20,9 +20,9 @@ import polars as pl
 import pytest
 import requests
 
+from billable import bare_clients as pagers
 from billable.sandbox_process import running_sandbox
 from sandbox.world import World
-from billable import bare_clients as pagers
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADERS = {"Authorization": "Bearer test-token", "Accept": "application/json"}

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from billable import bare_clients as pagers
 from billable.sandbox_process import running_sandbox
 from sandbox.world import World, iso
-from billable import bare_clients as pagers
 
 ROOT = Path(__file__).resolve().parent.parent
 
