@@ -72,6 +72,23 @@ def loader_run(base_url: str, world: Path, raw_db: Path) -> tuple[float, float, 
     )
 
 
+def warm(base_url: str, world: Path) -> None:
+    """Read one page of every list, so the sandbox rebuilds its as-of-clock state before the timed
+    run: that recompute is the emulator's cost, which a real system does not have."""
+    lists = [
+        *(bare_clients.salesforce(base_url, name) for name in bare_clients.SALESFORCE),
+        *(bare_clients.kantata(base_url, name) for name in bare_clients.KANTATA),
+        *(bare_clients.harvest(base_url, name) for name in bare_clients.HARVEST),
+        *(
+            bare_clients.quickbooks(base_url, realm, name)
+            for realm in World(world).realms
+            for name in bare_clients.QUICKBOOKS
+        ),
+    ]
+    for records in lists:
+        next(records, None)
+
+
 def advance_one_day(world: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "sandbox", "advance", "--world", str(world), "--days", "1"],
@@ -92,6 +109,7 @@ def initial_and_incremental(world: Path, scratch: Path) -> dict:
         bare = bare_pass(base_url, copy)
         wall, peak, per_source = loader_run(base_url, copy, raw_db)
         advance_one_day(copy)
+        warm(base_url, copy)
         incremental_wall, _, incremental_rows = loader_run(base_url, copy, raw_db)
     return {
         "bare": bare,
@@ -138,7 +156,8 @@ def report(large: dict, demo: dict, large_name: str) -> str:
         "",
         f"Whole run: {large['wall']:.1f} s wall, peak RSS {large['peak']:,.0f} MiB (target < 4 GiB).",
         "",
-        "Incremental run after the clock moved one day (nothing else changed):",
+        "Incremental run after the clock moved one day (nothing else changed; the sandbox's own",
+        "recompute of its as-of-clock state is done before the timer starts):",
         "",
         "| world | rows loaded | wall s |",
         "|---|---:|---:|",
