@@ -137,7 +137,8 @@ def report(large: dict, demo: dict, large_name: str) -> str:
         records, bare_s = large["bare"].get(source, (0, 0.0))
         if source not in HTTP_SOURCES:
             lines.append(
-                f"| {source} (files) | – | {rows:,} | {seconds:.1f} | {rows / seconds:,.0f} rows/s | – | – | – |"  # noqa: E501
+                f"| {source} (files) | – | {rows:,} | {seconds:.1f} | "
+                f"{rows / seconds:,.0f} rows/s | – | – | – |"
             )
             continue
         total_records += records

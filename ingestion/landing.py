@@ -52,11 +52,11 @@ def merge_hints(spec: TableSpec) -> dict[str, Any]:
     }
 
 
-def cursor_since(default: str | None = None) -> str | None:
+def cursor_since() -> str | None:
     """The cursor stored by the last loaded run of this resource, minus the lookback."""
     stored = dlt.current.resource_state().get("cursor")
     if not stored:
-        return default
+        return None
     return shift(stored, -CURSOR_LOOKBACK)
 
 
