@@ -109,6 +109,9 @@ def entity_resource(client: OrjsonRESTClient, entity: Entity, realm: str, page_s
     return changed
 
 
+PREFERENCES_HISTORY_HINTS = dlt.mark.make_hints(table_name="preferences_history", write_disposition="append")
+
+
 def preferences_resource(client: OrjsonRESTClient, realms: list[str]) -> Any:
     """Each realm's company preferences: book close date and home currency, one row per realm."""
 
@@ -116,7 +119,8 @@ def preferences_resource(client: OrjsonRESTClient, realms: list[str]) -> Any:
     def preferences() -> Iterator[Any]:
         rows = []
         for realm in realms:
-            prefs = get_company_object(client, realm, "preferences").get("Preferences") or {}
+            response = get_company_object(client, realm, "preferences")
+            prefs = response.get("Preferences") or {}
             accounting = prefs.get("AccountingInfoPrefs") or {}
             currency = prefs.get("CurrencyPrefs") or {}
             rows.append(
@@ -127,10 +131,15 @@ def preferences_resource(client: OrjsonRESTClient, realms: list[str]) -> Any:
                     "multi_currency_enabled": currency.get("MultiCurrencyEnabled"),
                     "first_month_of_fiscal_year": accounting.get("FirstMonthOfFiscalYear"),
                     "sync_token": prefs.get("SyncToken"),
+                    # the ERP's clock when it answered: the warehouse's "now" and when a close was seen
+                    "server_time": response.get("time"),
                 }
             )
         table, quarantined = PREFERENCES.convert(rows, SOURCE)
         yield table
+        # QuickBooks only tells the current close date; the history of closes (when each month
+        # was closed) exists only as a record of what each load saw, so it is kept append-only.
+        yield dlt.mark.with_hints(table, PREFERENCES_HISTORY_HINTS, create_table_variant=True)
         if quarantined:
             yield to_quarantine(quarantined)
 

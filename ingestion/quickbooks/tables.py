@@ -329,5 +329,6 @@ PREFERENCES = TableSpec(
         "multi_currency_enabled": B,
         "first_month_of_fiscal_year": S,
         "sync_token": S,
+        "server_time": S,
     },
 )

@@ -1,0 +1,43 @@
+{#-
+  Identity normalisation, the one definition used by every match. Unit-tested in
+  models/staging/_unit_tests.yml.
+-#}
+
+{#- `NORTHWIND TRADERS LTD`, `Northwind Traders, Inc.` -> `northwind traders`: lower case, no
+    punctuation, single spaces, no trailing legal form. -#}
+{% macro normalise_client_name(column) -%}
+    nullif(regexp_replace(
+        trim(regexp_replace(regexp_replace(lower({{ column }}), '[^a-z0-9 ]', ' ', 'g'), ' +', ' ', 'g')),
+        '( (inc|incorporated|ltd|llc|corp|plc|gmbh|ag|limited|co))+$',
+        ''
+    ), '')
+{%- endmacro %}
+
+{#- `prj-123`, `PRJ00123`, `PRJ-00123` -> `PRJ123`: upper case, alphanumerics only, no leading
+    zeros in the number after the letters. -#}
+{% macro normalise_project_code(column) -%}
+    nullif(regexp_replace(
+        regexp_replace(upper({{ column }}), '[^A-Z0-9]', '', 'g'),
+        '([A-Z])0+([0-9])',
+        '\1\2',
+        'g'
+    ), '')
+{%- endmacro %}
+
+{#- Source timestamps (ISO 8601 with Z, +0000 or an offset) as UTC timestamps. -#}
+{% macro utc(column) -%}
+    cast({{ column }} as timestamp)
+{%- endmacro %}
+
+{#- Money and quantities as exact decimals: binary floats never reach a sum. -#}
+{% macro money(column) -%}
+    cast({{ column }} as decimal(18, 2))
+{%- endmacro %}
+
+{% macro rate(column) -%}
+    cast({{ column }} as decimal(18, 4))
+{%- endmacro %}
+
+{% macro hours(column) -%}
+    cast({{ column }} as decimal(12, 4))
+{%- endmacro %}
