@@ -131,6 +131,10 @@ def assert_everything_landed_once(world: World, raw_db: Path) -> None:
         assert round(line_totals[realm], 2) == round(total, 2)
     homes = {realm: entity["currency"] for realm, entity in world.realms.items()}
     assert dict(query(raw_db, "select realm_id, home_currency from raw_erp.preferences")) == homes
+    # what each load saw of the close date, stamped with the ERP's clock (the warehouse's "now")
+    clock = world.clock.strftime("%Y-%m-%dT%H:%M:%SZ")
+    seen = query(raw_db, "select distinct realm_id, server_time from raw_erp.preferences_history")
+    assert sorted(seen) == sorted((realm, clock) for realm in homes)
 
 
 def assert_matches_served(base_url: str, realms: list[str], raw_db: Path) -> None:
