@@ -1,0 +1,56 @@
+{#- Every exception episode with its age and aging bucket (0-2, 3-7, 8-30, 30+ days): open ones
+    aged to the warehouse's now, resolved ones from first detection to resolution. -#}
+with history as (
+    select * from {{ ref('exception_history') }}
+),
+
+current_exceptions as (
+    select * from {{ ref('fct_exceptions') }}
+),
+
+as_of as (
+    select * from {{ ref('int_as_of') }}
+),
+
+aged as (
+    select
+        history.*,
+        history.resolved_at is null as is_open,
+        {{ dbt.datediff('history.first_detected_at', 'coalesce(history.resolved_at, as_of.as_of_at)', 'day') }}
+            as age_days
+    from history
+    cross join as_of
+),
+
+final as (
+    select
+        aged.episode_id,
+        aged.exception_id,
+        aged.rule_code,
+        aged.owner,
+        aged.severity,
+        aged.record_type,
+        aged.record_id,
+        coalesce(current_exceptions.reason, aged.reason) as reason,
+        current_exceptions.source_ids,
+        current_exceptions.is_blocking,
+        current_exceptions.project_id,
+        current_exceptions.client_id,
+        current_exceptions.legal_entity,
+        aged.first_detected_at,
+        aged.last_seen_at,
+        aged.resolved_at,
+        aged.is_open,
+        aged.age_days,
+        case
+            when aged.age_days <= 2 then '0-2'
+            when aged.age_days <= 7 then '3-7'
+            when aged.age_days <= 30 then '8-30'
+            else '30+'
+        end as age_bucket
+    from aged
+    left join current_exceptions
+        on aged.exception_id = current_exceptions.exception_id and aged.is_open
+)
+
+select * from final
