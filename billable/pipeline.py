@@ -1,8 +1,19 @@
-"""`make pipeline`: start the sandbox, run every built step in order, stop the sandbox.
+"""`make pipeline`, `make daily`, `make demo-day`: run every built step in order, one run at a time.
+
+The steps (ingest, transform, sync) are listed once, in `steps`; what differs is where the
+loaders read from:
+
+- `--world W` (make pipeline): a sandbox serving the world W, started and stopped around the run;
+  with `--advance-days N` (make demo-day) the world's clock first moves N days, as a day passes;
+- `--live` (make daily, from cron): the systems configured for the loaders; no sandbox.
 
 Each step is a command; the first that fails stops the run with its name and exit code, so an
 operator's cron mail says exactly what went wrong. Steps whose issue has not landed yet are
-listed as such rather than pretended.
+listed as such rather than pretended. A lock next to the raw database (`daily.lock`) keeps two
+runs from overlapping; the second exits 75 saying which process holds it.
+
+The warehouse and its build folder live next to the raw database: `--raw-db data/raw.duckdb`
+publishes `data/warehouse.duckdb`, built in `data/build/`.
 """
 
 from __future__ import annotations
@@ -16,8 +27,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from billable.run_lock import EX_TEMPFAIL, LockHeld, run_lock
 from billable.sandbox_process import running_sandbox
 from sandbox.world import World
+
+LIVE = "live"  # the raw database's marker when it is loaded from the configured systems
 
 
 @dataclass(frozen=True)
@@ -46,23 +60,35 @@ def sandbox_settings(base_url: str, world: Path) -> dict[str, str]:
     return settings
 
 
-def steps(base_url: str, world: Path, raw_db: Path, sources: str) -> list[Step]:
-    """The pipeline's steps in order. Later issues replace the `None` commands."""
+def steps(raw_db: Path, sources: str, settings: dict[str, str]) -> list[Step]:
+    """The steps in order, the one list every kind of run uses. Later issues replace the `None`s.
+
+    `settings` configure the loaders (the sandbox's, or nothing: the deployment's own config).
+    """
+    data = raw_db.parent
     ingest = [sys.executable, "-m", "ingestion", "--raw-db", str(raw_db), "--sources", sources]
+    transform = [sys.executable, "-m", "billable.transform", "--raw-db", str(raw_db)]
+    transform += ["--warehouse", str(data / "warehouse.duckdb"), "--build-dir", str(data / "build")]
     return [
-        Step("ingest", ingest, 3, sandbox_settings(base_url, world)),
-        Step("transform", None, 4),
+        Step("ingest", ingest, 3, settings),
+        Step("transform", transform, 4),
         Step("sync", None, 6),
     ]
 
 
-def claim_raw_db(raw_db: Path, world: Path) -> str | None:
-    """Tie a raw database to one world, so two worlds' records never mix in it; None when fine."""
+def describe_origin(identity: str) -> str:
+    return "the configured (live) systems" if identity == LIVE else f"the world {identity}"
+
+
+def claim_raw_db(raw_db: Path, world: Path | None) -> str | None:
+    """Tie a raw database to one world (or to the live systems), so two origins' records never mix
+    in it; None when fine."""
     marker = raw_db.with_suffix(".world")
-    identity = str(world.resolve())
+    identity = str(world.resolve()) if world is not None else LIVE
     if marker.exists() and marker.read_text().strip() != identity:
         return (
-            f"{raw_db} holds data loaded from the world {marker.read_text().strip()}, not {identity}; "
+            f"{raw_db} holds data loaded from {describe_origin(marker.read_text().strip())}, "
+            f"not {describe_origin(identity)}; "
             "run `make clean` (or pass another --raw-db) before loading a different world"
         )
     raw_db.parent.mkdir(parents=True, exist_ok=True)
@@ -71,8 +97,14 @@ def claim_raw_db(raw_db: Path, world: Path) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m billable.pipeline", description=__doc__)
-    parser.add_argument("--world", type=Path, required=True, help="world folder (make generate writes it)")
+    parser = argparse.ArgumentParser(
+        prog="python -m billable.pipeline",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    origin = parser.add_mutually_exclusive_group(required=True)
+    origin.add_argument("--world", type=Path, help="serve this world folder with the sandbox (make generate)")
+    origin.add_argument("--live", action="store_true", help="load from the configured systems (make daily)")
     parser.add_argument(
         "--port", type=int, default=8800, help="port for the sandbox servers (0: any free port)"
     )
@@ -81,34 +113,81 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=["ingest", "transform", "sync"], action="append", help="run only these steps"
     )
+    parser.add_argument(
+        "--advance-days",
+        type=float,
+        default=0,
+        help="with --world: move the world's clock this many days forward before the steps (make demo-day)",
+    )
+    parser.add_argument(
+        "--wait", type=float, default=0, help="wait up to this many seconds for a running run (default: none)"
+    )
     args = parser.parse_args(argv)
-    if not (args.world / "world.json").is_file():
+    label = "daily" if args.live else "pipeline"
+    if args.live and args.advance_days:
+        parser.error("--advance-days moves a sandbox world's clock; it needs --world, not --live")
+    if args.world is not None and not (args.world / "world.json").is_file():
         print(f"pipeline: no world at {args.world}; run `make generate` first", file=sys.stderr)
         return 2
 
-    mismatch = claim_raw_db(args.raw_db, args.world)
-    if mismatch:
-        print(f"pipeline: {mismatch}", file=sys.stderr)
-        return 2
+    try:
+        with run_lock(args.raw_db.parent / "daily.lock", args.wait):
+            mismatch = claim_raw_db(args.raw_db, args.world)
+            if mismatch:
+                print(f"{label}: {mismatch}", file=sys.stderr)
+                return 2
+            return run(args, label)
+    except LockHeld as held:
+        print(f"{label}: {held}", file=sys.stderr)
+        return EX_TEMPFAIL
 
+
+def run(args: argparse.Namespace, label: str) -> int:
+    """Run the steps against the live systems, or against the world in a sandbox."""
     started = time.monotonic()
+    if args.live:
+        code = run_steps(steps(args.raw_db, args.sources, {}), args.only, label)
+        if code == 0:
+            print(f"{label}: finished in {time.monotonic() - started:.1f} s")
+        return code
     with running_sandbox(args.world, port=args.port) as base_url:
-        print(f"pipeline: sandbox up at {base_url} for {args.world}")
-        for step in steps(base_url, args.world, args.raw_db, args.sources):
-            if args.only and step.name not in args.only:
-                continue
-            if step.command is None:
-                print(f"pipeline: step {step.name!r} is not built yet (issue {step.issue}); skipped")
-                continue
-            print(f"pipeline: {step.name} …", flush=True)
-            step_started = time.monotonic()
-            result = subprocess.run(step.command, check=False, env={**os.environ, **step.env})
-            if result.returncode != 0:
-                failure = f"pipeline: step {step.name!r} FAILED with exit code {result.returncode}"
-                print(failure, file=sys.stderr)
-                return result.returncode
-            print(f"pipeline: {step.name} done in {time.monotonic() - step_started:.1f} s")
-    print(f"pipeline: finished in {time.monotonic() - started:.1f} s; sandbox stopped")
+        print(f"{label}: sandbox up at {base_url} for {args.world}")
+        if args.advance_days:
+            advance = [sys.executable, "-m", "sandbox", "advance", "--world", str(args.world)]
+            code = run_step("advance", [*advance, "--days", str(args.advance_days)], {}, label)
+            if code != 0:
+                return code
+        settings = sandbox_settings(base_url, args.world)
+        code = run_steps(steps(args.raw_db, args.sources, settings), args.only, label)
+        if code != 0:
+            return code
+    print(f"{label}: finished in {time.monotonic() - started:.1f} s; sandbox stopped")
+    return 0
+
+
+def run_steps(planned: list[Step], only: list[str] | None, label: str) -> int:
+    """Run the steps in order; the first failure's exit code, or 0."""
+    for step in planned:
+        if only and step.name not in only:
+            continue
+        if step.command is None:
+            print(f"{label}: step {step.name!r} is not built yet (issue {step.issue}); skipped")
+            continue
+        code = run_step(step.name, step.command, step.env, label)
+        if code != 0:
+            return code
+    return 0
+
+
+def run_step(name: str, command: list[str], env: dict[str, str], label: str) -> int:
+    """One step as a child process, its output passed through; its exit code."""
+    print(f"{label}: {name} …", flush=True)
+    started = time.monotonic()
+    result = subprocess.run(command, check=False, env={**os.environ, **env})
+    if result.returncode != 0:
+        print(f"{label}: step {name!r} FAILED with exit code {result.returncode}", file=sys.stderr)
+        return result.returncode
+    print(f"{label}: {name} done in {time.monotonic() - started:.1f} s", flush=True)
     return 0
 
 

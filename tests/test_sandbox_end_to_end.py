@@ -103,8 +103,10 @@ def test_pipeline_runs_and_names_the_steps_not_built_yet(tiny_world: Path, tmp_p
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sandbox up at http://127.0.0.1:" in result.stdout
     assert "pipeline: ingest done" in result.stdout
-    assert "step 'transform' is not built yet (issue 4)" in result.stdout
+    assert "pipeline: transform done" in result.stdout
+    assert "step 'sync' is not built yet (issue 6)" in result.stdout
     assert raw_db.exists()
+    assert (tmp_path / "warehouse.duckdb").exists(), "the warehouse is published next to the raw database"
 
 
 def test_pipeline_refuses_to_mix_two_worlds_in_one_raw_database(tiny_world: Path, tmp_path: Path) -> None:

@@ -1,0 +1,488 @@
+"""`make transform`: build the warehouse, test it, and publish it only if every test passes.
+
+Write, audit, publish (docs/publishing.md):
+
+1. write: `dbt build` into a working DuckDB file (`<build-dir>/warehouse.duckdb`) that persists
+   between runs, because incremental models and history keep their state in it;
+2. audit: the same `dbt build` runs every test right after the node it tests and skips what is
+   downstream of a failure; every failed or errored node is read from dbt's run_results.json;
+3. publish: only when nothing failed, a checkpointed copy of the working file replaces the
+   published `warehouse.duckdb` by an atomic rename, and `warehouse.json` says when and what.
+
+Readers of the published file never see a half-built warehouse and never block a build: the
+build writes another file, and a rename leaves connections already open reading the old one.
+Every run, passed or failed, is recorded in `ops.transform_runs` inside the working file.
+
+Exit codes: 0 published; 1 the build or a test failed (nothing published); 2 usage or
+configuration error; 75 another transform holds the lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from billable.run_lock import EX_TEMPFAIL, LockHeld, run_lock
+
+ROOT = Path(__file__).resolve().parent.parent
+EX_OK, EX_FAILED, EX_USAGE = 0, 1, 2
+
+# run_results.json statuses that mean "this node did not do its job" ("partial success" is a
+# microbatch model some of whose batches failed).
+FAILED_STATUSES = {"error", "fail", "runtime error", "partial success"}
+
+OUTPUT_TAIL_LINES = 40
+
+# ops.transform_runs, created and extended by this runner (not a dbt model: it must record runs
+# whose dbt build failed). New columns go at the end; existing files get them by ALTER.
+RUNS_COLUMNS = {
+    "run_id": "varchar",
+    "started_at": "timestamp",  # UTC, like every timestamp in the warehouse
+    "finished_at": "timestamp",
+    "status": "varchar",  # passed (then published) | failed
+    "full_refresh": "boolean",
+    "raw_db": "varchar",
+    "git_commit": "varchar",
+    "dbt_version": "varchar",
+    "dbt_invocation_id": "varchar",
+    "nodes_total": "integer",
+    "nodes_failed": "integer",
+    "nodes_skipped": "integer",
+    "failed_nodes": "varchar[]",
+    "message": "varchar",
+    "duration_s": "double",
+}
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every file a transform touches, absolute, derived from the command line."""
+
+    raw_db: Path
+    warehouse: Path
+    build_dir: Path
+    project_dir: Path
+
+    @property
+    def working_db(self) -> Path:
+        # Same file name as the published one: DuckDB names a database's catalog after its file,
+        # and dbt writes that catalog into what it builds (e.g. a view's SQL), so building under
+        # the published name keeps any such reference valid after the copy.
+        return self.build_dir / self.warehouse.name
+
+    @property
+    def lock(self) -> Path:
+        return self.build_dir / "transform.lock"
+
+    @property
+    def metadata(self) -> Path:
+        return self.warehouse.with_suffix(".json")
+
+    @property
+    def target_dir(self) -> Path:
+        return self.build_dir / "target"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.build_dir / "logs"
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """One node's line in run_results.json, named with the manifest's help where possible."""
+
+    unique_id: str
+    status: str
+    message: str
+    name: str
+    file: str
+    on: str  # for a test: the model (and column) it checks
+
+    @property
+    def resource_type(self) -> str:
+        return self.unique_id.split(".", 1)[0]
+
+    def describe(self) -> str:
+        where = f" on {self.on}" if self.on else ""
+        source = f" ({self.file})" if self.file else ""
+        message = " ".join((self.message or self.status).split())
+        return f"{self.resource_type} {self.name}{where}{source}: {self.status.upper()}: {message}"
+
+
+@dataclass
+class BuildOutcome:
+    """What `dbt build` did: its exit code, every node's result and its last lines of output."""
+
+    returncode: int
+    results: list[NodeResult]
+    dbt_version: str = ""
+    invocation_id: str = ""
+    output_tail: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[NodeResult]:
+        return [node for node in self.results if node.status in FAILED_STATUSES]
+
+    @property
+    def skipped(self) -> list[NodeResult]:
+        return [node for node in self.results if node.status == "skipped"]
+
+    @property
+    def ok(self) -> bool:
+        # Both: a non-zero exit with no failed node is dbt failing before or around the nodes.
+        return self.returncode == 0 and not self.failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    paths = Paths(
+        raw_db=args.raw_db.resolve(),
+        warehouse=args.warehouse.resolve(),
+        build_dir=args.build_dir.resolve(),
+        project_dir=args.project_dir.resolve(),
+    )
+    problem = check_inputs(paths, args.wait)
+    if problem:
+        print(f"transform: {problem}", file=sys.stderr)
+        return EX_USAGE
+    try:
+        with run_lock(paths.lock, args.wait):
+            return transform(paths, full_refresh=args.full_refresh)
+    except LockHeld as held:
+        print(f"transform: {held}", file=sys.stderr)
+        return EX_TEMPFAIL
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    data = Path("data")
+    parser = argparse.ArgumentParser(
+        prog="python -m billable.transform",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--raw-db", type=Path, default=data / "raw.duckdb", help="raw DuckDB (read only)")
+    parser.add_argument(
+        "--warehouse",
+        type=Path,
+        default=data / "warehouse.duckdb",
+        help="the published warehouse readers open (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--build-dir",
+        type=Path,
+        default=data / "build",
+        help="working warehouse, dbt's target and logs, the lock (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--project-dir", type=Path, default=ROOT / "dbt_project", help="dbt project (default: the checkout's)"
+    )
+    parser.add_argument(
+        "--full-refresh", action="store_true", help="rebuild incremental models from scratch (dbt's flag)"
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to this long for a running transform to finish (default 0: fail at once, exit 75)",
+    )
+    return parser.parse_args(argv)
+
+
+def check_inputs(paths: Paths, wait_s: float) -> str | None:
+    """What is missing or wrong before anything starts; None when all is in place."""
+    if wait_s < 0:
+        return f"--wait must be 0 or more seconds, got {wait_s:g}"
+    if not paths.raw_db.is_file():
+        return f"no raw database at {paths.raw_db}; run `make ingest` first"
+    if not (paths.project_dir / "dbt_project.yml").is_file():
+        return f"no dbt project at {paths.project_dir} (dbt_project.yml missing)"
+    if paths.working_db == paths.warehouse:
+        return f"--build-dir {paths.build_dir} must not be the published warehouse's own folder"
+    return None
+
+
+def transform(paths: Paths, full_refresh: bool) -> int:
+    """Build, audit and (if all passed) publish; returns the exit code. Runs under the lock."""
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    started_at = datetime.now(UTC)
+    started = time.monotonic()
+    paths.build_dir.mkdir(parents=True, exist_ok=True)
+    seed_working_db(paths)
+
+    print(f"transform: run {run_id}: dbt build into {paths.working_db}", flush=True)
+    outcome = run_dbt_build(paths, full_refresh)
+    duration_s = time.monotonic() - started
+    run = {
+        "run_id": run_id,
+        "started_at": started_at.replace(tzinfo=None),
+        "finished_at": datetime.now(UTC).replace(tzinfo=None),
+        "status": "passed" if outcome.ok else "failed",
+        "full_refresh": full_refresh,
+        "raw_db": str(paths.raw_db),
+        "git_commit": git_commit(),
+        "dbt_version": outcome.dbt_version,
+        "dbt_invocation_id": outcome.invocation_id,
+        "nodes_total": len(outcome.results),
+        "nodes_failed": len(outcome.failed),
+        "nodes_skipped": len(outcome.skipped),
+        "failed_nodes": [node.unique_id for node in outcome.failed],
+        "message": failure_summary(outcome) if not outcome.ok else "",
+        "duration_s": round(duration_s, 3),
+    }
+    recorded = record_run(paths.working_db, run)
+
+    if not outcome.ok:
+        report_failure(paths, outcome, run_id)
+        return EX_FAILED
+    if not recorded:
+        # A passing build whose working file cannot be opened cannot be checkpointed either.
+        print(f"transform: FAILED: cannot open {paths.working_db} to publish it", file=sys.stderr)
+        return EX_FAILED
+
+    publish(paths, run, outcome)
+    counts = Counter(node.resource_type for node in outcome.results)
+    kinds = ", ".join(f"{count} {kind}s" for kind, count in sorted(counts.items()))
+    print(f"transform: published {paths.warehouse} (run {run_id}: {kinds} passed in {duration_s:.1f} s)")
+    return EX_OK
+
+
+def seed_working_db(paths: Paths) -> None:
+    """Start a lost working file from the published warehouse, so incremental state and history
+    survive losing the build folder; the first run ever starts from nothing."""
+    if paths.working_db.exists() or not paths.warehouse.exists():
+        return
+    print(f"transform: no working warehouse; starting it from the published {paths.warehouse}")
+    copy_durably(paths.warehouse, paths.working_db)
+
+
+def dbt_executable() -> list[str]:
+    """This interpreter's `dbt`: the venv's script, or dbt's entry point through this Python."""
+    script = Path(sys.executable).with_name("dbt")
+    if script.is_file():
+        return [str(script)]
+    # `python -m dbt.cli.main` warns about double import; call the entry point the script calls.
+    return [sys.executable, "-c", "import sys; from dbt.cli.main import cli; sys.exit(cli())"]
+
+
+def run_dbt_build(paths: Paths, full_refresh: bool) -> BuildOutcome:
+    """`dbt build` into the working file, its output passed through; results from run_results.json."""
+    results_file = paths.target_dir / "run_results.json"
+    # A stale file from an earlier run must never be read as this run's results.
+    results_file.unlink(missing_ok=True)
+    command = [
+        *dbt_executable(),
+        "build",
+        "--project-dir",
+        str(paths.project_dir),
+        "--profiles-dir",
+        str(paths.project_dir),
+        "--target-path",
+        str(paths.target_dir),
+        "--log-path",
+        str(paths.log_dir),
+    ]
+    if full_refresh:
+        command.append("--full-refresh")
+    env = {**os.environ, "BILLABLE_RAW_DB": str(paths.raw_db), "BILLABLE_BUILD_DB": str(paths.working_db)}
+    if not sys.stdout.isatty():
+        env.setdefault("DBT_USE_COLORS", "false")  # cron logs and pipes get no escape codes
+
+    tail: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
+    with subprocess.Popen(
+        command,
+        cwd=paths.project_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.write(line)
+            tail.append(line.rstrip("\n"))
+        sys.stdout.flush()
+    outcome = BuildOutcome(returncode=process.returncode, results=[], output_tail=list(tail))
+    if results_file.is_file():
+        read_run_results(outcome, results_file, paths.target_dir / "manifest.json")
+    return outcome
+
+
+def read_run_results(outcome: BuildOutcome, results_file: Path, manifest_file: Path) -> None:
+    """Fill `outcome` from run_results.json, naming each node from the manifest when it exists."""
+    run_results = json.loads(results_file.read_text())
+    nodes: dict = {}
+    if manifest_file.is_file():
+        manifest = json.loads(manifest_file.read_text())
+        nodes = {**manifest.get("nodes", {}), **manifest.get("sources", {})}
+    metadata = run_results.get("metadata", {})
+    outcome.dbt_version = metadata.get("dbt_version", "")
+    outcome.invocation_id = metadata.get("invocation_id", "")
+    for result in run_results.get("results", []):
+        unique_id = result["unique_id"]
+        node = nodes.get(unique_id, {})
+        attached = (node.get("attached_node") or "").rsplit(".", 1)[-1]
+        column = node.get("column_name") or ""
+        outcome.results.append(
+            NodeResult(
+                unique_id=unique_id,
+                status=result.get("status", ""),
+                message=result.get("message") or "",
+                name=node.get("name") or unique_id.split(".")[2],
+                file=node.get("original_file_path", ""),
+                on=f"{attached}.{column}" if attached and column else attached,
+            )
+        )
+
+
+def failure_summary(outcome: BuildOutcome) -> str:
+    """One line for ops.transform_runs."""
+    if outcome.failed:
+        names = ", ".join(node.name for node in outcome.failed)
+        return f"{len(outcome.failed)} node(s) failed: {names}"
+    last = next((line for line in reversed(outcome.output_tail) if line.strip()), "")
+    return f"dbt build exited {outcome.returncode} without a failed node: {last.strip()}"[:2000]
+
+
+def report_failure(paths: Paths, outcome: BuildOutcome, run_id: str) -> None:
+    """Name every failed node on stderr, and say what readers still see."""
+    kept = f"{paths.warehouse} still holds the last published build" if paths.warehouse.exists() else ""
+    kept = kept or f"nothing has been published at {paths.warehouse} yet"
+    lines = [f"transform: FAILED: run {run_id} did not publish; {kept}"]
+    if outcome.failed:
+        lines.append(f"transform: {len(outcome.failed)} node(s) failed:")
+        lines += [f"  {node.describe()}" for node in outcome.failed]
+        if outcome.skipped:
+            names = ", ".join(node.name for node in outcome.skipped[:10])
+            more = f" and {len(outcome.skipped) - 10} more" if len(outcome.skipped) > 10 else ""
+            lines.append(f"transform: {len(outcome.skipped)} downstream node(s) skipped: {names}{more}")
+    else:
+        exited = f"dbt build exited {outcome.returncode}"
+        lines.append(f"transform: {exited} before naming a failed node; its last output:")
+        lines += [f"  {line}" for line in outcome.output_tail]
+    lines.append(f"transform: compiled SQL and dbt's log: {paths.target_dir}, {paths.log_dir}")
+    print("\n".join(lines), file=sys.stderr)
+
+
+def record_run(working_db: Path, run: dict) -> bool:
+    """Append the run to ops.transform_runs in the working file; False when it cannot be opened."""
+    placeholders = ", ".join("?" for _ in RUNS_COLUMNS)
+    try:
+        with duckdb.connect(str(working_db)) as connection:
+            connection.execute("create schema if not exists ops")
+            connection.execute("create table if not exists ops.transform_runs (run_id varchar not null)")
+            for column, sql_type in RUNS_COLUMNS.items():
+                add = f"alter table ops.transform_runs add column if not exists {column} {sql_type}"
+                connection.execute(add)
+            connection.execute(
+                f"insert into ops.transform_runs ({', '.join(RUNS_COLUMNS)}) values ({placeholders})",
+                [run[column] for column in RUNS_COLUMNS],
+            )
+    except duckdb.Error as err:
+        print(f"transform: warning: could not record the run in {working_db}: {err}", file=sys.stderr)
+        return False
+    return True
+
+
+def publish(paths: Paths, run: dict, outcome: BuildOutcome) -> None:
+    """Checkpoint the working file, then replace the published warehouse and its metadata."""
+    checkpoint(paths.working_db)
+    copy_durably(paths.working_db, paths.warehouse, verify=True)
+    counts_by_status = Counter(node.status for node in outcome.results)
+    counts_by_type = Counter(node.resource_type for node in outcome.results)
+    metadata = {
+        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "run_id": run["run_id"],
+        "warehouse": str(paths.warehouse),
+        "raw_db": run["raw_db"],
+        "git_commit": run["git_commit"],
+        "dbt_version": run["dbt_version"],
+        "dbt_invocation_id": run["dbt_invocation_id"],
+        "full_refresh": run["full_refresh"],
+        "duration_s": run["duration_s"],
+        "nodes": {
+            "total": len(outcome.results),
+            "by_type": dict(sorted(counts_by_type.items())),
+            "by_status": dict(sorted(counts_by_status.items())),
+        },
+    }
+    # After the database: the metadata never announces a build readers cannot open yet.
+    write_durably(paths.metadata, (json.dumps(metadata, indent=2) + "\n").encode())
+
+
+def checkpoint(database: Path) -> None:
+    """Fold the write-ahead log into the file, so a byte copy of the file is the whole database."""
+    with duckdb.connect(str(database)) as connection:
+        connection.execute("checkpoint")
+    wal = database.with_name(database.name + ".wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise RuntimeError(f"{wal} is still there after a checkpoint; a copy of {database} would miss it")
+
+
+def copy_durably(source: Path, target: Path, verify: bool = False) -> None:
+    """Copy `source` over `target` atomically: readers see the old file or the new, never a part."""
+    staging = target.with_name(target.name + ".publishing")  # same folder: rename cannot cross disks
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(source, "rb") as reader, open(staging, "wb") as writer:
+        shutil.copyfileobj(reader, writer, length=8 * 1024 * 1024)
+        writer.flush()
+        os.fsync(writer.fileno())
+    if verify:
+        verify_database(staging)
+    os.replace(staging, target)
+    fsync_directory(target.parent)
+
+
+def write_durably(target: Path, content: bytes) -> None:
+    """Write a small file atomically, the same way."""
+    staging = target.with_name(target.name + ".publishing")
+    with open(staging, "wb") as writer:
+        writer.write(content)
+        writer.flush()
+        os.fsync(writer.fileno())
+    os.replace(staging, target)
+    fsync_directory(target.parent)
+
+
+def verify_database(database: Path) -> None:
+    """The copy opens as a DuckDB database and has the run log: never rename a broken file in."""
+    with duckdb.connect(str(database), read_only=True) as connection:
+        connection.execute("select count(*) from ops.transform_runs").fetchone()
+
+
+def fsync_directory(folder: Path) -> None:
+    """Make a rename in `folder` survive a power cut."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def git_commit() -> str | None:
+    """The checkout's commit, for the record; None outside a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
