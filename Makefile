@@ -13,7 +13,7 @@ WORLD         ?= $(DATA)/worlds/$(PRESET)-$(SEED)
 SANDBOX_URL   := http://127.0.0.1:$(PORT)
 DASHBOARD_PORT ?= 8501
 
-.PHONY: help setup lock run pipeline sandbox generate advance ingest transform sync test lint bench clean
+.PHONY: help setup lock run pipeline sandbox generate advance ingest transform daily demo-day sync test lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,15 @@ ingest: setup ## load the raw DuckDB (SOURCES=crm,psa,time,hr,erp) from the sand
 	@if [ -n "$(LIVE)" ]; then $(PY) -m ingestion --sources "$(SOURCES)"; \
 	else $(MAKE) --no-print-directory generate && \
 	  $(PY) -m billable.pipeline --world $(WORLD) --port $(PORT) --only ingest --sources "$(SOURCES)"; fi
+
+transform: setup ## build the warehouse, run every test, publish data/warehouse.duckdb only if all pass (FULL_REFRESH=1)
+	$(PY) -m billable.transform $(if $(FULL_REFRESH),--full-refresh) $(if $(WAIT),--wait $(WAIT))
+
+daily: setup ## cron: ingest from the configured systems, transform, publish (one run at a time)
+	$(PY) -m billable.pipeline --live $(if $(WAIT),--wait $(WAIT))
+
+demo-day: generate ## a day in the life: sandbox up, its clock one day on, the daily run against it, sandbox down
+	$(PY) -m billable.pipeline --world $(WORLD) --port $(PORT) --advance-days $(or $(DAYS),1)
 
 pipeline: generate ## the whole non-interactive run: world, sandbox, ingest, transform, sync
 	$(PY) -m billable.pipeline --world $(WORLD) --port $(PORT)
