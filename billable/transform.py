@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         return EX_USAGE
     try:
         with run_lock(paths.lock, args.wait):
-            return transform(paths, full_refresh=args.full_refresh)
+            return transform(paths, full_refresh=args.full_refresh, dbt_vars=args.vars)
     except LockHeld as held:
         print(f"transform: {held}", file=sys.stderr)
         return EX_TEMPFAIL
@@ -191,6 +191,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--full-refresh", action="store_true", help="rebuild incremental models from scratch (dbt's flag)"
     )
     parser.add_argument(
+        "--vars",
+        default="",
+        metavar="YAML",
+        help="dbt vars, e.g. '{as_of_at: \"2026-09-01T00:00:00\"}' to judge the data as of a past moment",
+    )
+    parser.add_argument(
         "--wait",
         type=float,
         default=0.0,
@@ -213,7 +219,7 @@ def check_inputs(paths: Paths, wait_s: float) -> str | None:
     return None
 
 
-def transform(paths: Paths, full_refresh: bool) -> int:
+def transform(paths: Paths, full_refresh: bool, dbt_vars: str = "") -> int:
     """Build, audit and (if all passed) publish; returns the exit code. Runs under the lock."""
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     started_at = datetime.now(UTC)
@@ -222,7 +228,7 @@ def transform(paths: Paths, full_refresh: bool) -> int:
     seed_working_db(paths)
 
     print(f"transform: run {run_id}: dbt build into {paths.working_db}", flush=True)
-    outcome = run_dbt_build(paths, full_refresh)
+    outcome = run_dbt_build(paths, full_refresh, dbt_vars)
     duration_s = time.monotonic() - started
     run = {
         "run_id": run_id,
@@ -276,7 +282,7 @@ def dbt_executable() -> list[str]:
     return [sys.executable, "-c", "import sys; from dbt.cli.main import cli; sys.exit(cli())"]
 
 
-def run_dbt_build(paths: Paths, full_refresh: bool) -> BuildOutcome:
+def run_dbt_build(paths: Paths, full_refresh: bool, dbt_vars: str = "") -> BuildOutcome:
     """`dbt build` into the working file, its output passed through; results from run_results.json."""
     results_file = paths.target_dir / "run_results.json"
     # A stale file from an earlier run must never be read as this run's results.
@@ -295,6 +301,8 @@ def run_dbt_build(paths: Paths, full_refresh: bool) -> BuildOutcome:
     ]
     if full_refresh:
         command.append("--full-refresh")
+    if dbt_vars:
+        command += ["--vars", dbt_vars]
     env = {**os.environ, "BILLABLE_RAW_DB": str(paths.raw_db), "BILLABLE_BUILD_DB": str(paths.working_db)}
     if not sys.stdout.isatty():
         env.setdefault("DBT_USE_COLORS", "false")  # cron logs and pipes get no escape codes
