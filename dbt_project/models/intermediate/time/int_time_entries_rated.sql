@@ -1,21 +1,25 @@
-{#- Every time entry priced: bill rate, standard value, cost, in transaction and reporting
-    currency.
-    - Standard rate: the PSA rate-card version of the project's card for the entry's role
-      effective on the day worked (effective_from..effective_to inclusive). Exactly one match
-      is a rate; none (TIME_NO_RATE) or several (TIME_RATE_CONFLICT) leave it null, never a
-      silent pick: matching_rate_count says which.
-    - Applied rate: a rate change re-rates only unbilled time, so an entry the ERP has invoiced
-      keeps the rate it was invoiced at; others take the standard rate.
-    - Cost: hours × the employee's HR cost rate in force that day.
-    - FX: the ERP's rate for the day worked (int_fx_rates_daily).
-    Amounts are exact products (hours have at most 4 decimals, rates 4): nothing is rounded
-    here; rounding to cents is a presentation concern. -#}
+{#- Every time entry rated: the bill rate, bill amount and cost, in transaction and reporting
+    currency. One row per time entry of int_time_entries_resolved (deleted ones included and
+    flagged; the fact drops them).
+
+    Bill rate. The standard rate is the PSA rate-card version of the project's rate card (by PSA
+    project, else by contract number) for the entry's rate_role, effective on the day worked
+    (effective_from..effective_to inclusive, null effective_to = open). matching_rate_count says
+    how many versions match: 0 = no rate, >1 = a conflict; a standard rate is taken only when
+    exactly one matches, never a silent pick. "A rate change re-rates only unbilled time": an
+    entry invoiced in the ERP keeps the rate it was billed at (the TimeActivity's HourlyRate),
+    every other entry takes the standard rate of today's rate card.
+
+    Amounts are exact: hours x rate is kept at 8 decimals (decimal(24, 8)) and converted to the
+    reporting currency without rounding to cents, so sums over many entries lose nothing.
+    Rounding to cents happens where money leaves the warehouse: on the invoice line the ERP
+    writes (ERP amounts, e.g. invoiced_amount, are already cents) and on display.
+
+    Cost. hours x the employee's HR hourly cost of the version covering the day worked, in the
+    cost currency, and converted at the ERP rate of that day. -#}
+{%- set far_future = "cast('9999-12-31' as date)" -%}
 with entries as (
     select * from {{ ref('int_time_entries_resolved') }}
-),
-
-erp as (
-    select * from {{ ref('int_time_entries_erp') }}
 ),
 
 projects as (
@@ -30,118 +34,177 @@ rate_card_versions as (
     select * from {{ ref('stg_psa__rate_card_versions') }}
 ),
 
+erp_entries as (
+    select * from {{ ref('int_time_entries_erp') }}
+),
+
 employees as (
     select * from {{ ref('dim_employees') }}
 ),
 
-fx as (
+fx_rates as (
     select * from {{ ref('int_fx_rates_daily') }}
 ),
 
-entry_cards as (
-    select
-        entries.time_entry_id,
-        min(rate_cards.rate_card_id) as rate_card_id,
-        count(rate_cards.rate_card_id) as rate_card_count
-    from entries
-    inner join projects on entries.project_id = projects.project_id
+-- the project's own rate cards; a project without one takes its contract's
+cards_by_project as (
+    select projects.project_id, rate_cards.rate_card_id, rate_cards.currency_code
+    from projects
     inner join rate_cards on projects.psa_project_id = rate_cards.psa_project_id
-    group by entries.time_entry_id
 ),
 
-matches as (
+cards_by_contract as (
+    select projects.project_id, rate_cards.rate_card_id, rate_cards.currency_code
+    from projects
+    inner join rate_cards on projects.contract_number = rate_cards.contract_number
+    where projects.project_id not in (select project_id from cards_by_project)
+),
+
+project_cards as (
+    select * from cards_by_project
+    union all
+    select * from cards_by_contract
+),
+
+project_card_summary as (
+    select
+        project_id,
+        count(*) as rate_card_count,
+        min(rate_card_id) as first_rate_card_id,
+        min(currency_code) as first_card_currency_code
+    from project_cards
+    group by project_id
+),
+
+matching_versions as (
     select
         entries.time_entry_id,
-        count(rate_card_versions.rate_card_version_id) as matching_rate_count,
-        min(rate_card_versions.rate_card_version_id) as rate_card_version_id,
-        min(rate_card_versions.bill_rate) as bill_rate,
-        min(rate_card_versions.currency_code) as rate_currency_code
+        rate_card_versions.rate_card_version_id,
+        rate_card_versions.rate_card_id,
+        rate_card_versions.bill_rate,
+        rate_card_versions.currency_code
     from entries
-    inner join entry_cards on entries.time_entry_id = entry_cards.time_entry_id
+    inner join project_cards on entries.project_id = project_cards.project_id
     inner join rate_card_versions
-        on entry_cards.rate_card_id = rate_card_versions.rate_card_id
+        on project_cards.rate_card_id = rate_card_versions.rate_card_id
         and entries.rate_role = rate_card_versions.role
         and entries.spent_date >= rate_card_versions.effective_from
-        and (rate_card_versions.effective_to is null or entries.spent_date <= rate_card_versions.effective_to)
-    group by entries.time_entry_id
+        and entries.spent_date <= coalesce(rate_card_versions.effective_to, {{ far_future }})
 ),
 
-priced as (
+version_summary as (
     select
-        entries.time_entry_id,
-        entry_cards.rate_card_id,
-        coalesce(matches.matching_rate_count, 0) as matching_rate_count,
-        case when matches.matching_rate_count = 1 then matches.rate_card_version_id end as rate_card_version_id,
-        case when matches.matching_rate_count = 1 then matches.bill_rate end as standard_bill_rate,
-        case when matches.matching_rate_count = 1 then matches.rate_currency_code end as standard_rate_currency_code,
-        coalesce(erp.is_invoiced, false) as is_invoiced,
-        erp.erp_hourly_rate,
-        erp.invoice_currency_code,
-        entries.hours,
-        entries.spent_date,
-        entries.employee_id,
-        entries.functional_currency
+        time_entry_id,
+        count(*) as matching_rate_count,
+        min(rate_card_version_id) as rate_card_version_id,
+        min(rate_card_id) as rate_card_id,
+        min(bill_rate) as bill_rate,
+        min(currency_code) as currency_code,
+        {{ dbt.listagg('rate_card_version_id', "','", 'order by rate_card_version_id') }}
+            as matching_rate_card_version_ids
+    from matching_versions
+    group by time_entry_id
+),
+
+standard_rated as (
+    select
+        entries.*,
+        coalesce(project_card_summary.rate_card_count, 0) as rate_card_count,
+        case when project_card_summary.rate_card_count = 1 then project_card_summary.first_rate_card_id end
+            as rate_card_id,
+        coalesce(version_summary.matching_rate_count, 0) as matching_rate_count,
+        version_summary.matching_rate_card_version_ids,
+        case when version_summary.matching_rate_count = 1 then version_summary.rate_card_version_id end
+            as rate_card_version_id,
+        case when version_summary.matching_rate_count = 1 then version_summary.bill_rate end
+            as standard_bill_rate,
+        case
+            when version_summary.matching_rate_count = 1 then version_summary.currency_code
+            when project_card_summary.rate_card_count = 1 then project_card_summary.first_card_currency_code
+        end as standard_rate_currency_code
     from entries
-    left join entry_cards on entries.time_entry_id = entry_cards.time_entry_id
-    left join matches on entries.time_entry_id = matches.time_entry_id
-    left join erp on entries.time_entry_id = erp.time_entry_id
+    left join project_card_summary on entries.project_id = project_card_summary.project_id
+    left join version_summary on entries.time_entry_id = version_summary.time_entry_id
 ),
 
 applied as (
     select
-        priced.*,
-        priced.is_invoiced and priced.erp_hourly_rate is not null as is_rated_from_invoice,
+        standard_rated.*,
+        employees.hourly_cost as cost_rate,
+        employees.cost_currency_code,
+        coalesce(erp_entries.is_invoiced, false) as is_rated_from_invoice,
+        case when erp_entries.is_invoiced then erp_entries.erp_hourly_rate else standard_rated.standard_bill_rate end
+            as bill_rate,
         case
-            when priced.is_invoiced and priced.erp_hourly_rate is not null then priced.erp_hourly_rate
-            else priced.standard_bill_rate
-        end as bill_rate,
-        case
-            when priced.is_invoiced and priced.erp_hourly_rate is not null
-                then coalesce(priced.invoice_currency_code, priced.standard_rate_currency_code, priced.functional_currency)
-            else priced.standard_rate_currency_code
-        end as currency_code
-    from priced
+            when erp_entries.is_invoiced
+                then coalesce(erp_entries.invoice_currency_code, standard_rated.standard_rate_currency_code)
+            else standard_rated.standard_rate_currency_code
+        end as rate_currency_code
+    from standard_rated
+    left join erp_entries on standard_rated.time_entry_id = erp_entries.time_entry_id
+    left join employees on standard_rated.employee_version_id = employees.employee_version_id
 ),
 
-costed as (
+amounts as (
     select
-        applied.*,
-        employees.hourly_cost as cost_rate,
-        employees.cost_currency_code
+        *,
+        -- time not billable earns nothing, unless it was invoiced anyway (then it is billed value)
+        cast(
+            case
+                when is_billable or is_rated_from_invoice then hours * bill_rate
+                else 0
+            end as decimal(24, 8)
+        ) as bill_amount,
+        cast(hours * standard_bill_rate as decimal(24, 8)) as standard_value,
+        cast(hours * cost_rate as decimal(24, 8)) as cost_amount
     from applied
-    left join employees
-        on applied.employee_id = employees.employee_id
-        and applied.spent_date >= employees.valid_from
-        and (employees.valid_to is null or applied.spent_date < employees.valid_to)
 ),
 
 final as (
     select
-        costed.time_entry_id,
-        costed.rate_card_id,
-        costed.matching_rate_count,
-        costed.rate_card_version_id,
-        costed.standard_bill_rate,
-        costed.bill_rate,
-        costed.is_rated_from_invoice,
-        costed.currency_code,
-        {{ exact_product('costed.hours', 'costed.bill_rate') }} as bill_amount,
-        {{ exact_product('costed.hours', 'costed.standard_bill_rate') }} as standard_amount,
-        bill_fx.rate_to_reporting as fx_rate_to_reporting,
-        {{ converted(exact_product('costed.hours', 'costed.bill_rate'), 'bill_fx.rate_to_reporting') }}
-            as bill_amount_reporting,
-        {{ converted(exact_product('costed.hours', 'costed.standard_bill_rate'), 'bill_fx.rate_to_reporting') }}
-            as standard_amount_reporting,
-        costed.cost_rate,
-        costed.cost_currency_code,
-        {{ exact_product('costed.hours', 'costed.cost_rate') }} as cost_amount,
-        {{ converted(exact_product('costed.hours', 'costed.cost_rate'), 'cost_fx.rate_to_reporting') }}
-            as cost_amount_reporting
-    from costed
-    left join fx as bill_fx
-        on costed.currency_code = bill_fx.currency_code and costed.spent_date = bill_fx.rate_date
-    left join fx as cost_fx
-        on costed.cost_currency_code = cost_fx.currency_code and costed.spent_date = cost_fx.rate_date
+        amounts.time_entry_id,
+        amounts.spent_date,
+        amounts.hours,
+        amounts.is_billable,
+        amounts.is_deleted,
+        amounts.project_id,
+        amounts.employee_id,
+        amounts.employee_version_id,
+        amounts.rate_role,
+        amounts.rate_card_count,
+        amounts.rate_card_id,
+        amounts.matching_rate_count,
+        amounts.matching_rate_card_version_ids,
+        amounts.rate_card_version_id,
+        amounts.standard_bill_rate,
+        amounts.standard_rate_currency_code,
+        amounts.is_rated_from_invoice,
+        amounts.bill_rate,
+        amounts.rate_currency_code,
+        amounts.bill_amount,
+        amounts.standard_value,
+        bill_fx.rate_to_reporting as bill_fx_rate,
+        -- nothing to convert when nothing is billable (non-billable time may have no rate currency)
+        cast(
+            case when amounts.bill_amount = 0 then 0 else amounts.bill_amount * bill_fx.rate_to_reporting end
+            as decimal(24, 8)
+        ) as bill_amount_reporting,
+        cast(amounts.standard_value * standard_fx.rate_to_reporting as decimal(24, 8)) as standard_value_reporting,
+        amounts.cost_rate,
+        amounts.cost_currency_code,
+        amounts.cost_amount,
+        cost_fx.rate_to_reporting as cost_fx_rate,
+        cast(amounts.cost_amount * cost_fx.rate_to_reporting as decimal(24, 8)) as cost_amount_reporting
+    from amounts
+    left join fx_rates as bill_fx
+        on amounts.rate_currency_code = bill_fx.currency_code
+        and amounts.spent_date = bill_fx.rate_date
+    left join fx_rates as standard_fx
+        on amounts.standard_rate_currency_code = standard_fx.currency_code
+        and amounts.spent_date = standard_fx.rate_date
+    left join fx_rates as cost_fx
+        on amounts.cost_currency_code = cost_fx.currency_code
+        and amounts.spent_date = cost_fx.rate_date
 )
 
 select * from final
