@@ -1,0 +1,170 @@
+"""fct_time_entries built incrementally equals a full refresh: after two days of new, approved,
+corrected and billed time, a rate-card amendment (re-rates unbilled time only), a correction
+whose change stamp lies outside the lookback window, and a deletion the time tool never
+announces. dbt is called directly (not the publishing runner) on the fact and its parents."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from billable.sandbox_process import running_sandbox
+from billable.transform import dbt_executable
+from tests.ingest_helpers import ROOT, advance, ingest
+from tests.warehouse_helpers import load_tiny_world, rows
+
+PROJECT = ROOT / "dbt_project"
+UPLIFT = 10  # added to the amended rate-card version's bill rate
+
+
+def dbt_build(raw_db: Path, build_db: Path, *extra: str) -> None:
+    """Build fct_time_entries and everything it reads (no tests) into build_db."""
+    work = build_db.parent
+    command = [*dbt_executable(), "build", "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT)]
+    command += ["--target-path", str(work / "target"), "--log-path", str(work / "logs")]
+    command += ["--select", "+fct_time_entries", "--exclude-resource-type", "test", "unit_test", *extra]
+    env = {
+        **os.environ,
+        "BILLABLE_RAW_DB": str(raw_db),
+        "BILLABLE_BUILD_DB": str(build_db),
+        "DBT_USE_COLORS": "false",
+    }
+    result = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def fact(build_db: Path) -> list[tuple]:
+    return rows(build_db, "select * from marts.fct_time_entries order by time_entry_id")
+
+
+@pytest.fixture(scope="module")
+def changed(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Build, then change the world and the raw data in every way that must reach the fact,
+    then build again incrementally and once more from scratch."""
+    folder = tmp_path_factory.mktemp("incremental")
+    world, raw_db = load_tiny_world(folder)
+    incremental = folder / "incremental" / "warehouse.duckdb"
+    incremental.parent.mkdir()
+    dbt_build(raw_db, incremental)
+    before = {
+        row[0]: row
+        for row in rows(incremental, "select time_entry_id, hours, bill_rate from marts.fct_time_entries")
+    }
+
+    # two days pass in the firm: new time, approvals, corrections, ERP posts and invoices
+    advance(world, days=2)
+    with running_sandbox(world) as base_url:
+        result = ingest(base_url, world, raw_db, "")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    with duckdb.connect(str(incremental), read_only=True) as connection:
+        # a version pricing both invoiced and not yet invoiced time
+        version_id, old_rate = connection.execute(
+            """
+            select rate_card_version_id, min(standard_bill_rate)
+            from marts.fct_time_entries
+            where rate_card_version_id is not null
+            group by rate_card_version_id
+            having bool_or(is_rated_from_invoice) and bool_or(not is_rated_from_invoice)
+            order by count(*) desc, rate_card_version_id
+            limit 1
+            """
+        ).fetchone()
+        gone_id = connection.execute(
+            "select max(time_entry_id) from marts.fct_time_entries where spent_date < date '2026-09-01'"
+        ).fetchone()[0]
+
+        # an old, unbilled entry, changed far outside the lookback window
+        corrected_id, corrected_hours = connection.execute(
+            """
+            select time_entry_id, hours from marts.fct_time_entries
+            where not is_invoiced and time_entry_id <> ?
+                and updated_at < (select max(updated_at) - interval 30 day from marts.fct_time_entries)
+            order by time_entry_id limit 1
+            """,
+            [gone_id],
+        ).fetchone()
+    with duckdb.connect(str(raw_db)) as connection:
+        # the PSA amends the rate (its change stamp moves, as Kantata's would)
+        connection.execute(
+            "update raw_psa.rate_card_versions set bill_rate = bill_rate + ?, "
+            "updated_at = '2026-10-03T09:00:00Z' where id = ?",
+            [UPLIFT, version_id],
+        )
+        # a correction that keeps an old stamp (a back-dated fix): only the row hash sees it
+        connection.execute("update raw_time.time_entries set hours = hours + 1 where id = ?", [corrected_id])
+        # a deletion found by the loader's re-scan
+        connection.execute(
+            "create table if not exists raw_time.time_entries_deletions "
+            "(id bigint, spent_date varchar, window_from varchar, detected_at timestamp with time zone)"
+        )
+        connection.execute(
+            "insert into raw_time.time_entries_deletions values (?, null, null, now())", [gone_id]
+        )
+
+    dbt_build(raw_db, incremental)
+    fresh = folder / "fresh" / "warehouse.duckdb"
+    fresh.parent.mkdir()
+    dbt_build(raw_db, fresh, "--full-refresh")
+    return {
+        "incremental": incremental,
+        "fresh": fresh,
+        "before": before,
+        "version_id": version_id,
+        "old_rate": old_rate,
+        "corrected": (corrected_id, corrected_hours),
+        "gone_id": gone_id,
+    }
+
+
+def test_an_incremental_run_gives_exactly_the_full_refresh(changed: dict) -> None:
+    left, right = fact(changed["incremental"]), fact(changed["fresh"])
+    columns = [
+        name
+        for (name,) in rows(changed["fresh"], "select column_name from (describe marts.fct_time_entries)")
+    ]
+    assert len(left) == len(right) > 0
+    differing = sorted(set(left) ^ set(right))[:3]
+    assert set(left) == set(right), f"columns {columns}; first differing rows {differing}"
+    new_days = rows(
+        changed["incremental"], "select count(*) from marts.fct_time_entries where spent_date > '2026-09-30'"
+    )
+    assert new_days[0][0] > 0, "the two days' new time arrived"
+
+
+def test_a_rate_amendment_re_rates_only_unbilled_time(changed: dict) -> None:
+    rated = rows(
+        changed["incremental"],
+        "select is_rated_from_invoice, min(bill_rate), max(bill_rate), min(standard_bill_rate), count(*) "
+        "from marts.fct_time_entries where rate_card_version_id = ? group by 1 order by 1",
+        changed["version_id"],
+    )
+    by_billed = {billed: (low, high, standard) for billed, low, high, standard, _count in rated}
+    new_rate = changed["old_rate"] + UPLIFT
+    assert by_billed[False] == (new_rate, new_rate, new_rate), "unbilled time takes the amended rate"
+    low, high, standard = by_billed[True]
+    assert (low, high) == (changed["old_rate"], changed["old_rate"]), (
+        "invoiced time keeps the rate it was billed at"
+    )
+    assert standard == new_rate
+
+
+def test_an_old_correction_and_a_silent_deletion_reach_the_fact(changed: dict) -> None:
+    corrected_id, hours = changed["corrected"]
+    now = rows(
+        changed["incremental"],
+        "select hours from marts.fct_time_entries where time_entry_id = ?",
+        corrected_id,
+    )
+    assert now == [(hours + 1,)]
+    gone = rows(
+        changed["incremental"],
+        "select count(*) from marts.fct_time_entries where time_entry_id = ?",
+        changed["gone_id"],
+    )
+    assert gone == [(0,)]
+    assert changed["gone_id"] in changed["before"]
