@@ -1,31 +1,65 @@
-{#- The columns every exception rule model yields, in order, so fct_exceptions can union them.
-    Arguments are SQL expressions. -#}
+{#- The columns every exception rule model yields, in this order, so fct_exceptions can union
+    them. Arguments are SQL expressions, except rule_code, record_type and source_system, which
+    are literals. exception_id is a hash of rule_code|record_type|record_id: the same broken
+    record gets the same id in every build, which is what exception_history tracks. -#}
 {% macro exception_columns(rule_code, record_type, record_id, source_system, source_ids, reason, details,
                            occurred_on, time_entry_id='null', project_id='null', client_id='null',
                            employee_id='null', legal_entity='null') -%}
+        {{ dbt.hash("'" ~ rule_code ~ "|" ~ record_type ~ "|' || cast(" ~ record_id ~ " as " ~ dbt.type_string() ~ ")") }}
+            as exception_id,
         '{{ rule_code }}' as rule_code,
         '{{ record_type }}' as record_type,
-        cast({{ record_id }} as varchar) as record_id,
+        cast({{ record_id }} as {{ dbt.type_string() }}) as record_id,
         '{{ source_system }}' as source_system,
-        cast({{ source_ids }} as varchar) as source_ids,
-        cast({{ reason }} as varchar) as reason,
-        cast({{ details }} as varchar) as details,
+        cast({{ source_ids }} as {{ dbt.type_string() }}) as source_ids,
+        cast({{ reason }} as {{ dbt.type_string() }}) as reason,
+        cast({{ details }} as {{ dbt.type_string() }}) as details,
         cast({{ occurred_on }} as date) as occurred_on,
         cast({{ time_entry_id }} as bigint) as time_entry_id,
-        cast({{ project_id }} as varchar) as project_id,
-        cast({{ client_id }} as varchar) as client_id,
-        cast({{ employee_id }} as varchar) as employee_id,
-        cast({{ legal_entity }} as varchar) as legal_entity
+        cast({{ project_id }} as {{ dbt.type_string() }}) as project_id,
+        cast({{ client_id }} as {{ dbt.type_string() }}) as client_id,
+        cast({{ employee_id }} as {{ dbt.type_string() }}) as employee_id,
+        cast({{ legal_entity }} as {{ dbt.type_string() }}) as legal_entity
 {%- endmacro %}
 
-{#- The standard columns of a time-entry exception; `alias` is the resolved entries relation. -#}
+{#- The standard columns of a time-entry exception; `alias` is a relation with the columns of
+    int_time_entries_resolved. source_ids name the entry, its Harvest project (with the code as
+    typed) and its Harvest user, so the owner can find them in the time tool. -#}
 {% macro time_entry_exception(rule_code, reason, details, alias='entries') -%}
     {{ exception_columns(
         rule_code, 'time_entry', alias ~ '.time_entry_id', 'time',
         "'harvest time_entry ' || " ~ alias ~ ".time_entry_id || '; harvest project ' || "
-            ~ alias ~ ".time_project_id || ' (' || coalesce(" ~ alias ~ ".project_code, '?') || '); harvest user ' || "
+            ~ alias ~ ".time_project_id || ' (' || coalesce(" ~ alias ~ ".project_code, 'no code') || '); harvest user ' || "
             ~ alias ~ ".time_user_id",
         reason, details, alias ~ '.spent_date', alias ~ '.time_entry_id', alias ~ '.project_id',
         alias ~ '.client_id', alias ~ '.employee_id', alias ~ '.legal_entity'
     ) }}
+{%- endmacro %}
+
+{#- An exception's details: a JSON object text from [key, SQL expression] pairs, built by the
+    engine's JSON function so quotes or backslashes in values can never break it. -#}
+{% macro exception_details(pairs) -%}
+    {{ return(adapter.dispatch('exception_details')(pairs)) }}
+{%- endmacro %}
+
+{% macro duckdb__exception_details(pairs) -%}
+    cast(json_object(
+        {%- for key, expression in pairs %}
+        '{{ key }}', {{ expression }}{{ "," if not loop.last }}
+        {%- endfor %}
+    ) as {{ dbt.type_string() }})
+{%- endmacro %}
+
+{#- Postgres, Redshift and the like. -#}
+{% macro default__exception_details(pairs) -%}
+    cast(json_build_object(
+        {%- for key, expression in pairs %}
+        '{{ key }}', {{ expression }}{{ "," if not loop.last }}
+        {%- endfor %}
+    ) as {{ dbt.type_string() }})
+{%- endmacro %}
+
+{#- A number as short text for a reason (8.5, not 8.5000): display only, never for arithmetic. -#}
+{% macro display_number(expression) -%}
+    cast(cast({{ expression }} as {{ dbt.type_float() }}) as {{ dbt.type_string() }})
 {%- endmacro %}

@@ -1,29 +1,53 @@
-{#- Billable client time of a known employee that no rate-card version prices on the day worked. -#}
+{#- Billable client time of a person HR knows, whose role has no rate-card version effective on
+    the day worked (for the project's contract): it cannot be priced. Time of unknown people or
+    unknown projects has its own exception and is not reported twice. The rate lookup is
+    int_time_entries_rated's (matching_rate_count = 0). -#}
 with entries as (
-    select * from {{ ref('int_time_entries_resolved') }} where not is_deleted
+    select * from {{ ref('int_time_entries_resolved') }}
 ),
 
 rated as (
     select * from {{ ref('int_time_entries_rated') }}
 ),
 
-final as (
+as_of as (
+    select * from {{ ref('int_as_of') }}
+),
+
+unpriced as (
     select
-        {{ time_entry_exception(
-            'TIME_NO_RATE',
-            "'no rate on ' || coalesce('rate card ' || rated.rate_card_id, 'any rate card') || ' for role '"
-                ~ " || coalesce(entries.rate_role, '?') || ' on ' || cast(entries.spent_date as varchar)",
-            "'{\"rate_card_id\": \"' || coalesce(rated.rate_card_id, '') || '\", \"role\": \"' || "
-                ~ "coalesce(entries.rate_role, '') || '\"}'"
-        ) }}
+        entries.*,
+        rated.rate_card_id,
+        rated.rate_card_count
     from entries
     inner join rated on entries.time_entry_id = rated.time_entry_id
+    cross join as_of
     where
-        entries.is_billable
+        not entries.is_deleted
+        and entries.created_at <= as_of.as_of_at
+        and entries.is_billable
         and entries.is_known_project
         and not entries.is_internal_project
         and entries.is_known_employee
         and rated.matching_rate_count = 0
+),
+
+final as (
+    select
+        {{ time_entry_exception(
+            'TIME_NO_RATE',
+            "'no rate for role ' || coalesce(unpriced.rate_role, '(none)') || ' on ' || cast(unpriced.spent_date as varchar)"
+                ~ " || coalesce(' on rate card ' || unpriced.rate_card_id, ' (the contract has no rate card)')",
+            exception_details([
+                ['rate_card_id', 'unpriced.rate_card_id'],
+                ['rate_card_count', 'unpriced.rate_card_count'],
+                ['role', 'unpriced.rate_role'],
+                ['spent_date', 'unpriced.spent_date'],
+                ['hours', 'unpriced.hours'],
+            ]),
+            alias='unpriced'
+        ) }}
+    from unpriced
 )
 
 select * from final

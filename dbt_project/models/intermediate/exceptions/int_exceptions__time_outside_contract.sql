@@ -1,25 +1,49 @@
+{#- Client time dated before its contract's start or after its end (the current, i.e. final
+    amended, end date): it has no contract to be billed under. -#}
 with entries as (
-    select * from {{ ref('int_time_entries_resolved') }} where not is_deleted
+    select * from {{ ref('int_time_entries_resolved') }}
 ),
 
 contracts as (
     select * from {{ ref('dim_contracts') }}
 ),
 
+as_of as (
+    select * from {{ ref('int_as_of') }}
+),
+
+outside as (
+    select
+        entries.*,
+        contracts.contract_number,
+        contracts.start_date as contract_start_date,
+        contracts.end_date as contract_end_date
+    from entries
+    inner join contracts on entries.contract_id = contracts.contract_id
+    cross join as_of
+    where
+        not entries.is_deleted
+        and entries.created_at <= as_of.as_of_at
+        and not entries.is_internal_project
+        and (entries.spent_date < contracts.start_date or entries.spent_date > contracts.end_date)
+),
+
 final as (
     select
         {{ time_entry_exception(
             'TIME_OUTSIDE_CONTRACT',
-            "'worked ' || cast(entries.spent_date as varchar) || ', outside contract ' || contracts.contract_number"
-                ~ " || ' (' || cast(contracts.start_date as varchar) || ' to ' || cast(contracts.end_date as varchar) || ')'",
-            "'{\"contract_number\": \"' || contracts.contract_number || '\", \"start_date\": \"' || "
-                ~ "cast(contracts.start_date as varchar) || '\", \"end_date\": \"' || cast(contracts.end_date as varchar) || '\"}'"
+            "'worked ' || cast(outside.spent_date as varchar) || ', ' || case when outside.spent_date < outside.contract_start_date"
+                ~ " then 'before' else 'after' end || ' contract ' || outside.contract_number || ' ('"
+                ~ " || cast(outside.contract_start_date as varchar) || ' to ' || coalesce(cast(outside.contract_end_date as varchar), 'open') || ')'",
+            exception_details([
+                ['contract_number', 'outside.contract_number'],
+                ['contract_start_date', 'outside.contract_start_date'],
+                ['contract_end_date', 'outside.contract_end_date'],
+                ['spent_date', 'outside.spent_date'],
+            ]),
+            alias='outside'
         ) }}
-    from entries
-    inner join contracts on entries.contract_id = contracts.contract_id
-    where
-        not entries.is_internal_project
-        and (entries.spent_date < contracts.start_date or entries.spent_date > contracts.end_date)
+    from outside
 )
 
 select * from final

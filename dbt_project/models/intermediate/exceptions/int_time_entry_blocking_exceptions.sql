@@ -1,36 +1,49 @@
 {#- Per time entry, the blocking exceptions that hold it back from billing: its own (unknown
-    project, no rate, duplicate, ...), those of its time-tool user (unknown employee), and a
-    rate conflict on the versions that would price it. -#}
+    project, no rate, duplicate, ...), those of its time-tool user (unknown employee), and a rate
+    conflict on the rate-card versions that would price it (reported on the versions, so the
+    entries are found here through int_time_entries_rated). One row per held-back entry;
+    fct_time_entries sets has_blocking_exception from it. -#}
 with exceptions as (
-    select * from {{ ref('fct_exceptions') }} where is_blocking
+    select * from {{ ref('fct_exceptions') }}
 ),
 
 entries as (
-    select * from {{ ref('int_time_entries_resolved') }} where not is_deleted
+    select * from {{ ref('int_time_entries_resolved') }}
 ),
 
 rated as (
     select * from {{ ref('int_time_entries_rated') }}
 ),
 
+rules as (
+    select * from {{ ref('exception_rules') }}
+),
+
+blocking as (
+    select * from exceptions where is_blocking
+),
+
 own as (
-    select time_entry_id, rule_code
-    from exceptions
-    where record_type = 'time_entry'
+    select blocking.time_entry_id, blocking.rule_code
+    from blocking
+    where blocking.record_type = 'time_entry'
 ),
 
 of_user as (
-    select entries.time_entry_id, exceptions.rule_code
+    select entries.time_entry_id, blocking.rule_code
     from entries
-    inner join exceptions
-        on exceptions.record_type = 'time_user'
-        and exceptions.record_id = cast(entries.time_user_id as varchar)
+    inner join blocking
+        on blocking.record_type = 'time_user'
+        and blocking.record_id = cast(entries.time_user_id as varchar)
+    where not entries.is_deleted
 ),
 
 of_rate as (
-    select rated.time_entry_id, 'TIME_RATE_CONFLICT' as rule_code
+    select rated.time_entry_id, rules.rule_code
     from rated
-    where rated.matching_rate_count > 1
+    inner join entries on rated.time_entry_id = entries.time_entry_id
+    inner join rules on rules.rule_code = 'TIME_RATE_CONFLICT'
+    where not entries.is_deleted and rated.matching_rate_count > 1 and rules.is_blocking
 ),
 
 all_blocks as (

@@ -1,12 +1,20 @@
 {#- Every exception episode across builds: when a build first saw it, last saw it, and the first
-    build that no longer saw it (resolved). `full_refresh: false`: a full rebuild of the
-    warehouse never resets ages. Each run's "when" is the warehouse's now (int_as_of). An
-    exception that comes back after being resolved opens a new episode. -#}
+    build that no longer saw it (resolved). Each build's "when" is the warehouse's now (int_as_of),
+    and its identity dbt's invocation id.
+
+    History cannot be rebuilt from the sources, so this model is incremental with
+    full_refresh: false: `dbt build --full-refresh` leaves it alone and merges into it as usual,
+    and ages never reset. Merge, per exception_id:
+    - open and still in fct_exceptions: keep first_detected_at, move last_seen_at to now;
+    - open and gone from fct_exceptions: resolved_at = now;
+    - in fct_exceptions with no open episode (new, or back after being resolved): a new episode.
+    Resolved episodes are never touched again. -#}
 {{
     config(
         materialized='incremental',
         unique_key='episode_id',
         incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
         full_refresh=false,
     )
 }}
@@ -19,8 +27,18 @@ as_of as (
 ),
 
 {% if is_incremental() %}
+{#- columns added after the table was first built are null on its older rows (history written
+    before the run identity was kept); on_schema_change appends them to the table -#}
+{%- set existing_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
 known as (
-    select * from {{ this }}
+    select
+        *
+        {%- for column in ['first_detected_invocation_id', 'last_seen_invocation_id', 'resolved_invocation_id'] %}
+        {%- if column not in existing_columns %},
+        cast(null as {{ dbt.type_string() }}) as {{ column }}
+        {%- endif %}
+        {%- endfor %}
+    from {{ this }}
 ),
 
 open_episodes as (
@@ -38,8 +56,14 @@ still_open as (
         current_exceptions.severity,
         current_exceptions.reason,
         open_episodes.first_detected_at,
-        greatest(open_episodes.last_seen_at, as_of.as_of_at) as last_seen_at,
-        cast(null as timestamp) as resolved_at
+        case
+            when open_episodes.last_seen_at > as_of.as_of_at then open_episodes.last_seen_at
+            else as_of.as_of_at
+        end as last_seen_at,
+        cast(null as timestamp) as resolved_at,
+        open_episodes.first_detected_invocation_id,
+        '{{ invocation_id }}' as last_seen_invocation_id,
+        cast(null as {{ dbt.type_string() }}) as resolved_invocation_id
     from open_episodes
     inner join current_exceptions on open_episodes.exception_id = current_exceptions.exception_id
     cross join as_of
@@ -57,37 +81,47 @@ resolved_now as (
         open_episodes.reason,
         open_episodes.first_detected_at,
         open_episodes.last_seen_at,
-        as_of.as_of_at as resolved_at
+        as_of.as_of_at as resolved_at,
+        open_episodes.first_detected_invocation_id,
+        open_episodes.last_seen_invocation_id,
+        '{{ invocation_id }}' as resolved_invocation_id
     from open_episodes
+    left join current_exceptions on open_episodes.exception_id = current_exceptions.exception_id
     cross join as_of
-    where open_episodes.exception_id not in (select exception_id from current_exceptions)
+    where current_exceptions.exception_id is null
 ),
 
-new_episodes as (
+new_exceptions as (
     select current_exceptions.*
     from current_exceptions
-    where current_exceptions.exception_id not in (select exception_id from open_episodes)
+    left join open_episodes on current_exceptions.exception_id = open_episodes.exception_id
+    where open_episodes.exception_id is null
 ),
 {% else %}
-new_episodes as (
+new_exceptions as (
     select * from current_exceptions
 ),
 {% endif %}
 
 opened as (
     select
-        md5(new_episodes.exception_id || '|' || cast(as_of.as_of_at as varchar)) as episode_id,
-        new_episodes.exception_id,
-        new_episodes.rule_code,
-        new_episodes.record_type,
-        new_episodes.record_id,
-        new_episodes.owner,
-        new_episodes.severity,
-        new_episodes.reason,
+        -- the run's identity too: an exception resolved and back within one as_of is a new episode
+        {{ dbt.hash("new_exceptions.exception_id || '|' || cast(as_of.as_of_at as " ~ dbt.type_string() ~ ") || '|"
+            ~ invocation_id ~ "'") }} as episode_id,
+        new_exceptions.exception_id,
+        new_exceptions.rule_code,
+        new_exceptions.record_type,
+        new_exceptions.record_id,
+        new_exceptions.owner,
+        new_exceptions.severity,
+        new_exceptions.reason,
         as_of.as_of_at as first_detected_at,
         as_of.as_of_at as last_seen_at,
-        cast(null as timestamp) as resolved_at
-    from new_episodes
+        cast(null as timestamp) as resolved_at,
+        '{{ invocation_id }}' as first_detected_invocation_id,
+        '{{ invocation_id }}' as last_seen_invocation_id,
+        cast(null as {{ dbt.type_string() }}) as resolved_invocation_id
+    from new_exceptions
     cross join as_of
 ),
 

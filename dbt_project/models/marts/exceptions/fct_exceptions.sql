@@ -1,5 +1,7 @@
-{#- The exception queue: every open exception as of this build, one row per rule and record,
-    with the owning team, severity and whether it holds the record back from billing. -#}
+{#- The exception queue: every open exception as of this build (the warehouse's now), one row
+    per rule and record, with the owning team, severity and whether it holds the record back
+    from billing (seed exception_rules). Each rule is its own model in
+    intermediate/exceptions/; they all yield the same columns (macro exception_columns). -#}
 {%- set rules = [
     'time_unknown_project', 'time_inactive_project', 'time_outside_contract', 'time_unapproved_late',
     'time_no_rate', 'time_rate_conflict', 'time_unknown_employee', 'time_duplicate', 'time_invalid_hours',
@@ -12,13 +14,6 @@ with
 ),
 {% endfor %}
 
-unioned as (
-    {% for rule in rules %}
-    select * from {{ rule }}
-    {{ "union all" if not loop.last }}
-    {% endfor %}
-),
-
 rules as (
     select * from {{ ref('exception_rules') }}
 ),
@@ -27,9 +22,17 @@ as_of as (
     select * from {{ ref('int_as_of') }}
 ),
 
+unioned as (
+    {% for rule in rules %}
+    select * from {{ rule }}
+    {{ "union all" if not loop.last }}
+    {% endfor %}
+),
+
+-- a left join: a rule code missing from the seed must fail a test, not vanish from the queue
 final as (
     select
-        md5(unioned.rule_code || '|' || unioned.record_type || '|' || unioned.record_id) as exception_id,
+        unioned.exception_id,
         unioned.rule_code,
         rules.owner,
         rules.severity,
@@ -39,6 +42,7 @@ final as (
         unioned.source_system,
         unioned.source_ids,
         unioned.reason,
+        rules.reason as rule_reason,
         unioned.details,
         unioned.occurred_on,
         unioned.time_entry_id,
@@ -48,7 +52,7 @@ final as (
         unioned.legal_entity,
         as_of.as_of_at as detected_at
     from unioned
-    inner join rules on unioned.rule_code = rules.rule_code
+    left join rules on unioned.rule_code = rules.rule_code
     cross join as_of
 )
 

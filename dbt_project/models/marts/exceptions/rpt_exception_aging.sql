@@ -1,11 +1,17 @@
-{#- Every exception episode with its age and aging bucket (0-2, 3-7, 8-30, 30+ days): open ones
-    aged to the warehouse's now, resolved ones from first detection to resolution. -#}
+{#- Every exception episode with its age and aging bucket: open episodes are aged from first
+    detection to the warehouse's now, resolved ones from first detection to resolution. Age is
+    whole days elapsed (48 hours = 2 days, 47 hours = 1), bucketed 0-2, 3-7, 8-30 and 30+ (over
+    30). Open episodes carry the current reason, source ids and flags from fct_exceptions. -#}
 with history as (
     select * from {{ ref('exception_history') }}
 ),
 
 current_exceptions as (
     select * from {{ ref('fct_exceptions') }}
+),
+
+rules as (
+    select * from {{ ref('exception_rules') }}
 ),
 
 as_of as (
@@ -16,8 +22,10 @@ aged as (
     select
         history.*,
         history.resolved_at is null as is_open,
-        {{ dbt.datediff('history.first_detected_at', 'coalesce(history.resolved_at, as_of.as_of_at)', 'day') }}
-            as age_days
+        cast(floor(
+            {{ dbt.datediff('history.first_detected_at', 'coalesce(history.resolved_at, as_of.as_of_at)', 'second') }}
+            / 86400.0
+        ) as integer) as age_days
     from history
     cross join as_of
 ),
@@ -29,13 +37,15 @@ final as (
         aged.rule_code,
         aged.owner,
         aged.severity,
+        rules.is_blocking,
         aged.record_type,
         aged.record_id,
         coalesce(current_exceptions.reason, aged.reason) as reason,
         current_exceptions.source_ids,
-        current_exceptions.is_blocking,
+        current_exceptions.occurred_on,
         current_exceptions.project_id,
         current_exceptions.client_id,
+        current_exceptions.employee_id,
         current_exceptions.legal_entity,
         aged.first_detected_at,
         aged.last_seen_at,
@@ -49,8 +59,10 @@ final as (
             else '30+'
         end as age_bucket
     from aged
+    left join rules on aged.rule_code = rules.rule_code
     left join current_exceptions
-        on aged.exception_id = current_exceptions.exception_id and aged.is_open
+        on aged.exception_id = current_exceptions.exception_id
+        and aged.is_open
 )
 
 select * from final
