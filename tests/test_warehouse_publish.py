@@ -1,5 +1,6 @@
 """Write, audit, publish: only a fully tested build is published, atomically; readers and the
-build never block each other; two builds never run at once; incremental = full refresh."""
+build never block each other; two builds never run at once. (Incremental = full refresh:
+tests/test_warehouse_incremental.py.)"""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from billable.sandbox_process import running_sandbox
-from tests.ingest_helpers import ROOT, advance, copy_world, ingest
+from tests.ingest_helpers import ROOT
 from tests.warehouse_helpers import built, copy_raw, load_tiny_world, rows, sha256, transform
 
 
@@ -81,41 +81,3 @@ def test_a_second_transform_exits_75_naming_the_first(loaded: tuple[Path, Path],
     finally:
         first.wait(timeout=300)
     assert first.returncode == 0
-
-
-def test_incremental_runs_give_the_same_facts_as_a_full_refresh(
-    loaded: tuple[Path, Path], tmp_path: Path
-) -> None:
-    world = copy_world(loaded[0], tmp_path / "world")
-    raw_db = copy_raw(loaded[1], tmp_path / "raw.duckdb")
-    incremental = tmp_path / "incremental"
-    built(raw_db, incremental)
-    # two days pass: new time, approvals, corrections, HR files, ERP changes
-    advance(world, days=2)
-    with running_sandbox(world) as base_url:
-        result = ingest(base_url, world, raw_db, "")
-    assert result.returncode == 0, result.stderr
-    # a deletion the time tool does not announce, found by the loader's re-scan, must leave the fact
-    with duckdb.connect(str(raw_db)) as connection:
-        gone = connection.execute("select max(id) from raw_time.time_entries").fetchall()[0][0]
-        connection.execute(
-            "create table if not exists raw_time.time_entries_deletions "
-            "(id bigint, spent_date varchar, window_from varchar, detected_at timestamp with time zone)"
-        )
-        connection.execute(
-            "insert into raw_time.time_entries_deletions values (?, null, null, now())", [gone]
-        )
-    built(raw_db, incremental)
-    fresh = built(raw_db, tmp_path / "fresh", "--full-refresh")
-
-    columns = "* exclude (row_hash)"
-    left = rows(incremental / "warehouse.duckdb", f"select {columns} from marts.fct_time_entries order by 1")
-    right = rows(fresh, f"select {columns} from marts.fct_time_entries order by 1")
-    assert len(left) == len(right) > 0
-    assert left == right
-    assert gone not in {row[0] for row in left}
-    changed = rows(
-        incremental / "warehouse.duckdb",
-        "select count(*) from marts.fct_time_entries where spent_date > '2026-09-30'",
-    )
-    assert changed[0][0] > 0, "the two days' new time arrived"
