@@ -140,9 +140,16 @@ def bench_ingest(args: argparse.Namespace) -> str:
     return run(world_for, BENCH_DATA, large_preset=args.presets[-1])
 
 
+def bench_transform(args: argparse.Namespace) -> str:
+    from billable.bench_transform import bench_transform as run
+
+    return run(BENCH_DATA, [preset for preset in args.presets if preset != "tiny"])
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], str]] = {
     "sandbox": lambda args: bench_sandbox(args.presets),
     "ingest": bench_ingest,
+    "transform": bench_transform,
 }
 
 
