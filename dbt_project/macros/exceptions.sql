@@ -63,3 +63,9 @@
 {% macro display_number(expression) -%}
     cast(cast({{ expression }} as {{ dbt.type_float() }}) as {{ dbt.type_string() }})
 {%- endmacro %}
+
+{#- The identity of this dbt run, as exception_history records it. A macro, not the bare
+    invocation_id, so unit tests can pin it (overrides: macros: exception_run_id). -#}
+{% macro exception_run_id() -%}
+    {{ return(invocation_id) }}
+{%- endmacro %}

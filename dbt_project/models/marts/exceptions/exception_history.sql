@@ -66,7 +66,7 @@ still_open as (
         end as last_seen_at,
         cast(null as timestamp) as resolved_at,
         open_episodes.first_detected_invocation_id,
-        '{{ invocation_id }}' as last_seen_invocation_id,
+        '{{ exception_run_id() }}' as last_seen_invocation_id,
         cast(null as {{ dbt.type_string() }}) as resolved_invocation_id
     from open_episodes
     inner join current_exceptions on open_episodes.exception_id = current_exceptions.exception_id
@@ -88,7 +88,7 @@ resolved_now as (
         as_of.as_of_at as resolved_at,
         open_episodes.first_detected_invocation_id,
         open_episodes.last_seen_invocation_id,
-        '{{ invocation_id }}' as resolved_invocation_id
+        '{{ exception_run_id() }}' as resolved_invocation_id
     from open_episodes
     left join current_exceptions on open_episodes.exception_id = current_exceptions.exception_id
     cross join as_of
@@ -111,7 +111,7 @@ opened as (
     select
         -- the run's identity too: an exception resolved and back within one as_of is a new episode
         {{ dbt.hash("new_exceptions.exception_id || '|' || cast(as_of.as_of_at as " ~ dbt.type_string() ~ ") || '|"
-            ~ invocation_id ~ "'") }} as episode_id,
+            ~ exception_run_id() ~ "'") }} as episode_id,
         new_exceptions.exception_id,
         new_exceptions.rule_code,
         new_exceptions.record_type,
@@ -122,8 +122,8 @@ opened as (
         as_of.as_of_at as first_detected_at,
         as_of.as_of_at as last_seen_at,
         cast(null as timestamp) as resolved_at,
-        '{{ invocation_id }}' as first_detected_invocation_id,
-        '{{ invocation_id }}' as last_seen_invocation_id,
+        '{{ exception_run_id() }}' as first_detected_invocation_id,
+        '{{ exception_run_id() }}' as last_seen_invocation_id,
         cast(null as {{ dbt.type_string() }}) as resolved_invocation_id
     from new_exceptions
     cross join as_of
