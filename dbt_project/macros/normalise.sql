@@ -42,18 +42,6 @@
     cast({{ column }} as decimal(12, 4))
 {%- endmacro %}
 
-{#- An exact product of decimals: wide enough that hours × rate × FX never overflows, and
-    nothing is rounded (hours and rates have 4 decimals: 8 decimals hold the product). -#}
-{% macro exact_product(left, right) -%}
-    cast(cast({{ left }} as decimal(38, 8)) * {{ right }} as decimal(38, 8))
-{%- endmacro %}
-
-{#- A transaction amount converted at an FX rate: 6 decimals, so sums of converted amounts
-    stay exact to the cent. -#}
-{% macro converted(amount, fx_rate) -%}
-    cast(cast({{ amount }} as decimal(38, 8)) * {{ fx_rate }} as decimal(38, 6))
-{%- endmacro %}
-
 {#- A hash of a row's values (for change detection): nulls and empty strings stay distinct. -#}
 {% macro row_hash(columns) -%}
     md5(concat_ws('|' {%- for column in columns %}, coalesce(cast({{ column }} as varchar), '<null>'){% endfor %}))
