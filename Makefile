@@ -13,7 +13,7 @@ WORLD         ?= $(DATA)/worlds/$(PRESET)-$(SEED)
 SANDBOX_URL   := http://127.0.0.1:$(PORT)
 DASHBOARD_PORT ?= 8501
 
-.PHONY: help setup lock run pipeline sandbox generate advance ingest transform daily demo-day sync test lint bench clean
+.PHONY: help setup lock run dashboard pipeline sandbox generate advance ingest transform daily demo-day sync test lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -62,7 +62,12 @@ pipeline: generate ## the whole non-interactive run: world, sandbox, ingest, tra
 	$(PY) -m billable.pipeline --world $(WORLD) --port $(PORT)
 
 run: pipeline ## make pipeline, then serve the dashboard on http://localhost:$(DASHBOARD_PORT)
-	@echo "The dashboard is not built yet (issue 7); the pipeline above is what runs today."
+	@$(MAKE) --no-print-directory dashboard
+
+dashboard: setup ## serve the dashboard over the published warehouse (WAREHOUSE=path, default data/warehouse.duckdb)
+	@echo "dashboard: http://localhost:$(DASHBOARD_PORT) (Ctrl-C stops)"
+	$(if $(WAREHOUSE),BILLABLE_WAREHOUSE=$(WAREHOUSE)) $(PY) -m streamlit run dashboards/app.py \
+	  --server.port $(DASHBOARD_PORT) --server.headless true --browser.gatherUsageStats false
 
 lint: setup ## ruff lint and format check
 	$(VENV)/bin/ruff check .
