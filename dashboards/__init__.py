@@ -1,0 +1,1 @@
+"""Billable's executive dashboards: a Streamlit multipage app over the published warehouse."""

@@ -1,0 +1,160 @@
+"""Exceptions: the queue by owner and rule with aging; filter, sort, drill down, download."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from dashboards import queries as q
+from dashboards import ui
+
+filters = ui.page(
+    "Exceptions",
+    "Records that must not flow silently: each rule has an owner team; blocking ones hold time back "
+    "from billing. The queue is what is open now (all dates); the global entity, practice and client "
+    "filters apply.",
+    needs_period=False,
+)
+
+
+def render(filters: q.Filters) -> None:
+    everything = q.exception_queue(filters)
+    if everything.empty:
+        st.success("No open exceptions for this selection.", icon=":material/check_circle:")
+        return
+    left, middle, right, sort_box = st.columns([1, 1, 1, 1])
+    owners = left.multiselect(
+        "Owner", sorted(everything["owner"].dropna().unique()), placeholder="All owners"
+    )
+    rules = middle.multiselect("Rule", sorted(everything["rule_code"].unique()), placeholder="All rules")
+    buckets = right.multiselect("Age (days)", list(q.EXCEPTION_AGE_BUCKETS), placeholder="All ages")
+    sort = sort_box.selectbox("Sort", list(q.SORTABLE))
+    queue = q.exception_queue(filters, owners=owners, rules=rules, buckets=buckets, sort=sort)
+
+    tiles = st.columns(4)
+    with tiles[0]:
+        ui.tile("Open exceptions", len(queue), None, ui.count, help="Open now, after the filters above.")
+    with tiles[1]:
+        ui.tile("Blocking billing", int(queue["is_blocking"].sum()), None, ui.count)
+    with tiles[2]:
+        ui.tile("Older than 30 days", int((queue["age_bucket"] == "30+").sum()), None, ui.count)
+    with tiles[3]:
+        ui.tile("Median age", queue["age_days"].median() if len(queue) else None, None, ui.days)
+
+    if ui.is_empty(queue, "No open exceptions match these filters."):
+        return
+    charts = st.columns(2)
+    by_owner = queue.groupby(["owner", "age_bucket"], as_index=False).size()
+    with charts[0]:
+        figure = px.bar(
+            by_owner,
+            x="owner",
+            y="size",
+            color="age_bucket",
+            category_orders={"age_bucket": list(q.EXCEPTION_AGE_BUCKETS)},
+            color_discrete_map=ui.BUCKET_COLOURS,
+            title="Open exceptions by owner and age (days since first detected)",
+            labels={"size": "open exceptions (count)", "owner": "owner team", "age_bucket": "age (days)"},
+        )
+        ui.show(figure, key="exceptions_by_owner")
+    by_rule = queue.groupby(["rule_code", "age_bucket"], as_index=False).size()
+    with charts[1]:
+        figure = px.bar(
+            by_rule,
+            y="rule_code",
+            x="size",
+            color="age_bucket",
+            orientation="h",
+            category_orders={"age_bucket": list(q.EXCEPTION_AGE_BUCKETS)},
+            color_discrete_map=ui.BUCKET_COLOURS,
+            title="Open exceptions by rule and age",
+            labels={"size": "open exceptions (count)", "rule_code": "rule", "age_bucket": "age (days)"},
+        )
+        figure.update_yaxes(categoryorder="total ascending")
+        ui.show(figure, key="exceptions_by_rule")
+
+    st.subheader("The queue")
+    st.caption("Select a row to see the offending record with its source-system ids.")
+    shown = queue[
+        [
+            "rule_code",
+            "owner",
+            "severity",
+            "is_blocking",
+            "age_days",
+            "age_bucket",
+            "record_type",
+            "record_id",
+            "source_ids",
+            "reason",
+            "occurred_on",
+            "legal_entity",
+            "client_name",
+            "project_code",
+        ]
+    ]
+    selection = st.dataframe(
+        shown,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="exception_queue",
+        column_config={
+            "rule_code": "Rule",
+            "owner": "Owner",
+            "severity": "Severity",
+            "is_blocking": st.column_config.CheckboxColumn("Blocking"),
+            "age_days": st.column_config.NumberColumn("Age (days)"),
+            "age_bucket": "Bucket",
+            "record_type": "Record type",
+            "record_id": "Record id",
+            "source_ids": st.column_config.TextColumn("Source-system ids", width="large"),
+            "reason": st.column_config.TextColumn("Reason", width="large"),
+            "occurred_on": st.column_config.DateColumn("Occurred on"),
+            "legal_entity": "Entity",
+            "client_name": "Client",
+            "project_code": "Project",
+        },
+    )
+    owner_label = "-".join(owners) if owners else "all-owners"
+    ui.download(
+        queue.drop(columns=["details"]),
+        f"Download these {len(queue):,} exceptions (CSV)",
+        f"billable-exceptions-{owner_label}.csv",
+        key="download_exceptions",
+    )
+
+    rows = selection.selection.rows if selection is not None else []
+    if rows:
+        drill_down(queue.iloc[rows[0]])
+
+
+def drill_down(row: pd.Series) -> None:
+    st.subheader(f"{row['rule_code']} · {row['record_type']} {row['record_id']}")
+    st.markdown(f"**Reason:** {row['reason']}")
+    st.markdown(f"**Rule:** {row['rule_reason']} (owner {row['owner']}, severity {row['severity']})")
+    st.markdown(f"**Find it in {row['source_system'] or 'the source system'}:** `{row['source_ids']}`")
+    first = q.parse_time(row["first_detected_at"])
+    st.caption(
+        f"First detected {first:%Y-%m-%d %H:%M} UTC, {row['age_days']} days ago"
+        if first
+        else "First detection time unknown"
+    )
+    details = row["details"]
+    if isinstance(details, str) and details:
+        try:
+            st.json(json.loads(details), expanded=True)
+        except json.JSONDecodeError:
+            st.code(details)
+    records = q.exception_record(str(row["exception_id"]))
+    entry = records.get("time_entry")
+    if entry is not None and not entry.empty:
+        st.markdown("**The time entry** (fct_time_entries)")
+        st.dataframe(entry, hide_index=True)
+
+
+if filters is not None:
+    ui.guarded(lambda: render(filters), "The exception queue")

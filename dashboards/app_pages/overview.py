@@ -1,0 +1,188 @@
+"""Overview: the KPI tiles for the period, each against the previous period with a sparkline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import streamlit as st
+
+from dashboards import queries as q
+from dashboards import ui
+
+filters = ui.page(
+    "Overview",
+    "The firm's vital signs for the chosen period, each compared with the period before it; "
+    "the small charts show the last 12 months. Open a number's rows under 'Trace a number'.",
+)
+
+SPARK_MONTHS = 12
+
+
+def spark_window(filters: q.Filters) -> tuple:
+    end_month = q.month_start(filters.end)
+    return q.add_months(end_month, -(SPARK_MONTHS - 1)), end_month
+
+
+def utilisation_tile(filters: q.Filters) -> None:
+    now = q.utilisation_total(filters).iloc[0]
+    before = q.utilisation_total(filters.previous()).iloc[0]
+    start, end = spark_window(filters)
+    spark = q.utilisation_monthly(filters, start, end)["billable_utilization"].tolist()
+    target = q.finite(now["target_billable_utilization"])
+    ui.tile(
+        "Billable utilisation",
+        now["billable_utilization"],
+        before["billable_utilization"],
+        ui.percent,
+        spark=spark,
+        delta_kind="points",
+        help="Billable hours / capacity hours (rpt_utilization)."
+        + (f" Target {ui.percent(target)}." if target is not None else ""),
+    )
+
+
+def wip_tile(filters: q.Filters) -> None:
+    factor = q.currency_factor(filters.currency, filters.end)
+    now_date = q.nearest_wip_date(filters.end)
+    before_date = q.nearest_wip_date(filters.previous().end)
+
+    def total(day) -> float | None:
+        if day is None:
+            return None
+        frame = q.wip_by(filters, day)
+        return float(frame["wip_amount_reporting"].fillna(0).sum()) * factor
+
+    start, _end = spark_window(filters)
+    spark = q.wip_month_ends(filters, start, filters.end)["wip_amount_reporting"] * factor
+    ui.tile(
+        "WIP (unbilled)",
+        total(now_date),
+        total(before_date),
+        lambda value: ui.money(value, filters.currency),
+        spark=spark.tolist(),
+        higher_is_better=False,
+        help=f"Approved, unbilled time, expenses and completed milestones as of {now_date} (rpt_wip).",
+    )
+
+
+def time_to_invoice_tile(filters: q.Filters) -> None:
+    now = q.time_to_invoice_period(filters).iloc[0]
+    before = q.time_to_invoice_period(filters.previous()).iloc[0]
+    start, _end = spark_window(filters)
+    spark = q.time_to_invoice_summary(filters, start, filters.end)["median_days"].tolist()
+    ui.tile(
+        "Median time to invoice",
+        now["median_days"],
+        before["median_days"],
+        ui.days,
+        spark=spark,
+        delta_kind="days",
+        higher_is_better=False,
+        help="Median days from the day worked to the invoice date, over the time entries invoiced "
+        "in the period (rpt_time_to_invoice).",
+    )
+
+
+def exceptions_tile(filters: q.Filters) -> None:
+    current = q.open_exception_count(filters)
+    ui.tile(
+        "Open exceptions",
+        current,
+        None,
+        ui.count,
+        higher_is_better=False,
+        help="Exceptions open now in the queue (fct_exceptions); see the Exceptions page.",
+    )
+
+
+def tiles(filters: q.Filters) -> None:
+    row: list[tuple[str, Callable[[q.Filters], None]]] = [
+        ("Billable utilisation", utilisation_tile),
+        ("WIP", wip_tile),
+        ("Median time to invoice", time_to_invoice_tile),
+        ("DSO", dso_tile),
+        ("Recognised revenue", revenue_tile),
+        ("Gross margin", margin_tile),
+        ("Open exceptions", exceptions_tile),
+    ]
+    first, second = st.columns(4), st.columns(4)
+    for column, (label, render) in zip([*first, *second], row, strict=False):
+        with column:
+            ui.guarded(lambda render=render: render(filters), label, compact=True)
+
+
+def dso_tile(filters: q.Filters) -> None:
+    frame = q.dso_months(filters, q.add_months(q.month_start(filters.end), -(SPARK_MONTHS - 1)), filters.end)
+    now = frame[frame["month_start_date"] == pd.Timestamp(q.month_start(filters.end))]
+    before = frame[frame["month_start_date"] == pd.Timestamp(q.month_start(filters.previous().end))]
+    ui.tile(
+        "DSO",
+        now["dso_days"].iloc[0] if not now.empty else None,
+        before["dso_days"].iloc[0] if not before.empty else None,
+        ui.days,
+        spark=frame["dso_days"].tolist(),
+        delta_kind="days",
+        higher_is_better=False,
+        help="Days sales outstanding at the period's last month end: open receivables / revenue "
+        "of the last 90 days x 90 (rpt_dso).",
+    )
+
+
+def revenue_tile(filters: q.Filters) -> None:
+    factor = q.currency_factor(filters.currency, filters.end)
+    now = q.revenue_total(filters).iloc[0]
+    before = q.revenue_total(filters.previous()).iloc[0]
+    start, _ = spark_window(filters)
+    spark = q.revenue_monthly(filters, start, filters.end)["recognized_revenue_reporting"] * factor
+    ui.tile(
+        "Recognised revenue",
+        ui.clean_number(now["recognized_revenue_reporting"]) * factor,
+        ui.clean_number(before["recognized_revenue_reporting"]) * factor,
+        lambda value: ui.money(value, filters.currency),
+        spark=spark.tolist(),
+        help="Revenue recognised in the period by each contract's method (rpt_revenue).",
+    )
+
+
+def margin_tile(filters: q.Filters) -> None:
+    now = q.revenue_total(filters).iloc[0]
+    before = q.revenue_total(filters.previous()).iloc[0]
+    start, _ = spark_window(filters)
+    spark = q.revenue_monthly(filters, start, filters.end)["gross_margin_pct"]
+    ui.tile(
+        "Gross margin",
+        now["gross_margin_pct"],
+        before["gross_margin_pct"],
+        ui.percent,
+        spark=spark.tolist(),
+        delta_kind="points",
+        help="(Recognised revenue - cost) / recognised revenue, for the contracts in scope (rpt_revenue).",
+    )
+
+
+TRACES = {
+    "Billable utilisation (person x month)": lambda f: q.utilisation_rows(f),
+    "Median time to invoice (invoiced time entries)": lambda f: q.time_to_invoice_rows(f),
+    "WIP (project x aging bucket)": lambda f: q.wip_by(f, q.nearest_wip_date(f.end)),
+    "Recognised revenue and margin (contract x month)": lambda f: q.revenue_rows(f),
+    "DSO (legal entity x month)": lambda f: q.dso_months(f, f.start, f.end),
+}
+
+
+def trace(filters: q.Filters) -> None:
+    with st.expander("Trace a number: the rows behind each tile", icon=":material/manage_search:"):
+        choice = st.selectbox("Figure", list(TRACES), key="overview_trace")
+
+        def render() -> None:
+            rows = TRACES[choice](filters)
+            st.caption(f"{len(rows):,} rows, straight from the mart, with the same filters as the tiles.")
+            st.dataframe(rows, hide_index=True)
+            ui.download(rows, "Download these rows (CSV)", "billable-trace.csv", key="overview_trace_csv")
+
+        ui.guarded(render, choice)
+
+
+if filters is not None:
+    tiles(filters)
+    trace(filters)

@@ -1,0 +1,100 @@
+"""Pipeline health: the last ingest, transform and sync runs; rejected ERP lines; quarantine."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from dashboards import queries as q
+from dashboards import ui
+
+filters = ui.page(
+    "Pipeline health",
+    "The runs that feed these dashboards: loads from each source system, the warehouse builds "
+    "(every dbt test must pass before a build is published), the reverse-ETL sync to the ERP, "
+    "and every record held back on the way.",
+    needs_period=False,
+)
+
+
+def ingest() -> None:
+    runs = q.ingest_runs()
+    if ui.is_empty(runs, "No load has been recorded in the load log yet."):
+        return
+    latest = runs[runs["run_id"] == runs["run_id"].max()]
+    columns = st.columns(len(latest))
+    for column, row in zip(columns, latest.itertuples(index=False), strict=True):
+        with column:
+            status = "loaded" if row.status == "loaded" else "FAILED"
+            st.metric(
+                f"{row.source} · last load",
+                f"{int(row.row_count):,} rows" if row.status == "loaded" else "failed",
+                delta=f"{status} in {row.duration_s:.1f} s",
+                delta_color="normal" if row.status == "loaded" else "inverse",
+                delta_arrow="off",
+                border=True,
+            )
+            if row.status != "loaded":
+                st.caption(f":red[{row.error_message}]")
+    figure = px.bar(
+        runs.sort_values("started_at"),
+        x="run_id",
+        y="duration_s",
+        color="source",
+        title="Load duration per run and source (seconds)",
+        labels={"duration_s": "duration (s)", "run_id": "ingest run"},
+    )
+    ui.show(figure, key="ingest_durations")
+    st.dataframe(
+        runs,
+        hide_index=True,
+        column_config={
+            "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f"),
+            "row_count": st.column_config.NumberColumn("rows", format="%d"),
+        },
+    )
+
+
+def transform() -> None:
+    runs = q.transform_runs()
+    if ui.is_empty(runs, "No warehouse build has been recorded yet."):
+        return
+    failed = runs[runs["status"] != "passed"]
+    columns = st.columns(3)
+    last = runs.iloc[0]
+    columns[0].metric("Last build", str(last["status"]), border=True)
+    columns[1].metric("Its duration", f"{last['duration_s']:.0f} s", border=True)
+    columns[2].metric("Failed builds (last 20)", f"{len(failed)}", border=True)
+    st.dataframe(
+        runs,
+        hide_index=True,
+        column_config={"duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f")},
+    )
+
+
+def sync() -> None:
+    rejected = q.erp_rejections()
+    st.metric("ERP lines rejected (open)", f"{len(rejected):,}", border=True)
+    if rejected.empty:
+        st.caption("No pushed line is currently rejected by the ERP.")
+    else:
+        st.dataframe(rejected, hide_index=True)
+
+
+def quarantine() -> None:
+    held = q.quarantine_summary()
+    if held.empty:
+        st.success("No record was refused by the loaders.", icon=":material/check_circle:")
+        return
+    st.dataframe(held, hide_index=True)
+
+
+if filters is not None:
+    st.subheader("Ingest")
+    ui.guarded(ingest, "Ingest runs")
+    st.subheader("Transform (warehouse builds)")
+    ui.guarded(transform, "Warehouse builds")
+    st.subheader("Sync to the ERP (reverse ETL)")
+    ui.guarded(sync, "Reverse-ETL sync")
+    st.subheader("Quarantine (records the loaders refused)")
+    ui.guarded(quarantine, "Quarantine")

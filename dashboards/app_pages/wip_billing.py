@@ -1,0 +1,165 @@
+"""WIP & billing: WIP as of a chosen date by aging bucket and client, at-risk time, time to invoice."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from dashboards import queries as q
+from dashboards import ui
+
+filters = ui.page(
+    "WIP & billing",
+    "Work in progress: approved billable time and expenses not yet invoiced and completed "
+    "milestones not yet billed, aged by work date. Unapproved billable time is shown beside it "
+    "as at risk, not in it. Then how long work takes to reach an invoice.",
+)
+
+
+def wip(filters: q.Filters) -> None:
+    dates = q.wip_as_of_dates()
+    if ui.is_empty(pd_frame(dates), "WIP has not been computed for any date yet."):
+        return
+    default = q.nearest_wip_date(filters.end) or dates[0]
+    as_of = st.selectbox(
+        "WIP as of",
+        dates,
+        index=dates.index(default),
+        format_func=lambda day: day.strftime("%d %b %Y"),
+        key="wip_as_of",
+        help="Month ends and every day of the last 90 days.",
+    )
+    factor = q.currency_factor(filters.currency, as_of)
+    frame = q.wip_by(filters, as_of)
+    frame["wip"] = frame["wip_amount_reporting"].fillna(0) * factor
+    frame["at_risk"] = frame["at_risk_amount_reporting"].fillna(0) * factor
+    total, at_risk = frame["wip"].sum(), frame["at_risk"].sum()
+    old = frame.loc[frame["aging_bucket"] == "90+", "wip"].sum()
+    columns = st.columns(4)
+    with columns[0]:
+        ui.tile("WIP", total, None, lambda v: ui.money(v, filters.currency))
+    with columns[1]:
+        ui.tile("of which older than 90 days", old, None, lambda v: ui.money(v, filters.currency))
+    with columns[2]:
+        ui.tile("At risk (unapproved billable time)", at_risk, None, lambda v: ui.money(v, filters.currency))
+    with columns[3]:
+        ui.tile("Unbilled hours", frame["wip_hours"].sum(), None, lambda v: f"{ui.count(v)} h")
+    if ui.is_empty(frame[frame["wip"] != 0], f"No WIP as of {as_of:%d %b %Y} for this selection."):
+        return
+    by_client = (
+        frame.groupby(["client_name", "aging_bucket", "aging_bucket_order"], dropna=False, as_index=False)[
+            "wip"
+        ]
+        .sum()
+        .sort_values("aging_bucket_order")
+    )
+    by_client["client_name"] = by_client["client_name"].fillna("(no client)")
+    figure = px.bar(
+        by_client,
+        y="client_name",
+        x="wip",
+        color="aging_bucket",
+        orientation="h",
+        color_discrete_map=ui.BUCKET_COLOURS,
+        category_orders={"aging_bucket": list(q.WIP_AGE_BUCKETS)},
+        title=f"WIP by client and age (days since work), as of {as_of:%d %b %Y} ({filters.currency})",
+        labels={"wip": f"WIP ({filters.currency})", "client_name": "client", "aging_bucket": "age (days)"},
+    )
+    figure.update_yaxes(categoryorder="total ascending")
+    ui.show(figure, key="wip_by_client")
+    st.markdown("**Projects** (the rows behind the totals)")
+    table = frame.drop(columns=["wip_amount_reporting", "at_risk_amount_reporting", "aging_bucket_order"])
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={
+            "wip": st.column_config.NumberColumn(f"WIP ({filters.currency})", format="%.2f"),
+            "at_risk": st.column_config.NumberColumn(f"at risk ({filters.currency})", format="%.2f"),
+        },
+    )
+    ui.download(table, "Download (CSV)", f"billable-wip-{as_of}.csv", key="wip_csv")
+
+
+def wip_trend(filters: q.Filters) -> None:
+    start = q.add_months(q.month_start(filters.end), -11)
+    factor = q.currency_factor(filters.currency, filters.end)
+    frame = q.wip_month_ends(filters, start, filters.end)
+    if ui.is_empty(frame, "No month-end WIP in the last 12 months."):
+        return
+    frame["WIP"] = frame["wip_amount_reporting"] * factor
+    frame["at risk"] = frame["at_risk_amount_reporting"] * factor
+    figure = px.line(
+        frame,
+        x="as_of_date",
+        y=["WIP", "at risk"],
+        markers=True,
+        title=f"WIP and at-risk time at each month end ({filters.currency})",
+        labels={"value": filters.currency, "as_of_date": "month end", "variable": ""},
+    )
+    ui.show(figure, key="wip_trend")
+
+
+def time_to_invoice(filters: q.Filters) -> None:
+    period = q.time_to_invoice_period(filters).iloc[0]
+    columns = st.columns(3)
+    with columns[0]:
+        ui.tile("Entries invoiced", period["invoiced_entry_count"], None, ui.count)
+    with columns[1]:
+        ui.tile("Median days worked → invoiced", period["median_days"], None, ui.days)
+    with columns[2]:
+        ui.tile("p90 days worked → invoiced", period["p90_days"], None, ui.days)
+    left, right = st.columns(2)
+    with left:
+        distribution = q.time_to_invoice_distribution(filters)
+        if not ui.is_empty(distribution, "Nothing was invoiced in this period for this selection."):
+            figure = px.bar(
+                distribution,
+                x="days_worked_to_invoice",
+                y="hours",
+                title="Invoiced hours by days from work to invoice",
+                labels={"days_worked_to_invoice": "days from day worked to invoice", "hours": "hours"},
+            )
+            ui.show(figure, key="tti_distribution")
+    with right:
+        start = q.add_months(q.month_start(filters.end), -11)
+        trend = q.time_to_invoice_summary(filters, start, filters.end)
+        if not ui.is_empty(trend, "Nothing was invoiced in the last 12 months."):
+            figure = px.line(
+                trend,
+                x="invoice_month",
+                y=["median_days", "p90_days"],
+                markers=True,
+                title="Days from work to invoice by invoice month (median, p90)",
+                labels={"value": "days", "invoice_month": "invoice month", "variable": ""},
+            )
+            ui.show(figure, key="tti_trend")
+    practice = q.time_to_invoice_by_practice(filters)
+    if not ui.is_empty(practice, "No invoiced time for this selection."):
+        figure = px.bar(
+            practice,
+            x="practice",
+            y=["median_days", "p90_days"],
+            barmode="group",
+            title="Billing cycle by practice: days from work to invoice",
+            labels={"value": "days", "variable": ""},
+        )
+        ui.show(figure, key="tti_practice")
+    with st.expander("The invoiced time entries behind these figures (slowest first)"):
+        rows = q.time_to_invoice_rows(filters)
+        st.dataframe(rows, hide_index=True)
+        ui.download(rows, "Download (CSV)", "billable-time-to-invoice.csv", key="tti_csv")
+
+
+def pd_frame(values: list) -> object:
+    import pandas as pd
+
+    return pd.DataFrame({"value": values})
+
+
+if filters is not None:
+    ui.not_applied(filters, {"legal_entity": "", "practice": "", "client": ""})
+    st.subheader("Work in progress")
+    ui.guarded(lambda: wip(filters), "WIP")
+    ui.guarded(lambda: wip_trend(filters), "WIP trend")
+    st.subheader("Time to invoice")
+    ui.guarded(lambda: time_to_invoice(filters), "Time to invoice")

@@ -1,0 +1,390 @@
+"""Shared building blocks of the pages: global filters, freshness, tiles, charts, empty states."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+import duckdb
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboards import queries as q
+
+PERIODS = {"Month": 1, "3 months": 3, "Year to date": 0, "12 months": 12}
+
+# Colours used the same way on every page (an executive learns them once).
+GOOD, BAD, NEUTRAL, ACCENT = "#2e7d32", "#c62828", "#607d8b", "#1f4e79"
+BUCKET_COLOURS = {
+    "0-2": "#90caf9",
+    "3-7": "#42a5f5",
+    "8-30": "#ef6c00",
+    "30+": "#c62828",
+    "0-30": "#90caf9",
+    "31-60": "#42a5f5",
+    "61-90": "#ef6c00",
+    "90+": "#c62828",
+}
+
+
+# --- messages instead of tracebacks ------------------------------------------------------------
+
+
+def no_warehouse_message(path: str) -> None:
+    st.info(
+        f"**No warehouse has been published yet** at `{path}`.\n\n"
+        "Run `make pipeline` (or `make transform` after `make ingest`) to build and publish one; "
+        "this page fills in as soon as the file appears (reload the page).",
+        icon=":material/hourglass_empty:",
+    )
+
+
+def guarded(render: Callable[[], Any], what: str, *, compact: bool = False) -> Any:
+    """Render a section; a missing warehouse, a missing mart or a read error becomes a message.
+
+    `compact` (KPI tiles): a bordered box with the figure's name and a one-line reason.
+    """
+    try:
+        return render()
+    except q.WarehouseUnavailable as error:
+        st.warning(f"**{what}**: the warehouse cannot be read right now ({error}). Try again shortly.")
+    except q.MartMissing as error:
+        names = ", ".join(f"`{name}`" for name in error.relations)
+        if compact:
+            with st.container(border=True):
+                st.markdown(f"**{what}**")
+                st.caption(f"Not available yet: {names} is not in this warehouse.")
+            return None
+        st.info(
+            f"**{what}** is not available in this warehouse: {names} "
+            f"{'is' if len(error.relations) == 1 else 'are'} not built. "
+            "It appears after the next `make transform` that includes "
+            f"{'it' if len(error.relations) == 1 else 'them'}.",
+            icon=":material/construction:",
+        )
+    except duckdb.Error as error:
+        st.error(f"**{what}** could not be computed: {type(error).__name__}: {error}")
+    return None
+
+
+# --- global filters -----------------------------------------------------------------------------
+
+
+def _month_label(day: date) -> str:
+    return day.strftime("%b %Y")
+
+
+def sidebar_filters() -> q.Filters | None:
+    """The global filters in the sidebar; None when there is no warehouse to filter."""
+    snap = q.snapshot()
+    if not snap.exists:
+        return None
+    months = guarded(q.data_months, "Period choices")
+    as_of = guarded(q.as_of_date, "As-of date")
+    if not months:
+        return None
+    first, last = months
+    choices = []
+    cursor = last
+    while cursor >= first:
+        choices.append(cursor)
+        cursor = q.add_months(cursor, -1)
+    default_end = q.add_months(q.month_start(as_of), -1) if as_of else last
+    default_index = choices.index(default_end) if default_end in choices else 0
+
+    sidebar = st.sidebar
+    sidebar.markdown("**Filters**")
+    kind = sidebar.segmented_control(
+        "Period", list(PERIODS), default="Month", key="filter_period_kind", width="stretch"
+    )
+    kind = kind or "Month"
+    end_month = sidebar.selectbox(
+        "Ending", choices, index=default_index, format_func=_month_label, key="filter_period_end"
+    )
+    length = PERIODS[kind] or end_month.month
+    start = q.add_months(end_month, -(length - 1))
+    options = guarded(q.filter_choices, "Filter choices") or {}
+    entities = sidebar.multiselect(
+        "Legal entity", options.get("legal_entity", []), key="filter_entity", placeholder="All"
+    )
+    practices = sidebar.multiselect(
+        "Practice", options.get("practice", []), key="filter_practice", placeholder="All"
+    )
+    regions = sidebar.multiselect("Region", options.get("region", []), key="filter_region", placeholder="All")
+    client_names = dict(options.get("client", []))
+    clients = sidebar.multiselect(
+        "Client",
+        list(client_names),
+        format_func=lambda client_id: client_names.get(client_id, client_id),
+        key="filter_client",
+        placeholder="All",
+    )
+    currencies = guarded(q.currencies, "Currencies") or ["USD"]
+    currency = sidebar.selectbox("Reporting currency", currencies, key="filter_currency")
+    return q.Filters(
+        start=start,
+        end=q.month_end(end_month),
+        legal_entities=tuple(entities),
+        practices=tuple(practices),
+        regions=tuple(regions),
+        clients=tuple(clients),
+        currency=currency,
+    )
+
+
+def period_label(filters: q.Filters) -> str:
+    if filters.months == 1:
+        return _month_label(filters.start)
+    return f"{_month_label(filters.start)} – {_month_label(filters.end)}"
+
+
+def scope_caption(filters: q.Filters, applied: Sequence[str] = ()) -> None:
+    parts = [f"Period **{period_label(filters)}**"]
+    for label, values in (
+        ("legal entity", filters.legal_entities),
+        ("practice", filters.practices),
+        ("region", filters.regions),
+        ("client", filters.clients),
+    ):
+        if values:
+            parts.append(f"{label}: {', '.join(values)}")
+    parts.append(f"amounts in **{filters.currency}**")
+    st.caption(" · ".join(parts))
+
+
+def not_applied(filters: q.Filters, columns: dict[str, str]) -> None:
+    ignored = q.ignored_filters(filters, columns)
+    if ignored:
+        st.caption(f"Not filtered by {', '.join(ignored)}: this data has no such attribute.")
+
+
+# --- freshness ----------------------------------------------------------------------------------
+
+
+def _ago(moment: datetime | None) -> str:
+    if moment is None:
+        return "never"
+    now = datetime.now(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    minutes = (now - moment).total_seconds() / 60
+    if minutes < 1:
+        return "just now"
+    if minutes < 120:
+        return f"{minutes:.0f} min ago"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:.0f} h ago"
+    return f"{minutes / 1440:.0f} days ago"
+
+
+def _fmt_time(moment: datetime | None) -> str:
+    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def freshness_panel() -> None:
+    """Data freshness in the sidebar on every page, and a warning on top when something failed."""
+    snap = q.snapshot()
+    box = st.sidebar.container(border=True)
+    box.markdown("**Data freshness**")
+    if not snap.exists:
+        box.caption("No warehouse published yet.")
+        return
+    fresh = guarded(q.freshness, "Data freshness")
+    if fresh is None:
+        return
+    published = q.parse_time(fresh.published_at)
+    if published is None and fresh.last_good_build is not None:
+        published = q.parse_time(fresh.last_good_build["finished_at"])
+    box.caption(f"Warehouse built **{_ago(published)}** ({_fmt_time(published)})")
+    as_of = guarded(q.as_of_date, "As-of date")
+    if as_of:
+        box.caption(f"Data as of **{as_of:%d %b %Y}**")
+    loaded = fresh.sources
+    if not loaded.empty:
+        last_loaded = q.parse_time(loaded["last_loaded_at"].max())
+        box.caption(f"Last successful load **{_ago(last_loaded)}** ({_fmt_time(last_loaded)})")
+        failed = loaded[loaded["last_status"] == "failed"]
+        for row in failed.itertuples(index=False):
+            box.caption(f":red[**{row.source_name}** failed at its last load]")
+    else:
+        box.caption("No load recorded in the load log.")
+    if fresh.run_id:
+        box.caption(f"Build `{fresh.run_id}`")
+
+
+def freshness_warnings() -> None:
+    """Top-of-page warnings: a source down at the last load, or the latest build failed."""
+    if not q.snapshot().exists:
+        return
+    fresh = guarded(q.freshness, "Data freshness")
+    if fresh is None:
+        return
+    failed = fresh.sources[fresh.sources["last_status"] == "failed"] if not fresh.sources.empty else None
+    if failed is not None and not failed.empty:
+        lines = []
+        for row in failed.itertuples(index=False):
+            good = q.parse_time(row.last_loaded_at)
+            since = f"its data is as of the load of {_fmt_time(good)}" if good else "it has never loaded"
+            lines.append(f"- **{row.source_name}**: {row.last_error or 'failed'} ({since})")
+        st.warning(
+            "**A source failed at the last load**; figures that depend on it may be stale.\n"
+            + "\n".join(lines),
+            icon=":material/cloud_off:",
+        )
+    build = fresh.last_build
+    if build is not None and build["status"] != "passed":
+        good = fresh.last_good_build
+        shown = _fmt_time(q.parse_time(good["finished_at"])) if good is not None else "none"
+        st.warning(
+            f"**The latest build failed** ({_fmt_time(q.parse_time(build['started_at']))}: "
+            f"{build['message'] or 'see Pipeline health'}). Showing the last good build ({shown}).",
+            icon=":material/error:",
+        )
+
+
+# --- numbers ------------------------------------------------------------------------------------
+
+
+def money(value: Any, currency: str, *, compact: bool = True) -> str:
+    number = q.finite(value)
+    if number is None:
+        return "—"
+    if compact and abs(number) >= 1_000_000:
+        return f"{currency} {number / 1_000_000:,.2f}M"
+    if compact and abs(number) >= 10_000:
+        return f"{currency} {number / 1_000:,.1f}k"
+    return f"{currency} {number:,.2f}"
+
+
+def percent(value: Any, digits: int = 1) -> str:
+    number = q.finite(value)
+    return "—" if number is None else f"{number * 100:.{digits}f}%"
+
+
+def days(value: Any) -> str:
+    number = q.finite(value)
+    return "—" if number is None else f"{number:.1f} days"
+
+
+def count(value: Any) -> str:
+    number = q.finite(value)
+    return "—" if number is None else f"{number:,.0f}"
+
+
+def tile(
+    label: str,
+    value: Any,
+    previous: Any,
+    formatter: Callable[[Any], str],
+    *,
+    spark: Sequence[float] | None = None,
+    delta_kind: str = "percent",
+    higher_is_better: bool | None = True,
+    help: str | None = None,
+) -> None:
+    """A KPI tile: the value, its change versus the previous period, and a sparkline."""
+    current, before = q.finite(value), q.finite(previous)
+    delta = None
+    if current is not None and before is not None:
+        if delta_kind == "points":
+            delta = f"{(current - before) * 100:+.1f} pts"
+        elif delta_kind == "days":
+            delta = f"{current - before:+.1f} days"
+        elif delta_kind == "count":
+            delta = f"{current - before:+,.0f}"
+        elif before != 0:
+            delta = f"{(current - before) / abs(before) * 100:+.1f}%"
+    colour = "off" if higher_is_better is None else ("normal" if higher_is_better else "inverse")
+    points = [p for p in (q.finite(v) for v in (spark or [])) if p is not None]
+    st.metric(
+        label,
+        formatter(value),
+        delta=delta,
+        delta_color=colour,
+        help=help,
+        border=True,
+        chart_data=points if len(points) > 1 else None,
+        chart_type="area",
+        delta_description="vs previous period" if delta else None,
+    )
+
+
+# --- charts -------------------------------------------------------------------------------------
+
+
+def is_empty(frame: pd.DataFrame | None, message: str) -> bool:
+    """Show an empty-state note and return True when there is nothing to chart."""
+    if frame is None or frame.empty:
+        st.info(message, icon=":material/filter_alt_off:")
+        return True
+    return False
+
+
+def show(figure: go.Figure, *, key: str | None = None) -> None:
+    figure.update_layout(
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "title": None},
+        title={"x": 0, "xanchor": "left", "font": {"size": 16}},
+        height=360,
+    )
+    st.plotly_chart(figure, key=key, config={"displaylogo": False})
+
+
+def bar(frame: pd.DataFrame, x: str, y: str, title: str, y_label: str, **kwargs: Any) -> go.Figure:
+    figure = px.bar(frame, x=x, y=y, title=title, labels={y: y_label, **kwargs.pop("labels", {})}, **kwargs)
+    return figure
+
+
+def line(frame: pd.DataFrame, x: str, y: str, title: str, y_label: str, **kwargs: Any) -> go.Figure:
+    figure = px.line(
+        frame, x=x, y=y, title=title, labels={y: y_label, **kwargs.pop("labels", {})}, markers=True, **kwargs
+    )
+    return figure
+
+
+def download(frame: pd.DataFrame, label: str, file_name: str, key: str) -> None:
+    st.download_button(
+        label,
+        frame.to_csv(index=False).encode("utf-8"),
+        file_name=file_name,
+        mime="text/csv",
+        key=key,
+        icon=":material/download:",
+    )
+
+
+def clean_number(value: Any) -> float:
+    number = q.finite(value)
+    return 0.0 if number is None or math.isinf(number) else number
+
+
+# --- page frame ---------------------------------------------------------------------------------
+
+
+def page(title: str, description: str, *, needs_period: bool = True) -> q.Filters | None:
+    """Title, freshness warnings and the filters in force; None (with a message) if nothing to show."""
+    st.title(title)
+    st.caption(description)
+    snap = q.snapshot()
+    if not snap.exists:
+        no_warehouse_message(snap.path)
+        return None
+    freshness_warnings()
+    filters = st.session_state.get("filters")
+    if filters is None:
+        if not needs_period:  # the page does not need a period: everything, unfiltered
+            return q.Filters(start=date(1900, 1, 1), end=date(2999, 12, 31))
+        if needs_period:
+            st.info(
+                "The warehouse holds no recorded time yet, so there is no period to show. "
+                "It fills in after the first load with time entries.",
+                icon=":material/hourglass_empty:",
+            )
+        return None
+    if needs_period:
+        scope_caption(filters)
+    return filters
