@@ -309,6 +309,12 @@ def run_dbt_build(paths: Paths, full_refresh: bool, dbt_vars: str = "") -> Build
     if dbt_vars:
         command += ["--vars", dbt_vars]
     env = {**os.environ, "BILLABLE_RAW_DB": str(paths.raw_db), "BILLABLE_BUILD_DB": str(paths.working_db)}
+    # The reverse-ETL ledger's snapshot beside the warehouse (docs/reverse_etl.md), attached
+    # read-only when a sync has published one; else the profile attaches an empty stand-in.
+    ledger = paths.warehouse.with_name("ledger.duckdb")
+    env.pop("BILLABLE_LEDGER_DB", None)
+    if ledger.is_file():
+        env["BILLABLE_LEDGER_DB"] = str(ledger)
     if not sys.stdout.isatty():
         env.setdefault("DBT_USE_COLORS", "false")  # cron logs and pipes get no escape codes
 
