@@ -257,6 +257,7 @@ def transform(paths: Paths, full_refresh: bool, dbt_vars: str = "") -> int:
         print(f"transform: FAILED: cannot open {paths.working_db} to publish it", file=sys.stderr)
         return EX_FAILED
 
+    store_semantic_manifest(paths, run_id)
     publish(paths, run, outcome)
     counts = Counter(node.resource_type for node in outcome.results)
     kinds = ", ".join(f"{count} {kind}s" for kind, count in sorted(counts.items()))
@@ -287,6 +288,7 @@ def run_dbt_build(paths: Paths, full_refresh: bool, dbt_vars: str = "") -> Build
     results_file = paths.target_dir / "run_results.json"
     # A stale file from an earlier run must never be read as this run's results.
     results_file.unlink(missing_ok=True)
+    (paths.target_dir / "semantic_manifest.json").unlink(missing_ok=True)  # nor its metrics
     command = [
         *dbt_executable(),
         "build",
@@ -421,6 +423,24 @@ def record_run(working_db: Path, run: dict) -> bool:
         print(f"transform: warning: could not record the run in {working_db}: {err}", file=sys.stderr)
         return False
     return True
+
+
+def store_semantic_manifest(paths: Paths, run_id: str) -> None:
+    """Keep this build's semantic manifest (the metric definitions dbt parsed) inside the working
+    file, so the published warehouse carries the definitions of its own build (billable.metrics)."""
+    manifest = paths.target_dir / "semantic_manifest.json"
+    if not manifest.is_file():
+        return
+    with duckdb.connect(str(paths.working_db)) as connection:
+        connection.execute("create schema if not exists ops")
+        connection.execute(
+            "create or replace table ops.semantic_manifest"
+            " (run_id varchar, stored_at timestamp, manifest varchar)"
+        )
+        connection.execute(
+            "insert into ops.semantic_manifest values (?, ?, ?)",
+            [run_id, datetime.now(UTC).replace(tzinfo=None), manifest.read_text()],
+        )
 
 
 def publish(paths: Paths, run: dict, outcome: BuildOutcome) -> None:
