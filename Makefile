@@ -13,7 +13,7 @@ WORLD         ?= $(DATA)/worlds/$(PRESET)-$(SEED)
 SANDBOX_URL   := http://127.0.0.1:$(PORT)
 DASHBOARD_PORT ?= 8501
 
-.PHONY: help setup lock run dashboard pipeline sandbox generate advance ingest transform daily demo-day sync test lint bench clean
+.PHONY: help setup lock run dashboard metrics pipeline sandbox generate advance ingest transform daily demo-day sync test lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -67,7 +67,11 @@ run: pipeline ## make pipeline, then serve the dashboard on http://localhost:$(D
 dashboard: setup ## serve the dashboard over the published warehouse (WAREHOUSE=path, default data/warehouse.duckdb)
 	@echo "dashboard: http://localhost:$(DASHBOARD_PORT) (Ctrl-C stops)"
 	$(if $(WAREHOUSE),BILLABLE_WAREHOUSE=$(WAREHOUSE)) $(PY) -m streamlit run dashboards/app.py \
-	  --server.port $(DASHBOARD_PORT) --server.headless true --browser.gatherUsageStats false
+	  --server.port $(DASHBOARD_PORT) --server.headless true --browser.gatherUsageStats false \
+	  --client.toolbarMode viewer
+
+metrics: setup ## query the metrics layer (MetricFlow) on the published warehouse: Q="--metrics ... --group-by ..." (WAREHOUSE=path)
+	$(PY) -m billable.metrics $(if $(WAREHOUSE),--warehouse $(WAREHOUSE)) $(or $(MF),query) $(Q)
 
 lint: setup ## ruff lint and format check
 	$(VENV)/bin/ruff check .

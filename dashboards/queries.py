@@ -888,25 +888,200 @@ def time_to_invoice_rows(filters: Filters, limit: int = 5000) -> pd.DataFrame:
     )
 
 
-# --- revenue, margin, DSO, reconciliation (finance marts) -----------------------------------------
-# Provisional until the finance marts land: each needs its mart, so a warehouse without it shows
-# the 'not built' message.
+# --- revenue and margin (rpt_revenue: contract x month), realisation (rpt_realization) ----------
+# Margin exists at contract level and above only: cost inside rpt_revenue is summed over everyone
+# who worked on the contract in the month.
+
+_REVENUE_FILTERS = {
+    "legal_entity": "revenue.legal_entity",
+    "practice": "revenue.practice",
+    "client": "revenue.client_id",
+}
+REVENUE_GROUPS = {
+    "client": "clients.client_name",
+    "contract": "revenue.contract_number",
+    "practice": "revenue.practice",
+    "legal entity": "revenue.legal_entity",
+    "billing method": "revenue.billing_method",
+}
+
+_REVENUE_FLOWS = """
+    sum(revenue.recognized_amount_reporting) as recognized_revenue_reporting,
+    sum(revenue.billed_amount_reporting) as billed_reporting,
+    sum(revenue.cost_amount_reporting) as cost_reporting,
+    sum(revenue.gross_margin_amount_reporting) as gross_margin_reporting,
+    sum(revenue.gross_margin_amount_reporting) / nullif(sum(revenue.recognized_amount_reporting), 0)
+        as gross_margin_pct
+"""
+_REVENUE_BALANCES = """
+    sum(revenue.unbilled_receivable_amount_reporting) as unbilled_receivable_reporting,
+    sum(revenue.deferred_revenue_amount_reporting) as deferred_revenue_reporting,
+    sum(revenue.backlog_amount_reporting) as backlog_reporting
+"""
 
 
 def revenue_total(filters: Filters) -> pd.DataFrame:
-    raise MartMissing(missing("rpt_revenue") or ["marts.rpt_revenue"])
+    """One row: flows over the period, balances at the period's last month end."""
+    clause, params = where(filters, _REVENUE_FILTERS, date_column="revenue.month_start_date")
+    return read(
+        f"""
+        with scoped as (
+            select revenue.* from {{rpt_revenue}} as revenue where {clause}
+        ),
+        flows as (
+            select {_REVENUE_FLOWS} from scoped as revenue
+        ),
+        balances as (
+            select {_REVENUE_BALANCES} from scoped as revenue where revenue.month_start_date = ?
+        )
+        select * from flows cross join balances
+        """,
+        [*params, month_start(filters.end)],
+        needs=("rpt_revenue",),
+    )
 
 
 def revenue_monthly(filters: Filters, start: date, end: date) -> pd.DataFrame:
-    raise MartMissing(missing("rpt_revenue") or ["marts.rpt_revenue"])
+    """Flows and month-end balances per month, start..end."""
+    clause, params = where(
+        filters, _REVENUE_FILTERS, date_column="revenue.month_start_date", start=start, end=end
+    )
+    return read(
+        f"select revenue.month_start_date, {_REVENUE_FLOWS}, {_REVENUE_BALANCES}"
+        f" from {{rpt_revenue}} as revenue where {clause}"
+        " group by revenue.month_start_date order by revenue.month_start_date",
+        params,
+        needs=("rpt_revenue",),
+    )
+
+
+def revenue_by(filters: Filters, group: str) -> pd.DataFrame:
+    """Revenue, cost and margin over the period by client, contract, practice, entity or method."""
+    if group not in REVENUE_GROUPS:
+        raise ValueError(f"cannot group revenue by {group!r}; choose one of {sorted(REVENUE_GROUPS)}")
+    column = REVENUE_GROUPS[group]
+    clause, params = where(filters, _REVENUE_FILTERS, date_column="revenue.month_start_date")
+    return read(
+        f"""
+        select coalesce({column}, '(none)') as group_value, {_REVENUE_FLOWS}
+        from {{rpt_revenue}} as revenue
+        left join {{dim_clients}} as clients on clients.client_id = revenue.client_id
+        where {clause}
+        group by 1
+        order by recognized_revenue_reporting desc nulls last
+        """,
+        params,
+        needs=("rpt_revenue", "dim_clients"),
+    )
 
 
 def revenue_rows(filters: Filters) -> pd.DataFrame:
-    raise MartMissing(missing("rpt_revenue") or ["marts.rpt_revenue"])
+    """The rpt_revenue rows (contract x month) behind the revenue and margin figures."""
+    clause, params = where(filters, _REVENUE_FILTERS, date_column="revenue.month_start_date")
+    return read(
+        "select revenue.contract_id, revenue.contract_number, clients.client_name, revenue.legal_entity,"
+        " revenue.practice, revenue.billing_method, revenue.month_start_date, revenue.currency_code,"
+        " revenue.recognized_amount, revenue.recognized_amount_reporting, revenue.billed_amount_reporting,"
+        " revenue.cost_amount_reporting, revenue.gross_margin_amount_reporting, revenue.gross_margin_pct,"
+        " revenue.unbilled_receivable_amount_reporting, revenue.deferred_revenue_amount_reporting,"
+        " revenue.backlog_amount_reporting"
+        f" from {{rpt_revenue}} as revenue left join {{dim_clients}} as clients"
+        f" on clients.client_id = revenue.client_id where {clause}"
+        " order by revenue.month_start_date, revenue.contract_number",
+        params,
+        needs=("rpt_revenue", "dim_clients"),
+    )
+
+
+_REALIZATION_FILTERS = {"legal_entity": "legal_entity", "practice": "practice", "client": "client_id"}
+REALIZATION_GROUPS = {
+    "practice": "practice",
+    "legal entity": "legal_entity",
+    "billing method": "billing_method",
+}
+
+
+def realization_by(filters: Filters, group: str) -> pd.DataFrame:
+    """Realisation (billed / standard value) and effective bill rate over the period by a group."""
+    if group not in REALIZATION_GROUPS:
+        raise ValueError(f"cannot group realisation by {group!r}; choose one of {sorted(REALIZATION_GROUPS)}")
+    column = REALIZATION_GROUPS[group]
+    clause, params = where(filters, _REALIZATION_FILTERS, date_column="month_start_date")
+    return read(
+        f"""
+        select
+            {column} as group_value,
+            sum(standard_value_reporting) as standard_value_reporting,
+            sum(billed_amount_reporting) as billed_reporting,
+            sum(billed_amount_reporting) / nullif(sum(standard_value_reporting), 0) as realization_rate,
+            sum(revenue_reporting) / nullif(sum(client_hours), 0) as effective_bill_rate_reporting,
+            sum(client_hours) as client_hours
+        from {{rpt_realization}}
+        where {clause}
+        group by 1
+        order by 1
+        """,
+        params,
+        needs=("rpt_realization",),
+    )
+
+
+def realization_total(filters: Filters) -> pd.DataFrame:
+    clause, params = where(filters, _REALIZATION_FILTERS, date_column="month_start_date")
+    return read(
+        "select sum(billed_amount_reporting) / nullif(sum(standard_value_reporting), 0) as realization_rate,"
+        " sum(revenue_reporting) / nullif(sum(client_hours), 0) as effective_bill_rate_reporting"
+        f" from {{rpt_realization}} where {clause}",
+        params,
+        needs=("rpt_realization",),
+    )
+
+
+# --- receivables (rpt_ar_aging, rpt_dso: legal entity x month) ------------------------------------
+
+_ENTITY_FILTER = {"legal_entity": "legal_entity"}
 
 
 def dso_months(filters: Filters, start: date, end: date) -> pd.DataFrame:
-    raise MartMissing(missing("rpt_dso") or ["marts.rpt_dso"])
+    """DSO per month for the chosen entities: summed receivables / summed 90-day invoicing x 90."""
+    clause, params = where(filters, _ENTITY_FILTER, date_column="month_start_date", start=start, end=end)
+    return read(
+        f"""
+        select
+            month_start_date,
+            max(as_of_date) as as_of_date,
+            sum(open_receivables_reporting) as open_receivables_reporting,
+            sum(overdue_receivables_reporting) as overdue_receivables_reporting,
+            sum(invoiced_90_days_reporting) as invoiced_90_days_reporting,
+            sum(open_receivables_reporting) / nullif(sum(invoiced_90_days_reporting), 0) * 90 as dso_days
+        from {{rpt_dso}}
+        where {clause}
+        group by month_start_date
+        order by month_start_date
+        """,
+        params,
+        needs=("rpt_dso",),
+    )
+
+
+def ar_aging(filters: Filters, month: date) -> pd.DataFrame:
+    """Open receivables by aging bucket and entity at a month's snapshot."""
+    clause, params = where(filters, _ENTITY_FILTER)
+    return read(
+        f"""
+        select legal_entity, aging_bucket, aging_bucket_order, max(as_of_date) as as_of_date,
+            sum(open_invoice_count) as open_invoice_count, sum(open_amount_reporting) as open_amount_reporting
+        from {{rpt_ar_aging}}
+        where month_start_date = ? and {clause}
+        group by all
+        order by aging_bucket_order, legal_entity
+        """,
+        [month, *params],
+        needs=("rpt_ar_aging",),
+    )
+
+
+# --- reconciliation (rpt_reconciliation: project x month) -----------------------------------------
 
 
 def reconciliation_rows(filters: Filters) -> pd.DataFrame:

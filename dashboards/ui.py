@@ -216,6 +216,27 @@ def freshness_panel() -> None:
         box.caption(f"Build `{fresh.run_id}`")
 
 
+def freshness_line() -> None:
+    """One line under every page title: how old the data is (the sidebar has the detail)."""
+    fresh = guarded(q.freshness, "Data freshness")
+    if fresh is None:
+        return
+    parts = []
+    as_of = guarded(q.as_of_date, "As-of date")
+    if as_of:
+        parts.append(f"data as of **{as_of:%d %b %Y}**")
+    published = q.parse_time(fresh.published_at)
+    if published is None and fresh.last_good_build is not None:
+        published = q.parse_time(fresh.last_good_build["finished_at"])
+    parts.append(f"warehouse built {_ago(published)}")
+    if not fresh.sources.empty:
+        parts.append(f"last successful load {_ago(q.parse_time(fresh.sources['last_loaded_at'].max()))}")
+        failed = int((fresh.sources["last_status"] == "failed").sum())
+        if failed:
+            parts.append(f":red[{failed} source(s) failed at the last load]")
+    st.caption(":material/schedule: " + " · ".join(parts))
+
+
 def freshness_warnings() -> None:
     """Top-of-page warnings: a source down at the last load, or the latest build failed."""
     if not q.snapshot().exists:
@@ -285,6 +306,7 @@ def tile(
     delta_kind: str = "percent",
     higher_is_better: bool | None = True,
     help: str | None = None,
+    delta_description: str | None = "vs previous period",
 ) -> None:
     """A KPI tile: the value, its change versus the previous period, and a sparkline."""
     current, before = q.finite(value), q.finite(previous)
@@ -309,7 +331,7 @@ def tile(
         border=True,
         chart_data=points if len(points) > 1 else None,
         chart_type="area",
-        delta_description="vs previous period" if delta else None,
+        delta_description=delta_description if delta else None,
     )
 
 
@@ -324,12 +346,15 @@ def is_empty(frame: pd.DataFrame | None, message: str) -> bool:
     return False
 
 
-def show(figure: go.Figure, *, key: str | None = None) -> None:
+def show(figure: go.Figure, *, key: str | None = None, monthly: bool = False, height: int = 360) -> None:
+    """Draw a Plotly figure in the house style; `monthly`: one x tick per month, labelled 'Sep 2026'."""
+    if monthly:
+        figure.update_xaxes(dtick="M1", tickformat="%b %Y")
     figure.update_layout(
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "title": None},
         title={"x": 0, "xanchor": "left", "font": {"size": 16}},
-        height=360,
+        height=height,
     )
     st.plotly_chart(figure, key=key, config={"displaylogo": False})
 
@@ -373,6 +398,7 @@ def page(title: str, description: str, *, needs_period: bool = True) -> q.Filter
     if not snap.exists:
         no_warehouse_message(snap.path)
         return None
+    freshness_line()
     freshness_warnings()
     filters = st.session_state.get("filters")
     if filters is None:

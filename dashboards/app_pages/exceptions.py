@@ -27,11 +27,18 @@ def render(filters: q.Filters) -> None:
         return
     left, middle, right, sort_box = st.columns([1, 1, 1, 1])
     owners = left.multiselect(
-        "Owner", sorted(everything["owner"].dropna().unique()), placeholder="All owners"
+        "Owner",
+        sorted(everything["owner"].dropna().unique()),
+        placeholder="All owners",
+        key="exceptions_owner",
     )
-    rules = middle.multiselect("Rule", sorted(everything["rule_code"].unique()), placeholder="All rules")
-    buckets = right.multiselect("Age (days)", list(q.EXCEPTION_AGE_BUCKETS), placeholder="All ages")
-    sort = sort_box.selectbox("Sort", list(q.SORTABLE))
+    rules = middle.multiselect(
+        "Rule", sorted(everything["rule_code"].unique()), placeholder="All rules", key="exceptions_rule"
+    )
+    buckets = right.multiselect(
+        "Age (days)", list(q.EXCEPTION_AGE_BUCKETS), placeholder="All ages", key="exceptions_age"
+    )
+    sort = sort_box.selectbox("Sort", list(q.SORTABLE), key="exceptions_sort")
     queue = q.exception_queue(filters, owners=owners, rules=rules, buckets=buckets, sort=sort)
 
     tiles = st.columns(4)
@@ -127,9 +134,23 @@ def render(filters: q.Filters) -> None:
         key="download_exceptions",
     )
 
+    labels = {
+        row.exception_id: f"{row.rule_code} · {row.record_type} {row.record_id} · {row.reason[:80]}"
+        for row in queue.head(2000).itertuples(index=False)
+    }
     rows = selection.selection.rows if selection is not None else []
+    chosen = st.selectbox(
+        "Drill down into an exception",
+        list(labels),
+        index=None,
+        format_func=labels.get,
+        placeholder="Select a row above, or pick one here",
+        key="exceptions_drill",
+    )
     if rows:
         drill_down(queue.iloc[rows[0]])
+    elif chosen is not None:
+        drill_down(queue[queue["exception_id"] == chosen].iloc[0])
 
 
 def drill_down(row: pd.Series) -> None:

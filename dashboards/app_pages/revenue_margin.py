@@ -1,7 +1,9 @@
-"""Revenue & margin: recognised vs billed, balances, margin by client/project/practice, realisation."""
+"""Revenue & margin: recognised vs billed, balances, margin by client/contract/practice, realisation."""
 
 from __future__ import annotations
 
+import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboards import queries as q
@@ -10,14 +12,205 @@ from dashboards import ui
 filters = ui.page(
     "Revenue & margin",
     "Revenue recognised by each contract's method against what was billed; unbilled receivable "
-    "and deferred revenue; margin at project level and above; realisation and backlog.",
+    "and deferred revenue; gross margin at contract level and above (never per person); "
+    "realisation and backlog.",
 )
 
 
-def render(filters: q.Filters) -> None:
-    q.revenue_total(filters)
-    st.write("Revenue marts pending.")
+def headline(filters: q.Filters) -> None:
+    factor = q.currency_factor(filters.currency, filters.end)
+    now = q.revenue_total(filters).iloc[0]
+    before = q.revenue_total(filters.previous()).iloc[0]
+
+    def money(value):
+        return ui.money(value, filters.currency)
+
+    def scaled(row, key):
+        number = q.finite(row[key])
+        return None if number is None else number * factor
+
+    first = st.columns(4)
+    with first[0]:
+        ui.tile(
+            "Recognised revenue",
+            scaled(now, "recognized_revenue_reporting"),
+            scaled(before, "recognized_revenue_reporting"),
+            money,
+        )
+    with first[1]:
+        ui.tile("Billed", scaled(now, "billed_reporting"), scaled(before, "billed_reporting"), money)
+    with first[2]:
+        ui.tile(
+            "Gross margin",
+            scaled(now, "gross_margin_reporting"),
+            scaled(before, "gross_margin_reporting"),
+            money,
+        )
+    with first[3]:
+        ui.tile(
+            "Gross margin %",
+            now["gross_margin_pct"],
+            before["gross_margin_pct"],
+            ui.percent,
+            delta_kind="points",
+        )
+    second = st.columns(4)
+    end_label = f"at {filters.end:%d %b %Y}"
+    with second[0]:
+        ui.tile(
+            f"Unbilled receivable {end_label}",
+            scaled(now, "unbilled_receivable_reporting"),
+            scaled(before, "unbilled_receivable_reporting"),
+            money,
+            higher_is_better=False,
+        )
+    with second[1]:
+        ui.tile(
+            f"Deferred revenue {end_label}",
+            scaled(now, "deferred_revenue_reporting"),
+            scaled(before, "deferred_revenue_reporting"),
+            money,
+            higher_is_better=None,
+        )
+    with second[2]:
+        ui.tile(
+            f"Backlog {end_label}",
+            scaled(now, "backlog_reporting"),
+            scaled(before, "backlog_reporting"),
+            money,
+            help="Contract value not yet recognised (fixed fee and capped T&M; retainers excluded).",
+        )
+    with second[3]:
+        ui.guarded(lambda: realisation_tile(filters), "Realisation", compact=True)
+
+
+def realisation_tile(filters: q.Filters) -> None:
+    now = q.realization_total(filters).iloc[0]
+    before = q.realization_total(filters.previous()).iloc[0]
+    ui.tile(
+        "Realisation",
+        now["realization_rate"],
+        before["realization_rate"],
+        ui.percent,
+        delta_kind="points",
+        help="Billed amount / standard value of billable hours (rpt_realization).",
+    )
+
+
+def trend(filters: q.Filters) -> None:
+    factor = q.currency_factor(filters.currency, filters.end)
+    start = q.add_months(q.month_start(filters.end), -11)
+    monthly = q.revenue_monthly(filters, start, filters.end)
+    if ui.is_empty(monthly, "No contract activity in the last 12 months for this selection."):
+        return
+    figure = go.Figure()
+    figure.add_bar(
+        x=monthly["month_start_date"],
+        y=monthly["recognized_revenue_reporting"] * factor,
+        name="recognised",
+        marker_color=ui.ACCENT,
+    )
+    figure.add_bar(
+        x=monthly["month_start_date"],
+        y=monthly["billed_reporting"] * factor,
+        name="billed",
+        marker_color="#90caf9",
+    )
+    figure.add_scatter(
+        x=monthly["month_start_date"],
+        y=monthly["gross_margin_pct"],
+        name="gross margin %",
+        yaxis="y2",
+        mode="lines+markers",
+        line={"color": ui.GOOD},
+    )
+    figure.update_layout(
+        title=f"Recognised vs billed by month, with gross margin % ({filters.currency})",
+        barmode="group",
+        yaxis={"title": filters.currency},
+        yaxis2={"title": "gross margin %", "overlaying": "y", "side": "right", "tickformat": ".0%"},
+    )
+    ui.show(figure, key="revenue_trend", monthly=True)
+
+
+def breakdown(filters: q.Filters) -> None:
+    factor = q.currency_factor(filters.currency, filters.end)
+    group = st.segmented_control("Margin by", list(q.REVENUE_GROUPS), default="client", key="revenue_group")
+    group = group or "client"
+    frame = q.revenue_by(filters, group)
+    if ui.is_empty(frame, "No revenue or cost in this period for this selection."):
+        return
+    for column in (
+        "recognized_revenue_reporting",
+        "billed_reporting",
+        "cost_reporting",
+        "gross_margin_reporting",
+    ):
+        frame[column] = frame[column] * factor
+    top = frame.head(25)
+    figure = px.bar(
+        top,
+        y="group_value",
+        x=["gross_margin_reporting", "cost_reporting"],
+        orientation="h",
+        title=f"Recognised revenue split into margin and cost by {group}, {ui.period_label(filters)} "
+        f"({filters.currency}{'; top 25' if len(frame) > 25 else ''})",
+        labels={"value": filters.currency, "group_value": group, "variable": ""},
+        color_discrete_map={"gross_margin_reporting": ui.GOOD, "cost_reporting": ui.NEUTRAL},
+    )
+    figure.update_yaxes(categoryorder="total ascending")
+    figure.for_each_trace(
+        lambda t: t.update(name={"gross_margin_reporting": "margin", "cost_reporting": "cost"}[t.name])
+    )
+    ui.show(figure, key="revenue_breakdown")
+    st.dataframe(
+        frame.rename(columns={"group_value": group}),
+        hide_index=True,
+        column_config={
+            "recognized_revenue_reporting": st.column_config.NumberColumn(
+                f"recognised ({filters.currency})", format="%.2f"
+            ),
+            "billed_reporting": st.column_config.NumberColumn(f"billed ({filters.currency})", format="%.2f"),
+            "cost_reporting": st.column_config.NumberColumn(f"cost ({filters.currency})", format="%.2f"),
+            "gross_margin_reporting": st.column_config.NumberColumn(
+                f"margin ({filters.currency})", format="%.2f"
+            ),
+            "gross_margin_pct": st.column_config.NumberColumn("margin %", format="percent"),
+        },
+    )
+
+
+def realisation(filters: q.Filters) -> None:
+    group = st.segmented_control(
+        "Realisation by", list(q.REALIZATION_GROUPS), default="practice", key="realization_group"
+    )
+    group = group or "practice"
+    frame = q.realization_by(filters, group)
+    if ui.is_empty(frame, "No billable time with a standard value in this period."):
+        return
+    figure = px.bar(
+        frame,
+        x="group_value",
+        y="realization_rate",
+        title=f"Realisation by {group}: billed / standard value, {ui.period_label(filters)}",
+        labels={"group_value": group, "realization_rate": "billed / standard value"},
+    )
+    figure.add_hline(y=1, line_dash="dash", line_color=ui.NEUTRAL)
+    figure.update_yaxes(tickformat=".0%")
+    ui.show(figure, key="realization_by")
+
+
+def rows(filters: q.Filters) -> None:
+    with st.expander("The contract-month rows behind these figures (rpt_revenue)"):
+        frame = q.revenue_rows(filters)
+        st.dataframe(frame, hide_index=True)
+        ui.download(frame, "Download (CSV)", "billable-revenue.csv", key="revenue_csv")
 
 
 if filters is not None:
-    ui.guarded(lambda: render(filters), "Revenue and margin")
+    ui.not_applied(filters, {"legal_entity": "", "practice": "", "client": ""})
+    ui.guarded(lambda: headline(filters), "Revenue and margin")
+    ui.guarded(lambda: trend(filters), "Revenue trend")
+    ui.guarded(lambda: breakdown(filters), "Margin breakdown")
+    ui.guarded(lambda: realisation(filters), "Realisation")
+    ui.guarded(lambda: rows(filters), "Revenue rows")

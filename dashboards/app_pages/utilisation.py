@@ -29,7 +29,15 @@ def headline(filters: q.Filters) -> None:
     ]
     for column, (label, key, better) in zip(columns, specs, strict=False):
         with column:
-            ui.tile(label, now[key], before[key], ui.percent, delta_kind="points", higher_is_better=better)
+            ui.tile(
+                label,
+                now[key],
+                before[key],
+                ui.percent,
+                delta_kind="points",
+                higher_is_better=better,
+                delta_description=None,
+            )
     with columns[4]:
         ui.tile(
             "Missing time",
@@ -39,7 +47,9 @@ def headline(filters: q.Filters) -> None:
             delta_kind="count",
             higher_is_better=False,
             help="Capacity hours with nothing recorded.",
+            delta_description=None,
         )
+    st.caption("Changes are against the previous period of the same length.")
 
 
 def trend(filters: q.Filters) -> None:
@@ -55,7 +65,11 @@ def trend(filters: q.Filters) -> None:
         mode="lines+markers",
     )
     figure.add_scatter(
-        x=monthly["month_start_date"], y=monthly["productive_utilization"], name="productive", mode="lines"
+        x=monthly["month_start_date"],
+        y=monthly["productive_utilization"],
+        name="productive",
+        mode="lines",
+        line={"color": "#90caf9"},
     )
     figure.add_scatter(
         x=monthly["month_start_date"],
@@ -67,7 +81,7 @@ def trend(filters: q.Filters) -> None:
     figure.update_layout(title="Utilisation by month, last 12 months (% of capacity)")
     figure.update_yaxes(tickformat=".0%", title="% of capacity hours")
     figure.update_xaxes(title="month")
-    ui.show(figure, key="utilisation_trend")
+    ui.show(figure, key="utilisation_trend", monthly=True)
 
 
 def by_group(filters: q.Filters) -> None:
@@ -118,8 +132,8 @@ def heatmap(filters: q.Filters) -> None:
         labels={"x": "week starting", "y": "person", "color": "utilisation"},
     )
     figure.update_coloraxes(colorbar_tickformat=".0%")
-    figure.update_layout(height=max(360, 18 * len(grid) + 120))
-    ui.show(figure, key="utilisation_heatmap")
+    figure.update_yaxes(dtick=1)
+    ui.show(figure, key="utilisation_heatmap", height=max(360, 22 * len(grid) + 140))
 
 
 def people_table(filters: q.Filters) -> None:

@@ -96,7 +96,7 @@ def wip_trend(filters: q.Filters) -> None:
         title=f"WIP and at-risk time at each month end ({filters.currency})",
         labels={"value": filters.currency, "as_of_date": "month end", "variable": ""},
     )
-    ui.show(figure, key="wip_trend")
+    ui.show(figure, key="wip_trend", monthly=True)
 
 
 def time_to_invoice(filters: q.Filters) -> None:
@@ -124,21 +124,23 @@ def time_to_invoice(filters: q.Filters) -> None:
         start = q.add_months(q.month_start(filters.end), -11)
         trend = q.time_to_invoice_summary(filters, start, filters.end)
         if not ui.is_empty(trend, "Nothing was invoiced in the last 12 months."):
+            trend = trend.rename(columns={"median_days": "median", "p90_days": "p90"})
             figure = px.line(
                 trend,
                 x="invoice_month",
-                y=["median_days", "p90_days"],
+                y=["median", "p90"],
                 markers=True,
                 title="Days from work to invoice by invoice month (median, p90)",
                 labels={"value": "days", "invoice_month": "invoice month", "variable": ""},
             )
-            ui.show(figure, key="tti_trend")
+            ui.show(figure, key="tti_trend", monthly=True)
     practice = q.time_to_invoice_by_practice(filters)
     if not ui.is_empty(practice, "No invoiced time for this selection."):
+        practice = practice.rename(columns={"median_days": "median", "p90_days": "p90"})
         figure = px.bar(
             practice,
             x="practice",
-            y=["median_days", "p90_days"],
+            y=["median", "p90"],
             barmode="group",
             title="Billing cycle by practice: days from work to invoice",
             labels={"value": "days", "variable": ""},
@@ -163,3 +165,41 @@ if filters is not None:
     ui.guarded(lambda: wip_trend(filters), "WIP trend")
     st.subheader("Time to invoice")
     ui.guarded(lambda: time_to_invoice(filters), "Time to invoice")
+
+
+def receivables(filters: q.Filters) -> None:
+    month = q.month_start(filters.end)
+    factor = q.currency_factor(filters.currency, filters.end)
+    aging = q.ar_aging(filters, month)
+    left, right = st.columns(2)
+    with left:
+        if not ui.is_empty(aging, f"No open receivables at the end of {month:%b %Y}."):
+            aging["open"] = aging["open_amount_reporting"] * factor
+            figure = px.bar(
+                aging,
+                x="aging_bucket",
+                y="open",
+                color="legal_entity",
+                title=f"Open receivables by age past due, {month:%b %Y} ({filters.currency})",
+                labels={"open": filters.currency, "aging_bucket": "days past due", "legal_entity": "entity"},
+            )
+            ui.show(figure, key="ar_aging")
+    with right:
+        start = q.add_months(month, -11)
+        dso = q.dso_months(filters, start, filters.end)
+        if not ui.is_empty(dso, "No DSO in the last 12 months."):
+            figure = px.line(
+                dso,
+                x="month_start_date",
+                y="dso_days",
+                markers=True,
+                title="DSO by month (open receivables / last 90 days' invoicing x 90)",
+                labels={"dso_days": "days", "month_start_date": "month"},
+            )
+            ui.show(figure, key="dso_trend", monthly=True)
+
+
+if filters is not None:
+    st.subheader("Receivables")
+    ui.not_applied(filters, {"legal_entity": ""})
+    ui.guarded(lambda: receivables(filters), "Receivables")
