@@ -211,7 +211,8 @@ compared as (
         items.erp_hours <> items.invoiced_hours
         or round(items.erp_amount, 2) <> items.invoiced_amount as differs_erp_invoice,
         coalesce(
-            cast({{ dbt.date_trunc('month', 'items.work_date') }} as date) <= billed_months.last_billed_month_date,
+            cast({{ dbt.date_trunc('month', 'items.work_date') }} as date)
+            between billed_months.first_billed_month_date and billed_months.last_billed_month_date,
             false
         ) as is_billed_month,
         coalesce(items.last_posted_at > cast(billed_months.last_time_invoice_date as timestamp), false)
