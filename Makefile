@@ -52,7 +52,12 @@ ingest: setup ## load the raw DuckDB (SOURCES=crm,psa,time,hr,erp) from the sand
 transform: setup ## build the warehouse, run every test, publish data/warehouse.duckdb only if all pass (FULL_REFRESH=1)
 	$(PY) -m billable.transform $(if $(FULL_REFRESH),--full-refresh) $(if $(WAIT),--wait $(WAIT))
 
-daily: setup ## cron: ingest from the configured systems, transform, publish (one run at a time)
+sync: setup ## push approved billable lines to the ERP exactly once (DRY_RUN=1: plan only; RETRY_REJECTED=1; LIVE=1: configured ERP)
+	@if [ -n "$(LIVE)" ]; then $(PY) -m reverse_etl $(if $(DRY_RUN),--dry-run) $(if $(RETRY_REJECTED),--retry-rejected) $(if $(WAIT),--wait $(WAIT)); \
+	else $(MAKE) --no-print-directory generate && \
+	  $(PY) -m billable.pipeline --world $(WORLD) --port $(PORT) --only sync $(if $(DRY_RUN),--dry-run) $(if $(RETRY_REJECTED),--retry-rejected); fi
+
+daily: setup ## cron: ingest from the configured systems, transform, sync to the ERP, ingest the ERP, transform (one run at a time)
 	$(PY) -m billable.pipeline --live $(if $(WAIT),--wait $(WAIT))
 
 demo-day: generate ## a day in the life: sandbox up, its clock one day on, the daily run against it, sandbox down

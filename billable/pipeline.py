@@ -60,7 +60,9 @@ def sandbox_settings(base_url: str, world: Path) -> dict[str, str]:
     return settings
 
 
-def steps(raw_db: Path, sources: str, settings: dict[str, str]) -> list[Step]:
+def steps(
+    raw_db: Path, sources: str, settings: dict[str, str], sync_flags: tuple[str, ...] = ()
+) -> list[Step]:
     """The steps in order, the one list every kind of run uses. Later issues replace the `None`s.
 
     `settings` configure the loaders (the sandbox's, or nothing: the deployment's own config).
@@ -69,11 +71,22 @@ def steps(raw_db: Path, sources: str, settings: dict[str, str]) -> list[Step]:
     ingest = [sys.executable, "-m", "ingestion", "--raw-db", str(raw_db), "--sources", sources]
     transform = [sys.executable, "-m", "billable.transform", "--raw-db", str(raw_db)]
     transform += ["--warehouse", str(data / "warehouse.duckdb"), "--build-dir", str(data / "build")]
-    return [
+    sync = [sys.executable, "-m", "reverse_etl", "--warehouse", str(data / "warehouse.duckdb"), *sync_flags]
+    planned = [
         Step("ingest", ingest, 3, settings),
         Step("transform", transform, 4),
-        Step("sync", None, 6),
+        Step("sync", sync, 6, settings),
     ]
+    if "--dry-run" not in sync_flags:
+        # The sync's effect, loaded back: posting latency and time-to-invoice see what it pushed.
+        planned.append(Step("ingest-erp", [*ingest[:-1], "erp"], 6, settings))
+        planned.append(Step("transform-after-sync", transform, 6))
+    return planned
+
+
+def sync_flags(args: argparse.Namespace) -> tuple[str, ...]:
+    """The sync step's options (make sync DRY_RUN=1 RETRY_REJECTED=1)."""
+    return (*(["--dry-run"] if args.dry_run else []), *(["--retry-rejected"] if args.retry_rejected else []))
 
 
 def describe_origin(identity: str) -> str:
@@ -111,8 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw-db", type=Path, default=Path("data") / "raw.duckdb", help="raw DuckDB file")
     parser.add_argument("--sources", default="", help="ingest only these sources (comma-separated)")
     parser.add_argument(
-        "--only", choices=["ingest", "transform", "sync"], action="append", help="run only these steps"
+        "--only",
+        choices=["ingest", "transform", "sync", "ingest-erp", "transform-after-sync"],
+        action="append",
+        help="run only these steps",
     )
+    parser.add_argument("--dry-run", action="store_true", help="sync step: print the plan, send nothing")
+    parser.add_argument("--retry-rejected", action="store_true", help="sync step: retry ERP rejections")
     parser.add_argument(
         "--advance-days",
         type=float,
@@ -146,7 +164,7 @@ def run(args: argparse.Namespace, label: str) -> int:
     """Run the steps against the live systems, or against the world in a sandbox."""
     started = time.monotonic()
     if args.live:
-        code = run_steps(steps(args.raw_db, args.sources, {}), args.only, label)
+        code = run_steps(steps(args.raw_db, args.sources, {}, sync_flags(args)), args.only, label)
         if code == 0:
             print(f"{label}: finished in {time.monotonic() - started:.1f} s")
         return code
@@ -158,7 +176,7 @@ def run(args: argparse.Namespace, label: str) -> int:
             if code != 0:
                 return code
         settings = sandbox_settings(base_url, args.world)
-        code = run_steps(steps(args.raw_db, args.sources, settings), args.only, label)
+        code = run_steps(steps(args.raw_db, args.sources, settings, sync_flags(args)), args.only, label)
         if code != 0:
             return code
     print(f"{label}: finished in {time.monotonic() - started:.1f} s; sandbox stopped")

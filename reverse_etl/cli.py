@@ -1,0 +1,214 @@
+"""`make sync [DRY_RUN=1] [RETRY_REJECTED=1]`: push approved billable lines to the ERP, exactly once.
+
+    python -m reverse_etl [--warehouse data/warehouse.duckdb] [--ledger data/ledger.sqlite]
+        [--dry-run] [--retry-rejected] [--wait SECONDS] [--max-rpm N] [--concurrency N]
+
+Reads marts.rpt_billable_lines from the published warehouse, diffs it against the ledger,
+prints the plan, then (unless --dry-run) resends any batch an earlier run left unanswered and
+sends the plan's creates, updates and deletes in batches of at most 30 per realm.
+
+Exit codes: 0 every request answered (business rejections are reported, not failures);
+1 a transport failure outlived the retries in some realm (those lines are dead letters, resent
+next run); 2 usage or configuration (no warehouse, no ERP settings); 75 another sync runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from billable.run_lock import EX_TEMPFAIL, LockHeld, run_lock
+from reverse_etl.client import ConfigError, QuickBooksClient, Settings, load_settings
+from reverse_etl.ledger import Ledger, export_snapshot, now
+from reverse_etl.plan import Plan, PlanInputError, diff, read_lines, summarise
+from reverse_etl.send import BATCH_LIMIT, Sender
+
+EX_OK, EX_TRANSPORT, EX_USAGE = 0, 1, 2
+FOLLOW_UP_ROUNDS = 3
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m reverse_etl",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--warehouse", type=Path, default=Path("data") / "warehouse.duckdb")
+    add("--ledger", type=Path, help="the ledger (default: ledger.sqlite beside the warehouse)")
+    add("--dry-run", action="store_true", help="print the plan, change nothing")
+    add("--retry-rejected", action="store_true", help="resend lines the ERP rejected, even unchanged")
+    add("--wait", type=float, default=0, help="wait this long for a running sync (default: exit 75)")
+    add("--max-rpm", type=float, help="requests per minute per realm (default 450; 0: no pacing)")
+    add("--concurrency", type=int, help="concurrent requests per realm (default 4, at most 10)")
+    add("--batch-size", type=int, default=BATCH_LIMIT, help=f"items per batch (1..{BATCH_LIMIT})")
+    add("--sample", type=int, default=3, help="lines shown per group in the plan")
+    args = parser.parse_args(argv)
+    if args.concurrency is not None and not 1 <= args.concurrency <= 10:
+        parser.error("--concurrency must be 1..10 (QuickBooks allows 10 concurrent requests per company)")
+    if not 1 <= args.batch_size <= BATCH_LIMIT:
+        parser.error(f"--batch-size must be 1..{BATCH_LIMIT}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    warehouse = args.warehouse.resolve()
+    ledger_path = (args.ledger or warehouse.with_name("ledger.sqlite")).resolve()
+    settings = None
+    if not args.dry_run:
+        try:
+            overrides = {"max_requests_per_minute": args.max_rpm, "concurrency": args.concurrency}
+            settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+        except ConfigError as err:
+            print(f"sync: {err}", file=sys.stderr)
+            return EX_USAGE
+    try:
+        # One sync at a time per ledger: a second one waits (--wait) or exits 75, never interleaves.
+        with run_lock(ledger_path.with_suffix(".lock"), args.wait):
+            return run(args, warehouse, ledger_path, settings)
+    except LockHeld as held:
+        print(f"sync: {held}", file=sys.stderr)
+        return EX_TEMPFAIL
+
+
+def run(args: argparse.Namespace, warehouse: Path, ledger_path: Path, settings: Settings | None) -> int:
+    started = time.monotonic()
+    try:
+        rows, warehouse_run_id = read_lines(warehouse)
+    except PlanInputError as err:
+        print(f"sync: {err}", file=sys.stderr)
+        return EX_USAGE
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+    ledger = Ledger(ledger_path)
+    snapshot = ledger_path.with_name("ledger.duckdb")
+    try:
+        ledger.start_run(run_id, args.dry_run, args.retry_rejected, warehouse_run_id)
+        build = warehouse_run_id or "unknown"
+        print(f"sync: run {run_id}, plan from {warehouse} (build {build}), ledger {ledger_path}")
+        if args.dry_run:
+            return dry_run(args, ledger, rows, run_id, started, snapshot)
+        return send(args, ledger, rows, run_id, started, settings, snapshot)
+    finally:
+        ledger.close()
+
+
+def dry_run(args, ledger: Ledger, rows: list[dict], run_id: str, started: float, snapshot: Path) -> int:
+    pending = ledger.pending_batches()
+    plan = diff(rows, ledger.lines(), args.retry_rejected)
+    if pending:
+        count = sum(len(batch["items"]) for batch in pending)
+        print(
+            f"sync: {len(pending)} batch(es) ({count} lines) from an earlier run are unanswered; "
+            "a run resends them first"
+        )
+    print(summarise(plan, args.sample))
+    counters = plan_counters(plan)
+    message = f"dry run: {describe(counters)}; nothing sent"
+    ledger.finish_run(run_id, "dry_run", counters, [], message, time.monotonic() - started)
+    export_snapshot(ledger.path, snapshot)
+    print(f"sync: {message}")
+    return EX_OK
+
+
+def send(
+    args, ledger: Ledger, rows: list[dict], run_id: str, started: float, settings: Settings, snapshot: Path
+) -> int:
+    client = QuickBooksClient(settings)
+    sender = Sender(ledger, client, run_id, args.batch_size)
+    pending = ledger.pending_batches()
+    if pending:
+        count = sum(len(batch["items"]) for batch in pending)
+        print(
+            f"sync: resending {len(pending)} batch(es) ({count} lines) an earlier run left "
+            "unanswered (same requestids)"
+        )
+        sender.send(pending)
+    plan = diff(rows, ledger.lines(), args.retry_rejected)
+    apply_local(ledger, plan, run_id)
+    print(summarise(plan, args.sample))
+    sender.send(sender.persist(plan.ops))
+    by_key = {row["line_key"]: row for row in rows}
+    for _ in range(FOLLOW_UP_ROUNDS):
+        followups = sender.take_followups()
+        if not followups:
+            break
+        print(f"sync: {len(followups)} line(s) had a stale SyncToken (5010): re-read and resent")
+        ops = [op for item in followups if (op := sender.refresh(item, by_key.get(item["line_key"])))]
+        sender.send(sender.persist(ops))
+    counters = plan_counters(plan)
+    counts = sender.outcome.counts
+    counters.update(
+        requests_sent=client.requests_sent,
+        transport_failures=client.transport_failures,
+        lines_acknowledged=counts["acknowledged"],
+        lines_rejected=counts["rejected"],
+        lines_deleted=counts["deleted"],
+        lines_invoiced_untouched=counts["invoiced_untouched"] + len(plan.invoiced_changed),
+        lines_dead_letter=counts["dead_letter"],
+    )
+    failed = sorted(sender.outcome.realms_failed)
+    status = "failed" if failed else "succeeded"
+    message = (
+        f"{counts['acknowledged']} acknowledged, {counts['rejected']} rejected, {counts['deleted']} deleted, "
+        f"{counters['lines_invoiced_untouched']} invoiced (untouched), {counts['dead_letter']} dead letters; "
+        f"{client.requests_sent} requests ({client.transport_failures} retried)"
+    )
+    ledger.finish_run(run_id, status, counters, failed, message, time.monotonic() - started)
+    export_snapshot(ledger.path, snapshot)
+    print(f"sync: {status}: {message} in {time.monotonic() - started:.1f} s")
+    rejected = ledger.count("SELECT count(*) FROM lines WHERE state = 'rejected'")
+    if rejected:
+        print(
+            f"sync: {rejected} line(s) stand rejected by the ERP (ERP_REJECTED after the next transform); "
+            "fix the cause, or `make sync RETRY_REJECTED=1`"
+        )
+    for realm in failed:
+        reason = sender.outcome.realms_failed[realm]
+        print(f"sync: realm {realm} FAILED in transport: {reason}", file=sys.stderr)
+    return EX_TRANSPORT if failed else EX_OK
+
+
+def apply_local(ledger: Ledger, plan: Plan, run_id: str) -> None:
+    """Ledger-only changes the diff found: lines the ERP invoiced meanwhile, rejections no longer wanted."""
+    stamp = now()
+    with ledger.transaction() as conn:
+        for key in plan.mark_invoiced:
+            conn.execute(
+                "UPDATE lines SET state = 'invoiced', updated_at = ?, last_run_id = ? WHERE line_key = ?",
+                (stamp, run_id, key),
+            )
+        for key in plan.mark_gone:
+            conn.execute(
+                "UPDATE lines SET state = 'deleted', deleted_at = ?, updated_at = ?, last_run_id = ?,"
+                " error_message = coalesce(error_message, '') || ' (line no longer ready: not retried)'"
+                " WHERE line_key = ?",
+                (stamp, stamp, run_id, key),
+            )
+
+
+def plan_counters(plan: Plan) -> dict:
+    return {
+        "lines_in_plan": plan.lines_in_plan,
+        "creates_planned": plan.count("create"),
+        "updates_planned": plan.count("update"),
+        "deletes_planned": plan.count("delete"),
+        "lines_held": len(plan.held),
+        "lines_skipped": len(plan.skipped),
+    }
+
+
+def describe(counters: dict) -> str:
+    return (
+        f"{counters['creates_planned']} creates, {counters['updates_planned']} updates, "
+        f"{counters['deletes_planned']} deletes, {counters['lines_held']} held, "
+        f"{counters['lines_skipped']} skipped"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

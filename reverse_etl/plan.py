@@ -1,0 +1,268 @@
+"""Plan: read rpt_billable_lines from the published warehouse and diff it against the ledger.
+
+The mart is the desired state; the ledger says what the ERP holds from us. The diff yields one
+operation per line that must change (create, update, delete), and says why every other line is
+left alone (held, skipped), so `make sync DRY_RUN=1` can print the whole picture.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+
+from reverse_etl.ledger import Line
+
+MART = "marts.rpt_billable_lines"
+
+
+class PlanInputError(RuntimeError):
+    """The warehouse cannot be read as the plan's input; the message says why and what to do."""
+
+
+@dataclass
+class Op:
+    """One change to send: the line, the operation and the ERP object to send."""
+
+    line_key: str
+    realm_id: str
+    operation: str  # create | update | delete
+    entity: str  # TimeActivity | Invoice
+    payload: dict
+    content_hash: str | None
+    row: dict  # the mart row (or the ledger's facts for deletes of vanished lines)
+    reason: str = ""
+
+
+@dataclass
+class Plan:
+    ops: list[Op] = field(default_factory=list)
+    held: list[tuple[dict, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (line_key, realm, reason)
+    invoiced_changed: list[tuple[str, str]] = field(default_factory=list)  # lines changed after billing
+    mark_invoiced: list[str] = field(default_factory=list)  # ledger lines the ERP invoiced meanwhile
+    mark_gone: list[str] = field(default_factory=list)  # rejected creates whose line is no longer wanted
+    lines_in_plan: int = 0
+
+    def count(self, operation: str) -> int:
+        return sum(1 for op in self.ops if op.operation == operation)
+
+
+def read_lines(warehouse: Path) -> tuple[list[dict], str | None]:
+    """The mart's rows (short-lived read-only connection) and the build's run id."""
+    if not warehouse.is_file():
+        raise PlanInputError(f"no published warehouse at {warehouse}; run `make transform` first")
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            found = conn.execute(
+                "select count(*) from information_schema.tables "
+                "where table_schema = 'marts' and table_name = 'rpt_billable_lines'"
+            ).fetchone()[0]
+            if not found:
+                raise PlanInputError(
+                    f"{warehouse} has no {MART}: it was built before the reverse ETL existed; "
+                    "run `make transform`"
+                )
+            cursor = conn.execute(f"select * from {MART} order by line_key")
+            names = [d[0] for d in cursor.description]
+            rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+    except duckdb.Error as err:
+        raise PlanInputError(f"cannot read {MART} from {warehouse}: {err}") from err
+    run_id = None
+    metadata = warehouse.with_suffix(".json")
+    if metadata.is_file():
+        run_id = json.loads(metadata.read_text()).get("run_id")
+    return rows, run_id
+
+
+def payload_for(row: dict) -> dict:
+    """The QuickBooks object a mart row becomes (without Id and SyncToken)."""
+    customer = {"value": str(row["erp_customer_id"]), "name": row.get("erp_customer_name") or ""}
+    item = {"value": str(row["erp_item_id"]), "name": row.get("erp_item_name") or ""}
+    if row["line_kind"] == "time":
+        return {
+            "TxnDate": row["txn_date"].isoformat(),
+            "NameOf": "Employee",
+            "EmployeeRef": {"value": str(row["erp_employee_id"]), "name": row.get("erp_employee_name") or ""},
+            "CustomerRef": customer,
+            "ItemRef": item,
+            "BillableStatus": "Billable",
+            "HourlyRate": _number(row["rate"]),
+            "Hours": int(row["hours_whole"]),
+            "Minutes": int(row["minutes"]),
+            "Description": row["description"],
+        }
+    amount = _number(row["amount"])
+    return {
+        "CustomerRef": customer,
+        "TxnDate": row["txn_date"].isoformat(),
+        "PrivateNote": row["private_note"],
+        "Line": [
+            {
+                "Amount": amount,
+                "DetailType": "SalesItemLineDetail",
+                "Description": row["description"],
+                "SalesItemLineDetail": {
+                    "ItemRef": item,
+                    "Qty": 1,
+                    "UnitPrice": amount,
+                    "ServiceDate": row["txn_date"].isoformat(),
+                },
+            }
+        ],
+    }
+
+
+def _number(value: Decimal | float | int) -> float | int:
+    """A JSON number with no more digits than the decimal has (rates have at most 4 decimals)."""
+    decimal = Decimal(value).normalize()
+    return int(decimal) if decimal == decimal.to_integral_value() else float(decimal)
+
+
+def diff(rows: list[dict], ledger: dict[str, Line], retry_rejected: bool) -> Plan:
+    """What to send so the ERP holds exactly the ready lines (never touching invoiced ones)."""
+    plan = Plan(lines_in_plan=len(rows))
+    seen: set[str] = set()
+    for row in rows:
+        key = row["line_key"]
+        seen.add(key)
+        line = ledger.get(key)
+        status = row["line_status"]
+        ours = line is not None and line.state not in ("deleted",)
+        realm = row["realm_id"] or ""
+        if line is not None and line.state in ("planned", "sent", "dead_letter"):
+            plan.skipped.append((key, realm, "a request from an earlier run is still unanswered"))
+            continue
+        if line is not None and line.state == "invoiced":
+            if line.content_hash != row["content_hash"]:
+                plan.invoiced_changed.append((key, row["realm_id"]))
+            continue
+        if status == "invoiced":
+            if ours and line.state == "acknowledged":
+                plan.mark_invoiced.append(key)
+                if line.content_hash != row["content_hash"]:
+                    plan.invoiced_changed.append((key, row["realm_id"]))
+            elif not ours:
+                plan.skipped.append((key, realm, "invoiced in the ERP before this integration"))
+            continue
+        if not ours:
+            if status == "ready" and row["is_in_erp"]:
+                plan.skipped.append(
+                    (key, realm, f"already in the ERP as {row['erp_record_key']}, not pushed by this sync")
+                )
+            elif status == "ready":
+                plan.ops.append(_op(row, "create"))
+            elif status == "held":
+                plan.held.append((row, row["status_reason"]))
+            continue
+        # The ledger has the line: acknowledged (the ERP holds it) or rejected.
+        if line.state == "rejected":
+            if status != "ready":
+                if line.erp_id is None:
+                    plan.mark_gone.append(key)  # never reached the ERP: nothing to undo
+                elif status == "withdrawn":
+                    plan.ops.append(_delete(line, row, "withdrawn: " + (row["status_reason"] or "")))
+                continue
+            if retry_rejected or line.rejected_hash != row["content_hash"]:
+                operation = "update" if line.erp_id else "create"
+                plan.ops.append(_op(row, operation, line))
+            else:
+                plan.skipped.append(
+                    (key, realm, f"rejected by the ERP ({line.error_code}), unchanged since: quarantined")
+                )
+            continue
+        # acknowledged
+        if status == "withdrawn":
+            if line.erp_entity == "Invoice":
+                plan.skipped.append((key, realm, "withdrawn draft invoice: delete it in the ERP by hand"))
+            else:
+                plan.ops.append(_delete(line, row, row["status_reason"] or "withdrawn"))
+        elif status == "ready" and line.content_hash != row["content_hash"]:
+            if line.erp_entity == "Invoice":
+                plan.skipped.append(
+                    (key, realm, "milestone changed after its draft invoice was pushed: change it by hand")
+                )
+            else:
+                plan.ops.append(_op(row, "update", line))
+        elif status == "held" and line.content_hash != row["content_hash"]:
+            plan.held.append((row, "changed but held: " + (row["status_reason"] or "")))
+    for key, line in ledger.items():
+        if key in seen or line.state not in ("acknowledged",):
+            continue
+        if line.erp_entity == "TimeActivity":
+            plan.ops.append(_delete(line, None, "the time entry is no longer billable (deleted or changed)"))
+        else:
+            plan.skipped.append((key, line.realm_id, "milestone no longer completed: draft invoice stays"))
+    return plan
+
+
+def _op(row: dict, operation: str, line: Line | None = None) -> Op:
+    payload = payload_for(row)
+    if operation == "update":
+        payload = {**payload, "Id": line.erp_id, "SyncToken": line.sync_token}
+    key, realm, entity = row["line_key"], row["realm_id"], row["erp_entity"]
+    return Op(key, realm, operation, entity, payload, row["content_hash"], row)
+
+
+def _delete(line: Line, row: dict | None, reason: str) -> Op:
+    facts = row or {"line_key": line.line_key, "line_kind": line.line_kind, "realm_id": line.realm_id}
+    payload = {"Id": line.erp_id, "SyncToken": line.sync_token}
+    return Op(line.line_key, line.realm_id, "delete", line.erp_entity, payload, None, facts, reason)
+
+
+def summarise(plan: Plan, sample: int = 3) -> str:
+    """The plan by realm: operations with money (by currency) and hours, held and skipped, a sample."""
+    out = [f"plan: {plan.lines_in_plan:,} lines in rpt_billable_lines"]
+    by_realm: dict[str, dict] = defaultdict(lambda: defaultdict(list))
+    for op in plan.ops:
+        by_realm[op.realm_id][op.operation].append(op.row)
+    for row, reason in plan.held:
+        by_realm[row["realm_id"] or "(no realm)"]["held"].append({**row, "_reason": reason})
+    skipped_reasons: dict[str, Counter] = defaultdict(Counter)
+    for _key, realm, reason in plan.skipped:
+        skipped_reasons[realm or "(no realm)"][_generic(reason)] += 1
+    realms = sorted(set(by_realm) | set(skipped_reasons))
+    if not realms:
+        out.append("  nothing to do")
+    for realm in realms:
+        out.append(f"  realm {realm}:")
+        for kind in ("create", "update", "delete", "held"):
+            group = by_realm[realm].get(kind, [])
+            if not group:
+                continue
+            money = Counter()
+            hours = Decimal(0)
+            for row in group:
+                if row.get("amount") is not None:
+                    money[row.get("currency_code") or "?"] += Decimal(row["amount"])
+                if row.get("hours") is not None:
+                    hours += Decimal(row["hours"])
+            totals = ", ".join(f"{amount:,.2f} {currency}" for currency, amount in sorted(money.items()))
+            out.append(f"    {kind:<7} {len(group):>7,} lines  {hours:>10,.2f} h  {totals}")
+            for row in group[:sample]:
+                reason = f"  ({row['_reason']})" if kind == "held" else ""
+                out.append(
+                    f"      e.g. {row['line_key']} {row.get('txn_date') or ''} "
+                    f"{row.get('amount') or ''} {row.get('currency_code') or ''}{reason}"
+                )
+        for reason, count in skipped_reasons[realm].most_common():
+            out.append(f"    skipped {count:>7,} lines  {reason}")
+    if plan.invoiced_changed:
+        out.append(
+            f"  {len(plan.invoiced_changed):,} line(s) changed after the ERP invoiced them: never touched "
+            "(CHANGED_AFTER_BILLING, for finance)"
+        )
+    return "\n".join(out)
+
+
+def _generic(reason: str) -> str:
+    """A skip reason without its per-line detail, for counting."""
+    if reason.startswith("already in the ERP"):
+        return "already in the ERP, not pushed by this sync"
+    if reason.startswith("rejected by the ERP"):
+        return "rejected by the ERP and unchanged: quarantined (RETRY_REJECTED=1 retries)"
+    return reason

@@ -1,0 +1,500 @@
+"""Send: the plan's operations to the ERP in batches, exactly once, recording every step in the ledger.
+
+The exactly-once argument (docs/reverse_etl.md):
+
+1. Before anything is sent, each batch is written to the ledger with its body and a `requestid`
+   derived from its realm and its items (line key, operation, the line's operation number), and
+   its lines move to `planned`, in one transaction.
+2. A batch is resent, byte for byte with the same `requestid`, until it gets an answer: within
+   the run on transport failures, and by every later run (pending batches go first) if the
+   process dies. QuickBooks applies a `requestid` once per realm and replays the first answer
+   for any repeat, so however many times a batch is sent, its writes happen once.
+3. Only an answer moves a line on (acknowledged with Id and SyncToken, rejected with the
+   ERP's code and message, deleted, or invoiced), and the next operation on a line gets a new
+   number, hence a new `requestid`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+
+from reverse_etl.client import Answer, QuickBooksClient, TransportError, crash_hook
+from reverse_etl.ledger import Ledger, now
+from reverse_etl.plan import Op
+
+BATCH_LIMIT = 30  # QuickBooks' maximum items per batch request
+
+
+@dataclass
+class Outcome:
+    """What a run did, for the summary and the ledger's sync_runs row."""
+
+    counts: Counter = field(default_factory=Counter)
+    realms_failed: dict[str, str] = field(default_factory=dict)
+    batches_sent: int = 0
+
+
+def batch_requestid(realm: str, items: list[tuple[str, str, int]]) -> str:
+    """Deterministic: the same realm and items (line key, operation, operation number) give the same id."""
+    parts = [f"{key}\x1f{operation}\x1f{number}" for key, operation, number in items]
+    text = realm + "\x1f" + "\x1e".join(parts)
+    return "billable-" + hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+class Sender:
+    """Writes batches to the ledger, sends them per realm in parallel, and records the answers."""
+
+    def __init__(self, ledger: Ledger, client: QuickBooksClient, run_id: str, batch_size: int = BATCH_LIMIT):
+        if not 1 <= batch_size <= BATCH_LIMIT:
+            raise ValueError(f"batch size must be 1..{BATCH_LIMIT}, got {batch_size}")
+        self.ledger = ledger
+        self.client = client
+        self.run_id = run_id
+        self.batch_size = batch_size
+        self.outcome = Outcome()
+        self._lock = threading.Lock()
+        self._writes = 0
+        self._crash = crash_hook()
+        self._followups: list[Op] = []
+
+    # --- 1. write batches before sending ---------------------------------------------------
+    def persist(self, ops: list[Op]) -> list[dict]:
+        """Group ops by realm into batches, write them and their lines' `planned` state; the batches."""
+        attempts = {key: line.attempts for key, line in self.ledger.lines().items()}
+        by_realm: dict[str, list[Op]] = {}
+        for op in ops:
+            by_realm.setdefault(op.realm_id, []).append(op)
+        batches = []
+        stamp = now()
+        with self.ledger.transaction() as conn:
+            for realm, realm_ops in sorted(by_realm.items()):
+                for start in range(0, len(realm_ops), self.batch_size):
+                    chunk = realm_ops[start : start + self.batch_size]
+                    numbered = [(op.line_key, op.operation, attempts.get(op.line_key, 0) + 1) for op in chunk]
+                    requestid = batch_requestid(realm, numbered)
+                    body = {
+                        "BatchItemRequest": [
+                            {"bId": op.line_key, "operation": op.operation, op.entity: op.payload}
+                            for op in chunk
+                        ]
+                    }
+                    items = [
+                        {"line_key": op.line_key, "operation": op.operation, "entity": op.entity}
+                        for op in chunk
+                    ]
+                    body_text = json.dumps(body, separators=(",", ":"), sort_keys=True)
+                    conn.execute(
+                        "INSERT OR IGNORE INTO batches"
+                        " (requestid, realm_id, run_id, created_at, body, items, state)"
+                        " VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+                        (requestid, realm, self.run_id, stamp, body_text, json.dumps(items)),
+                    )
+                    for op, (_, _, number) in zip(chunk, numbered, strict=True):
+                        self._plan_line(conn, op, requestid, number, stamp)
+                    batches.append(
+                        {"requestid": requestid, "realm_id": realm, "body": body_text, "items": items}
+                    )
+        return batches
+
+    def _plan_line(self, conn, op: Op, requestid: str, number: int, stamp: str) -> None:
+        row = op.row
+        facts = {
+            "line_kind": row.get("line_kind"),
+            "erp_entity": op.entity,
+            "realm_id": op.realm_id,
+            "time_entry_id": row.get("time_entry_id"),
+            "milestone_id": row.get("milestone_id"),
+            "txn_date": _text(row.get("txn_date")),
+            "hours": _text(row.get("hours")),
+            "rate": _text(row.get("rate")),
+            "amount": _text(row.get("amount")),
+            "currency_code": row.get("currency_code"),
+        }
+        conn.execute(
+            "INSERT INTO lines (line_key, line_kind, erp_entity, realm_id, state, updated_at) "
+            "VALUES (?, ?, ?, ?, 'planned', ?) ON CONFLICT (line_key) DO NOTHING",
+            (op.line_key, facts["line_kind"] or "time", op.entity, op.realm_id, stamp),
+        )
+        keep = op.operation == "delete"  # a delete keeps the facts of what it removes
+        sets = [
+            "state = 'planned'",
+            "operation = ?",
+            "requestid = ?",
+            "attempts = ?",
+            "pending_hash = ?",
+            "updated_at = ?",
+            "last_run_id = ?",
+        ]
+        args: list = [op.operation, requestid, number, op.content_hash, stamp, self.run_id]
+        for name, value in facts.items():
+            if keep and name not in ("erp_entity", "realm_id"):
+                continue
+            if value is not None:
+                sets.append(f"{name} = ?")
+                args.append(value)
+        conn.execute(f"UPDATE lines SET {', '.join(sets)} WHERE line_key = ?", (*args, op.line_key))
+
+    # --- 2. send, per realm ------------------------------------------------------------------
+    def send(self, batches: list[dict]) -> None:
+        by_realm: dict[str, list[dict]] = {}
+        for batch in batches:
+            by_realm.setdefault(batch["realm_id"], []).append(batch)
+        if not by_realm:
+            return
+        workers = max(1, self.client.settings.concurrency)
+        with ThreadPoolExecutor(max_workers=len(by_realm), thread_name_prefix="realm") as realms:
+            futures = [
+                realms.submit(self._send_realm, realm, realm_batches, workers)
+                for realm, realm_batches in by_realm.items()
+            ]
+            for future in futures:
+                future.result()
+
+    def _send_realm(self, realm: str, batches: list[dict], workers: int) -> None:
+        failed = threading.Event()
+
+        def one(batch: dict) -> None:
+            if failed.is_set():  # the realm is down: leave its batches for the next run
+                self._dead_letter(batch, self.outcome.realms_failed.get(realm, "realm down"), sent=False)
+                return
+            try:
+                self._send_batch(batch)
+            except TransportError as err:
+                with self._lock:
+                    self.outcome.realms_failed.setdefault(realm, str(err))
+                failed.set()
+                self._dead_letter(batch, str(err), sent=True)
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"r{realm[-4:]}") as pool:
+            list(pool.map(one, batches))
+
+    def _send_batch(self, batch: dict) -> None:
+        requestid, realm = batch["requestid"], batch["realm_id"]
+        keys = [item["line_key"] for item in batch["items"]]
+        stamp = now()
+        with self.ledger.transaction() as conn:
+            conn.executemany(
+                "UPDATE lines SET state = 'sent', first_sent_at = coalesce(first_sent_at, ?), updated_at = ?,"
+                " last_run_id = ? WHERE line_key = ? AND requestid = ?",
+                [(stamp, stamp, self.run_id, key, requestid) for key in keys],
+            )
+            conn.execute("UPDATE batches SET attempts = attempts + 1 WHERE requestid = ?", (requestid,))
+        with self._lock:
+            self._writes += 1
+            number = self._writes
+        self._maybe_crash("before", number)
+        path = f"batch?requestid={requestid}"
+        payloads = {item["bId"]: item for item in orjson.loads(batch["body"])["BatchItemRequest"]}
+
+        def on_failure(attempt: int, status: int | None, error: str, sent_at: float) -> None:
+            received = now()
+            rows = [
+                self._audit_row(
+                    realm,
+                    requestid,
+                    item,
+                    payloads.get(item["line_key"]),
+                    path,
+                    status,
+                    None,
+                    None,
+                    "transport",
+                    error,
+                    attempt,
+                    _iso(sent_at),
+                    received,
+                    None,
+                )
+                for item in batch["items"]
+            ]
+            with self.ledger.transaction() as conn:
+                self.ledger.audit(conn, rows)
+
+        sent_at = now()
+        answer = self.client.request(
+            realm,
+            "POST",
+            path,
+            batch["body"].encode(),
+            on_failure=on_failure,
+            after_send=lambda _answer: self._maybe_crash("after", number),
+        )
+        with self._lock:
+            self.outcome.batches_sent += 1
+        self._record(batch, answer, payloads, path, sent_at)
+
+    def _maybe_crash(self, phase: str, number: int) -> None:
+        """The crash-test hook (client.crash_hook): SIGKILL at the N-th batch, before or after it."""
+        if self._crash is not None and self._crash[1] == phase and number >= self._crash[0]:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    # --- 3. answers ------------------------------------------------------------------------------
+    def _record(self, batch: dict, answer: Answer, payloads: dict, path: str, sent_at: str) -> None:
+        requestid, realm = batch["requestid"], batch["realm_id"]
+        received = now()
+        body = answer.body if isinstance(answer.body, dict) else {}
+        results = {}
+        if answer.status == 200 and isinstance(body.get("BatchItemResponse"), list):
+            results = {str(item.get("bId")): item for item in body["BatchItemResponse"]}
+        elif answer.status in (401, 403):
+            # Not the lines' fault: credentials or realm. Leave the batch pending for the next run.
+            message = _fault_text(body) or f"HTTP {answer.status}"
+            with self._lock:
+                self.outcome.realms_failed.setdefault(realm, message)
+            self._dead_letter(batch, f"HTTP {answer.status}: {message}", sent=True)
+            return
+        whole_fault = (
+            None
+            if results
+            else (body.get("Fault") or {"Error": [{"code": str(answer.status), "Message": str(body)[:500]}]})
+        )
+        audit_rows, followups = [], []
+        with self.ledger.transaction() as conn:
+            for item in batch["items"]:
+                key, operation, entity = item["line_key"], item["operation"], item["entity"]
+                result = results.get(key) or {
+                    "Fault": whole_fault
+                    or {
+                        "Error": [
+                            {"code": "missing", "Message": "the batch answer has no item for this line"}
+                        ]
+                    }
+                }
+                record = result.get(entity)
+                erp_id = sync_token = code = error = None
+                if record is not None:
+                    erp_id = str(record.get("Id"))
+                    if operation == "delete":
+                        self._set(
+                            conn,
+                            key,
+                            state="deleted",
+                            deleted_at=received,
+                            sync_token=None,
+                            error_code=None,
+                            error_message=None,
+                            pending_hash=None,
+                        )
+                        self.outcome.counts["deleted"] += 1
+                    else:
+                        sync_token = str(record.get("SyncToken"))
+                        conn.execute(
+                            "UPDATE lines SET state = 'acknowledged', erp_id = ?, sync_token = ?,"
+                            " content_hash = pending_hash, pending_hash = NULL, error_code = NULL,"
+                            " error_message = NULL, acknowledged_at = coalesce(acknowledged_at, ?),"
+                            " last_acknowledged_at = ?, updated_at = ?, last_run_id = ? WHERE line_key = ?",
+                            (erp_id, sync_token, received, received, received, self.run_id, key),
+                        )
+                        self.outcome.counts["acknowledged"] += 1
+                else:
+                    code, error = _fault(result.get("Fault"))
+                    if code == "5010" and operation in ("update", "delete"):
+                        followups.append(item)
+                        self._set(conn, key, error_code=code, error_message=error)
+                    elif code == "6000" and operation in ("update", "delete"):
+                        self._set(
+                            conn,
+                            key,
+                            state="invoiced",
+                            error_code=code,
+                            error_message=error,
+                            pending_hash=None,
+                        )
+                        self.outcome.counts["invoiced_untouched"] += 1
+                    elif code == "610" and operation == "delete":
+                        self._set(
+                            conn,
+                            key,
+                            state="deleted",
+                            deleted_at=received,
+                            error_code=code,
+                            error_message=error,
+                            pending_hash=None,
+                        )
+                        self.outcome.counts["deleted"] += 1
+                    else:
+                        conn.execute(
+                            "UPDATE lines SET state = 'rejected', error_code = ?, error_message = ?,"
+                            " rejected_hash = pending_hash, rejected_at = ?, updated_at = ?, last_run_id = ?"
+                            " WHERE line_key = ?",
+                            (code, error, received, received, self.run_id, key),
+                        )
+                        self.outcome.counts["rejected"] += 1
+                audit_rows.append(
+                    self._audit_row(
+                        realm,
+                        requestid,
+                        item,
+                        payloads.get(key),
+                        path,
+                        answer.status,
+                        erp_id,
+                        sync_token,
+                        code,
+                        error,
+                        answer.attempts,
+                        sent_at,
+                        received,
+                        answer.elapsed_ms,
+                    )
+                )
+            conn.execute(
+                "UPDATE batches SET state = 'answered', answered_at = ? WHERE requestid = ?",
+                (received, requestid),
+            )
+            self.ledger.audit(conn, audit_rows)
+        if followups:
+            with self._lock:
+                self._followups.extend({**item, "realm_id": realm} for item in followups)
+
+    def _set(self, conn, key: str, **values) -> None:
+        values = {**values, "updated_at": now(), "last_run_id": self.run_id}
+        conn.execute(
+            f"UPDATE lines SET {', '.join(f'{name} = ?' for name in values)} WHERE line_key = ?",
+            (*values.values(), key),
+        )
+
+    def _dead_letter(self, batch: dict, error: str, sent: bool) -> None:
+        """No answer after every retry: the batch stays pending (resent as is next run)."""
+        with self.ledger.transaction() as conn:
+            for item in batch["items"]:
+                conn.execute(
+                    "UPDATE lines SET state = 'dead_letter', error_code = 'transport', error_message = ?,"
+                    " updated_at = ?, last_run_id = ? WHERE line_key = ? AND requestid = ?",
+                    (error[:2000], now(), self.run_id, item["line_key"], batch["requestid"]),
+                )
+        with self._lock:
+            self.outcome.counts["dead_letter"] += len(batch["items"])
+
+    def _audit_row(
+        self,
+        realm,
+        requestid,
+        item,
+        payload,
+        path,
+        status,
+        erp_id,
+        sync_token,
+        code,
+        error,
+        attempt,
+        sent_at,
+        received_at,
+        elapsed_ms,
+    ) -> dict:
+        return {
+            "run_id": self.run_id,
+            "realm_id": realm,
+            "requestid": requestid,
+            "line_key": item["line_key"],
+            "operation": item["operation"],
+            "method": "POST",
+            "path": path,
+            "payload": json.dumps(payload, separators=(",", ":")) if payload is not None else None,
+            "status": status,
+            "erp_id": erp_id,
+            "erp_sync_token": sync_token,
+            "error_code": code,
+            "error": error,
+            "attempt": attempt,
+            "sent_at": sent_at,
+            "received_at": received_at,
+            "duration_ms": elapsed_ms,
+        }
+
+    # --- 4. stale SyncTokens ---------------------------------------------------------------------
+    def take_followups(self) -> list[dict]:
+        with self._lock:
+            followups, self._followups = self._followups, []
+        return followups
+
+    def refresh(self, item: dict, row: dict | None) -> Op | None:
+        """A 5010 (stale SyncToken): re-read the object; invoiced → never touch; else the op again."""
+        key, realm, entity = item["line_key"], item["realm_id"], item["entity"]
+        line = self.ledger.lines()[key]
+        try:
+            answer = self.client.request(realm, "GET", f"{entity.lower()}/{line.erp_id}")
+        except TransportError as err:
+            with self._lock:
+                self.outcome.realms_failed.setdefault(realm, str(err))
+            return None
+        record = (answer.body or {}).get(entity) if isinstance(answer.body, dict) else None
+        with self.ledger.transaction() as conn:
+            if answer.status != 200 or record is None:
+                body = answer.body if isinstance(answer.body, dict) else {}
+                code, error = _fault(body.get("Fault"))
+                if code == "610" and item["operation"] == "delete":
+                    self._set(
+                        conn, key, state="deleted", deleted_at=now(), error_code=code, error_message=error
+                    )
+                    self.outcome.counts["deleted"] += 1
+                else:
+                    self._set(
+                        conn,
+                        key,
+                        state="rejected",
+                        error_code=code,
+                        error_message=error,
+                        rejected_hash=line.pending_hash,
+                        rejected_at=now(),
+                    )
+                    self.outcome.counts["rejected"] += 1
+                return None
+            if record.get("BillableStatus") == "HasBeenBilled":
+                self._set(
+                    conn,
+                    key,
+                    state="invoiced",
+                    sync_token=str(record.get("SyncToken")),
+                    error_code="6000",
+                    error_message="invoiced in the ERP meanwhile: not changed",
+                )
+                self.outcome.counts["invoiced_untouched"] += 1
+                return None
+            self._set(conn, key, state="acknowledged", sync_token=str(record.get("SyncToken")))
+        if item["operation"] == "delete":
+            payload = {"Id": line.erp_id, "SyncToken": str(record.get("SyncToken"))}
+            facts = {"line_kind": line.line_kind}
+            return Op(key, realm, "delete", entity, payload, None, facts, "retry after 5010")
+        if row is None:
+            return None
+        from reverse_etl.plan import payload_for
+
+        payload = {**payload_for(row), "Id": line.erp_id, "SyncToken": str(record.get("SyncToken"))}
+        return Op(key, realm, "update", entity, payload, row["content_hash"], row, "retry after 5010")
+
+
+def _fault(fault: dict | None) -> tuple[str, str]:
+    errors = (fault or {}).get("Error") or [{}]
+    first = errors[0] if isinstance(errors, list) and errors else {}
+    code = str(first.get("code") or "unknown")
+    message = " ".join(str(first.get(name)) for name in ("Message", "Detail") if first.get(name))
+    return code, message or json.dumps(fault)[:500]
+
+
+def _fault_text(body: dict) -> str:
+    fault = body.get("Fault") if isinstance(body, dict) else None
+    return _fault(fault)[1] if fault else ""
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
