@@ -1,0 +1,620 @@
+"""The semantic layer's one way in: MetricFlow (`mf`) over the published warehouse, read-only.
+
+`make metrics Q="--metrics billable_utilization --group-by metric_time__month,employee__practice"`,
+the tests and the dashboards all go through `SemanticLayer` (docs/metrics.md):
+
+- **the build**: the published file is pinned by a hard link in a private run folder beside it
+  (`<warehouse dir>/.metrics/<pid>-<token>/`), so a publish that renames a new file into place
+  mid-query changes nothing for this session; the next session sees the new build;
+- **its definitions**: the semantic manifest is the one the transform stored *inside* that file
+  (`ops.semantic_manifest`, written just before publishing), so the metrics always match the
+  data they run on. A warehouse published before the semantic layer existed has none; then the
+  checkout's project is parsed (`dbt parse`) and a warning says so;
+- **the connection**: a generated dbt profile whose DuckDB database is `:memory:` and which
+  ATTACHes the pinned file READ_ONLY under the catalog name the models were built under
+  (`warehouse`, read from the manifest), so MetricFlow's `"warehouse"."marts"...` relations
+  resolve, nothing is ever written and readers never block a build;
+- **the engine**: dbt-metricflow's own `CLIConfiguration` (the object behind the `mf` CLI),
+  in-process: `mf` subcommands run with their usual options and output, and Python callers get
+  rows and the SQL MetricFlow generated.
+
+`python -m billable.metrics docs` regenerates docs/metrics.md from the semantic YAML;
+`docs --check` fails when the file differs (a test runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT_DIR = ROOT / "dbt_project"
+SEMANTIC_DIR = PROJECT_DIR / "models" / "semantic"
+DOCS_FILE = ROOT / "docs" / "metrics.md"
+DEFAULT_WAREHOUSE = Path("data") / "warehouse.duckdb"
+
+# Where the transform stores the semantic manifest of the build inside the warehouse file.
+MANIFEST_SCHEMA, MANIFEST_TABLE = "ops", "semantic_manifest"
+RUN_FOLDER = ".metrics"
+PROFILE_NAME = "billable_metrics"
+
+
+class SemanticLayerError(RuntimeError):
+    """The semantic layer cannot answer: no warehouse, no manifest, a bad query; the message says why."""
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """A metric query's answer: column names, rows (Python values) and the SQL that produced them."""
+
+    columns: list[str]
+    rows: list[tuple]
+    sql: str
+
+    def as_dicts(self) -> list[dict]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+class SemanticLayer:
+    """MetricFlow over one published warehouse build, pinned for the life of the session.
+
+    Use as a context manager; `query` and `explain` may be called any number of times (the
+    engine starts once, about 2-3 s).
+    """
+
+    def __init__(self, warehouse: Path = DEFAULT_WAREHOUSE, quiet: bool = True) -> None:
+        self.warehouse = Path(warehouse).resolve()
+        self.quiet = quiet
+        self.run_dir: Path | None = None
+        self.manifest_source = ""
+        self._config = None
+
+    def __enter__(self) -> SemanticLayer:
+        try:
+            self.open()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        if not self.warehouse.is_file():
+            raise SemanticLayerError(
+                f"no published warehouse at {self.warehouse}; run `make transform` (or `make pipeline`) first"
+            )
+        self.run_dir, pinned = make_run_dir(self.warehouse)
+        manifest = stored_manifest(pinned)
+        if manifest is not None:
+            self.manifest_source = f"stored in {self.warehouse.name} (ops.{MANIFEST_TABLE})"
+        else:
+            print(
+                f"metrics: warning: {self.warehouse} carries no semantic manifest (published before the "
+                f"semantic layer, or by an older transform); parsing {PROJECT_DIR} instead, whose "
+                "definitions may differ from that build's. Run `make transform` to publish one.",
+                file=sys.stderr,
+            )
+            manifest = parse_manifest(self.run_dir, catalog=self.warehouse.stem)
+            self.manifest_source = f"parsed from {PROJECT_DIR}"
+        catalog = manifest_catalog(manifest)
+        write_project(self.run_dir, pinned, catalog, manifest)
+        self._config = start_engine(self.run_dir)
+
+    def close(self) -> None:
+        if self._config is not None:
+            with contextlib.suppress(Exception):
+                self._config.sql_client.close()
+            self._config = None
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            self.run_dir = None
+
+    @property
+    def config(self):  # dbt_metricflow.cli.cli_configuration.CLIConfiguration
+        if self._config is None:
+            raise SemanticLayerError("not open; use `with SemanticLayer(path) as layer:`")
+        return self._config
+
+    def query(
+        self,
+        metrics: Sequence[str],
+        group_by: Sequence[str] = (),
+        where: Sequence[str] = (),
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+        start_time: dt.datetime | None = None,
+        end_time: dt.datetime | None = None,
+    ) -> QueryResult:
+        """Run a metric query; rows come back in MetricFlow's column order."""
+        request = _request(metrics, group_by, where, order_by, limit, start_time, end_time)
+        result = self.config.mf.query(mf_request=request)
+        table = result.result_df
+        columns = list(table.column_names) if table is not None else []
+        rows = [tuple(row) for row in table.rows] if table is not None else []
+        return QueryResult(columns=columns, rows=rows, sql=result.sql)
+
+    def explain(
+        self,
+        metrics: Sequence[str],
+        group_by: Sequence[str] = (),
+        where: Sequence[str] = (),
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> str:
+        """The SQL MetricFlow would run for a query, without running it."""
+        request = _request(metrics, group_by, where, order_by, limit, None, None)
+        explained = self.config.mf.explain(mf_request=request)
+        return explained.sql_statement.without_descriptions.sql
+
+    def run_mf(self, args: Sequence[str]) -> int:
+        """Run an `mf` subcommand (query, list, dimension-values, validate-configs, ...) in-process."""
+        from dbt_metricflow.cli.main import cli
+
+        if not args or args[0] in ("-h", "--help"):
+            names = ", ".join(sorted(cli.commands))
+            print(f"usage: python -m billable.metrics [--warehouse FILE] COMMAND [ARGS]; COMMAND: {names}")
+            return 0
+        command = cli.commands.get(args[0])
+        if command is None:
+            known = ", ".join(sorted(cli.commands))
+            raise SemanticLayerError(f"unknown mf command {args[0]!r}; one of {known}")
+        # The subcommand directly, not mf's group: the group checks PyPI for a newer release first.
+        try:
+            command.main(args=list(args[1:]), prog_name=f"mf {args[0]}", obj=self.config)
+        except SystemExit as done:
+            code = done.code
+            return code if isinstance(code, int) else (0 if code is None else 1)
+        return 0
+
+
+def _request(metrics, group_by, where, order_by, limit, start_time, end_time):
+    from metricflow.engine.metricflow_engine import MetricFlowQueryRequest
+
+    return MetricFlowQueryRequest.create(
+        metric_names=list(metrics),
+        group_by_names=list(group_by) or None,
+        where_constraints=list(where) or None,
+        order_by_names=list(order_by) or None,
+        limit=limit,
+        time_constraint_start=start_time,
+        time_constraint_end=end_time,
+    )
+
+
+# --- the run folder: a pinned build, its manifest, a read-only profile ----------------------------
+
+
+def make_run_dir(warehouse: Path) -> tuple[Path, Path]:
+    """A private folder for one session and the published file pinned in it; (folder, pinned file).
+
+    A hard link keeps this session on the build it started with (a publish renames another file
+    over the published name; the linked inode stays). Where a link cannot be made (another file
+    system, no write access beside the warehouse), the session runs from a temporary folder and
+    reads the published path itself: still read-only, but a publish during the session is seen
+    by the next connection MetricFlow opens.
+    """
+    parent = warehouse.parent / RUN_FOLDER
+    try:
+        parent.mkdir(exist_ok=True)
+        remove_stale_run_dirs(parent)
+        run_dir = parent / f"{os.getpid()}-{secrets.token_hex(4)}"
+        run_dir.mkdir()
+    except OSError:
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix="billable-metrics-")), warehouse
+    pinned = run_dir / warehouse.name
+    try:
+        os.link(warehouse, pinned)
+    except OSError:
+        return run_dir, warehouse
+    return run_dir, pinned
+
+
+def remove_stale_run_dirs(parent: Path) -> None:
+    """Delete run folders whose process is gone (a killed session leaves its hard link behind,
+    which would keep an old build's disk space allocated)."""
+    for folder in parent.iterdir():
+        pid_text = folder.name.split("-", 1)[0]
+        if not pid_text.isdigit():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, another user's
+
+
+def stored_manifest(warehouse: Path) -> dict | None:
+    """The semantic manifest the transform stored in the file; None when it has none."""
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        found = connection.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [MANIFEST_SCHEMA, MANIFEST_TABLE],
+        ).fetchall()[0][0]
+        if not found:
+            return None
+        rows = connection.execute(
+            f"select manifest from {MANIFEST_SCHEMA}.{MANIFEST_TABLE} order by stored_at desc limit 1"
+        ).fetchall()
+    return json.loads(rows[0][0]) if rows else None
+
+
+def parse_manifest(run_dir: Path, catalog: str) -> dict:
+    """`dbt parse` of the checkout's project (8-10 s); its semantic_manifest.json."""
+    target = run_dir / "parse-target"
+    profiles = run_dir / "parse-profiles"
+    profiles.mkdir()
+    # Parsing opens no database, but dbt-duckdb names the catalog after the path's file name, and
+    # the manifest's relations must carry the catalog the models were built under.
+    output = {"type": "duckdb", "path": str(profiles / f"{catalog}.duckdb")}
+    (profiles / "profiles.yml").write_text(
+        yaml.safe_dump({"billable": {"target": "parse", "outputs": {"parse": output}}})
+    )
+    command = [
+        str(Path(sys.executable).with_name("dbt")),
+        "parse",
+        "--project-dir",
+        str(PROJECT_DIR),
+        "--profiles-dir",
+        str(profiles),
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(run_dir / "parse-logs"),
+        "--no-partial-parse",
+        "--quiet",
+    ]
+    result = subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True, check=False)
+    manifest_file = target / "semantic_manifest.json"
+    if result.returncode != 0 or not manifest_file.is_file():
+        output = (result.stdout + result.stderr)[-4000:]
+        raise SemanticLayerError(f"dbt parse of {PROJECT_DIR} failed:\n{output}")
+    return json.loads(manifest_file.read_text())
+
+
+def manifest_catalog(manifest: dict) -> str:
+    """The DuckDB catalog the models were built under (the build file's name: `warehouse`)."""
+    catalogs = {model["node_relation"]["database"] for model in manifest.get("semantic_models", [])}
+    for spine in manifest.get("project_configuration", {}).get("time_spines", []):
+        catalogs.add(spine["node_relation"]["database"])
+    if len(catalogs) != 1:
+        raise SemanticLayerError(
+            f"the semantic manifest's relations live in {sorted(catalogs) or 'no'} catalogs; expected one"
+        )
+    return catalogs.pop()
+
+
+def write_project(run_dir: Path, warehouse: Path, catalog: str, manifest: dict) -> None:
+    """What `mf` reads: dbt_project.yml, profiles.yml and target/semantic_manifest.json."""
+    project = {"name": PROFILE_NAME, "version": "1.0", "config-version": 2, "profile": PROFILE_NAME}
+    (run_dir / "dbt_project.yml").write_text(yaml.safe_dump(project))
+    output = {
+        "type": "duckdb",
+        # An in-memory database that attaches the warehouse read-only: DuckDB then takes only a
+        # shared lock, nothing can be written, and the build (another file) never waits on us.
+        "path": ":memory:",
+        "threads": 1,
+        "attach": [{"path": str(warehouse), "alias": catalog, "read_only": True}],
+    }
+    profiles = {PROFILE_NAME: {"target": "published", "outputs": {"published": output}}}
+    (run_dir / "profiles.yml").write_text(yaml.safe_dump(profiles))
+    (run_dir / "target").mkdir(exist_ok=True)
+    (run_dir / "target" / "semantic_manifest.json").write_text(json.dumps(manifest))
+
+
+def start_engine(run_dir: Path):
+    """dbt-metricflow's CLI configuration over the run folder (runs `dbt debug` once, ~2 s)."""
+    from dbt_metricflow.cli.cli_configuration import CLIConfiguration
+
+    config = CLIConfiguration()
+    # DBT_TARGET from the caller's environment would select a target this profile lacks.
+    saved = {name: os.environ.pop(name, None) for name in ("DBT_TARGET", "DBT_PROFILE")}
+    try:
+        config.setup(dbt_profiles_path=run_dir, dbt_project_path=run_dir, configure_file_logging=False)
+    finally:
+        for name, value in saved.items():
+            if value is not None:
+                os.environ[name] = value
+    return config
+
+
+# --- docs/metrics.md, generated from the YAML -------------------------------------------------------
+
+DESCRIPTION_FIELDS = ("Formula", "Denominator", "Grain")
+
+
+# The order docs/metrics.md lists the YAML files in (the spec's order); others follow by name.
+FILE_ORDER = ("sem_dimensions", "sem_utilization", "sem_wip", "sem_billing", "sem_finance", "sem_exceptions")
+
+
+def load_semantic_yaml(folder: Path = SEMANTIC_DIR) -> tuple[list[dict], list[dict]]:
+    """Every semantic model and metric declared in the semantic folder's YAML, in FILE_ORDER."""
+    models: list[dict] = []
+    metrics: list[dict] = []
+    rank = {name: index for index, name in enumerate(FILE_ORDER)}
+    for path in sorted(folder.glob("*.yml"), key=lambda path: (rank.get(path.stem, len(rank)), path.name)):
+        content = yaml.safe_load(path.read_text()) or {}
+        for model in content.get("semantic_models", []) or []:
+            models.append({**model, "_file": path.relative_to(ROOT).as_posix()})
+        for metric in content.get("metrics", []) or []:
+            metrics.append({**metric, "_file": path.relative_to(ROOT).as_posix()})
+    return models, metrics
+
+
+def split_description(metric: dict) -> dict[str, str]:
+    """A metric description is 'Definition. Formula: ... Denominator: ... Grain: ...'."""
+    text = " ".join(str(metric.get("description", "")).split())
+    pattern = r"\s*(" + "|".join(DESCRIPTION_FIELDS) + r"):\s*"
+    parts = re.split(pattern, text)
+    fields = {"Definition": parts[0].strip()}
+    for name, value in zip(parts[1::2], parts[2::2], strict=True):
+        fields[name] = value.strip()
+    missing = [name for name in DESCRIPTION_FIELDS if not fields.get(name)]
+    if missing:
+        raise SemanticLayerError(
+            f"metric {metric.get('name')} ({metric.get('_file')}): its description must say "
+            f"{', '.join(f'{name}:' for name in missing)} (docs/metrics.md is generated from it)"
+        )
+    return fields
+
+
+def render_docs(folder: Path = SEMANTIC_DIR) -> str:
+    """docs/metrics.md's content from the semantic YAML."""
+    models, metrics = load_semantic_yaml(folder)
+    measures = {}
+    for model in models:
+        for measure in model.get("measures", []) or []:
+            measures[measure["name"]] = (model, measure)
+    by_name = {metric["name"]: metric for metric in metrics}
+
+    def model_ref(model: dict) -> str:
+        match = re.search(r"ref\(['\"]([^'\"]+)['\"]\)", model["model"])
+        return match.group(1) if match else model["model"]
+
+    def measures_of(metric: dict, seen: set[str] | None = None) -> list[str]:
+        seen = seen or set()
+        params = metric.get("type_params", {})
+        names: list[str] = []
+        if metric["type"] in ("simple", "cumulative"):
+            names.append(_measure_name(params["measure"]))
+        else:
+            inputs = [params.get("numerator"), params.get("denominator"), *(params.get("metrics") or [])]
+            for item in inputs:
+                if item is None:
+                    continue
+                child = item["name"] if isinstance(item, dict) else item
+                if child in by_name and child not in seen:
+                    seen.add(child)
+                    names += measures_of(by_name[child], seen)
+        return list(dict.fromkeys(names))
+
+    lines = [
+        "# Metrics: the KPI glossary",
+        "",
+        "<!-- Generated by `python -m billable.metrics docs` from dbt_project/models/semantic/*.yml;",
+        "     do not edit by hand (tests/test_semantic_layer.py fails when this file drifts). -->",
+        "",
+        "Every KPI of `../shared/spec/kpis.md` has one definition: a column or expression of a mart,",
+        "aggregated by one MetricFlow metric. Ratios are ratio metrics (sum of the numerator over",
+        "sum of the denominator at the grain asked for), never averages of ratios. Query them with",
+        '`make metrics Q="--metrics billable_utilization --group-by metric_time__month,employee__practice"`',
+        "(how it works: the end of this page).",
+        "",
+        "| metric | definition | formula | denominator | grain | mart |",
+        "|---|---|---|---|---|---|",
+    ]
+    details: list[str] = []
+    for metric in metrics:
+        fields = split_description(metric)
+        lines.append(
+            f"| [`{metric['name']}`](#{metric['name']}) | {_cell(fields['Definition'])} | "
+            f"{_cell(fields['Formula'])} | {_cell(fields['Denominator'])} | {_cell(fields['Grain'])} | "
+            + ", ".join(
+                dict.fromkeys(
+                    f"`{model_ref(measures[name][0])}`" for name in measures_of(metric) if name in measures
+                )
+            )
+            + " |"
+        )
+        details += ["", f"### {metric['name']}", ""]
+        details.append(
+            f"**{metric.get('label', metric['name'])}** ({metric['type']} metric, `{metric['_file']}`)."
+        )
+        details.append(fields["Definition"])
+        details += ["", f"- Formula: {fields['Formula']}", f"- Denominator: {fields['Denominator']}"]
+        details.append(f"- Grain: {fields['Grain']}")
+        params = metric.get("type_params", {})
+        if metric["type"] == "ratio":
+            details.append(
+                f"- Ratio of metrics `{_name(params['numerator'])}` / `{_name(params['denominator'])}`"
+            )
+        elif metric["type"] == "derived":
+            inputs = ", ".join(f"`{_name(item)}`" for item in params.get("metrics", []))
+            details.append(f"- Derived: `{params['expr']}` over {inputs}")
+        if metric.get("filter"):
+            details.append(f"- Filter: `{' '.join(str(metric['filter']).split())}`")
+        for measure_name in measures_of(metric):
+            if measure_name not in measures:
+                raise SemanticLayerError(
+                    f"metric {metric['name']} uses measure {measure_name}, declared nowhere"
+                )
+            model, measure = measures[measure_name]
+            expr = " ".join(str(measure.get("expr", measure_name)).split())
+            agg = measure["agg"]
+            if measure.get("agg_params", {}).get("percentile") is not None:
+                agg = f"{agg} {measure['agg_params']['percentile']}"
+            extra = ""
+            if measure.get("non_additive_dimension"):
+                nad = measure["non_additive_dimension"]
+                choice = nad.get("window_choice", "max")
+                extra = f"; semi-additive: only the {choice} `{nad['name']}` of a period counts"
+            details.append(
+                f"- Measure `{measure_name}` = {agg}(`{expr}`) over `{model_ref(model)}` "
+                f"(semantic model `{model['name']}`, time: `{_agg_time(model, measure)}`{extra})"
+            )
+    lines += ["", "## The metrics", *details, ""]
+    lines += _dimension_section(models)
+    lines += _usage_section()
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _dimension_section(models: list[dict]) -> list[str]:
+    lines = [
+        "## Dimensions",
+        "",
+        "Group by an entity's dimension as `entity__dimension`, by time as `metric_time__day`, `__week`,",
+        "`__month` or `__quarter` (each metric's own time: the day worked, the invoice date, the as-of",
+        "date, ...). A fact reaches a dimension through the entities it carries.",
+        "",
+        "| semantic model | dbt model | entities | dimensions |",
+        "|---|---|---|---|",
+    ]
+    for model in models:
+        ref = re.search(r"ref\(['\"]([^'\"]+)['\"]\)", model["model"])
+        entities = ", ".join(
+            f"`{entity['name']}` ({entity['type']})" for entity in model.get("entities", []) or []
+        )
+        primary = model.get("primary_entity")
+        if primary and primary not in {entity["name"] for entity in model.get("entities", []) or []}:
+            entities = f"`{primary}` (primary), " + entities if entities else f"`{primary}` (primary)"
+        prefix = primary or next(
+            (
+                entity["name"]
+                for entity in model.get("entities", []) or []
+                if entity["type"] in ("primary", "natural")
+            ),
+            "",
+        )
+        dims = ", ".join(
+            f"`{prefix}__{dim['name']}`" if prefix else f"`{dim['name']}`"
+            for dim in model.get("dimensions", []) or []
+        )
+        dbt_model = ref.group(1) if ref else model["model"]
+        lines.append(f"| `{model['name']}` | `{dbt_model}` | {entities} | {dims or '—'} |")
+    return [*lines, ""]
+
+
+def _usage_section() -> list[str]:
+    return [
+        "## Querying",
+        "",
+        "```sh",
+        'make metrics Q="--metrics billable_utilization --group-by metric_time__month,employee__practice"',
+        'make metrics Q="--metrics wip_amount --group-by metric_time__month --order metric_time__month" \\',
+        "  WAREHOUSE=data/dev-demo/warehouse.duckdb",
+        'make metrics Q="--metrics billable_hours --group-by employee__grade --explain"  # the SQL only',
+        ".venv/bin/python -m billable.metrics list metrics  # any mf command: list dimensions, ...",
+        "```",
+        "",
+        "`python -m billable.metrics [--warehouse FILE] <mf command> [options]` is the `mf` CLI",
+        "(dbt-metricflow) run against the published warehouse (default `data/warehouse.duckdb`),",
+        "read-only:",
+        "",
+        "- it pins the published build with a hard link in `<warehouse dir>/.metrics/<pid>-<token>/` for",
+        "  the session, so a publish during a query changes nothing for that query;",
+        "- it uses the semantic manifest the transform stored in that same file (`ops.semantic_manifest`),",
+        "  so the definitions match the data; a warehouse published without one is answered from a",
+        "  fresh `dbt parse` of the checkout, with a warning;",
+        "- `mf` needs a dbt project folder with `dbt_project.yml`, a profile and",
+        "  `target/semantic_manifest.json`: the session writes them into its run folder; the profile's",
+        "  DuckDB database is `:memory:` and ATTACHes the pinned file `READ_ONLY` as `warehouse`, the",
+        "  catalog the models were built under, so MetricFlow's relation names resolve and nothing can",
+        "  write to or lock the file against the next build;",
+        "- from Python: `with SemanticLayer(path) as layer: layer.query([...], group_by=[...])` returns",
+        "  columns, rows and the SQL; `layer.explain(...)` returns the SQL only.",
+        "",
+        "Regenerate this page after changing the YAML: `.venv/bin/python -m billable.metrics docs`.",
+    ]
+
+
+def _measure_name(measure: object) -> str:
+    return measure["name"] if isinstance(measure, dict) else str(measure)
+
+
+def _name(item: object) -> str:
+    return item["name"] if isinstance(item, dict) else str(item)
+
+
+def _agg_time(model: dict, measure: dict) -> str:
+    return measure.get("agg_time_dimension") or model.get("defaults", {}).get("agg_time_dimension", "")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def docs_command(check: bool) -> int:
+    rendered = render_docs()
+    current = DOCS_FILE.read_text() if DOCS_FILE.is_file() else ""
+    if check:
+        if current != rendered:
+            print(
+                f"metrics: {DOCS_FILE.relative_to(ROOT)} differs from what the semantic YAML generates; "
+                "run `.venv/bin/python -m billable.metrics docs`",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    if current != rendered:
+        DOCS_FILE.write_text(rendered)
+        print(f"metrics: wrote {DOCS_FILE.relative_to(ROOT)}")
+    return 0
+
+
+# --- the command line --------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m billable.metrics",
+        description="MetricFlow over the published warehouse (any mf command), or `docs [--check]`.",
+        usage="python -m billable.metrics [--warehouse FILE] [--timing] {query,list,...,docs} ...",
+    )
+    parser.add_argument("--warehouse", type=Path, default=DEFAULT_WAREHOUSE, help="default: %(default)s")
+    parser.add_argument("--timing", action="store_true", help="print start-up and query times on stderr")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    if args.command[0] == "docs":
+        return docs_command(check="--check" in args.command[1:])
+    started = time.monotonic()
+    try:
+        with SemanticLayer(args.warehouse, quiet=False) as layer:
+            ready = time.monotonic()
+            code = layer.run_mf(args.command)
+            done = time.monotonic()
+    except SemanticLayerError as err:
+        print(f"metrics: {err}", file=sys.stderr)
+        return 2
+    if args.timing:
+        print(
+            f"metrics: start-up {ready - started:.2f} s, {args.command[0]} {done - ready:.2f} s, "
+            f"total {time.monotonic() - started:.2f} s ({layer.manifest_source})",
+            file=sys.stderr,
+        )
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
