@@ -123,7 +123,7 @@ def test_harvest_pages_every_record_once(session, base, world_path, resource) ->
 
 def test_harvest_deleted_and_future_entries_are_absent(session, base) -> None:
     ids = {r["id"] for r in harvest_all(session, base, "time_entries")}
-    assert ids == {9001, 9002, 9003}  # 9004 was deleted, 9005 is after the clock
+    assert ids == {9001, 9002, 9003, 9006}  # 9004 was deleted, 9005 is after the clock
 
 
 def test_harvest_filters(session, base, world_path) -> None:
@@ -133,7 +133,7 @@ def test_harvest_filters(session, base, world_path) -> None:
     dated = harvest_all(session, base, "time_entries", **{"from": "2025-02-01", "to": "2025-02-03"})
     assert [r["id"] for r in dated] == [9002]
     body = session.get(f"{base}/v2/time_entries", params={"per_page": 2}).json()
-    assert body["total_entries"] == 3 and body["total_pages"] == 2 and body["next_page"] == 2
+    assert body["total_entries"] == 4 and body["total_pages"] == 2 and body["next_page"] == 2
     assert body["links"]["next"].startswith(base) and "page=2" in body["links"]["next"]
 
 
@@ -393,7 +393,7 @@ def test_moving_the_clock_shows_changes_without_restart(tmp_path: Path) -> None:
         changed = harvest_all(client, url, "time_entries", updated_since="2025-02-10T12:00:00Z")
         health = client.get(f"{url}/_sandbox/health").json()
     assert before[9002]["approval_status"] == "submitted" and after[9002]["approval_status"] == "approved"
-    assert set(after) == {9001, 9002, 9003, 9005}
+    assert set(after) == {9001, 9002, 9003, 9005, 9006}
     assert sorted(r["id"] for r in changed) == [9002, 9005]
     assert health["clock"] == "2025-02-12T12:00:00Z"
 
@@ -431,7 +431,7 @@ def test_billing_run_invoices_pushed_time_and_schedules_payment(tmp_path: Path) 
         assert counts["invoices"] == 1 and counts["time_activities"] == 2 and counts["finalised"] == 1
         assert run_billing(world, before, world.clock)["runs"] == 0  # idempotent
         invoices = {r["Id"]: r for r in qbo_all(client, url, "Invoice")}
-        new = [r for r in invoices.values() if r["Id"] not in ("1041", draft["Invoice"]["Id"])]
+        new = [r for r in invoices.values() if r["Id"] not in ("1041", "1042", "1043", draft["Invoice"]["Id"])]
         assert len(new) == 1
         invoice = new[0]
         assert (

@@ -98,3 +98,19 @@ select
 from wip_bucketed
 group by wip_bucketed.as_of_date, wip_bucketed.project_id, wip_bucketed.aging_bucket, wip_bucketed.currency_code
 {%- endmacro %}
+
+
+{#- Publishes the same definition inside the warehouse as a DuckDB table macro,
+    <schema>.wip_as_of(as_of), so a reader of the published file (an analyst, the dashboard)
+    gets WIP as of any date without dbt:
+      select * from marts.wip_as_of(date '2025-03-15')      -- or marts.wip_as_of(?) with a parameter
+    Run as rpt_wip's post-hook. The items table is named without its catalog, so the macro works
+    in any copy of the file. Other engines get no such function (use the dbt macro). -#}
+{% macro create_wip_as_of_function() -%}
+{%- if target.type == 'duckdb' -%}
+create or replace macro {{ this.schema }}.wip_as_of(as_of) as table
+{{ wip_as_of("select cast(as_of as date) as as_of_date", items=ref('int_wip_items').include(database=false)) }}
+{%- else -%}
+select 1
+{%- endif %}
+{%- endmacro %}

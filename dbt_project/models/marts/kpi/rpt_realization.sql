@@ -20,8 +20,11 @@
                           not), null when no hours
     T&M hours worked in a month the ERP has not invoiced yet lower that month's realisation
     until they are billed; billed_standard_value and billed_time_realization_rate compare only
-    the hours already billed. Reporting-currency amounts use the ERP rate of the day worked
-    (time) or of the invoice date (fees). -#}
+    the hours already billed (and only those with a standard rate). Billable hours with no
+    single standard rate (TIME_NO_RATE / TIME_RATE_CONFLICT) have no standard value; they are
+    counted in unrated_billable_hours, and what was billed for them stays in billed_amount.
+    Reporting-currency amounts use the ERP rate of the day worked (time) or of the invoice date
+    (fees). -#}
 with time_entries as (
     select * from {{ ref('fct_time_entries') }} where not coalesce(is_internal_project, false)
 ),
@@ -52,7 +55,12 @@ time_monthly as (
         sum(case when time_entries.is_billable and time_entries.approval_status <> 'rejected'
             then time_entries.standard_amount_reporting end) as standard_value_reporting,
         sum(case when time_entries.is_invoiced then time_entries.hours else 0 end) as billed_hours,
+        sum(case when time_entries.is_billable and time_entries.approval_status <> 'rejected'
+                and time_entries.standard_amount is null
+            then time_entries.hours else 0 end) as unrated_billable_hours,
         sum(case when time_entries.is_invoiced then time_entries.standard_amount end) as billed_standard_value,
+        sum(case when time_entries.is_invoiced and time_entries.standard_amount is not null
+            then time_entries.invoiced_amount end) as billed_rated_time_amount,
         sum(case when time_entries.is_invoiced then time_entries.invoiced_amount end) as billed_time_amount,
         sum(case when time_entries.is_invoiced
             then time_entries.invoiced_amount * time_entries.fx_rate_to_reporting end) as billed_time_amount_reporting,
@@ -90,7 +98,9 @@ combined as (
         coalesce(time_monthly.billed_hours, 0) as billed_hours,
         coalesce(time_monthly.standard_value, 0) as standard_value,
         coalesce(time_monthly.standard_value_reporting, 0) as standard_value_reporting,
+        coalesce(time_monthly.unrated_billable_hours, 0) as unrated_billable_hours,
         coalesce(time_monthly.billed_standard_value, 0) as billed_standard_value,
+        coalesce(time_monthly.billed_rated_time_amount, 0) as billed_rated_time_amount,
         coalesce(time_monthly.billed_time_amount, 0) as billed_time_amount,
         coalesce(time_monthly.billed_time_amount_reporting, 0) as billed_time_amount_reporting,
         coalesce(fees_monthly.billed_fee_amount, 0) as billed_fee_amount,
@@ -117,6 +127,7 @@ final as (
         cast(combined.client_hours as decimal(14, 4)) as client_hours,
         cast(combined.billable_hours as decimal(14, 4)) as billable_hours,
         cast(combined.billed_hours as decimal(14, 4)) as billed_hours,
+        cast(combined.unrated_billable_hours as decimal(14, 4)) as unrated_billable_hours,
         cast(combined.standard_value as decimal(24, 8)) as standard_value,
         cast(combined.standard_value_reporting as decimal(24, 8)) as standard_value_reporting,
         cast(combined.billed_time_amount as decimal(24, 8)) as billed_time_amount,
@@ -129,7 +140,7 @@ final as (
                 as decimal(12, 6)) end as realization_rate,
         cast(combined.billed_standard_value as decimal(24, 8)) as billed_standard_value,
         case when combined.billed_standard_value <> 0
-            then cast(combined.billed_time_amount / combined.billed_standard_value as decimal(12, 6)) end
+            then cast(combined.billed_rated_time_amount / combined.billed_standard_value as decimal(12, 6)) end
             as billed_time_realization_rate,
         cast(combined.tm_revenue as decimal(24, 8)) as tm_revenue,
         cast(combined.tm_revenue + combined.billed_fee_amount as decimal(24, 8)) as revenue,

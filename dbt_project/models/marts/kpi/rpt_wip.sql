@@ -1,7 +1,9 @@
 {#- Work in progress (unbilled) and at-risk time per as-of date, project, aging bucket and
     transaction currency, for the as-of dates of int_wip_as_of_dates (month ends since the
     first time entry, the last 90 days, the warehouse's now). The rule is macro wip_as_of,
-    over int_wip_items; the same macro gives WIP as of any other date. -#}
+    over int_wip_items; the same macro gives WIP as of any other date, and the post-hook
+    publishes it in the warehouse as the DuckDB table macro marts.wip_as_of(date). -#}
+{{ config(post_hook="{{ create_wip_as_of_function() }}") }}
 with as_of_dates as (
     select * from {{ ref('int_wip_as_of_dates') }}
 ),
