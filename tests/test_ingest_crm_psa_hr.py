@@ -251,17 +251,19 @@ def test_handwritten_world_and_its_amendments(tmp_path: Path) -> None:
         run(base_url, world, raw_db)
         assert_api_matches_world(raw_db, world)
         assert_hr_matches_drop(raw_db, world)
-        assert query(raw_db, "select end_date, contract_value__c from raw_crm.contract") == [
-            ("2025-03-31", 120000.0)
-        ]
+        assert query(
+            raw_db,
+            "select end_date, contract_value__c from raw_crm.contract where contract_number = '00000101'",
+        ) == [("2025-03-31", 120000.0)]
 
         # 2025-02-26: the contract is amended, Contoso won, the workspace on hold.
         World(world).set_clock(parse_ts("2025-02-26T12:00:00Z"))
         run(base_url, world, raw_db)
         assert_api_matches_world(raw_db, world)
-        assert query(raw_db, "select end_date, contract_value__c from raw_crm.contract") == [
-            ("2025-06-30", 180000.0)
-        ]
+        assert query(
+            raw_db,
+            "select end_date, contract_value__c from raw_crm.contract where contract_number = '00000101'",
+        ) == [("2025-06-30", 180000.0)]
         assert query(raw_db, "select type from raw_crm.account where name = 'Contoso Pharma'") == [
             ("Customer",)
         ]

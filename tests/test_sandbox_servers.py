@@ -431,7 +431,9 @@ def test_billing_run_invoices_pushed_time_and_schedules_payment(tmp_path: Path) 
         assert counts["invoices"] == 1 and counts["time_activities"] == 2 and counts["finalised"] == 1
         assert run_billing(world, before, world.clock)["runs"] == 0  # idempotent
         invoices = {r["Id"]: r for r in qbo_all(client, url, "Invoice")}
-        new = [r for r in invoices.values() if r["Id"] not in ("1041", "1042", "1043", draft["Invoice"]["Id"])]
+        new = [
+            r for r in invoices.values() if r["Id"] not in ("1041", "1042", "1043", draft["Invoice"]["Id"])
+        ]
         assert len(new) == 1
         invoice = new[0]
         assert (
