@@ -146,10 +146,17 @@ def bench_transform(args: argparse.Namespace) -> str:
     return run(BENCH_DATA, [preset for preset in args.presets if preset != "tiny"])
 
 
+def bench_dashboard(args: argparse.Namespace) -> str:
+    from billable.bench_dashboard import bench_dashboard as run
+
+    return run(BENCH_DATA, [preset for preset in args.presets if preset != "tiny"])
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], str]] = {
     "sandbox": lambda args: bench_sandbox(args.presets),
     "ingest": bench_ingest,
     "transform": bench_transform,
+    "dashboard": bench_dashboard,
 }
 
 

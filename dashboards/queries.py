@@ -54,6 +54,9 @@ RELATIONS: dict[str, str] = {
     "rpt_ar_aging": "marts.rpt_ar_aging",
     "rpt_dso": "marts.rpt_dso",
     "rpt_reconciliation": "marts.rpt_reconciliation",
+    "fct_reconciliation_items": "marts.fct_reconciliation_items",
+    "sync_runs": "staging.stg_ledger__sync_runs",
+    "line_states": "staging.stg_ledger__line_states",
     "transform_runs": "ops.transform_runs",
     "load_log": "staging.stg_ops__load_log",
     "quarantine": "staging.stg_ops__quarantine",
@@ -1081,8 +1084,110 @@ def ar_aging(filters: Filters, month: date) -> pd.DataFrame:
     )
 
 
-# --- reconciliation (rpt_reconciliation: project x month) -----------------------------------------
+# --- reconciliation (rpt_reconciliation: project x month; fct_reconciliation_items: its records) ---
+
+_RECON_FILTERS = {
+    "legal_entity": "recon.legal_entity",
+    "client": "recon.client_id",
+    "practice": "projects.practice",
+}
+RECON_STATUSES = ("matched", "not_yet_billed", "explained_by_exception", "unexplained")
 
 
-def reconciliation_rows(filters: Filters) -> pd.DataFrame:
-    raise MartMissing(missing("rpt_reconciliation") or ["marts.rpt_reconciliation"])
+def reconciliation_rows(filters: Filters, statuses: Sequence[str] = ()) -> pd.DataFrame:
+    """Project x month rows worked in the period: approved vs ERP vs invoiced, differences, status."""
+    clause, params = where(filters, _RECON_FILTERS, date_column="recon.month_start_date")
+    if statuses:
+        clause += f" and recon.reconciliation_status in ({', '.join('?' for _ in statuses)})"
+        params += list(statuses)
+    return read(
+        f"""
+        select
+            recon.reconciliation_key, recon.month_start_date, recon.project_id, recon.project_code,
+            clients.client_name, recon.legal_entity, recon.currency_code, recon.reconciliation_status,
+            recon.approved_hours, recon.erp_hours, recon.invoiced_hours,
+            recon.hours_not_in_erp, recon.hours_not_invoiced,
+            recon.approved_amount, recon.erp_amount, recon.invoiced_amount,
+            recon.amount_not_in_erp, recon.amount_not_invoiced,
+            recon.approved_amount_reporting, recon.erp_amount_reporting, recon.invoiced_amount_reporting,
+            recon.exception_rule_codes, recon.differing_item_count, recon.unexplained_item_count
+        from {{rpt_reconciliation}} as recon
+        left join {{dim_clients}} as clients on clients.client_id = recon.client_id
+        left join {{dim_projects}} as projects on projects.project_id = recon.project_id
+        where {clause}
+        order by
+            case recon.reconciliation_status when 'unexplained' then 0 when 'explained_by_exception' then 1
+                when 'not_yet_billed' then 2 else 3 end,
+            abs(recon.hours_not_in_erp) + abs(recon.hours_not_invoiced) desc,
+            recon.month_start_date, recon.project_code
+        """,
+        params,
+        needs=("rpt_reconciliation", "dim_clients", "dim_projects"),
+    )
+
+
+def reconciliation_monthly(filters: Filters, start: date, end: date) -> pd.DataFrame:
+    clause, params = where(
+        filters, _RECON_FILTERS, date_column="recon.month_start_date", start=start, end=end
+    )
+    return read(
+        f"""
+        select
+            recon.month_start_date,
+            sum(recon.approved_hours) as approved_hours,
+            sum(recon.erp_hours) as erp_hours,
+            sum(recon.invoiced_hours) as invoiced_hours,
+            sum(recon.approved_amount_reporting) as approved_amount_reporting,
+            sum(recon.erp_amount_reporting) as erp_amount_reporting,
+            sum(recon.invoiced_amount_reporting) as invoiced_amount_reporting,
+            count(*) filter (where recon.reconciliation_status = 'unexplained') as unexplained_rows
+        from {{rpt_reconciliation}} as recon
+        left join {{dim_projects}} as projects on projects.project_id = recon.project_id
+        where {clause}
+        group by recon.month_start_date
+        order by recon.month_start_date
+        """,
+        params,
+        needs=("rpt_reconciliation", "dim_projects"),
+    )
+
+
+def reconciliation_items(project_id: str | None, month: date) -> pd.DataFrame:
+    """The records behind one reconciliation row: time entries, TimeActivities, invoice lines."""
+    return read(
+        """
+        select item_key, item_type, time_entry_id, work_date, currency_code, approved_hours, erp_hours,
+            invoiced_hours, approved_amount, erp_amount, invoiced_amount, erp_time_activity_count,
+            invoice_line_count, exception_rule_codes, difference_reason, reconciliation_status
+        from {fct_reconciliation_items}
+        where project_id is not distinct from ? and month_start_date = ?
+        order by reconciliation_status = 'matched', work_date, item_key
+        """,
+        [project_id, month],
+        needs=("fct_reconciliation_items",),
+    )
+
+
+# --- reverse ETL (the ledger's published snapshot) -------------------------------------------------
+
+
+def sync_runs(limit: int = 20) -> pd.DataFrame:
+    return read(
+        "select sync_run_id, started_at, finished_at, run_status, is_dry_run, lines_in_plan, creates_planned,"
+        " updates_planned, deletes_planned, lines_held, lines_acknowledged, lines_rejected, lines_deleted,"
+        " lines_dead_letter, transport_failures, realms_failed, duration_s, message"
+        " from {sync_runs} order by started_at desc limit ?",
+        [limit],
+        needs=("sync_runs",),
+    )
+
+
+def dead_letters() -> pd.DataFrame:
+    """Lines whose request got no answer after every retry (resent by the next sync run)."""
+    return read(
+        "select line_key, line_kind, realm_id, time_entry_id, milestone_id, txn_date, hours, amount,"
+        " currency_code,"
+        " attempts, erp_error_code, erp_error_message, first_sent_at, updated_at, last_sync_run_id"
+        " from {line_states} where line_state = 'dead_letter' order by updated_at desc",
+        needs=("line_states",),
+    )

@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from billable.dashboard_process import (
+    APP,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PAGES,
+    running_dashboard,
+    wait_until_rendered,
+)
 from tests.ingest_helpers import ROOT
 
-APP = ROOT / "dashboards" / "app.py"
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "PAGES", "running_dashboard"]
+
 SCREENSHOTS = ROOT / "data" / "screenshots"
-
-# page file -> (URL path, title shown on the page)
-PAGES = {
-    "overview": ("", "Overview"),
-    "utilisation": ("utilisation", "Utilisation"),
-    "wip_billing": ("wip_billing", "WIP & billing"),
-    "revenue_margin": ("revenue_margin", "Revenue & margin"),
-    "exceptions": ("exceptions", "Exceptions"),
-    "reconciliation": ("reconciliation", "Reconciliation"),
-    "pipeline_health": ("pipeline_health", "Pipeline health"),
-}
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def run_page(warehouse: Path, page: str = "overview", *, setup=None, timeout: float = 90) -> AppTest:
@@ -60,80 +48,9 @@ def metrics(at: AppTest) -> dict[str, str]:
     return {metric.label: metric.value for metric in at.metric}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def dashboard_server(warehouse: Path, log: Path) -> Iterator[str]:
-    """`streamlit run dashboards/app.py` headless on a free port; yields its base URL."""
-    port = free_port()
-    env = {**os.environ, "BILLABLE_WAREHOUSE": str(warehouse)}
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(APP),
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-        "--client.toolbarMode",
-        "viewer",
-    ]
-    with log.open("w") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"dashboard server did not start: {log.read_text()[-3000:]}")
-                time.sleep(0.3)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def wait_for_app(page, timeout_ms: int = 60000) -> None:
-    """Wait until Streamlit has rendered a page and finished running its script."""
-    page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout_ms)
-    page.wait_for_function(
-        """() => {
-            const widget = document.querySelector('[data-testid="stStatusWidget"]');
-            return !widget || !/Running|Stop/.test(widget.innerText);
-        }""",
-        timeout=timeout_ms,
-    )
-    # the script may rerun once as widgets settle; then charts draw
-    page.wait_for_timeout(500)
-    page.wait_for_function(
-        """() => {
-            const widget = document.querySelector('[data-testid="stStatusWidget"]');
-            return !widget || !/Running|Stop/.test(widget.innerText);
-        }""",
-        timeout=timeout_ms,
-    )
+def wait_for_app(page, timeout_s: float = 60) -> None:
+    """Wait until Streamlit has rendered the page and its script has finished."""
+    wait_until_rendered(page, timeout_s=timeout_s, settle_s=0.5)
 
 
 def screenshot(page, path: Path) -> None:

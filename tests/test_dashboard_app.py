@@ -23,6 +23,11 @@ def scalar(warehouse: Path, sql: str, *params):
         return connection.execute(sql, list(params)).fetchone()[0]
 
 
+def row(warehouse: Path, sql: str, *params) -> tuple:
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        return connection.execute(sql, list(params)).fetchone()
+
+
 def default_month(warehouse: Path) -> date:
     as_of = scalar(warehouse, "select as_of_date from intermediate.int_as_of")
     return (as_of.replace(day=1) - timedelta(days=1)).replace(day=1)
@@ -75,14 +80,12 @@ def expected_overview(warehouse: Path, month: date, entities: tuple[str, ...] = 
         end,
         *entities,
     )
-    revenue, margin = (
-        duckdb.connect(str(warehouse), read_only=True)
-        .execute(
-            "select sum(recognized_amount_reporting), sum(gross_margin_amount_reporting)"
-            f" / sum(recognized_amount_reporting) from marts.rpt_revenue where month_start_date = ?{entity_sql}",
-            [month, *entities],
-        )
-        .fetchone()
+    revenue, margin = row(
+        warehouse,
+        "select sum(recognized_amount_reporting), sum(gross_margin_amount_reporting)"
+        f" / sum(recognized_amount_reporting) from marts.rpt_revenue where month_start_date = ?{entity_sql}",
+        month,
+        *entities,
     )
     dso = scalar(
         warehouse,
@@ -136,15 +139,14 @@ def test_utilisation_over_three_months_by_practice(warehouse):
     assert not at.exception
     end = default_month(warehouse)
     start = add_months(end, -2)
-    billable, target, compliance = (
-        duckdb.connect(str(warehouse), read_only=True)
-        .execute(
-            "select sum(billable_hours) / sum(capacity_hours), sum(target_billable_hours) / sum(capacity_hours),"
-            " sum(compliant_capacity_hours) / sum(capacity_hours) from marts.rpt_utilization"
-            " where month_start_date between ? and ? and practice = ?",
-            [start, end, practice],
-        )
-        .fetchone()
+    billable, target, compliance = row(
+        warehouse,
+        "select sum(billable_hours) / sum(capacity_hours), sum(target_billable_hours) / sum(capacity_hours),"
+        " sum(compliant_capacity_hours) / sum(capacity_hours) from marts.rpt_utilization"
+        " where month_start_date between ? and ? and practice = ?",
+        start,
+        end,
+        practice,
     )
     shown = metrics(at)
     assert shown["Billable utilisation"] == ui.percent(billable)
@@ -176,26 +178,18 @@ def test_revenue_in_another_reporting_currency(warehouse):
 
 
 def test_wip_as_of_an_earlier_month_end(warehouse):
-    dates = [
-        row[0]
-        for row in duckdb.connect(str(warehouse), read_only=True)
-        .execute("select distinct as_of_date from marts.rpt_wip where is_month_end order by 1")
-        .fetchall()
-    ]
-    earlier = dates[0]
+    earlier = scalar(warehouse, "select min(as_of_date) from marts.rpt_wip where is_month_end")
 
     def choose(at):
         at.selectbox(key="wip_as_of").set_value(earlier)
 
     at = run_page(warehouse, "wip_billing", setup=choose)
     assert not at.exception
-    wip, at_risk = (
-        duckdb.connect(str(warehouse), read_only=True)
-        .execute(
-            "select sum(wip_amount_reporting), sum(at_risk_amount_reporting) from marts.rpt_wip where as_of_date = ?",
-            [earlier],
-        )
-        .fetchone()
+    wip, at_risk = row(
+        warehouse,
+        "select sum(wip_amount_reporting), sum(at_risk_amount_reporting) from marts.rpt_wip"
+        " where as_of_date = ?",
+        earlier,
     )
     shown = metrics(at)
     assert shown["WIP"] == ui.money(wip, "USD")
@@ -208,13 +202,10 @@ def test_exception_queue_by_owner_with_drill_down(warehouse):
 
     at = run_page(warehouse, "exceptions", setup=choose)
     assert not at.exception
-    finance_open, finance_blocking = (
-        duckdb.connect(str(warehouse), read_only=True)
-        .execute(
-            "select count(*), count(*) filter (where is_blocking) from marts.rpt_exception_aging"
-            " where is_open and owner = 'Finance'"
-        )
-        .fetchone()
+    finance_open, finance_blocking = row(
+        warehouse,
+        "select count(*), count(*) filter (where is_blocking) from marts.rpt_exception_aging"
+        " where is_open and owner = 'Finance'",
     )
     shown = metrics(at)
     assert shown["Open exceptions"] == f"{finance_open:,}"
@@ -224,13 +215,10 @@ def test_exception_queue_by_owner_with_drill_down(warehouse):
     assert at.get("download_button"), "the owning team's CSV download is missing"
 
     # drill down into one exception: its reason and the ids to find it in the source system
-    exception_id, source_ids, reason = (
-        duckdb.connect(str(warehouse), read_only=True)
-        .execute(
-            "select exception_id, source_ids, reason from marts.fct_exceptions where owner = 'Finance'"
-            " and time_entry_id is not null order by exception_id limit 1"
-        )
-        .fetchone()
+    exception_id, source_ids, reason = row(
+        warehouse,
+        "select exception_id, source_ids, reason from marts.fct_exceptions where owner = 'Finance'"
+        " and time_entry_id is not null order by exception_id limit 1",
     )
     at.selectbox(key="exceptions_drill").set_value(exception_id)
     at.run()

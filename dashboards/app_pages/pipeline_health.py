@@ -73,12 +73,30 @@ def transform() -> None:
 
 
 def sync() -> None:
+    runs = q.sync_runs()
+    if runs.empty:
+        st.info("No reverse-ETL sync has run yet (`make sync`).", icon=":material/hourglass_empty:")
+    else:
+        last = runs.iloc[0]
+        columns = st.columns(4)
+        columns[0].metric("Last sync", str(last["run_status"]), border=True)
+        columns[1].metric("Lines acknowledged", f"{int(last['lines_acknowledged'] or 0):,}", border=True)
+        columns[2].metric("Lines rejected", f"{int(last['lines_rejected'] or 0):,}", border=True)
+        columns[3].metric("Dead letters", f"{int(last['lines_dead_letter'] or 0):,}", border=True)
+        st.dataframe(runs, hide_index=True)
+
+
+def rejected_lines() -> None:
     rejected = q.erp_rejections()
     st.metric("ERP lines rejected (open)", f"{len(rejected):,}", border=True)
     if rejected.empty:
         st.caption("No pushed line is currently rejected by the ERP.")
     else:
         st.dataframe(rejected, hide_index=True)
+    letters = q.dead_letters()
+    st.metric("Dead letters (no answer after every retry)", f"{len(letters):,}", border=True)
+    if not letters.empty:
+        st.dataframe(letters, hide_index=True)
 
 
 def quarantine() -> None:
@@ -95,6 +113,7 @@ if filters is not None:
     st.subheader("Transform (warehouse builds)")
     ui.guarded(transform, "Warehouse builds")
     st.subheader("Sync to the ERP (reverse ETL)")
-    ui.guarded(sync, "Reverse-ETL sync")
+    ui.guarded(sync, "Reverse-ETL sync runs")
+    ui.guarded(rejected_lines, "Rejected ERP lines and dead letters")
     st.subheader("Quarantine (records the loaders refused)")
     ui.guarded(quarantine, "Quarantine")

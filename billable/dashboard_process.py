@@ -1,0 +1,100 @@
+"""Start the dashboard server as a child process and drive it in headless Chromium (tests, bench)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from billable.sandbox_process import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "dashboards" / "app.py"
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright never downloads a browser here
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+# page file -> (URL path, title shown on the page)
+PAGES = {
+    "overview": ("", "Overview"),
+    "utilisation": ("utilisation", "Utilisation"),
+    "wip_billing": ("wip_billing", "WIP & billing"),
+    "revenue_margin": ("revenue_margin", "Revenue & margin"),
+    "exceptions": ("exceptions", "Exceptions"),
+    "reconciliation": ("reconciliation", "Reconciliation"),
+    "pipeline_health": ("pipeline_health", "Pipeline health"),
+}
+
+
+class DashboardStartError(RuntimeError):
+    """The dashboard server did not come up; the message carries its output."""
+
+
+@contextmanager
+def running_dashboard(warehouse: Path, log: Path, timeout_s: float = 60.0) -> Iterator[str]:
+    """`streamlit run dashboards/app.py` headless on a free port over a warehouse; yields the base URL."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "BILLABLE_WAREHOUSE": str(warehouse)}
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(APP),
+        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+        "--client.toolbarMode", "viewer",
+    ]  # fmt: skip
+    with log.open("w") as output:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base_url}/_stcore/health", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise DashboardStartError(f"dashboard server did not start: {log.read_text()[-3000:]}")
+                time.sleep(0.2)
+            yield base_url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+_IDLE = """() => {
+    const main = document.querySelector('[data-testid="stMain"] h1');
+    const widget = document.querySelector('[data-testid="stStatusWidget"]');
+    const stale = document.querySelector('[data-stale="true"]');
+    return Boolean(main) && (!widget || !/Running|Stop/.test(widget.innerText)) && !stale;
+}"""
+
+
+def wait_until_rendered(page, timeout_s: float = 60.0, settle_s: float = 0.3) -> float:
+    """Wait until the page's script has finished and stayed finished for `settle_s`.
+
+    Returns the seconds from the call to the first moment of that idle stretch, so a page
+    measured right after `goto` gives its load time without the settling wait.
+    """
+    started = time.monotonic()
+    idle_since: float | None = None
+    while True:
+        now = time.monotonic()
+        if page.evaluate(_IDLE):
+            idle_since = idle_since or now
+            if now - idle_since >= settle_s:
+                return idle_since - started
+        else:
+            idle_since = None
+        if now - started > timeout_s:
+            raise TimeoutError(f"the page did not finish rendering within {timeout_s} s")
+        time.sleep(0.05)

@@ -1,0 +1,116 @@
+"""The real dashboard server in a real browser: every page renders its key text and numbers, no error box.
+
+One `streamlit run` server and one headless Chromium for the module, on the session's tiny warehouse
+(tests/conftest.py). Screenshots of every page land in data/screenshots/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.dashboard_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PAGES,
+    SCREENSHOTS,
+    running_dashboard,
+    screenshot,
+    wait_for_app,
+)
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
+
+
+def scalar(warehouse: Path, sql: str, *params):
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        return connection.execute(sql, list(params)).fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def browser_page(tiny_firm, tmp_path_factory):
+    log = tmp_path_factory.mktemp("dashboard") / "streamlit.log"
+    with (
+        running_dashboard(tiny_firm.warehouse, log) as base_url,
+        playwright_api.sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        page = context.new_page()
+        try:
+            yield base_url, page
+        finally:
+            context.close()
+            browser.close()
+
+
+def default_month(warehouse: Path) -> date:
+    """The period the dashboard opens on: the last whole month before the warehouse's now."""
+    as_of = scalar(warehouse, "select as_of_date from intermediate.int_as_of")
+    return (as_of.replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
+def open_page(browser_page, name: str):
+    base_url, page = browser_page
+    path, title = PAGES[name]
+    page.goto(f"{base_url}/{path}")
+    wait_for_app(page)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screenshot(page, SCREENSHOTS / f"{name}.png")
+    main = page.locator('[data-testid="stMain"]')
+    assert page.locator('[data-testid="stException"]').count() == 0, main.inner_text()[:3000]
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0, main.inner_text()[:3000]
+    assert main.locator("h1").first.inner_text().strip() == title
+    return page, main.inner_text()
+
+
+def test_overview_shows_the_kpis_and_freshness(browser_page, tiny_firm):
+    warehouse = tiny_firm.warehouse
+    page, text = open_page(browser_page, "overview")
+    month = default_month(warehouse)
+    open_exceptions = scalar(warehouse, "select count(*) from marts.fct_exceptions")
+    utilisation = scalar(
+        warehouse,
+        "select sum(billable_hours) / sum(capacity_hours) from marts.rpt_utilization"
+        " where month_start_date = ?",
+        month,
+    )
+    for label in ("Billable utilisation", "WIP (unbilled)", "Median time to invoice", "Open exceptions"):
+        assert label in text
+    assert f"{open_exceptions:,}" in text
+    assert f"{float(utilisation) * 100:.1f}%" in text
+    assert month.strftime("%b %Y") in text  # the period in the scope line
+    sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+    assert "Data freshness" in sidebar and "Last successful load" in sidebar and "Warehouse built" in sidebar
+
+
+@pytest.mark.parametrize("name", ["utilisation", "wip_billing", "revenue_margin", "reconciliation"])
+def test_kpi_pages_render(browser_page, name):
+    _page, text = open_page(browser_page, name)
+    assert "Traceback" not in text
+
+
+def test_exceptions_page_lists_the_queue(browser_page, tiny_firm):
+    page, text = open_page(browser_page, "exceptions")
+    blocking = scalar(
+        tiny_firm.warehouse, "select count(*) from marts.rpt_exception_aging where is_open and is_blocking"
+    )
+    assert "Blocking billing" in text and f"{blocking:,}" in text
+    assert "Download these" in text
+    assert page.locator('[data-testid="stDataFrame"]').count() >= 1
+
+
+def test_pipeline_health_shows_runs(browser_page, tiny_firm):
+    _page, text = open_page(browser_page, "pipeline_health")
+    rows = scalar(
+        tiny_firm.warehouse,
+        "select sum(row_count) from staging.stg_ops__load_log where source_name = 'time'"
+        " and run_id = (select max(run_id) from staging.stg_ops__load_log)",
+    )
+    assert f"{int(rows):,} rows" in text
+    assert "passed" in text
