@@ -34,6 +34,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +53,10 @@ DEFAULT_WAREHOUSE = Path("data") / "warehouse.duckdb"
 MANIFEST_SCHEMA, MANIFEST_TABLE = "ops", "semantic_manifest"
 RUN_FOLDER = ".metrics"
 PROFILE_NAME = "billable_metrics"
+
+# dbt-duckdb keeps one DuckDB environment per process and re-creates it when a connection with
+# other credentials (another session's pinned file) opens: sessions in one process take turns.
+_ENGINE_LOCK = threading.RLock()
 
 
 class SemanticLayerError(RuntimeError):
@@ -144,7 +149,8 @@ class SemanticLayer:
     ) -> QueryResult:
         """Run a metric query; rows come back in MetricFlow's column order."""
         request = _request(metrics, group_by, where, order_by, limit, start_time, end_time)
-        result = self.config.mf.query(mf_request=request)
+        with _ENGINE_LOCK:
+            result = self.config.mf.query(mf_request=request)
         table = result.result_df
         columns = list(table.column_names) if table is not None else []
         rows = [tuple(row) for row in table.rows] if table is not None else []
@@ -160,7 +166,8 @@ class SemanticLayer:
     ) -> str:
         """The SQL MetricFlow would run for a query, without running it."""
         request = _request(metrics, group_by, where, order_by, limit, None, None)
-        explained = self.config.mf.explain(mf_request=request)
+        with _ENGINE_LOCK:
+            explained = self.config.mf.explain(mf_request=request)
         return explained.sql_statement.without_descriptions.sql
 
     def run_mf(self, args: Sequence[str]) -> int:
@@ -177,7 +184,8 @@ class SemanticLayer:
             raise SemanticLayerError(f"unknown mf command {args[0]!r}; one of {known}")
         # The subcommand directly, not mf's group: the group checks PyPI for a newer release first.
         try:
-            command.main(args=list(args[1:]), prog_name=f"mf {args[0]}", obj=self.config)
+            with _ENGINE_LOCK:
+                command.main(args=list(args[1:]), prog_name=f"mf {args[0]}", obj=self.config)
         except SystemExit as done:
             code = done.code
             return code if isinstance(code, int) else (0 if code is None else 1)
@@ -334,6 +342,9 @@ def start_engine(run_dir: Path):
         for name, value in saved.items():
             if value is not None:
                 os.environ[name] = value
+    # Bind this session's adapter and manifest now: dbt keeps one adapter per type per process,
+    # and a session set up later would otherwise hand this one its own profile.
+    config.mf  # noqa: B018
     return config
 
 
