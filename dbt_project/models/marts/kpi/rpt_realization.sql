@@ -38,14 +38,10 @@ projects as (
     select * from {{ ref('dim_projects') }}
 ),
 
-dates as (
-    select * from {{ ref('dim_dates') }}
-),
-
 time_monthly as (
     select
         time_entries.project_id,
-        dates.month_start_date,
+        cast({{ dbt.date_trunc('month', 'time_entries.spent_date') }} as date) as month_start_date,
         coalesce(time_entries.currency_code, projects.currency_code) as currency_code,
         sum(time_entries.hours) as client_hours,
         sum(case when time_entries.is_billable and time_entries.approval_status <> 'rejected'
@@ -71,7 +67,6 @@ time_monthly as (
                 and time_entries.is_billable and time_entries.is_approved
             then time_entries.bill_amount_reporting end) as tm_revenue_reporting
     from time_entries
-    inner join dates on time_entries.spent_date = dates.date_day
     left join projects on time_entries.project_id = projects.project_id
     group by 1, 2, 3
 ),
@@ -79,12 +74,11 @@ time_monthly as (
 fees_monthly as (
     select
         invoice_lines.project_id,
-        dates.month_start_date,
+        cast({{ dbt.date_trunc('month', 'invoice_lines.invoice_date') }} as date) as month_start_date,
         invoice_lines.currency_code,
         sum(invoice_lines.amount) as billed_fee_amount,
         sum(invoice_lines.amount_reporting) as billed_fee_amount_reporting
     from invoice_lines
-    inner join dates on invoice_lines.invoice_date = dates.date_day
     group by 1, 2, 3
 ),
 

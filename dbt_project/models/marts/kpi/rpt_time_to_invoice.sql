@@ -11,10 +11,6 @@ projects as (
     select * from {{ ref('dim_projects') }}
 ),
 
-dates as (
-    select * from {{ ref('dim_dates') }}
-),
-
 final as (
     select
         time_entries.time_entry_id,
@@ -30,7 +26,7 @@ final as (
         time_entries.approved_at,
         cast(time_entries.approved_at as date) as approved_date,
         time_entries.invoice_date,
-        dates.month_start_date as invoice_month,
+        cast({{ dbt.date_trunc('month', 'time_entries.invoice_date') }} as date) as invoice_month,
         time_entries.erp_invoice_key,
         time_entries.hours,
         time_entries.currency_code,
@@ -41,7 +37,6 @@ final as (
             as days_approved_to_invoice
     from time_entries
     left join projects on time_entries.project_id = projects.project_id
-    left join dates on time_entries.invoice_date = dates.date_day
 )
 
 select * from final

@@ -35,10 +35,6 @@ targets as (
     select * from {{ ref('utilization_targets') }}
 ),
 
-dates as (
-    select * from {{ ref('dim_dates') }}
-),
-
 entry_flags as (
     select
         time_entries.employee_id,
@@ -154,9 +150,9 @@ final as (
         versioned.employee_id,
         versioned.employee_version_id,
         versioned.date_day,
-        dates.week_start_date,
-        dates.month_start_date,
-        dates.quarter_start_date,
+        cast({{ dbt.date_trunc('week', 'versioned.date_day') }} as date) as week_start_date,
+        cast({{ dbt.date_trunc('month', 'versioned.date_day') }} as date) as month_start_date,
+        cast({{ dbt.date_trunc('quarter', 'versioned.date_day') }} as date) as quarter_start_date,
         versioned.legal_entity,
         versioned.practice,
         versioned.grade,
@@ -181,7 +177,6 @@ final as (
         cast(versioned.capacity_hours * day_targets.target_billable_utilization as decimal(14, 6))
             as target_billable_hours
     from versioned
-    left join dates on versioned.date_day = dates.date_day
     left join submitted_on_time
         on versioned.employee_id = submitted_on_time.employee_id
         and versioned.date_day = submitted_on_time.date_day
