@@ -554,6 +554,21 @@ def _usage_section() -> list[str]:
         "  columns, rows and the SQL; `layer.explain(...)` returns the SQL only.",
         "",
         "Regenerate this page after changing the YAML: `.venv/bin/python -m billable.metrics docs`.",
+        "",
+        "## What to know when reading the numbers",
+        "",
+        "- `employee__*` attributes are those of the dim_employees version in force on the metric's",
+        "  own day (SCD2 join on `valid_from <= day < valid_to`): the day worked for utilisation, the",
+        "  invoice date for time to invoice. For the practice that bills, use `project__practice`.",
+        "- Models whose finest grain is the month (realisation, revenue) cannot be grouped by",
+        "  `metric_time__day` or `__week`; MetricFlow refuses such a query rather than guess.",
+        "- Balances (WIP, backlog, contract balances, receivables) are semi-additive: a period shows",
+        "  its last as-of date or month, summed over everything else.",
+        "- MetricFlow returns sums and ratios as floating-point numbers (ratios are divided in",
+        "  DOUBLE); the marts keep the exact decimals. Money is in the reporting currency.",
+        "- `mf query --csv FILE` writes the rows to a file; `--order`, `--limit`, `--where",
+        "  \"{{ Dimension('employee__grade') }} = 'Partner'\"`, `--start-time` and `--end-time` work as",
+        "  in MetricFlow.",
     ]
 
 
