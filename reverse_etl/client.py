@@ -45,9 +45,15 @@ def load_settings(**overrides: Any) -> Settings:
     The QuickBooks app is the loaders' (`sources.quickbooks.base_url` / `access_token`); a
     separate `reverse_etl.quickbooks.*` wins when set (e.g. a token with write scope).
     """
-    import dlt
 
     def get(name: str, secret: bool = False) -> Any:
+        # The environment as dlt names it first (cheap); then dlt's config and secrets files.
+        for section in ("REVERSE_ETL__QUICKBOOKS", "SOURCES__QUICKBOOKS"):
+            value = os.environ.get(f"{section}__{name.upper()}")
+            if value not in (None, ""):
+                return value
+        import dlt  # imported only when needed: it takes a second or two
+
         store = dlt.secrets if secret else dlt.config
         for section in ("reverse_etl.quickbooks", "sources.quickbooks"):
             value = store.get(f"{section}.{name}")
