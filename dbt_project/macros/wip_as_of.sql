@@ -90,6 +90,12 @@ select
         as wip_milestone_amount,
     cast(sum(case when is_in_wip then coalesce(amount, 0) else 0 end) as decimal(24, 8)) as wip_amount,
     cast(sum(case when is_in_wip then amount_reporting else 0 end) as decimal(24, 8)) as wip_amount_reporting,
+    cast(sum(case when is_in_wip and item_type = 'time' then amount_reporting else 0 end) as decimal(24, 8))
+        as wip_time_amount_reporting,
+    cast(sum(case when is_in_wip and item_type = 'expense' then amount_reporting else 0 end) as decimal(24, 8))
+        as wip_expense_amount_reporting,
+    cast(sum(case when is_in_wip and item_type = 'milestone' then amount_reporting else 0 end) as decimal(24, 8))
+        as wip_milestone_amount_reporting,
     sum(case when is_in_wip then 1 else 0 end) as wip_item_count,
     cast(sum(case when is_at_risk then hours else 0 end) as decimal(14, 4)) as at_risk_hours,
     cast(sum(case when is_at_risk then coalesce(amount, 0) else 0 end) as decimal(24, 8)) as at_risk_amount,
