@@ -71,11 +71,13 @@ def running_dashboard(warehouse: Path, log: Path, timeout_s: float = 60.0) -> It
                 process.wait()
 
 
+# The app draws a hidden marker (#billable-rendered) when a run has finished (dashboards/app.py);
+# on a fresh page load nothing is stale, so the marker plus an idle status widget means done.
 _IDLE = """() => {
-    const main = document.querySelector('[data-testid="stMain"] h1');
+    const marker = document.getElementById('billable-rendered');
     const widget = document.querySelector('[data-testid="stStatusWidget"]');
     const stale = document.querySelector('[data-stale="true"]');
-    return Boolean(main) && (!widget || !/Running|Stop/.test(widget.innerText)) && !stale;
+    return Boolean(marker) && (!widget || !/Running|Stop/.test(widget.innerText)) && !stale;
 }"""
 
 

@@ -4,10 +4,11 @@ Rules this module keeps (docs/dashboards.md):
 - values travel as `?` parameters, never inside the SQL text; the only names put into SQL text
   are relations and columns from the allow-lists below (RELATIONS, SORTABLE, the filter columns
   each query declares), never anything a user typed;
-- each read opens its own short-lived read-only connection and closes it, so the pipeline can
-  publish a new file by atomic rename while the dashboard is open (docs/publishing.md);
-- reads are cached with `st.cache_data`, keyed by the published file's identity (mtime, size
-  and warehouse.json's run id), so a new publish is picked up on the next rerun;
+- reads are read-only and short-lived: one connection per page run at most, a cursor per query,
+  closed when the run ends, so the pipeline can publish a new file by atomic rename while the
+  dashboard is open and the next run reads it (docs/publishing.md; see "Connections" below);
+- reads are cached with `st.cache_data`, keyed by the published file's identity (device,
+  inode, mtime and size), so a new publish is picked up on the next rerun;
 - per-person cost rates and salaries are never selected: cost appears only summed to project
   level or above, inside the KPI marts.
 """
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -101,45 +104,108 @@ class Snapshot:
     published: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
-def snapshot() -> Snapshot:
-    """Stat the configured warehouse and read warehouse.json (cheap; done on every rerun)."""
-    path = settings.warehouse_path()
+# Connections. Opening a DuckDB file costs tens of milliseconds of CPU (its catalog, its thread
+# pool) and far more wall time on a busy machine, and a page makes a few dozen reads. So each page
+# run (one execution of the script, from app.py's `run_scope`) opens at most one read-only
+# connection, lazily on its first cache miss, gives every query its own cursor, and closes the
+# connection when the run ends: nothing stays open between runs, and the next run opens whatever
+# file the path names then (the pipeline publishes by rename). Within a process DuckDB shares one
+# instance per path, so while any run holds the old file open a new connection would get that same
+# old instance: the registry below makes such a run read (and cache under) the old build's
+# identity rather than file the old numbers under the new build's key.
+
+_registry_lock = threading.Lock()
+_held: dict[str, tuple[str, int]] = {}  # path -> (identity of the open instance, runs holding it)
+_run = threading.local()  # .snapshot, .connections {path: (identity, connection)} while in run_scope
+
+
+def _identity(path: Path) -> str | None:
     try:
         stat = path.stat()
     except FileNotFoundError:
-        return Snapshot(str(path), False, "missing")
-    published: dict[str, Any] = {}
-    meta = settings.metadata_path(path)
+        return None
+    return f"{stat.st_dev}:{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
+
+
+def _read_snapshot() -> Snapshot:
+    path = settings.warehouse_path()
+    key = str(path)
+    with _registry_lock:
+        held = _held.get(key)
+    identity = held[0] if held else _identity(path)
+    if identity is None:
+        return Snapshot(key, False, "missing")
     try:
-        published = json.loads(meta.read_text())
+        published = json.loads(settings.metadata_path(path).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         published = {}
-    version = f"{stat.st_mtime_ns}:{stat.st_size}:{published.get('run_id', '')}"
-    return Snapshot(str(path), True, version, published)
+    return Snapshot(key, True, identity, published)
+
+
+def snapshot() -> Snapshot:
+    """The warehouse this page run reads: stat'ed once per run, so a run shows one build."""
+    if getattr(_run, "active", False):
+        if getattr(_run, "snapshot", None) is None:
+            _run.snapshot = _read_snapshot()
+        return _run.snapshot
+    return _read_snapshot()
+
+
+@contextmanager
+def run_scope() -> Iterator[None]:
+    """Around one script run: one snapshot, at most one connection, closed at the end."""
+    _run.active, _run.snapshot, _run.connections = True, None, {}
+    try:
+        yield
+    finally:
+        connections = _run.connections
+        _run.active, _run.snapshot, _run.connections = False, None, {}
+        for path, (_, connection) in connections.items():
+            connection.close()
+            with _registry_lock:
+                identity, holders = _held[path]
+                if holders <= 1:
+                    del _held[path]
+                else:
+                    _held[path] = (identity, holders - 1)
+
+
+def _open(path: str, version: str) -> duckdb.DuckDBPyConnection:
+    """A cursor on this run's connection (opened on first use), or a one-off connection outside a run."""
+    try:
+        if not getattr(_run, "active", False):
+            return duckdb.connect(path, read_only=True)
+        if path not in _run.connections:
+            with _registry_lock:
+                connection = duckdb.connect(path, read_only=True)
+                held = _held.get(path)
+                identity = held[0] if held else _identity(Path(path))
+                _held[path] = (identity, (held[1] if held else 0) + 1)
+            _run.connections[path] = (identity, connection)
+        identity, connection = _run.connections[path]
+    except duckdb.Error as error:
+        raise WarehouseUnavailable(f"cannot open {path} read-only: {error}") from error
+    if identity != version:
+        # the file was replaced between this run's stat and its first open: read nothing under
+        # a key that does not match; the next run (a rerun or reload) reads the new build
+        raise WarehouseUnavailable("a new build was published while this page loaded; reload the page")
+    return connection.cursor()
 
 
 @st.cache_data(show_spinner=False, max_entries=1024, ttl=6 * 3600)
 def _fetch(path: str, version: str, sql: str, params: tuple) -> pd.DataFrame:
-    # `version` is unused in the body: it is part of the cache key, so a newly published file
-    # (new mtime/size/run id) misses the cache and is read afresh.
-    del version
-    try:
-        with duckdb.connect(path, read_only=True) as connection:
-            return connection.execute(sql, list(params)).df()
-    except duckdb.IOException as error:
-        raise WarehouseUnavailable(f"cannot open {path} read-only: {error}") from error
+    # `version` is part of the cache key: a newly published file has another identity (inode,
+    # mtime, size), so it misses the cache and is read afresh.
+    with _open(path, version) as cursor:
+        return cursor.execute(sql, list(params)).df()
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=6 * 3600)
 def _relations(path: str, version: str) -> frozenset[str]:
-    del version
-    try:
-        with duckdb.connect(path, read_only=True) as connection:
-            rows = connection.execute(
-                "select table_schema || '.' || table_name from information_schema.tables"
-            ).fetchall()
-    except duckdb.Error as error:
-        raise WarehouseUnavailable(f"cannot open {path} read-only: {error}") from error
+    with _open(path, version) as cursor:
+        rows = cursor.execute(
+            "select table_schema || '.' || table_name from information_schema.tables"
+        ).fetchall()
     return frozenset(row[0] for row in rows)
 
 
@@ -456,23 +522,32 @@ def open_exception_count(filters: Filters) -> int:
     return int(frame.iloc[0, 0])
 
 
-def open_exceptions_by_month(start: date, end: date) -> pd.DataFrame:
-    """Exceptions open at the end of each month, from the history across builds (all entities)."""
+def open_exceptions_at_month_ends(start: date, end: date) -> pd.DataFrame:
+    """Exceptions open at each month end start..end (all entities), from the history across builds.
+
+    Only month ends on or after the first build the history knows: before it nobody was looking,
+    and zero would be a false "better".
+    """
     return read(
         """
-        with months as (
-            select unnest(generate_series(?::date, ?::date, interval 1 month))::date as month_start
+        with bounds as (
+            select min(first_detected_at) as first_build from {exception_history}
+        ),
+        month_ends as (
+            select (unnest(generate_series(?::date, ?::date, interval 1 month)) + interval 1 month
+                    - interval 1 day)::date as month_end
         )
         select
-            months.month_start,
+            month_ends.month_end,
             count(history.exception_id) as open_exceptions
-        from months
+        from month_ends
+        cross join bounds
         left join {exception_history} as history
-            on history.first_detected_at < months.month_start + interval 1 month
-            and (history.resolved_at is null
-                 or history.resolved_at >= months.month_start + interval 1 month)
-        group by months.month_start
-        order by months.month_start
+            on history.first_detected_at < month_ends.month_end + interval 1 day
+            and (history.resolved_at is null or history.resolved_at >= month_ends.month_end + interval 1 day)
+        where month_ends.month_end >= cast(bounds.first_build as date)
+        group by month_ends.month_end
+        order by month_ends.month_end
         """,
         [start, end],
         needs=("exception_history",),

@@ -86,13 +86,23 @@ def time_to_invoice_tile(filters: q.Filters) -> None:
 
 def exceptions_tile(filters: q.Filters) -> None:
     current = q.open_exception_count(filters)
+    spark, before = None, None
+    if not (filters.legal_entities or filters.clients):  # the history has no entity or client
+        start, _ = spark_window(filters)
+        history = q.open_exceptions_at_month_ends(start, filters.end)
+        spark = history["open_exceptions"].tolist()
+        previous = history[history["month_end"] == pd.Timestamp(filters.previous().end)]
+        before = previous["open_exceptions"].iloc[0] if not previous.empty else None
     ui.tile(
         "Open exceptions",
         current,
-        None,
+        before,
         ui.count,
+        spark=spark,
+        delta_kind="count",
         higher_is_better=False,
-        help="Exceptions open now in the queue (fct_exceptions); see the Exceptions page.",
+        help="Exceptions open now in the queue (fct_exceptions), against those open at the previous "
+        "period's end (exception_history, since the first build); see the Exceptions page.",
     )
 
 
@@ -171,8 +181,16 @@ TRACES = {
 
 
 def trace(filters: q.Filters) -> None:
-    with st.expander("Trace a number: the rows behind each tile", icon=":material/manage_search:"):
-        choice = st.selectbox("Figure", list(TRACES), key="overview_trace")
+    with st.container(border=True):
+        choice = st.selectbox(
+            "Trace a number: the rows behind a tile",
+            list(TRACES),
+            index=None,
+            placeholder="Choose a figure to see the mart rows behind it",
+            key="overview_trace",
+        )
+        if choice is None:
+            return
 
         def render() -> None:
             rows = TRACES[choice](filters)

@@ -201,7 +201,7 @@ def realisation(filters: q.Filters) -> None:
 
 
 def rows(filters: q.Filters) -> None:
-    with st.expander("The contract-month rows behind these figures (rpt_revenue)"):
+    if st.toggle("Show the contract-month rows behind these figures (rpt_revenue)", key="revenue_rows"):
         frame = q.revenue_rows(filters)
         st.dataframe(frame, hide_index=True)
         ui.download(frame, "Download (CSV)", "billable-revenue.csv", key="revenue_csv")

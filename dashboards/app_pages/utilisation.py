@@ -107,6 +107,32 @@ def by_group(filters: q.Filters) -> None:
     figure.update_yaxes(tickformat=".0%", title="billable hours / capacity")
     figure.update_xaxes(title=group)
     ui.show(figure, key="utilisation_by_group")
+    st.dataframe(
+        frame[
+            [
+                "group_value",
+                "people",
+                "capacity_hours",
+                "billable_hours",
+                "billable_utilization",
+                "target_billable_utilization",
+                "productive_utilization",
+                "submission_compliance",
+                "missing_hours",
+            ]
+        ],
+        hide_index=True,
+        column_config={
+            "group_value": group,
+            "capacity_hours": st.column_config.NumberColumn("capacity (h)", format="%.1f"),
+            "billable_hours": st.column_config.NumberColumn("billable (h)", format="%.1f"),
+            "billable_utilization": st.column_config.NumberColumn("billable", format="percent"),
+            "target_billable_utilization": st.column_config.NumberColumn("target", format="percent"),
+            "productive_utilization": st.column_config.NumberColumn("productive", format="percent"),
+            "submission_compliance": st.column_config.NumberColumn("submitted on time", format="percent"),
+            "missing_hours": st.column_config.NumberColumn("missing time (h)", format="%.1f"),
+        },
+    )
 
 
 def heatmap(filters: q.Filters) -> None:

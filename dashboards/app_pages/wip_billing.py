@@ -18,7 +18,8 @@ filters = ui.page(
 
 def wip(filters: q.Filters) -> None:
     dates = q.wip_as_of_dates()
-    if ui.is_empty(pd_frame(dates), "WIP has not been computed for any date yet."):
+    if not dates:
+        st.info("WIP has not been computed for any date yet.")
         return
     default = q.nearest_wip_date(filters.end) or dates[0]
     as_of = st.selectbox(
@@ -146,16 +147,10 @@ def time_to_invoice(filters: q.Filters) -> None:
             labels={"value": "days", "variable": ""},
         )
         ui.show(figure, key="tti_practice")
-    with st.expander("The invoiced time entries behind these figures (slowest first)"):
+    if st.toggle("Show the invoiced time entries behind these figures (slowest first)", key="tti_rows"):
         rows = q.time_to_invoice_rows(filters)
         st.dataframe(rows, hide_index=True)
         ui.download(rows, "Download (CSV)", "billable-time-to-invoice.csv", key="tti_csv")
-
-
-def pd_frame(values: list) -> object:
-    import pandas as pd
-
-    return pd.DataFrame({"value": values})
 
 
 if filters is not None:
