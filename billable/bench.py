@@ -152,11 +152,18 @@ def bench_dashboard(args: argparse.Namespace) -> str:
     return run(BENCH_DATA, [preset for preset in args.presets if preset != "tiny"])
 
 
+def bench_sync(args: argparse.Namespace) -> str:
+    from billable.bench_sync import bench_sync as run
+
+    return run(BENCH_DATA)
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], str]] = {
     "sandbox": lambda args: bench_sandbox(args.presets),
     "ingest": bench_ingest,
     "transform": bench_transform,
     "dashboard": bench_dashboard,
+    "sync": bench_sync,
 }
 
 

@@ -1,0 +1,113 @@
+"""Reverse-ETL benchmark: push the `demo` world's ready lines to the sandbox ERP.
+
+Two runs on fresh copies of the world and the warehouse (pushing changes the world's ERP):
+with the sandbox's real QuickBooks limits (500 requests/min and 10 concurrent per realm) and the
+client's default pacing, and with every limit off and the client unpaced at 10 concurrent per
+realm (its own ceiling). Reported: lines, requests, 429s, wall time, lines/s, peak RSS.
+
+Input: the demo world and a warehouse built from it with rpt_billable_lines, found in order:
+BENCH_SYNC_WORLD / BENCH_SYNC_WAREHOUSE, the transform benchmark's (`data/bench/ingest-demo/world`,
+`data/bench/transform-demo/warehouse.duckdb`), `make run`'s (`data/worlds/demo-7`,
+`data/warehouse.duckdb`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import requests
+
+from billable.pipeline import sandbox_settings
+from billable.sandbox_process import running_sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SCENARIOS = (
+    ("sandbox's real limits, client defaults (450/min, 4 concurrent per realm)", ["--rate-limit"], []),
+    ("limits off, client unpaced, 10 concurrent per realm", [], ["--max-rpm", "0", "--concurrency", "10"]),
+)
+
+
+def candidates(bench_data: Path) -> list[tuple[Path, Path]]:
+    found = []
+    if os.environ.get("BENCH_SYNC_WORLD") and os.environ.get("BENCH_SYNC_WAREHOUSE"):
+        found.append((Path(os.environ["BENCH_SYNC_WORLD"]), Path(os.environ["BENCH_SYNC_WAREHOUSE"])))
+    found.append((bench_data / "ingest-demo" / "world", bench_data / "transform-demo" / "warehouse.duckdb"))
+    found.append((ROOT / "data" / "worlds" / "demo-7", ROOT / "data" / "warehouse.duckdb"))
+    return found
+
+
+def has_mart(warehouse: Path) -> bool:
+    if not warehouse.is_file():
+        return False
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return bool(
+            conn.execute(
+                "select count(*) from information_schema.tables where table_name = 'rpt_billable_lines'"
+            ).fetchone()[0]
+        )
+
+
+def bench_sync(bench_data: Path) -> str:
+    source = next(
+        ((w, h) for w, h in candidates(bench_data) if (w / "world.json").is_file() and has_mart(h)), None
+    )
+    if source is None:
+        return (
+            "No demo world with a warehouse holding rpt_billable_lines: run "
+            "`make bench BENCH_ARGS='--only ingest --only transform'` (or `make run`) first."
+        )
+    world_source, warehouse_source = source
+    lines = [
+        f"Pushing the ready lines of `{world_source}` (warehouse `{warehouse_source.name}`), batches of 30, "
+        "three realms in parallel, each run on fresh copies:",
+        "",
+        "| scenario | lines acknowledged | requests | 429s | wall (s) | lines/s | peak RSS (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, (label, server_flags, client_flags) in zip(("limits", "unlimited"), SCENARIOS, strict=True):
+        out = bench_data / f"sync-demo-{name}"
+        shutil.rmtree(out, ignore_errors=True)
+        world = out / "world"
+        shutil.copytree(
+            world_source, world, ignore=shutil.ignore_patterns("sandbox-*.log", "erp_live.sqlite*")
+        )
+        (out / "wh").mkdir()
+        warehouse = out / "wh" / "warehouse.duckdb"
+        shutil.copyfile(warehouse_source, warehouse)
+        with running_sandbox(world, port=0, flags=server_flags, timeout_s=600) as base_url:
+            env = {**os.environ, **sandbox_settings(base_url, world)}
+            command = [sys.executable, "-m", "reverse_etl", "--warehouse", str(warehouse), *client_flags]
+            started = time.monotonic()
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+            _, status, usage = os.wait4(process.pid, 0)
+            seconds = time.monotonic() - started
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise RuntimeError(f"sync failed in the {name} scenario; run it by hand to see why")
+            log = requests.get(f"{base_url}/_sandbox/faults/log", timeout=30).json()["entries"]
+        throttled = Counter(entry["fault"] for entry in log)
+        with sqlite3.connect(warehouse.with_name("ledger.sqlite")) as conn:
+            acknowledged, requests_sent = conn.execute(
+                "select lines_acknowledged, requests_sent from sync_runs order by started_at desc limit 1"
+            ).fetchone()
+        row = (
+            f"| {label} | {acknowledged:,} | {requests_sent:,} | "
+            f"{throttled['rate_limit'] + throttled['concurrency_limit']:,} | {seconds:.1f} | "
+            f"{acknowledged / seconds:,.0f} | {usage.ru_maxrss / 1024:,.0f} |"
+        )
+        lines.append(row)
+        print(row, flush=True)
+    lines += [
+        "",
+        "Wall time is the whole `python -m reverse_etl` process: reading the mart, the plan, writing every",
+        "batch to the ledger before sending it (fsync'd SQLite), the requests, and the snapshot export.",
+    ]
+    return "\n".join(lines)
