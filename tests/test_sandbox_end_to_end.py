@@ -97,15 +97,19 @@ def test_advancing_the_clock_serves_exactly_the_changed_time_entries(
     assert all(record["updated_at"] > iso(old_clock) for record in changed)
 
 
-def test_pipeline_runs_and_names_the_steps_not_built_yet(tiny_world: Path, tmp_path: Path) -> None:
+def test_pipeline_runs_every_step(tiny_world: Path, tmp_path: Path) -> None:
+    world = tmp_path / "world"  # the sync writes to the world's ERP: a copy
+    shutil.copytree(tiny_world, world)
     raw_db = tmp_path / "raw.duckdb"
-    result = run_cli("billable.pipeline", "--world", str(tiny_world), "--port", "0", "--raw-db", str(raw_db))
+    result = run_cli("billable.pipeline", "--world", str(world), "--port", "0", "--raw-db", str(raw_db))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sandbox up at http://127.0.0.1:" in result.stdout
-    assert "pipeline: ingest done" in result.stdout
-    assert "pipeline: transform done" in result.stdout
-    assert "step 'sync' is not built yet (issue 6)" in result.stdout
+    for step in ("ingest", "transform", "sync", "ingest-erp", "transform-after-sync"):
+        assert f"pipeline: {step} done" in result.stdout
+    assert "sync: succeeded" in result.stdout
+    assert "not built yet" not in result.stdout
     assert raw_db.exists()
+    assert (tmp_path / "ledger.sqlite").exists() and (tmp_path / "ledger.duckdb").exists()
     assert (tmp_path / "warehouse.duckdb").exists(), "the warehouse is published next to the raw database"
 
 
