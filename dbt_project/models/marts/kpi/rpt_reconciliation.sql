@@ -19,7 +19,7 @@ by_project_month as (
         month_start_date,
         min(currency_code) as currency_code,
         count(distinct currency_code) as currency_count,
-        bool_or(is_billed_month) as is_billed_month,
+        max(case when is_billed_month then 1 else 0 end) = 1 as is_billed_month,
         count(*) as item_count,
         sum(case when reconciliation_status <> 'matched' then 1 else 0 end) as differing_item_count,
         sum(case when reconciliation_status = 'unexplained' then 1 else 0 end) as unexplained_item_count,

@@ -343,14 +343,19 @@ recognized as (
 cumulative as (
     select
         *,
-        sum(recognized_amount) over contract_to_date as cumulative_recognized_amount,
-        sum(recognized_amount_reporting) over contract_to_date as cumulative_recognized_amount_reporting,
-        sum(billed_amount) over contract_to_date as cumulative_billed_amount,
-        sum(billed_amount_reporting) over contract_to_date as cumulative_billed_amount_reporting
+        sum(recognized_amount) over (
+            partition by contract_id order by month_start_date rows between unbounded preceding and current row
+        ) as cumulative_recognized_amount,
+        sum(recognized_amount_reporting) over (
+            partition by contract_id order by month_start_date rows between unbounded preceding and current row
+        ) as cumulative_recognized_amount_reporting,
+        sum(billed_amount) over (
+            partition by contract_id order by month_start_date rows between unbounded preceding and current row
+        ) as cumulative_billed_amount,
+        sum(billed_amount_reporting) over (
+            partition by contract_id order by month_start_date rows between unbounded preceding and current row
+        ) as cumulative_billed_amount_reporting
     from recognized
-    window contract_to_date as (
-        partition by contract_id order by month_start_date rows between unbounded preceding and current row
-    )
 ),
 
 balances as (
