@@ -197,9 +197,9 @@ def _request(metrics, group_by, where, order_by, limit, start_time, end_time):
 
     return MetricFlowQueryRequest.create(
         metric_names=list(metrics),
-        group_by_names=list(group_by) or None,
-        where_constraints=list(where) or None,
-        order_by_names=list(order_by) or None,
+        group_by_names=list(group_by or ()) or None,
+        where_constraints=list(where or ()) or None,
+        order_by_names=list(order_by or ()) or None,
         limit=limit,
         time_constraint_start=start_time,
         time_constraint_end=end_time,

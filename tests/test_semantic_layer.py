@@ -498,3 +498,22 @@ def test_a_session_keeps_its_build_across_a_republish(warehouse: Path, tmp_path:
         with SemanticLayer(published) as after:
             assert after.query(*query).rows[0][0] == first * 2
     assert not list((published.parent / metrics.RUN_FOLDER).iterdir())
+
+
+def test_a_warehouse_without_a_stored_manifest_is_answered_from_a_parse(
+    warehouse: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A warehouse published before the semantic layer existed: the checkout's YAML is parsed,
+    with a warning saying the definitions may differ from that build's."""
+    older = tmp_path / "older" / "warehouse.duckdb"
+    older.parent.mkdir()
+    shutil.copyfile(warehouse, older)
+    with duckdb.connect(str(older)) as connection:
+        connection.execute("drop table ops.semantic_manifest")
+        connection.execute("checkpoint")
+    with SemanticLayer(older) as session:
+        hours = session.query(["capacity_hours"]).rows[0][0]
+        assert session.manifest_source.startswith("parsed from")
+    assert "carries no semantic manifest" in capsys.readouterr().err
+    expected = sql_rows(warehouse, "select sum(capacity_hours) from marts.fct_utilization_daily")[0][0]
+    assert hours == pytest.approx(float(expected))
