@@ -517,3 +517,60 @@ def test_a_warehouse_without_a_stored_manifest_is_answered_from_a_parse(
     assert "carries no semantic manifest" in capsys.readouterr().err
     expected = sql_rows(warehouse, "select sum(capacity_hours) from marts.fct_utilization_daily")[0][0]
     assert hours == pytest.approx(float(expected))
+
+
+def test_employee_attributes_are_those_of_the_day_worked(warehouse: Path, tmp_path: Path) -> None:
+    """A person moves practice on 15 August: their hours up to the 14th stay with the old
+    practice, from the 15th on they count for the new one (valid_to is exclusive), and today's
+    practice is never applied to the past."""
+    copy = tmp_path / "moved" / "warehouse.duckdb"
+    copy.parent.mkdir()
+    shutil.copyfile(warehouse, copy)
+    move = date(2026, 8, 15)
+    with duckdb.connect(str(copy)) as connection:
+        mover, old_practice = connection.execute(
+            """
+            select days.employee_id, days.practice
+            from marts.fct_utilization_daily as days
+            where days.date_day between date '2026-08-01' and date '2026-08-31'
+            group by all
+            having sum(days.billable_hours) filter (where days.date_day < date '2026-08-15') > 0
+               and sum(days.billable_hours) filter (where days.date_day >= date '2026-08-15') > 0
+            order by sum(days.billable_hours) desc
+            limit 1
+            """
+        ).fetchall()[0]
+        connection.execute(
+            """
+            insert into marts.dim_employees by name
+            select * replace (employee_id || '@2026-08-15' as employee_version_id,
+                              date '2026-08-15' as valid_from, 'Moved Practice' as practice)
+            from marts.dim_employees where employee_id = ? and valid_to is null
+            """,
+            [mover],
+        )
+        connection.execute(
+            """
+            update marts.dim_employees set valid_to = date '2026-08-15', is_current = false
+            where employee_id = ? and valid_to is null and valid_from < date '2026-08-15'
+            """,
+            [mover],
+        )
+        connection.execute("checkpoint")
+        before, after = connection.execute(
+            """
+            select sum(billable_hours) filter (where date_day < ?),
+                   sum(billable_hours) filter (where date_day >= ?)
+            from marts.fct_utilization_daily
+            where employee_id = ? and date_day between date '2026-08-01' and date '2026-08-31'
+            """,
+            [move, move, mover],
+        ).fetchall()[0]
+    with SemanticLayer(copy) as session:
+        result = session.query(
+            ["billable_hours"], group_by=["metric_time__month", "employee", "employee__practice"]
+        )
+    rows = answer(result, ["billable_hours"])
+    assert rows[(date(2026, 8, 1), mover, old_practice)][0] == pytest.approx(float(before))
+    assert rows[(date(2026, 8, 1), mover, "Moved Practice")][0] == pytest.approx(float(after))
+    assert (date(2026, 7, 1), mover, "Moved Practice") not in rows
