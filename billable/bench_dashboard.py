@@ -7,7 +7,8 @@ first raw database it finds (`data/bench/ingest-<preset>/raw.duckdb`, then
 `data/dev-<preset>/raw.duckdb`) with the transform runner. A preset with neither is reported as
 not measured. It then serves the dashboard (`streamlit run`, headless) and opens every page:
 
-- **cold**: the first visit of each page after the server started (empty query cache), and
+- **cold**: the first visit of each page (its queries not cached yet), after one other page
+  (Pipeline health) has loaded the server's Python modules, which is reported apart, and
 - **warm**: a second visit, as an executive moving between pages sees it.
 
 The time is from navigation to the page's script having finished rendering (Streamlit's status
@@ -16,6 +17,7 @@ widget idle, no stale element), measured by `billable.dashboard_process.wait_unt
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -24,7 +26,14 @@ from pathlib import Path
 
 import duckdb
 
-from billable.dashboard_process import CHROMIUM, CHROMIUM_ARGS, PAGES, running_dashboard, wait_until_rendered
+from billable.dashboard_process import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PAGES,
+    rendered_run,
+    running_dashboard,
+    wait_until_rendered,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS_S = {"demo": 2.0, "large": 3.0}
@@ -60,22 +69,41 @@ def warehouse_for(bench_data: Path, preset: str) -> tuple[Path | None, str]:
     return None, f"no raw database for `{preset}` (data/bench/ingest-{preset}/ or data/dev-{preset}/)"
 
 
-def time_warehouse(warehouse: Path, log: Path) -> dict[str, tuple[float, float]]:
-    """Seconds per page: (cold, warm)."""
+def load(page, url: str) -> float:
+    """Seconds from navigation (a new browser session) to the page's script having rendered."""
+    started = time.monotonic()
+    page.goto(url)
+    return (time.monotonic() - started) + wait_until_rendered(page, timeout_s=120)
+
+
+def switch(page, title: str) -> float:
+    """Seconds from a click on the page's link in the sidebar to the page having rendered."""
+    before = rendered_run(page)
+    started = time.monotonic()
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+    return (time.monotonic() - started) + wait_until_rendered(page, timeout_s=120, after_run=before)
+
+
+def time_warehouse(warehouse: Path, log: Path) -> tuple[float, dict[str, tuple[float, float, float]]]:
+    """(first page after the server started, {page: (cold, warm by URL, warm by sidebar) seconds})."""
     from playwright.sync_api import sync_playwright
 
     cold: dict[str, float] = {}
     warm: dict[str, float] = {}
+    clicked: dict[str, float] = {}
     with running_dashboard(warehouse, log) as base_url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        # the server imports pandas, Plotly and the app on its first run: a one-off per process,
+        # measured apart; it also warms the sidebar's queries, as any first page would
+        first = load(page, f"{base_url}/pipeline_health")
         for visits in (cold, warm):
             for name, (path, _title) in PAGES.items():
-                started = time.monotonic()
-                page.goto(f"{base_url}/{path}")
-                visits[name] = (time.monotonic() - started) + wait_until_rendered(page, timeout_s=120)
+                visits[name] = load(page, f"{base_url}/{path}")
+        for name, (_path, title) in PAGES.items():
+            clicked[name] = switch(page, title)
         browser.close()
-    return {name: (cold[name], warm[name]) for name in PAGES}
+    return first, {name: (cold[name], warm[name], clicked[name]) for name in PAGES}
 
 
 def entries(warehouse: Path) -> int:
@@ -86,7 +114,9 @@ def entries(warehouse: Path) -> int:
 def bench_dashboard(bench_data: Path, presets: list[str]) -> str:
     lines = [
         "Page load in headless Chromium: from navigation until the page's script finished rendering. "
-        "Cold = first visit after the server started (empty query cache); warm = the next visit.",
+        "Cold = the page's first visit (its queries not cached yet), opened by URL (a new browser "
+        "session: the app's JavaScript loads and connects); warm = the same again; from the sidebar = "
+        "moving between pages within one session, as an executive does.",
         "",
     ]
     for preset in presets:
@@ -95,20 +125,22 @@ def bench_dashboard(bench_data: Path, presets: list[str]) -> str:
             lines += [f"**{preset}**: not measured: {origin}.", ""]
             print(lines[-2], flush=True)
             continue
-        timings = time_warehouse(warehouse, bench_data / f"dashboard-{preset}.log")
+        load_before = os.getloadavg()[0]
+        first, timings = time_warehouse(warehouse, bench_data / f"dashboard-{preset}.log")
+        load_after = os.getloadavg()[0]
         target = TARGETS_S.get(preset)
         lines += [
             f"**{preset}** ({entries(warehouse):,} time entries; warehouse {origin}; target "
             f"{f'< {target:.0f} s' if target else 'none'}):",
             "",
-            "| page | cold (s) | warm (s) |",
-            "|---|---:|---:|",
+            "| page | cold, opened by URL (s) | warm, opened by URL (s) | warm, from the sidebar (s) |",
+            "|---|---:|---:|---:|",
         ]
-        for name, (cold, warm) in timings.items():
-            lines.append(f"| {PAGES[name][1]} | {cold:.2f} | {warm:.2f} |")
-        worst_warm = max(warm for _cold, warm in timings.values())
-        worst_cold = max(cold for cold, _warm in timings.values())
-        median_cold = statistics.median(cold for cold, _warm in timings.values())
+        for name, (cold, warm, clicked) in timings.items():
+            lines.append(f"| {PAGES[name][1]} | {cold:.2f} | {warm:.2f} | {clicked:.2f} |")
+        worst_warm = max(max(warm, clicked) for _cold, warm, clicked in timings.values())
+        worst_cold = max(cold for cold, _warm, _clicked in timings.values())
+        median_cold = statistics.median(cold for cold, _warm, _clicked in timings.values())
         verdict = (
             f"slowest warm page {worst_warm:.2f} s, slowest cold page {worst_cold:.2f} s "
             f"(median cold {median_cold:.2f} s)"
@@ -117,6 +149,14 @@ def bench_dashboard(bench_data: Path, presets: list[str]) -> str:
             verdict += (
                 "; target met" if worst_cold < target else f"; cold loads miss the {target:.0f} s target"
             )
-        lines += ["", verdict + ".", ""]
-        print("\n".join(lines[-len(timings) - 6 :]), flush=True)
+        lines += [
+            "",
+            verdict + ".",
+            "",
+            f"First page after the server started (Python imports included, once per server process): "
+            f"{first:.2f} s. Load average while measuring: {load_before:.1f} → {load_after:.1f} "
+            f"on {os.cpu_count()} cores.",
+            "",
+        ]
+        print("\n".join(lines[-len(timings) - 8 :]), flush=True)
     return "\n".join(lines).rstrip()

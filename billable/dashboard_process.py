@@ -71,27 +71,35 @@ def running_dashboard(warehouse: Path, log: Path, timeout_s: float = 60.0) -> It
                 process.wait()
 
 
-# The app draws a hidden marker (#billable-rendered) when a run has finished (dashboards/app.py);
-# on a fresh page load nothing is stale, so the marker plus an idle status widget means done.
-_IDLE = """() => {
+# The app draws a hidden marker (#billable-rendered, data-run = the session's run count) when a
+# run has finished (dashboards/app.py): a newer marker, an idle status widget and nothing stale
+# means the page is done.
+_STATE = """() => {
     const marker = document.getElementById('billable-rendered');
     const widget = document.querySelector('[data-testid="stStatusWidget"]');
     const stale = document.querySelector('[data-stale="true"]');
-    return Boolean(marker) && (!widget || !/Running|Stop/.test(widget.innerText)) && !stale;
+    const busy = Boolean(widget) && /Running|Stop/.test(widget.innerText);
+    return {run: marker ? Number(marker.dataset.run || 0) : 0, idle: !busy && !stale};
 }"""
 
 
-def wait_until_rendered(page, timeout_s: float = 60.0, settle_s: float = 0.3) -> float:
-    """Wait until the page's script has finished and stayed finished for `settle_s`.
+def rendered_run(page) -> int:
+    """The run count of the last finished run on the page (0 before the first)."""
+    return int(page.evaluate(_STATE)["run"])
+
+
+def wait_until_rendered(page, timeout_s: float = 60.0, settle_s: float = 0.3, after_run: int = 0) -> float:
+    """Wait until a run newer than `after_run` has finished and the page stayed idle for `settle_s`.
 
     Returns the seconds from the call to the first moment of that idle stretch, so a page
-    measured right after `goto` gives its load time without the settling wait.
+    measured right after `goto` or a click gives its load time without the settling wait.
     """
     started = time.monotonic()
     idle_since: float | None = None
     while True:
         now = time.monotonic()
-        if page.evaluate(_IDLE):
+        state = page.evaluate(_STATE)
+        if state["run"] > after_run and state["idle"]:
             idle_since = idle_since or now
             if now - idle_since >= settle_s:
                 return idle_since - started

@@ -50,5 +50,6 @@ with q.run_scope():  # one snapshot and at most one read-only connection per run
         try:
             navigation.run()
         finally:
-            # a marker that the run finished: browser tests and the benchmark wait for it
-            st.html('<span id="billable-rendered" hidden></span>')
+            # a marker that this run finished: browser tests and the benchmark wait for it
+            run = st.session_state["_billable_run"] = st.session_state.get("_billable_run", 0) + 1
+            st.html(f'<span id="billable-rendered" data-run="{run}" hidden></span>')

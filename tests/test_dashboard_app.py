@@ -128,6 +128,22 @@ def test_overview_filtered_by_legal_entity(warehouse):
     assert "legal entity: UK" in messages(at)
 
 
+def test_trace_a_tile_to_its_rows(warehouse):
+    def choose(at):
+        at.selectbox(key="overview_trace").set_value("Billable utilisation (person x month)")
+
+    at = run_page(warehouse, "overview", setup=choose)
+    assert not at.exception
+    month = default_month(warehouse)
+    people, billable = row(
+        warehouse,
+        "select count(*), sum(billable_hours) from marts.rpt_utilization where month_start_date = ?",
+        month,
+    )
+    rows = at.dataframe[0].value
+    assert len(rows) == people and abs(float(rows["billable_hours"].sum()) - float(billable)) < 1e-6
+
+
 def test_utilisation_over_three_months_by_practice(warehouse):
     practice = scalar(warehouse, "select min(practice) from marts.rpt_utilization")
 

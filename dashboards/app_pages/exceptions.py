@@ -134,9 +134,9 @@ def render(filters: q.Filters) -> None:
         key="download_exceptions",
     )
 
-    labels = {
-        row.exception_id: f"{row.rule_code} · {row.record_type} {row.record_id} · {row.reason[:80]}"
-        for row in queue.head(2000).itertuples(index=False)
+    labels = {  # the first 500 in the chosen order; filter to reach the others
+        row.exception_id: f"{row.rule_code} · {row.record_type} {row.record_id}"
+        for row in queue.head(500).itertuples(index=False)
     }
     rows = selection.selection.rows if selection is not None else []
     chosen = st.selectbox(

@@ -96,6 +96,11 @@ def table(filters: q.Filters) -> None:
         styled,
         hide_index=True,
         column_config={
+            **{
+                column: st.column_config.NumberColumn(column.replace("_", " "), format="%.2f")
+                for column in shown.columns
+                if column.endswith(("_hours", "_amount", "_in_erp", "_invoiced", "_reporting"))
+            },
             "month_start_date": st.column_config.DateColumn("month worked", format="MMM YYYY"),
             "reconciliation_status": "status",
             "exception_rule_codes": st.column_config.TextColumn("explained by", width="medium"),
