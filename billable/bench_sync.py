@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -31,8 +32,24 @@ from billable.sandbox_process import running_sandbox
 ROOT = Path(__file__).resolve().parent.parent
 
 SCENARIOS = (
-    ("sandbox's real limits, client defaults (450/min, 4 concurrent per realm)", ["--rate-limit"], []),
-    ("limits off, client unpaced, 10 concurrent per realm", [], ["--max-rpm", "0", "--concurrency", "10"]),
+    (
+        "limits",
+        "sandbox's real limits, client defaults (450/min, 4 concurrent per realm)",
+        ["--rate-limit"],
+        [],
+    ),
+    (
+        "limits-batch5",
+        "the same with batches of 5 (6× the requests: the client's pacing binds)",
+        ["--rate-limit"],
+        ["--batch-size", "5"],
+    ),
+    (
+        "unlimited",
+        "limits off, client unpaced, 10 concurrent per realm",
+        [],
+        ["--max-rpm", "0", "--concurrency", "10"],
+    ),
 )
 
 
@@ -70,10 +87,11 @@ def bench_sync(bench_data: Path) -> str:
         f"Pushing the ready lines of `{world_source}` (warehouse `{warehouse_source.name}`), batches of 30, "
         "three realms in parallel, each run on fresh copies:",
         "",
-        "| scenario | lines acknowledged | requests | 429s | wall (s) | lines/s | peak RSS (MiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| scenario | lines acknowledged | requests | 429s | busiest realm's requests/min | wall (s) "
+        "| lines/s | client CPU (s) | peak RSS (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, (label, server_flags, client_flags) in zip(("limits", "unlimited"), SCENARIOS, strict=True):
+    for name, label, server_flags, client_flags in SCENARIOS:
         out = bench_data / f"sync-demo-{name}"
         shutil.rmtree(out, ignore_errors=True)
         world = out / "world"
@@ -98,10 +116,17 @@ def bench_sync(bench_data: Path) -> str:
             acknowledged, requests_sent = conn.execute(
                 "select lines_acknowledged, requests_sent from sync_runs order by started_at desc limit 1"
             ).fetchone()
+            # the densest minute of answered requests in any realm (QuickBooks allows 500)
+            stamps = conn.execute(
+                "select realm_id, min(sent_at) from audit_log group by realm_id, requestid"
+            ).fetchall()
+        peak_minute = densest_minute(stamps)
         row = (
             f"| {label} | {acknowledged:,} | {requests_sent:,} | "
-            f"{throttled['rate_limit'] + throttled['concurrency_limit']:,} | {seconds:.1f} | "
-            f"{acknowledged / seconds:,.0f} | {usage.ru_maxrss / 1024:,.0f} |"
+            f"{throttled['rate_limit'] + throttled['concurrency_limit']:,} | {peak_minute:,} | "
+            f"{seconds:.1f} | "
+            f"{acknowledged / seconds:,.0f} | {usage.ru_utime + usage.ru_stime:.1f} | "
+            f"{usage.ru_maxrss / 1024:,.0f} |"
         )
         lines.append(row)
         print(row, flush=True)
@@ -109,5 +134,26 @@ def bench_sync(bench_data: Path) -> str:
         "",
         "Wall time is the whole `python -m reverse_etl` process: reading the mart, the plan, writing every",
         "batch to the ledger before sending it (fsync'd SQLite), the requests, and the snapshot export.",
+        "With batches of 30 the real limits never bind (one realm needs 60 requests for its 1,790 lines),",
+        "and switching them off gains nothing: the client is mostly waiting (its CPU time is a fraction",
+        "of the wall time) on the sandbox server, one Python process that validates and writes each",
+        "batch in one SQLite transaction. With batches of 5 the client's own pacing binds: the busiest",
+        "realm stays under 450 requests in any minute and the server never answers 429.",
     ]
     return "\n".join(lines)
+
+
+def densest_minute(stamps: list[tuple[str, str]]) -> int:
+    """The most requests one realm sent within any 60 s (sliding window over send times)."""
+    by_realm: dict[str, list[datetime]] = {}
+    for realm, sent_at in stamps:
+        by_realm.setdefault(realm, []).append(datetime.fromisoformat(sent_at.rstrip("Z")))
+    best = 0
+    for moments in by_realm.values():
+        moments.sort()
+        start = 0
+        for end, moment in enumerate(moments):
+            while (moment - moments[start]).total_seconds() >= 60:
+                start += 1
+            best = max(best, end - start + 1)
+    return best

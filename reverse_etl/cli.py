@@ -78,13 +78,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, warehouse: Path, ledger_path: Path, settings: Settings | None) -> int:
     started = time.monotonic()
+    ledger = Ledger(ledger_path)
     try:
-        rows, warehouse_run_id = read_lines(warehouse)
+        rows, warehouse_run_id = read_lines(warehouse, set(ledger.lines()))
     except PlanInputError as err:
+        ledger.close()
         print(f"sync: {err}", file=sys.stderr)
         return EX_USAGE
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
-    ledger = Ledger(ledger_path)
     snapshot = ledger_path.with_name("ledger.duckdb")
     try:
         ledger.start_run(run_id, args.dry_run, args.retry_rejected, warehouse_run_id)

@@ -52,8 +52,14 @@ class Plan:
         return sum(1 for op in self.ops if op.operation == operation)
 
 
-def read_lines(warehouse: Path) -> tuple[list[dict], str | None]:
-    """The mart's rows (short-lived read-only connection) and the build's run id."""
+def read_lines(warehouse: Path, ours: set[str] | None = None) -> tuple[list[dict], str | None]:
+    """The mart's rows (short-lived read-only connection) and the build's run id.
+
+    Lines the ERP invoiced that this integration never pushed (the ERP's history: most of the
+    mart) come back with their key and realm only: the plan just counts them.
+    """
+    import pyarrow as pa
+
     if not warehouse.is_file():
         raise PlanInputError(f"no published warehouse at {warehouse}; run `make transform` first")
     try:
@@ -61,17 +67,26 @@ def read_lines(warehouse: Path) -> tuple[list[dict], str | None]:
             found = conn.execute(
                 "select count(*) from information_schema.tables "
                 "where table_schema = 'marts' and table_name = 'rpt_billable_lines'"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             if not found:
                 raise PlanInputError(
                     f"{warehouse} has no {MART}: it was built before the reverse ETL existed; "
                     "run `make transform`"
                 )
-            cursor = conn.execute(f"select * from {MART} order by line_key")
+            conn.register("ledger_keys", pa.table({"line_key": pa.array(sorted(ours or ()), pa.string())}))
+            cursor = conn.execute(
+                f"select * from {MART} where line_status <> 'invoiced' "
+                "or line_key in (select line_key from ledger_keys) order by line_key"
+            )
             names = [d[0] for d in cursor.description]
             rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+            history = conn.execute(
+                f"select line_key, realm_id from {MART} where line_status = 'invoiced' "
+                "and line_key not in (select line_key from ledger_keys) order by line_key"
+            ).fetchall()
     except duckdb.Error as err:
         raise PlanInputError(f"cannot read {MART} from {warehouse}: {err}") from err
+    rows += [{"line_key": key, "realm_id": realm, "line_status": "invoiced"} for key, realm in history]
     run_id = None
     metadata = warehouse.with_suffix(".json")
     if metadata.is_file():
