@@ -8,7 +8,9 @@ ahead of the data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,6 +62,36 @@ def cursor_since() -> str | None:
     return shift(stored, -CURSOR_LOOKBACK)
 
 
+# The tables the runner found in the destination dataset before this run, when it found no load
+# package pending; None (the default, e.g. a source run by other code) means "unknown": merge.
+_DESTINATION_TABLES: ContextVar[frozenset[str] | None] = ContextVar("destination_tables", default=None)
+
+
+@contextmanager
+def destination_tables(names: Iterable[str] | None) -> Iterator[None]:
+    """Tell `first_load` which tables the destination already has for the duration of the block."""
+    token = _DESTINATION_TABLES.set(None if names is None else frozenset(names))
+    try:
+        yield
+    finally:
+        _DESTINATION_TABLES.reset(token)
+
+
+def first_load(table: str) -> bool:
+    """Whether this resource loads `table` for the very first time, so it may append, not merge.
+
+    All three must hold: the runner saw no such table in the destination (and no load package
+    pending, which could still create it), and this resource's state has neither a cursor nor a
+    record of having landed rows (state is committed with the data, so a load that landed anything
+    leaves one of them behind).
+    """
+    present = _DESTINATION_TABLES.get()
+    if present is None or table in present:
+        return False
+    state = dlt.current.resource_state()
+    return not state.get("cursor") and not state.get("landed")
+
+
 def shift(stamp: str, delta: timedelta) -> str:
     """Move an ISO-8601 stamp, keeping its style (`Z`, or Salesforce's `.000+0000`)."""
     moment = datetime.fromisoformat(stamp.replace("Z", "+00:00").replace("+0000", "+00:00")) + delta
@@ -68,11 +100,29 @@ def shift(stamp: str, delta: timedelta) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def land_pages(pages: Iterable[list[dict]], spec: TableSpec, source: str) -> Iterator[Any]:
+def land_pages(
+    pages: Iterable[list[dict]],
+    spec: TableSpec,
+    source: str,
+    *,
+    table_hints: dict[str, Any] | None = None,
+    merge_columns: dict[str, Any] | None = None,
+    children: Callable[[pa.Table, bool], Iterator[Any]] | None = None,
+) -> Iterator[Any]:
     """Yield pages as Arrow tables (batched), bad records to `quarantine`; advance the cursor last.
 
     Fetching and validating run in a background thread, ahead of dlt writing the previous batch;
     pages are batched to about BATCH_ROWS rows because dlt's cost per yielded item is fixed.
+
+    Every batch carries its write disposition: `merge` on the key, or `append` on the table's very
+    first load (`first_load`), where there is nothing to merge with and merge would only cost a
+    staging copy, a delete and a deduplicating insert. An appended load must not hold a key twice
+    (a record changed while its list was paged is read twice): the keys are checked as batches
+    go, and the last batch is held back until the end; if any key repeated, it is yielded with
+    `merge`, which turns the whole table of this load package into a merge (staged, deduplicated).
+    `table_hints` (e.g. `table_name`) make each batch a table variant with those hints,
+    `merge_columns` are column hints that only mean something to a merge (`dedup_sort`);
+    `children(batch, appended)` yields child rows after each batch (QuickBooks invoice lines).
     """
 
     def converted() -> Iterator[tuple[list[dict], pa.Table, list[dict]]]:
@@ -80,25 +130,66 @@ def land_pages(pages: Iterable[list[dict]], spec: TableSpec, source: str) -> Ite
             if records:
                 yield records, *spec.convert(records, source)
 
+    append = first_load(spec.name)
+    keys: list[pa.Table] = []
+    held: pa.Table | None = None
+
+    def emit(table: pa.Table, appended: bool) -> Iterator[Any]:
+        if appended:
+            hints = dlt.mark.make_hints(**(table_hints or {}), write_disposition="append")
+        else:
+            hints = dlt.mark.make_hints(
+                **(table_hints or {}), columns=merge_columns, write_disposition="merge"
+            )
+        yield dlt.mark.with_hints(table, hints, create_table_variant=bool(table_hints))
+        if children:
+            yield from children(table, appended)
+
+    def ready(table: pa.Table) -> Iterator[Any]:
+        nonlocal held
+        if not append:
+            yield from emit(table, False)
+            return
+        # a constant added to every row (QuickBooks' realm_id) cannot tell two keys apart
+        keys.append(table.select([key for key in spec.primary_key if key not in spec.extra_columns]))
+        if held is not None:
+            yield from emit(held, True)
+        held = table
+
     newest: str | None = None
     batch: list[pa.Table] = []
-    rows = 0
+    rows = landed = 0
     for records, table, quarantined in prefetched(converted()):
         if spec.cursor:
             newest = newest_stamp(newest, table, records if quarantined else None, spec.cursor)
         if table.num_rows:
             batch.append(table)
             rows += table.num_rows
+            landed += table.num_rows
         if quarantined:
             yield to_quarantine(quarantined)
         if rows >= BATCH_ROWS:
-            yield pa.concat_tables(batch, promote_options="permissive")
+            yield from ready(pa.concat_tables(batch, promote_options="permissive"))
             batch, rows = [], 0
     if batch:
-        yield pa.concat_tables(batch, promote_options="permissive")
+        yield from ready(pa.concat_tables(batch, promote_options="permissive"))
+    if held is not None:
+        yield from emit(held, not repeats_a_key(keys))
+    state = dlt.current.resource_state()
+    if landed:
+        state["landed"] = True
     if spec.cursor and newest:
-        state = dlt.current.resource_state()
         state["cursor"] = max(newest, state.get("cursor") or newest)
+
+
+def repeats_a_key(keys: list[pa.Table]) -> bool:
+    """Whether any key occurs twice across these key tables."""
+    if not keys:
+        return False
+    table = pa.concat_tables(keys, promote_options="permissive")
+    if table.num_columns == 1:
+        return pc.count_distinct(table.column(0), mode="all").as_py() < table.num_rows
+    return table.group_by(table.column_names).aggregate([]).num_rows < table.num_rows
 
 
 def newest_stamp(current: str | None, table: pa.Table, records: list[dict] | None, path: str) -> str | None:

@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+import duckdb
 
+from ingestion.http import fewer_collections
+from ingestion.landing import destination_tables
 from ingestion.load_log import LoadLogEntry, write_load_log
 
 DEFAULT_RAW_DB = Path("data") / "raw.duckdb"
@@ -73,7 +76,10 @@ def run_source(entry: SourceEntry, raw_db: Path, run_id: str) -> list[LoadLogEnt
     clock = time.monotonic()
     pipeline = make_pipeline(entry, raw_db)
     try:
-        pipeline.run(entry.build(), loader_file_format="parquet")
+        present = None if resuming(pipeline) else dataset_tables(raw_db, entry.dataset)
+        with destination_tables(present), fewer_collections():
+            pipeline.run(entry.build(), loader_file_format="parquet")
+        repair_after_resume(pipeline)
     except Exception as err:  # any failure of this source is reported, the others go on
         reason = describe_failure(err)
         elapsed = time.monotonic() - clock
@@ -85,6 +91,81 @@ def run_source(entry: SourceEntry, raw_db: Path, run_id: str) -> list[LoadLogEnt
         for table, count in sorted(rows.items())
         if not table.startswith("_dlt")
     ] or [LoadLogEntry(run_id, entry.name, entry.dataset, None, 0, started, elapsed, "loaded", None)]
+
+
+def dataset_tables(raw_db: Path, dataset: str) -> set[str]:
+    """The tables the dataset already has in the raw database (none if the file does not exist)."""
+    if not raw_db.exists():
+        return set()
+    with duckdb.connect(str(raw_db), read_only=True) as connection:
+        rows = connection.execute(
+            "select table_name from information_schema.tables where table_schema = ?", [dataset]
+        ).fetchall()
+    return {name for (name,) in rows}
+
+
+MARKER = "resumed-package.marker"
+
+
+def repair_marker(pipeline: dlt.Pipeline) -> Path:
+    return Path(pipeline.working_dir) / MARKER
+
+
+def resuming(pipeline: dlt.Pipeline) -> bool:
+    """Whether this run first finishes a load package an earlier run left behind (it was killed).
+
+    dlt then loads that package before extracting anew. A first load appends its tables, and a job
+    whose data was committed an instant before the kill, but not yet marked done, is loaded again:
+    the marker asks `repair_after_resume` to remove such duplicates once the run has loaded.
+    """
+    if not pipeline.has_pending_data:
+        return repair_marker(pipeline).exists()
+    repair_marker(pipeline).touch()
+    return True
+
+
+def repair_after_resume(pipeline: dlt.Pipeline) -> None:
+    """After a resumed package loaded: keep one row per primary key in every table of the dataset."""
+    marker = repair_marker(pipeline)
+    if not marker.exists():
+        return
+    removed = remove_duplicate_keys(pipeline)
+    if removed:
+        print(f"ingest:   removed {removed:,} rows loaded twice by the resumed package", flush=True)
+    marker.unlink()
+
+
+def remove_duplicate_keys(pipeline: dlt.Pipeline) -> int:
+    """Delete all but one row of each primary key in each of the pipeline's tables; rows deleted.
+
+    Duplicates here can only be the same row loaded twice (an append job re-run after a kill), so
+    which copy stays does not matter.
+    """
+    removed = 0
+    schema = pipeline.default_schema
+    with pipeline.sql_client() as client:
+        if not client.has_dataset():
+            return 0
+        dataset = client.dataset_name
+        present = {
+            name
+            for (name,) in client.execute_sql(
+                "select table_name from information_schema.tables where table_schema = %s", dataset
+            )
+        }
+        for table in schema.data_tables():
+            name = table["name"]
+            keys = [column for column, hints in table["columns"].items() if hints.get("primary_key")]
+            if not keys or name not in present:
+                continue
+            qualified = client.make_qualified_table_name(name)
+            key_list = ", ".join(client.escape_column_name(key) for key in keys)
+            rows = client.execute_sql(
+                f"delete from {qualified} where rowid in (select rowid from (select rowid, row_number() "
+                f"over (partition by {key_list}) as copy from {qualified}) where copy > 1) returning 1"
+            )
+            removed += len(rows or [])
+    return removed
 
 
 def describe_failure(err: BaseException) -> str:
