@@ -12,6 +12,7 @@ import gc
 import queue
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import dlt
@@ -48,6 +49,25 @@ def parse_json(body: bytes) -> Any:
     finally:
         if enabled:
             gc.enable()
+
+
+@contextmanager
+def fewer_collections(threshold: int = 200_000) -> Iterator[None]:
+    """Run a load with the cyclic GC rarely triggered, then restore its settings.
+
+    A load allocates millions of short-lived dicts and lists (parsed pages, Arrow conversion), none
+    in a cycle, which reference counting frees; with the default threshold (700 allocations) the
+    collector ran thousands of times per million records, each pass walking every live page. The
+    objects alive before the load (imports, dlt's machinery) are frozen out of the collector's way.
+    """
+    previous = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(threshold, *previous[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
 
 
 def make_client(base_url: str, access_token: str, headers: dict[str, str] | None = None) -> OrjsonRESTClient:

@@ -11,6 +11,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain, repeat
 from typing import Any
 
 import orjson
@@ -20,6 +21,14 @@ import pyarrow as pa
 NUMBER, STRING, BOOLEAN = "number", "string", "boolean"
 QUARANTINE_TABLE = "quarantine"
 PYTHON_TYPES = {NUMBER: {int, float, type(None)}, STRING: {str, type(None)}, BOOLEAN: {bool, type(None)}}
+# The parsed-JSON types a declared scalar type accepts without conversion (None is null).
+FITTING_TYPES = {
+    pl.String: {str, type(None)},
+    pl.Float64: {int, float, type(None)},
+    pl.Int64: {int, type(None)},
+    pl.Boolean: {bool, type(None)},
+}
+_EMPTY: dict = {}
 
 # A type change is refused when this share of a run's records (and at least MIN_RECORDS) carry it;
 # below that a wrong type is a malformed record, quarantined one by one.
@@ -42,6 +51,61 @@ def json_type(value: Any) -> str:
     if isinstance(value, str):
         return STRING
     return "array" if isinstance(value, list) else "object"
+
+
+def values_at(records: list[dict], path: str) -> list | None:
+    """`dotted(record, path)` for every record, in C-level passes; None if a step is not an object."""
+    first, *rest = path.split(".")
+    try:
+        values = list(map(dict.get, records, repeat(first)))
+        for part in rest:
+            if not set(map(type, values)) <= {dict, type(None)}:
+                return None
+            values = list(map(dict.get, [value or _EMPTY for value in values], repeat(part)))
+    except TypeError:  # a record that is not an object
+        return None
+    return values
+
+
+def types_fit(values: list, dtype: pl.DataType) -> bool:
+    """Whether every value (nested ones too) has the JSON type `dtype` declares, or is null.
+
+    Column by column in C-level passes (no per-value Python), so a page is checked at a fraction
+    of what converting it costs; a page that fails is then examined record by record (`misfit`).
+    """
+    if isinstance(dtype, pl.Struct):
+        if not set(map(type, values)) <= {dict, type(None)}:
+            return False
+        objects = list(filter(None, values))
+        return all(types_fit(list(map(dict.get, objects, repeat(f.name))), f.dtype) for f in dtype.fields)
+    if isinstance(dtype, pl.List):
+        if not set(map(type, values)) <= {list, type(None)}:
+            return False
+        return types_fit(list(chain.from_iterable(filter(None, values))), dtype.inner)
+    return set(map(type, values)) <= FITTING_TYPES.get(dtype, set())
+
+
+def misfit(value: Any, dtype: pl.DataType, path: str) -> str | None:
+    """Where and how `value` does not fit `dtype` (`Line[2].Qty is string '2', expected Float64`)."""
+    if value is None:
+        return None
+    if isinstance(dtype, pl.Struct):
+        if not isinstance(value, dict):
+            return f"{path} is {json_type(value)} {value!r}, expected object"
+        for child in dtype.fields:
+            if reason := misfit(value.get(child.name), child.dtype, f"{path}.{child.name}"):
+                return reason
+        return None
+    if isinstance(dtype, pl.List):
+        if not isinstance(value, list):
+            return f"{path} is {json_type(value)} {value!r}, expected array"
+        for index, element in enumerate(value):
+            if reason := misfit(element, dtype.inner, f"{path}[{index}]"):
+                return reason
+        return None
+    if type(value) not in FITTING_TYPES.get(dtype, set()):
+        return f"{path} is {json_type(value)} {value!r}, expected {dtype}"
+    return None
 
 
 def dotted(record: dict, path: str) -> Any:
@@ -132,11 +196,8 @@ class TableSpec:
             return None
         # Polars' strict conversion still parses "7.5" into a float column: check the JSON types.
         for path, expected in self.critical.items():
-            if "." in path:
-                seen = {type(dotted(record, path)) for record in records}
-            else:
-                seen = {type(record.get(path)) for record in records}
-            if not seen <= PYTHON_TYPES[expected]:
+            values = values_at(records, path)
+            if values is None or not set(map(type, values)) <= PYTHON_TYPES[expected]:
                 return None
         if lossy_columns(frame, records):
             return None
@@ -148,10 +209,14 @@ class TableSpec:
             if count >= TYPE_CHANGE_MIN_RECORDS and count >= TYPE_CHANGE_SHARE * self._seen:
                 raise SchemaChangeRefused(
                     f"table {self.name}: column {path.replace('.', '__')} changed type from "
-                    f"{self.critical[path]} to {actual} in {count} of {self._seen} records; "
+                    f"{self.expected_type(path)} to {actual} in {count} of {self._seen} records; "
                     "refusing to load a finance-critical column with a new type. Fix the source or "
                     "map the new type in ingestion/ and re-run; nothing was loaded for this table."
                 )
+
+    def expected_type(self, path: str) -> str:
+        """The JSON type a critical field must have."""
+        return self.critical[path]
 
     def to_arrow(self, records: list[dict]) -> pa.Table:
         """Records to a flat Arrow table with the declared types; unknown fields are kept (evolve)."""
@@ -204,7 +269,7 @@ def lossy_columns(frame: pl.DataFrame, records: list[dict]) -> list[str]:
     lost = []
     for name, dtype in frame.schema.items():
         if isinstance(dtype, pl.Struct | pl.List):
-            given = sum(1 for record in records if record.get(name) is not None)
+            given = len(records) - list(map(dict.get, records, repeat(name))).count(None)
             if frame[name].len() - frame[name].null_count() < given:
                 lost.append(name)
     return lost

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import orjson
 import polars as pl
+import pyarrow as pa
 import pytest
 
-from ingestion.records import NUMBER, STRING, SchemaChangeRefused, TableSpec
+from ingestion.quickbooks.tables import ENTITIES, INVOICE_LINES
+from ingestion.records import NUMBER, STRING, SchemaChangeRefused, TableSpec, misfit, types_fit
 
 SCHEMA = {
     "id": pl.Int64,
@@ -90,3 +93,97 @@ def test_a_few_malformed_among_many_are_not_a_schema_change() -> None:
     page = [good(index) for index in range(200)] + [good(1000 + index, hours="7,5") for index in range(25)]
     table, quarantined = table_spec.convert(page, "time")
     assert table.num_rows == 200 and len(quarantined) == 25
+
+
+# QuickBooks documents: `Line` is checked against its declared type without Polars' nested
+# conversion, lands as the JSON text sent, and its child rows are built column-wise.
+
+
+def invoice(index: int, *lines: dict) -> dict:
+    return {
+        "Id": str(index),
+        "TxnDate": "2026-01-31",
+        "DueDate": "2026-02-28",
+        "CustomerRef": {"value": "7", "name": "Acme"},
+        "TotalAmt": 100.0,
+        "Balance": 0.0,
+        "Line": list(lines),
+        "MetaData": {"CreateTime": "2026-01-31T10:00:00Z", "LastUpdatedTime": "2026-01-31T10:00:00Z"},
+    }
+
+
+def line(amount: object = 100.0, qty: object = 1.0, linked: list | None = None, **extra: object) -> dict:
+    detail = {"ItemRef": {"value": "1", "name": "Hours"}, "Qty": qty, "UnitPrice": 100.0}
+    return (
+        {"Amount": amount, "DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}
+        | ({"LinkedTxn": linked} if linked is not None else {})
+        | extra
+    )
+
+
+def invoice_spec() -> TableSpec:
+    return next(entity for entity in ENTITIES if entity.name == "Invoice").spec("9130")
+
+
+def test_invoice_lines_land_as_the_json_sent_and_as_child_rows() -> None:
+    linked = [{"TxnId": "51", "TxnType": "TimeActivity"}, {"TxnId": "52", "TxnType": "TimeActivity"}]
+    sent = [invoice(1, line(linked=linked, Unknown="kept"), line(50.0)), invoice(2)]
+    table, quarantined = invoice_spec().convert(sent, "quickbooks")
+    assert quarantined == []
+    assert [orjson.loads(text) for text in table.column("Line").to_pylist()] == [sent[0]["Line"], []]
+    children = INVOICE_LINES.arrow(
+        "9130",
+        table.column("Id").to_pylist(),
+        table.column("MetaData__LastUpdatedTime").to_pylist(),
+        table.column("Line").to_pylist(),
+    )
+    assert children.select(
+        ["invoice_id", "line_index", "linked_txn_index", "linked_txn_id", "amount"]
+    ).to_pylist() == [
+        {"invoice_id": "1", "line_index": 0, "linked_txn_index": 0, "linked_txn_id": "51", "amount": 100.0},
+        {"invoice_id": "1", "line_index": 0, "linked_txn_index": 1, "linked_txn_id": "52", "amount": 100.0},
+        {"invoice_id": "1", "line_index": 1, "linked_txn_index": 0, "linked_txn_id": None, "amount": 50.0},
+    ]
+    assert children.column("qty").type == pa.float64() and not children.schema.field("invoice_id").nullable
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (line(amount="7,5"), "Line[1].Amount is string '7,5', expected number"),
+        (line(amount="100.00"), "Line[1].Amount is string '100.00', expected number"),
+        (line(qty="2"), "does not fit the declared schema: Line[1].SalesItemLineDetail.Qty is string '2'"),
+        (
+            line(linked=[{"TxnId": 51}]),
+            "does not fit the declared schema: Line[1].LinkedTxn[0].TxnId is number",
+        ),
+        ("a line", "Line[1].Amount is string 'a line', expected number"),
+    ],
+)
+def test_an_invoice_whose_lines_misfit_is_quarantined_whole(bad: object, reason: str) -> None:
+    table, quarantined = invoice_spec().convert([invoice(1, line()), invoice(2, line(), bad)], "quickbooks")
+    assert table.column("Id").to_pylist() == ["1"]
+    assert len(quarantined) == 1 and quarantined[0]["reason"].startswith(reason)
+    # the payload is the record as sent, `Line` a list, not the text it would have landed as
+    assert isinstance(orjson.loads(quarantined[0]["payload"])["Line"], list)
+
+
+def test_line_amounts_changing_type_are_a_refused_schema_change() -> None:
+    page = [invoice(index, line(amount="100.00")) for index in range(25)]
+    with pytest.raises(SchemaChangeRefused, match="column Line__Amount changed type from number to string"):
+        invoice_spec().convert(page, "quickbooks")
+
+
+def test_types_fit_and_misfit_agree() -> None:
+    dtype = pl.List(pl.Struct({"a": pl.Int64, "b": pl.List(pl.Struct({"c": pl.String}))}))
+    fine = [[{"a": 1, "b": [{"c": "x"}, {"c": None}]}], None, [], [{"a": None}]]
+    assert types_fit(fine, dtype)
+    assert all(misfit(value, dtype, "v") is None for value in fine)
+    for wrong, where in (
+        ([{"a": 1.0}], "v[0].a is number 1.0"),
+        ([{"a": True}], "v[0].a is boolean True"),
+        ([{"b": [{"c": 3}]}], "v[0].b[0].c is number 3"),
+        ({"a": 1}, "v is object"),
+    ):
+        assert not types_fit([wrong], dtype)
+        assert (misfit(wrong, dtype, "v") or "").startswith(where)

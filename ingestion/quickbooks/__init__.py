@@ -41,43 +41,37 @@ def parse_realms(realms: Any) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def landed_lines(lines: LineTable, realm: str, landed: pa.Table) -> Iterator[Any]:
+def landed_lines(lines: LineTable, realm: str, landed: pa.Table, appended: bool = False) -> Iterator[Any]:
     """The child rows of the parents in a landed Arrow table (never of quarantined parents).
 
     Read back from the table's `Line` JSON rather than the raw pages, so the children always match
     the parent rows dlt receives, however the shared landing batches or prefetches the pages.
+    Appended when their parents were (a first load whose parent keys are all distinct), else
+    replaced per parent (delete-insert on the merge key).
     """
-    parents = zip(
+    if "Line" not in landed.column_names or not landed.num_rows:
+        return
+    table = lines.arrow(
+        realm,
         landed.column("Id").to_pylist(),
         landed.column(CURSOR_COLUMN).to_pylist(),
-        landed.column("Line").to_pylist() if "Line" in landed.column_names else [None] * landed.num_rows,
-        strict=True,
+        landed.column("Line").to_pylist(),
     )
-    rows = [
-        row
-        for parent_id, stamp, line_json in parents
-        for row in lines.rows(
-            realm,
-            {
-                "Id": parent_id,
-                "MetaData": {"LastUpdatedTime": stamp},
-                "Line": orjson.loads(line_json) if line_json else [],
-            },
-        )
-    ]
-    if not rows:
+    if not table.num_rows:
         return
-    table, quarantined = lines.spec().convert(rows, SOURCE)
-    hints = dlt.mark.make_hints(
-        table_name=lines.table,
-        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-        primary_key=list(lines.primary_key),
-        merge_key=list(lines.merge_key),
-        columns={"parent_updated_at": {"dedup_sort": "desc"}},
-    )
+    if appended:
+        hints = dlt.mark.make_hints(
+            table_name=lines.table, write_disposition="append", primary_key=list(lines.primary_key)
+        )
+    else:
+        hints = dlt.mark.make_hints(
+            table_name=lines.table,
+            write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+            primary_key=list(lines.primary_key),
+            merge_key=list(lines.merge_key),
+            columns={"parent_updated_at": {"dedup_sort": "desc"}},
+        )
     yield dlt.mark.with_hints(table, hints, create_table_variant=True)
-    if quarantined:
-        yield to_quarantine(quarantined)
 
 
 def entity_resource(client: OrjsonRESTClient, entity: Entity, realm: str, page_size: int) -> Any:
@@ -85,9 +79,11 @@ def entity_resource(client: OrjsonRESTClient, entity: Entity, realm: str, page_s
     spec = entity.spec(realm)
     # A record changed while its entity is being paged is read twice in one run: the newest wins.
     # (A table variant, not a resource column hint, which dlt would copy to the child tables too.)
-    newest_wins = dlt.mark.make_hints(
-        table_name=entity.table, columns={CURSOR_COLUMN: {"dedup_sort": "desc"}}
-    )
+    newest_wins = {CURSOR_COLUMN: {"dedup_sort": "desc"}}
+
+    def lines_of(landed: pa.Table, appended: bool) -> Iterator[Any]:
+        if entity.lines:
+            yield from landed_lines(entity.lines, realm, landed, appended)
 
     @dlt.resource(
         name=f"{entity.table}_{realm}",
@@ -98,13 +94,14 @@ def entity_resource(client: OrjsonRESTClient, entity: Entity, realm: str, page_s
     )
     def changed() -> Iterator[Any]:
         pages = query_pages(client, realm, entity.name, cursor_since(), page_size)
-        for item in land_pages(pages, spec, source=SOURCE):
-            if not isinstance(item, pa.Table):
-                yield item  # quarantine rows
-                continue
-            yield dlt.mark.with_hints(item, newest_wins, create_table_variant=True)
-            if entity.lines:
-                yield from landed_lines(entity.lines, realm, item)
+        yield from land_pages(
+            pages,
+            spec,
+            source=SOURCE,
+            table_hints={"table_name": entity.table},
+            merge_columns=newest_wins,
+            children=lines_of,
+        )
 
     return changed
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from dlt.sources.helpers.rest_client.paginators import BasePaginator
@@ -137,15 +138,19 @@ def utc_stamps(record: dict) -> dict:
     return record
 
 
+@lru_cache(maxsize=65_536)
 def to_utc(stamp: str) -> str:
-    """`2026-03-04T09:20:00-08:00` → `2026-03-04T17:20:00Z` (milliseconds kept); unparsable as is."""
+    """`2026-03-04T09:20:00-08:00` → `2026-03-04T17:20:00Z` (milliseconds kept); unparsable as is.
+
+    Runs twice per record, for millions of records: `isoformat` rather than `strftime` (five times
+    faster), and cached, since a record's CreateTime often equals its LastUpdatedTime and a batch
+    run stamps many records alike.
+    """
     try:
         moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except ValueError:
         return stamp
     if moment.tzinfo is None:
         return stamp
-    moment = moment.astimezone(UTC)
-    if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds") + "Z"

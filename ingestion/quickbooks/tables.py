@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import orjson
 import polars as pl
+import pyarrow as pa
 
-from ingestion.records import NUMBER, STRING, TableSpec, json_type
+from ingestion.records import NUMBER, STRING, TableSpec, json_type, misfit, types_fit
 
 S, F, INT, B = pl.String, pl.Float64, pl.Int64, pl.Boolean
 REF = pl.Struct({"value": S, "name": S})
@@ -38,29 +40,70 @@ CURSOR_COLUMN = "MetaData__LastUpdatedTime"  # as it lands (before dlt's snake_c
 LINE_AMOUNT = "Line.Amount"  # a critical field inside each element of the `Line` list
 
 
+@dataclass
 class DocumentSpec(TableSpec):
-    """A transaction with a `Line` list whose elements' `Amount` is critical too.
+    """A transaction with a `Line` list, checked here and landed on the parent row as JSON text.
 
-    `Line` is declared as its nested type, so a page whose amounts are all numbers converts in one
-    go; when one does not, each record is checked here, and many wrong amounts in one run are a
-    refused type change like any other critical field. The list lands on the parent row as JSON
-    text (the declared line fields); the typed view is the child table.
+    Converting nested lists of objects through Polars costs about a millisecond per invoice, so the
+    `Line` list is checked against its declared element type (`line_type`) with `types_fit`, a
+    page at a time, and kept as the JSON text QuickBooks sent (unknown line fields included); the
+    typed view is the child table (`LineTable`). A record whose lines do not fit is quarantined
+    with the first misfit named; a line `Amount` that is not a number counts toward a refused type
+    change like any other critical field (`Line.Amount`).
     """
 
-    def problems(self, record: dict) -> list[str]:
-        reasons = super().problems(record)
+    line_type: pl.DataType = pl.Null
+
+    def convert(self, records: list[dict], source: str) -> tuple[pa.Table, list[dict]]:
+        lines = [record.get("Line") if isinstance(record, dict) else None for record in records]
+        if types_fit(lines, pl.List(self.line_type)):
+            landing, quarantined = records, []
+        else:
+            landing, quarantined = [], []
+            for record in records:
+                reasons = self.line_problems(record) if isinstance(record, dict) else []
+                if reasons:
+                    reasons = [*super().problems(record), *reasons]
+                    quarantined.append(self.quarantine_row(record, "; ".join(reasons), source))
+                else:
+                    landing.append(record)
+            self._seen += len(quarantined)
+            self.check_type_changes()
+        as_text = [
+            {**record, "Line": orjson.dumps(record["Line"]).decode()}
+            if isinstance(record, dict) and record.get("Line") is not None
+            else record
+            for record in landing
+        ]
+        table, more = super().convert(as_text, source)
+        return table, [*quarantined, *more]
+
+    def line_problems(self, record: dict) -> list[str]:
+        """Why this record's `Line` does not fit (counting wrong `Amount` types); empty when it does."""
         lines = record.get("Line")
         if lines is None:
-            return reasons
+            return []
         if not isinstance(lines, list):
-            return [*reasons, f"Line is {json_type(lines)}, expected array"]
+            return [f"Line is {json_type(lines)}, expected array"]
+        reasons = []
         for index, line in enumerate(lines):
             amount = line.get("Amount") if isinstance(line, dict) else line
             actual = json_type(amount)
             if actual not in (NUMBER, "null"):
                 self._wrong_types[(LINE_AMOUNT, actual)] += 1
                 reasons.append(f"Line[{index}].Amount is {actual} {amount!r}, expected number")
+        if not reasons and (reason := misfit(lines, pl.List(self.line_type), "Line")):
+            reasons.append(f"does not fit the declared schema: {reason}")
         return reasons
+
+    def expected_type(self, path: str) -> str:
+        return NUMBER if path == LINE_AMOUNT else super().expected_type(path)
+
+    def quarantine_row(self, record: dict, reason: str, source: str) -> dict:
+        # Records reach the shared conversion with `Line` as text; quarantine the list as sent.
+        if isinstance(record.get("Line"), str):
+            record = {**record, "Line": orjson.loads(record["Line"])}
+        return super().quarantine_row(record, reason, source)
 
 
 @dataclass(frozen=True)
@@ -86,40 +129,71 @@ class LineTable:
     def spec(self) -> TableSpec:
         return TableSpec(self.table, self.primary_key, self.schema)
 
-    def rows(self, realm: str, parent: dict) -> list[dict]:
-        """The parent's lines, one row per linked transaction (a line with none gives one row)."""
-        out = []
-        stamp = (parent.get("MetaData") or {}).get("LastUpdatedTime")
-        for index, line in enumerate(parent.get("Line") or []):
-            detail = line.get("SalesItemLineDetail") or {}
-            item = detail.get("ItemRef") or {}
-            base = {
-                "realm_id": realm,
-                self.parent_key: parent["Id"],
-                "line_index": index,
-                "line_id": line.get("Id"),
-                "line_num": line.get("LineNum"),
-                "amount": line.get("Amount"),
-                "detail_type": line.get("DetailType"),
-                "description": line.get("Description"),
-                "item_ref__value": item.get("value"),
-                "item_ref__name": item.get("name"),
-                "qty": detail.get("Qty"),
-                "unit_price": detail.get("UnitPrice"),
-                "service_date": detail.get("ServiceDate"),
-                "parent_updated_at": stamp,
-            }
-            linked = line.get("LinkedTxn") or [{}]
-            for txn_index, txn in enumerate(linked):
-                out.append(
-                    {
-                        **base,
-                        "linked_txn_index": txn_index,
-                        "linked_txn_id": txn.get("TxnId"),
-                        "linked_txn_type": txn.get("TxnType"),
-                    }
+    def arrow(self, realm: str, parent_ids: list, stamps: list, line_texts: list) -> pa.Table:
+        """The child rows of these parents (ids, change stamps, `Line` JSON texts), column-wise.
+
+        One row per line and linked transaction; a line without any has one row with
+        `linked_txn_index` 0 and nulls. Built as tuples and transposed, with no per-row dicts:
+        invoices carry about sixty lines each, so this runs for every line QuickBooks sends.
+        """
+        rows: list[tuple] = []
+        no_link = ({},)
+        for parent_id, stamp, text in zip(parent_ids, stamps, line_texts, strict=True):
+            if not text:
+                continue
+            for index, line in enumerate(orjson.loads(text)):
+                detail = line.get("SalesItemLineDetail") or _NONE
+                item = detail.get("ItemRef") or _NONE
+                base = (
+                    realm,
+                    parent_id,
+                    index,
+                    line.get("Id"),
+                    line.get("LineNum"),
+                    line.get("Amount"),
+                    line.get("DetailType"),
+                    line.get("Description"),
+                    item.get("value"),
+                    item.get("name"),
+                    detail.get("Qty"),
+                    detail.get("UnitPrice"),
+                    detail.get("ServiceDate"),
+                    stamp,
                 )
-        return [{name: row.get(name) for name in self.schema} for row in out]
+                for txn_index, txn in enumerate(line.get("LinkedTxn") or no_link):
+                    rows.append((*base, txn_index, txn.get("TxnId"), txn.get("TxnType")))
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(_ROW_FIELDS)
+        keys = set(self.primary_key)
+        fields, arrays = [], []
+        for name, dtype in self.schema.items():
+            position = _ROW_FIELDS.index("parent_id" if name == self.parent_key else name)
+            arrow_type = pl.Series([], dtype=dtype).to_arrow().type
+            fields.append(pa.field(name, arrow_type, nullable=name not in keys))
+            arrays.append(pa.array(columns[position], type=arrow_type))
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+_NONE: dict = {}
+# The order of the values `LineTable.arrow` collects per row ("parent_id" is the parent key).
+_ROW_FIELDS = (
+    "realm_id",
+    "parent_id",
+    "line_index",
+    "line_id",
+    "line_num",
+    "amount",
+    "detail_type",
+    "description",
+    "item_ref__value",
+    "item_ref__name",
+    "qty",
+    "unit_price",
+    "service_date",
+    "parent_updated_at",
+    "linked_txn_index",
+    "linked_txn_id",
+    "linked_txn_type",
+)
 
 
 LINE_COLUMNS = {
@@ -175,15 +249,23 @@ class Entity:
 
     def spec(self, realm: str) -> TableSpec:
         """A fresh spec for one realm (its own type-change counters, `realm_id` on every row)."""
-        kind = DocumentSpec if self.lines else TableSpec
-        return kind(
+        common = {
+            "cursor": CURSOR,
+            "finance_critical": self.finance_critical,
+            "extra_columns": {"realm_id": realm},
+        }
+        if not self.lines:
+            critical = dict(self.critical)
+            return TableSpec(self.table, self.primary_key, self.schema, critical=critical, **common)
+        line_list = self.schema["Line"]
+        assert isinstance(line_list, pl.List)
+        return DocumentSpec(
             self.table,
             self.primary_key,
-            self.schema,
-            cursor=CURSOR,
-            critical=dict(self.critical),
-            finance_critical=self.finance_critical,
-            extra_columns={"realm_id": realm},
+            {**self.schema, "Line": pl.String},  # lands as the JSON text sent
+            critical={path: kind for path, kind in self.critical.items() if path != LINE_AMOUNT},
+            line_type=line_list.inner,
+            **common,
         )
 
 
