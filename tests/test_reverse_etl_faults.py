@@ -194,3 +194,27 @@ def test_updates_deletes_draft_invoice_and_never_touching_invoiced_lines(tiny_fi
     assert dict(audit)["update"] >= 1 and dict(audit)["delete"] == 2
     payload = ledger_rows(site, "select payload from audit_log where operation = 'update' limit 1")[0][0]
     assert json.loads(payload)["TimeActivity"]["SyncToken"] == "0"
+
+
+def test_a_realm_that_is_down_does_not_stop_the_others(tiny_firm, tmp_path):
+    site = make_site(tmp_path, tiny_firm.world, tiny_firm.warehouse)
+    plan = ready_lines(site.warehouse)
+    down = sorted({row["realm_id"] for row in plan.values()})[0]
+    # this company refuses the connection (unknown to the ERP): every request to it fails
+    edit_mart(site, "update marts.rpt_billable_lines set realm_id = 'R-DOWN' where realm_id = ?", down)
+    with running_sandbox(site.world) as base_url:
+        result = sync(base_url, site)
+        assert result.returncode == 1, result.stdout + result.stderr  # a transport failure outlived retries
+        assert "realm R-DOWN FAILED" in result.stderr
+        others = {key: row for key, row in plan.items() if row["realm_id"] != down}
+        assert_exactly_once(site, others)
+        run = last_run(site)
+        assert run["status"] == "failed" and run["realms_failed"] == "R-DOWN"
+        dead = ledger_rows(site, "select count(*) from lines where state = 'dead_letter'")[0][0]
+        assert dead == len(plan) - len(others) == run["lines_dead_letter"]
+        pending = ledger_rows(site, "select count(*) from batches where state = 'pending'")[0][0]
+        assert pending >= 1
+        again = sync(base_url, site)  # still down: resent with the same requestids, nothing duplicated
+        assert again.returncode == 1
+        assert "left unanswered (same requestids)" in again.stdout
+        assert_exactly_once(site, others)
