@@ -1,7 +1,8 @@
 """`make pipeline`, `make daily`, `make demo-day`: run every built step in order, one run at a time.
 
-The steps (ingest, transform, sync) are listed once, in `steps`; what differs is where the
-loaders read from:
+The steps (ingest, transform, sync, then ingest the ERP and transform again, so the warehouse
+sees what the sync pushed) are listed once, in `steps`; what differs is where the loaders read
+from:
 
 - `--world W` (make pipeline): a sandbox serving the world W, started and stopped around the run;
   with `--advance-days N` (make demo-day) the world's clock first moves N days, as a day passes;
