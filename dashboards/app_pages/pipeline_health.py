@@ -17,6 +17,15 @@ filters = ui.page(
 )
 
 
+def compact_rows(count) -> str:
+    number = int(count or 0)
+    if number >= 1_000_000:
+        return f"{number / 1_000_000:.1f}M rows"
+    if number >= 10_000:
+        return f"{number / 1_000:.0f}k rows"
+    return f"{number:,} rows"
+
+
 def ingest() -> None:
     runs = q.ingest_runs()
     if ui.is_empty(runs, "No load has been recorded in the load log yet."):
@@ -28,7 +37,7 @@ def ingest() -> None:
             status = "loaded" if row.status == "loaded" else "FAILED"
             st.metric(
                 f"{row.source} · last load",
-                f"{int(row.row_count):,} rows" if row.status == "loaded" else "failed",
+                compact_rows(row.row_count) if row.status == "loaded" else "failed",
                 delta=f"{status} in {row.duration_s:.1f} s",
                 delta_color="normal" if row.status == "loaded" else "inverse",
                 delta_arrow="off",
@@ -88,13 +97,14 @@ def sync() -> None:
 
 def rejected_lines() -> None:
     rejected = q.erp_rejections()
-    st.metric("ERP lines rejected (open)", f"{len(rejected):,}", border=True)
+    letters = q.dead_letters()
+    left, right = st.columns(2)
+    left.metric("ERP lines rejected (open)", f"{len(rejected):,}", border=True)
+    right.metric("Dead letters (no answer after every retry)", f"{len(letters):,}", border=True)
     if rejected.empty:
         st.caption("No pushed line is currently rejected by the ERP.")
     else:
         st.dataframe(rejected, hide_index=True)
-    letters = q.dead_letters()
-    st.metric("Dead letters (no answer after every retry)", f"{len(letters):,}", border=True)
     if not letters.empty:
         st.dataframe(letters, hide_index=True)
 
