@@ -77,6 +77,40 @@ def destination_tables(names: Iterable[str] | None) -> Iterator[None]:
         _DESTINATION_TABLES.reset(token)
 
 
+# Parts of a source (QuickBooks realms) that failed alone while the rest of the source loaded; set up
+# by the runner, which reports them as the source's failure once the rest has loaded.
+_FAILED_PARTS: ContextVar[dict[str, str] | None] = ContextVar("failed_parts", default=None)
+
+
+@contextmanager
+def failed_parts() -> Iterator[dict[str, str]]:
+    """Collect `part_failed` reports for the duration of the block: {part: message}."""
+    failures: dict[str, str] = {}
+    token = _FAILED_PARTS.set(failures)
+    try:
+        yield failures
+    finally:
+        _FAILED_PARTS.reset(token)
+
+
+def part_failed(part: str, error: Exception) -> None:
+    """Report that one part of a source (e.g. a realm) failed, so the rest can still load.
+
+    Outside a `failed_parts` block nobody would report it, so the error is raised instead: a
+    failure is never swallowed. The part's resources yield nothing more and leave their cursors
+    where they were, so the next run asks for the same changes again.
+    """
+    failures = _FAILED_PARTS.get()
+    if failures is None:
+        raise error
+    failures.setdefault(part, f"{type(error).__name__}: {error}")
+
+
+def has_failed(part: str) -> bool:
+    """Whether a part already failed in this run (its other resources then skip their calls)."""
+    return part in (_FAILED_PARTS.get() or {})
+
+
 def first_load(table: str) -> bool:
     """Whether this resource loads `table` for the very first time, so it may append, not merge.
 

@@ -23,7 +23,7 @@ import dlt
 import duckdb
 
 from ingestion.http import fewer_collections
-from ingestion.landing import destination_tables
+from ingestion.landing import destination_tables, failed_parts
 from ingestion.load_log import LoadLogEntry, write_load_log
 
 DEFAULT_RAW_DB = Path("data") / "raw.duckdb"
@@ -71,13 +71,17 @@ def make_pipeline(entry: SourceEntry, raw_db: Path) -> dlt.Pipeline:
 
 
 def run_source(entry: SourceEntry, raw_db: Path, run_id: str) -> list[LoadLogEntry]:
-    """Load one source; returns its load-log rows (one per table, or one failure row)."""
+    """Load one source; returns its load-log rows (one per table, or one failure row).
+
+    A part of the source that failed alone (a QuickBooks realm that is down) adds a failure row
+    naming it, after the rows of what did load: the source counts as failed, the rest is in.
+    """
     started = datetime.now(UTC)
     clock = time.monotonic()
     pipeline = make_pipeline(entry, raw_db)
     try:
         present = None if resuming(pipeline) else dataset_tables(raw_db, entry.dataset)
-        with destination_tables(present), fewer_collections():
+        with destination_tables(present), fewer_collections(), failed_parts() as failures:
             pipeline.run(entry.build(), loader_file_format="parquet")
         repair_after_resume(pipeline)
     except Exception as err:  # any failure of this source is reported, the others go on
@@ -86,11 +90,18 @@ def run_source(entry: SourceEntry, raw_db: Path, run_id: str) -> list[LoadLogEnt
         return [LoadLogEntry(run_id, entry.name, entry.dataset, None, 0, started, elapsed, "failed", reason)]
     rows = (pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}) or {}
     elapsed = time.monotonic() - clock
-    return [
+    loaded = [
         LoadLogEntry(run_id, entry.name, entry.dataset, table, count, started, elapsed, "loaded", None)
         for table, count in sorted(rows.items())
         if not table.startswith("_dlt")
-    ] or [LoadLogEntry(run_id, entry.name, entry.dataset, None, 0, started, elapsed, "loaded", None)]
+    ]
+    failed = [
+        LoadLogEntry(run_id, entry.name, entry.dataset, None, 0, started, elapsed, "failed", message)
+        for _, message in sorted(failures.items())
+    ]
+    if loaded or failed:
+        return [*loaded, *failed]
+    return [LoadLogEntry(run_id, entry.name, entry.dataset, None, 0, started, elapsed, "loaded", None)]
 
 
 def dataset_tables(raw_db: Path, dataset: str) -> set[str]:

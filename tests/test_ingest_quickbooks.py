@@ -2,7 +2,7 @@
 
 Every realm's records land exactly once with money to the cent; a re-run adds nothing beyond the
 cursor lookback; a pushed TimeActivity lands, is billed at month end and lands again as billed;
-5xx and throttling change nothing; a changed type is refused; a dead realm fails the source.
+5xx and throttling change nothing; a changed type is refused; a dead realm fails alone.
 """
 
 from __future__ import annotations
@@ -295,16 +295,26 @@ def test_a_changed_type_is_refused_and_nothing_of_the_table_lands(tiny_world: Pa
     assert ("time_activities",) not in tables
 
 
-def test_a_dead_realm_fails_the_source_naming_it(tiny_world: Path, tmp_path: Path) -> None:
+def test_a_dead_realm_fails_alone_naming_it_while_the_other_realms_load(
+    tiny_world: Path, tmp_path: Path
+) -> None:
     raw_db = tmp_path / "raw.duckdb"
     dead = "9130359999999999"
+    healthy = list(World(tiny_world).realms)
     with running_sandbox(tiny_world) as base_url:
-        result = ingest(base_url, tiny_world, raw_db, realms=[*World(tiny_world).realms, dead])
-    assert result.returncode == 1, result.stdout + result.stderr
-    message = query(raw_db, "select error from ops.load_log where source = 'erp' and status = 'failed'")[0][0]
-    assert message.startswith(f"RealmUnavailable: QuickBooks realm {dead}:"), message
-    assert "HTTP 403" in message and "not connected" in message
-    # dlt extracts a source as one package: the healthy realms wait for the next run (cursors kept).
-    assert query(raw_db, "select count(*) from information_schema.tables where table_schema = 'raw_erp'") == [
-        (0,)
-    ]
+        result = ingest(base_url, tiny_world, raw_db, realms=[*healthy, dead])
+        assert result.returncode == 1, result.stdout + result.stderr
+        failed = query(raw_db, "select error from ops.load_log where source = 'erp' and status = 'failed'")
+        assert len(failed) == 1, failed  # reported once, not once per entity
+        message = failed[0][0]
+        assert message.startswith(f"RealmUnavailable: QuickBooks realm {dead}:"), message
+        assert "HTTP 403" in message and "not connected" in message
+        # The healthy realms loaded in full; the dead one has no rows and no cursor moved for it.
+        assert_matches_served(base_url, healthy, raw_db)
+        assert query(raw_db, f"select count(*) from raw_erp.time_activities where realm_id = '{dead}'") == [
+            (0,)
+        ]
+        # Once the realm is dropped from the config (or back), the next run succeeds and adds nothing.
+        again = ingest(base_url, tiny_world, raw_db, realms=healthy)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert_matches_served(base_url, healthy, raw_db)

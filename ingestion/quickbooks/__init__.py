@@ -18,8 +18,8 @@ import orjson
 import pyarrow as pa
 
 from ingestion.http import OrjsonRESTClient, make_client
-from ingestion.landing import cursor_since, land_pages, to_quarantine
-from ingestion.quickbooks.query import check_page_size, get_company_object, query_pages
+from ingestion.landing import cursor_since, has_failed, land_pages, part_failed, to_quarantine
+from ingestion.quickbooks.query import RealmUnavailable, check_page_size, get_company_object, query_pages
 from ingestion.quickbooks.tables import CURSOR_COLUMN, ENTITIES, PREFERENCES, Entity, LineTable
 
 SOURCE = "quickbooks"
@@ -93,15 +93,20 @@ def entity_resource(client: OrjsonRESTClient, entity: Entity, realm: str, page_s
         schema_contract={"columns": "evolve", "data_type": "freeze" if spec.finance_critical else "evolve"},
     )
     def changed() -> Iterator[Any]:
+        if has_failed(realm):
+            return  # reported once, by the first of this realm's calls that failed
         pages = query_pages(client, realm, entity.name, cursor_since(), page_size)
-        yield from land_pages(
-            pages,
-            spec,
-            source=SOURCE,
-            table_hints={"table_name": entity.table},
-            merge_columns=newest_wins,
-            children=lines_of,
-        )
+        try:
+            yield from land_pages(
+                pages,
+                spec,
+                source=SOURCE,
+                table_hints={"table_name": entity.table},
+                merge_columns=newest_wins,
+                children=lines_of,
+            )
+        except RealmUnavailable as err:  # this realm fails alone; the others still load
+            part_failed(realm, err)
 
     return changed
 
@@ -116,7 +121,11 @@ def preferences_resource(client: OrjsonRESTClient, realms: list[str]) -> Any:
     def preferences() -> Iterator[Any]:
         rows = []
         for realm in realms:
-            response = get_company_object(client, realm, "preferences")
+            try:
+                response = get_company_object(client, realm, "preferences")
+            except RealmUnavailable as err:
+                part_failed(realm, err)
+                continue
             prefs = response.get("Preferences") or {}
             accounting = prefs.get("AccountingInfoPrefs") or {}
             currency = prefs.get("CurrencyPrefs") or {}
@@ -132,6 +141,8 @@ def preferences_resource(client: OrjsonRESTClient, realms: list[str]) -> Any:
                     "server_time": response.get("time"),
                 }
             )
+        if not rows:
+            return
         table, quarantined = PREFERENCES.convert(rows, SOURCE)
         yield table
         # QuickBooks only tells the current close date; the history of closes (when each month
