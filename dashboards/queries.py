@@ -515,9 +515,21 @@ def exception_queue(
 
 
 def open_exception_count(filters: Filters) -> int:
-    clause, params = where(filters, {"legal_entity": "legal_entity", "client": "client_id"})
+    """Open exceptions now, for the entity, client and (through the project) practice filters."""
+    clause, params = where(
+        filters,
+        {
+            "legal_entity": "exceptions.legal_entity",
+            "client": "exceptions.client_id",
+            "practice": "projects.practice",
+        },
+    )
     frame = read(
-        f"select count(*) as n from {{fct_exceptions}} where {clause}", params, needs=("fct_exceptions",)
+        f"select count(*) as n from {{fct_exceptions}} as exceptions"
+        " left join {dim_projects} as projects on projects.project_id = exceptions.project_id"
+        f" where {clause}",
+        params,
+        needs=("fct_exceptions", "dim_projects"),
     )
     return int(frame.iloc[0, 0])
 

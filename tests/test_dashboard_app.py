@@ -128,6 +128,25 @@ def test_overview_filtered_by_legal_entity(warehouse):
     assert "legal entity: UK" in messages(at)
 
 
+def test_overview_by_region_says_which_tiles_cannot_apply_it(warehouse):
+    region = scalar(warehouse, "select min(region) from marts.rpt_utilization")
+
+    def choose(at):
+        at.multiselect(key="filter_region").set_value([region])
+
+    at = run_page(warehouse, "overview", setup=choose)
+    assert not at.exception
+    utilisation = scalar(
+        warehouse,
+        "select sum(billable_hours) / sum(capacity_hours) from marts.rpt_utilization"
+        " where month_start_date = ? and region = ?",
+        default_month(warehouse),
+        region,
+    )
+    assert metrics(at)["Billable utilisation"] == ui.percent(utilisation)
+    assert "WIP (not by region)" in messages(at) and "DSO (not by region)" in messages(at)
+
+
 def test_trace_a_tile_to_its_rows(warehouse):
     def choose(at):
         at.selectbox(key="overview_trace").set_value("Billable utilisation (person x month)")

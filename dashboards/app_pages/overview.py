@@ -201,6 +201,36 @@ def trace(filters: q.Filters) -> None:
         ui.guarded(render, choice)
 
 
+# Which global filters each tile can apply (the marts' attributes); the rest are named under the tiles.
+TILE_FILTERS = {
+    "Billable utilisation": {"legal_entity", "practice", "region"},
+    "WIP": {"legal_entity", "practice", "client"},
+    "Median time to invoice": {"legal_entity", "practice", "client"},
+    "DSO": {"legal_entity"},
+    "Recognised revenue and gross margin": {"legal_entity", "practice", "client"},
+    "Open exceptions": {"legal_entity", "practice", "client"},
+}
+
+
+def unapplied(filters: q.Filters) -> None:
+    chosen = {
+        "legal_entity": ("legal entity", filters.legal_entities),
+        "practice": ("practice", filters.practices),
+        "region": ("region", filters.regions),
+        "client": ("client", filters.clients),
+    }
+    notes = []
+    for tile, applies in TILE_FILTERS.items():
+        skipped = [label for key, (label, values) in chosen.items() if values and key not in applies]
+        if skipped:
+            notes.append(f"{tile} (not by {', '.join(skipped)})")
+    if notes:
+        st.caption(
+            "Filters a tile cannot apply, as its data has no such attribute: " + "; ".join(notes) + "."
+        )
+
+
 if filters is not None:
     tiles(filters)
+    unapplied(filters)
     trace(filters)
