@@ -24,16 +24,34 @@ def spark_window(filters: q.Filters) -> tuple:
     return q.add_months(end_month, -(SPARK_MONTHS - 1)), end_month
 
 
+def series_window(filters: q.Filters) -> tuple:
+    """Months covering the sparkline and both periods: one monthly query feeds a whole tile."""
+    spark_start, end_month = spark_window(filters)
+    return min(spark_start, filters.previous().start), end_month
+
+
+def months_between(frame: pd.DataFrame, start, end) -> pd.DataFrame:
+    months = pd.to_datetime(frame["month_start_date"])
+    return frame[(months >= pd.Timestamp(start)) & (months <= pd.Timestamp(end))]
+
+
+def ratio(frame: pd.DataFrame, numerator: str, denominator: str) -> float | None:
+    """A rate over several months: the ratio of the summed parts (as the marts define rates)."""
+    bottom = float(frame[denominator].fillna(0).sum())
+    return float(frame[numerator].fillna(0).sum()) / bottom if bottom else None
+
+
 def utilisation_tile(filters: q.Filters) -> None:
-    now = q.utilisation_total(filters).iloc[0]
-    before = q.utilisation_total(filters.previous()).iloc[0]
-    start, end = spark_window(filters)
-    spark = q.utilisation_monthly(filters, start, end)["billable_utilization"].tolist()
-    target = q.finite(now["target_billable_utilization"])
+    start, end = series_window(filters)
+    monthly = q.utilisation_monthly(filters, start, end)
+    now = months_between(monthly, filters.start, filters.end)
+    before = months_between(monthly, filters.previous().start, filters.previous().end)
+    spark = months_between(monthly, spark_window(filters)[0], end)["billable_utilization"].tolist()
+    target = ratio(now, "target_billable_hours", "capacity_hours")
     ui.tile(
         "Billable utilisation",
-        now["billable_utilization"],
-        before["billable_utilization"],
+        ratio(now, "billable_hours", "capacity_hours"),
+        ratio(before, "billable_hours", "capacity_hours"),
         ui.percent,
         spark=spark,
         delta_kind="points",
@@ -139,33 +157,38 @@ def dso_tile(filters: q.Filters) -> None:
     )
 
 
+def revenue_months(filters: q.Filters) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(the period's months, the previous period's, the sparkline's) from one monthly query."""
+    start, end = series_window(filters)
+    monthly = q.revenue_monthly(filters, start, end)
+    return (
+        months_between(monthly, filters.start, filters.end),
+        months_between(monthly, filters.previous().start, filters.previous().end),
+        months_between(monthly, spark_window(filters)[0], end),
+    )
+
+
 def revenue_tile(filters: q.Filters) -> None:
     factor = q.currency_factor(filters.currency, filters.end)
-    now = q.revenue_total(filters).iloc[0]
-    before = q.revenue_total(filters.previous()).iloc[0]
-    start, _ = spark_window(filters)
-    spark = q.revenue_monthly(filters, start, filters.end)["recognized_revenue_reporting"] * factor
+    now, before, spark = revenue_months(filters)
     ui.tile(
         "Recognised revenue",
-        ui.clean_number(now["recognized_revenue_reporting"]) * factor,
-        ui.clean_number(before["recognized_revenue_reporting"]) * factor,
+        float(now["recognized_revenue_reporting"].fillna(0).sum()) * factor if not now.empty else None,
+        float(before["recognized_revenue_reporting"].fillna(0).sum()) * factor if not before.empty else None,
         lambda value: ui.money(value, filters.currency),
-        spark=spark.tolist(),
+        spark=(spark["recognized_revenue_reporting"] * factor).tolist(),
         help="Revenue recognised in the period by each contract's method (rpt_revenue).",
     )
 
 
 def margin_tile(filters: q.Filters) -> None:
-    now = q.revenue_total(filters).iloc[0]
-    before = q.revenue_total(filters.previous()).iloc[0]
-    start, _ = spark_window(filters)
-    spark = q.revenue_monthly(filters, start, filters.end)["gross_margin_pct"]
+    now, before, spark = revenue_months(filters)
     ui.tile(
         "Gross margin",
-        now["gross_margin_pct"],
-        before["gross_margin_pct"],
+        ratio(now, "gross_margin_reporting", "recognized_revenue_reporting"),
+        ratio(before, "gross_margin_reporting", "recognized_revenue_reporting"),
         ui.percent,
-        spark=spark.tolist(),
+        spark=spark["gross_margin_pct"].tolist(),
         delta_kind="points",
         help="(Recognised revenue - cost) / recognised revenue, for the contracts in scope (rpt_revenue).",
     )
