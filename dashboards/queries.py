@@ -209,6 +209,18 @@ def _relations(path: str, version: str) -> frozenset[str]:
     return frozenset(row[0] for row in rows)
 
 
+def unreadable() -> str | None:
+    """Why the published warehouse cannot be read (not a DuckDB file, unreadable), or None."""
+    snap = snapshot()
+    if not snap.exists:
+        return None
+    try:
+        _relations(snap.path, snap.version)
+    except WarehouseUnavailable as error:
+        return str(error)
+    return None
+
+
 def available(*names: str) -> bool:
     """All these relations (short names from RELATIONS) exist in the published warehouse."""
     snap = snapshot()

@@ -81,7 +81,7 @@ def _month_label(day: date) -> str:
 def sidebar_filters() -> q.Filters | None:
     """The global filters in the sidebar; None when there is no warehouse to filter."""
     snap = q.snapshot()
-    if not snap.exists:
+    if not snap.exists or q.unreadable():
         return None
     months = guarded(q.data_months, "Period choices")
     as_of = guarded(q.as_of_date, "As-of date")
@@ -192,6 +192,9 @@ def freshness_panel() -> None:
     box.markdown("**Data freshness**")
     if not snap.exists:
         box.caption("No warehouse published yet.")
+        return
+    if q.unreadable():
+        box.caption("The warehouse cannot be read.")
         return
     fresh = guarded(q.freshness, "Data freshness")
     if fresh is None:
@@ -397,6 +400,15 @@ def page(title: str, description: str, *, needs_period: bool = True) -> q.Filter
     snap = q.snapshot()
     if not snap.exists:
         no_warehouse_message(snap.path)
+        return None
+    problem = q.unreadable()
+    if problem:
+        st.error(
+            f"**The published warehouse cannot be read**: {problem}.\n\n"
+            "If a build is being published right now, reload in a moment. Otherwise the file is "
+            "damaged or is not a Billable warehouse: `make transform` publishes a new one.",
+            icon=":material/database_off:",
+        )
         return None
     freshness_line()
     freshness_warnings()

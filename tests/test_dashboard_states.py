@@ -23,6 +23,17 @@ def test_no_warehouse_yet_says_so_on_every_page(tmp_path, page):
     assert "make pipeline" in messages(at)
 
 
+def test_a_damaged_warehouse_file_is_one_clear_message(tmp_path):
+    damaged = tmp_path / "warehouse.duckdb"
+    damaged.write_text("not a DuckDB database")
+    for page in ("overview", "exceptions"):
+        at = run_page(damaged, page)
+        assert not at.exception
+        errors = [element.value for element in at.error]
+        assert len(errors) == 1 and "cannot be read" in errors[0] and "make transform" in errors[0]
+        assert not at.warning and not at.metric
+
+
 @pytest.fixture(scope="module")
 def partial_warehouse(tiny_firm, tmp_path_factory) -> Path:
     """A copy of the tiny warehouse without rpt_revenue, with the ERP down at the last load and the
