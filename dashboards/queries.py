@@ -1128,21 +1128,6 @@ def realization_by(filters: Filters, group: str) -> pd.DataFrame:
     )
 
 
-def realization_monthly(filters: Filters, start: date, end: date) -> pd.DataFrame:
-    """Billed amount and standard value per month (realisation = their ratio), start..end."""
-    clause, params = where(
-        filters, _REALIZATION_FILTERS, date_column="month_start_date", start=start, end=end
-    )
-    return read(
-        "select month_start_date, sum(billed_amount_reporting) as billed_reporting,"
-        " sum(standard_value_reporting) as standard_value_reporting,"
-        " sum(billed_amount_reporting) / nullif(sum(standard_value_reporting), 0) as realization_rate"
-        f" from {{rpt_realization}} where {clause} group by month_start_date order by month_start_date",
-        params,
-        needs=("rpt_realization",),
-    )
-
-
 def realization_total(filters: Filters) -> pd.DataFrame:
     clause, params = where(filters, _REALIZATION_FILTERS, date_column="month_start_date")
     return read(

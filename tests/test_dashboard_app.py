@@ -94,13 +94,6 @@ def expected_overview(warehouse: Path, month: date, entities: tuple[str, ...] = 
         month,
         *entities,
     )
-    realisation = scalar(
-        warehouse,
-        "select sum(billed_amount_reporting) / sum(standard_value_reporting) from marts.rpt_realization"
-        f" where month_start_date = ?{entity_sql}",
-        month,
-        *entities,
-    )
     open_exceptions = scalar(
         warehouse, f"select count(*) from marts.fct_exceptions where true{entity_sql}", *entities
     )
@@ -111,7 +104,6 @@ def expected_overview(warehouse: Path, month: date, entities: tuple[str, ...] = 
         "DSO": ui.days(dso),
         "Recognised revenue": ui.money(revenue, "USD"),
         "Gross margin": ui.percent(margin),
-        "Realisation": ui.percent(realisation),
         "Open exceptions": f"{open_exceptions:,}",
     }
 

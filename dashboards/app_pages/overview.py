@@ -132,7 +132,6 @@ def tiles(filters: q.Filters) -> None:
         ("DSO", dso_tile),
         ("Recognised revenue", revenue_tile),
         ("Gross margin", margin_tile),
-        ("Realisation", realisation_tile),
         ("Open exceptions", exceptions_tile),
     ]
     first, second = st.columns(4), st.columns(4)
@@ -195,24 +194,6 @@ def margin_tile(filters: q.Filters) -> None:
     )
 
 
-def realisation_tile(filters: q.Filters) -> None:
-    start, end = series_window(filters)
-    monthly = q.realization_monthly(filters, start, end)
-    now = months_between(monthly, filters.start, filters.end)
-    before = months_between(monthly, filters.previous().start, filters.previous().end)
-    spark = months_between(monthly, spark_window(filters)[0], end)["realization_rate"].tolist()
-    ui.tile(
-        "Realisation",
-        ratio(now, "billed_reporting", "standard_value_reporting"),
-        ratio(before, "billed_reporting", "standard_value_reporting"),
-        ui.percent,
-        spark=spark,
-        delta_kind="points",
-        help="Billed amount / standard value of the billable hours, by month worked; hours not "
-        "invoiced yet lower the latest months until billed (rpt_realization).",
-    )
-
-
 TRACES = {
     "Billable utilisation (person x month)": lambda f: q.utilisation_rows(f),
     "Median time to invoice (invoiced time entries)": lambda f: q.time_to_invoice_rows(f),
@@ -250,7 +231,6 @@ TILE_FILTERS = {
     "Median time to invoice": {"legal_entity", "practice", "client"},
     "DSO": {"legal_entity"},
     "Recognised revenue and gross margin": {"legal_entity", "practice", "client"},
-    "Realisation": {"legal_entity", "practice", "client"},
     "Open exceptions": {"legal_entity", "practice", "client"},
 }
 
