@@ -93,7 +93,8 @@ def realisation_tile(filters: q.Filters) -> None:
         before["realization_rate"],
         ui.percent,
         delta_kind="points",
-        help="Billed amount / standard value of billable hours (rpt_realization).",
+        help="Billed amount / standard value of the billable hours, by month worked (rpt_realization). "
+        "Hours not invoiced yet lower the latest months until they are billed.",
     )
 
 
@@ -196,6 +197,7 @@ def realisation(filters: q.Filters) -> None:
         labels={"group_value": group, "realization_rate": "billed / standard value"},
     )
     figure.add_hline(y=1, line_dash="dash", line_color=ui.NEUTRAL)
+    st.caption("By month worked: hours not invoiced yet lower the latest months until they are billed.")
     figure.update_yaxes(tickformat=".0%")
     ui.show(figure, key="realization_by")
 
