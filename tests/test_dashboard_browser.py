@@ -89,9 +89,52 @@ def test_overview_shows_the_kpis_and_freshness(browser_page, tiny_firm):
     assert "Data freshness" in sidebar and "Last successful load" in sidebar and "Warehouse built" in sidebar
 
 
+def money(value) -> str:
+    """The tiles' compact money format (dashboards.ui.money), restated to check the screen."""
+    number = float(value)
+    if abs(number) >= 1_000_000:
+        return f"USD {number / 1_000_000:,.2f}M"
+    if abs(number) >= 10_000:
+        return f"USD {number / 1_000:,.1f}k"
+    return f"USD {number:,.2f}"
+
+
+def expected_on_page(warehouse: Path, name: str) -> list[str]:
+    month = default_month(warehouse)
+    end = (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    if name == "utilisation":
+        compliance = scalar(
+            warehouse,
+            "select sum(compliant_capacity_hours) / sum(capacity_hours) from marts.rpt_utilization"
+            " where month_start_date = ?",
+            month,
+        )
+        return ["Submission compliance", f"{float(compliance) * 100:.1f}%", "Billable utilisation per person"]
+    if name == "wip_billing":
+        wip = scalar(
+            warehouse, "select sum(wip_amount_reporting) from marts.rpt_wip where as_of_date = ?", end
+        )
+        return ["Work in progress", money(wip), "Time to invoice", "Receivables"]
+    if name == "revenue_margin":
+        billed = scalar(
+            warehouse,
+            "select sum(billed_amount_reporting) from marts.rpt_revenue where month_start_date = ?",
+            month,
+        )
+        return ["Billed", money(billed), "Margin by"]
+    approved = scalar(
+        warehouse,
+        "select sum(approved_hours) from marts.rpt_reconciliation where month_start_date = ?",
+        month,
+    )
+    return ["Approved hours (time tool)", f"{float(approved):,.0f} h", "Project-months"]
+
+
 @pytest.mark.parametrize("name", ["utilisation", "wip_billing", "revenue_margin", "reconciliation"])
-def test_kpi_pages_render(browser_page, name):
+def test_kpi_pages_show_their_numbers(browser_page, tiny_firm, name):
     _page, text = open_page(browser_page, name)
+    for expected in expected_on_page(tiny_firm.warehouse, name):
+        assert expected in text, (name, expected)
     assert "Traceback" not in text
 
 
