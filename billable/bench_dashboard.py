@@ -61,11 +61,17 @@ def warehouse_for(bench_data: Path, preset: str) -> tuple[Path | None, str]:
         bench_data / f"ingest-{preset}" / "raw.duckdb",
         ROOT / "data" / f"dev-{preset}" / "raw.duckdb",
     ):
-        if raw.is_file():
-            command = [sys.executable, "-m", "billable.transform", "--raw-db", str(raw)]
-            command += ["--warehouse", str(warehouse), "--build-dir", str(out / "build")]
-            subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-            return warehouse, f"built from `{raw.relative_to(ROOT)}`"
+        if not raw.is_file():
+            continue
+        if raw.with_name(raw.name + ".wal").exists():
+            return None, f"`{raw.relative_to(ROOT)}` is being written (a load is running); try again after it"
+        command = [sys.executable, "-m", "billable.transform", "--raw-db", str(raw)]
+        command += ["--warehouse", str(warehouse), "--build-dir", str(out / "build")]
+        result = subprocess.run(command, cwd=ROOT, check=False, capture_output=True, text=True)
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            return None, f"building its warehouse from `{raw.relative_to(ROOT)}` failed ({last})"
+        return warehouse, f"built from `{raw.relative_to(ROOT)}`"
     return None, f"no raw database for `{preset}` (data/bench/ingest-{preset}/ or data/dev-{preset}/)"
 
 
