@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -328,7 +328,7 @@ def where(
     return " and ".join(clauses), params
 
 
-def ignored_filters(filters: Filters, columns: Mapping[str, str]) -> list[str]:
+def ignored_filters(filters: Filters, applies: Collection[str]) -> list[str]:
     """Filters the user set that a relation cannot apply (to say so under its chart)."""
     chosen = {
         "legal entity": ("legal_entity", filters.legal_entities),
@@ -336,7 +336,7 @@ def ignored_filters(filters: Filters, columns: Mapping[str, str]) -> list[str]:
         "region": ("region", filters.regions),
         "client": ("client", filters.clients),
     }
-    return [label for label, (dimension, values) in chosen.items() if values and dimension not in columns]
+    return [label for label, (dimension, values) in chosen.items() if values and dimension not in applies]
 
 
 # --- filter choices, currency, freshness --------------------------------------------------------
@@ -688,10 +688,6 @@ def parse_time(value: Any) -> datetime | None:
         return pd.Timestamp(value).to_pydatetime()
     except (TypeError, ValueError):
         return None
-
-
-def path_of_warehouse() -> Path:
-    return Path(snapshot().path)
 
 
 # --- utilisation (rpt_utilization: employee x month; fct_utilization_daily: employee x day) ------

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -142,7 +140,7 @@ def period_label(filters: q.Filters) -> str:
     return f"{_month_label(filters.start)} – {_month_label(filters.end)}"
 
 
-def scope_caption(filters: q.Filters, applied: Sequence[str] = ()) -> None:
+def scope_caption(filters: q.Filters) -> None:
     parts = [f"Period **{period_label(filters)}**"]
     for label, values in (
         ("legal entity", filters.legal_entities),
@@ -156,8 +154,9 @@ def scope_caption(filters: q.Filters, applied: Sequence[str] = ()) -> None:
     st.caption(" · ".join(parts))
 
 
-def not_applied(filters: q.Filters, columns: dict[str, str]) -> None:
-    ignored = q.ignored_filters(filters, columns)
+def not_applied(filters: q.Filters, applies: Collection[str]) -> None:
+    """Name the filters the user set that this page's data cannot apply (legal_entity, practice, ...)."""
+    ignored = q.ignored_filters(filters, applies)
     if ignored:
         st.caption(f"Not filtered by {', '.join(ignored)}: this data has no such attribute.")
 
@@ -362,18 +361,6 @@ def show(figure: go.Figure, *, key: str | None = None, monthly: bool = False, he
     st.plotly_chart(figure, key=key, config={"displaylogo": False})
 
 
-def bar(frame: pd.DataFrame, x: str, y: str, title: str, y_label: str, **kwargs: Any) -> go.Figure:
-    figure = px.bar(frame, x=x, y=y, title=title, labels={y: y_label, **kwargs.pop("labels", {})}, **kwargs)
-    return figure
-
-
-def line(frame: pd.DataFrame, x: str, y: str, title: str, y_label: str, **kwargs: Any) -> go.Figure:
-    figure = px.line(
-        frame, x=x, y=y, title=title, labels={y: y_label, **kwargs.pop("labels", {})}, markers=True, **kwargs
-    )
-    return figure
-
-
 def download(frame: pd.DataFrame, label: str, file_name: str, key: str) -> None:
     st.download_button(
         label,
@@ -383,11 +370,6 @@ def download(frame: pd.DataFrame, label: str, file_name: str, key: str) -> None:
         key=key,
         icon=":material/download:",
     )
-
-
-def clean_number(value: Any) -> float:
-    number = q.finite(value)
-    return 0.0 if number is None or math.isinf(number) else number
 
 
 # --- page frame ---------------------------------------------------------------------------------

@@ -141,5 +141,5 @@ def render(filters: q.Filters) -> None:
 
 
 if filters is not None:
-    ui.not_applied(filters, {"legal_entity": "", "client": "", "practice": ""})
+    ui.not_applied(filters, {"legal_entity", "client", "practice"})
     ui.guarded(lambda: render(filters), "Reconciliation")

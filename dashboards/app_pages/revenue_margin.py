@@ -210,7 +210,7 @@ def rows(filters: q.Filters) -> None:
 
 
 if filters is not None:
-    ui.not_applied(filters, {"legal_entity": "", "practice": "", "client": ""})
+    ui.not_applied(filters, {"legal_entity", "practice", "client"})
     ui.guarded(lambda: headline(filters), "Revenue and margin")
     ui.guarded(lambda: trend(filters), "Revenue trend")
     ui.guarded(lambda: breakdown(filters), "Margin breakdown")

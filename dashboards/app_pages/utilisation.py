@@ -184,7 +184,7 @@ def people_table(filters: q.Filters) -> None:
 
 
 if filters is not None:
-    ui.not_applied(filters, {"legal_entity": "", "practice": "", "region": ""})
+    ui.not_applied(filters, {"legal_entity", "practice", "region"})
     ui.guarded(lambda: headline(filters), "Utilisation")
     ui.guarded(lambda: trend(filters), "Utilisation trend")
     ui.guarded(lambda: by_group(filters), "Utilisation by group")

@@ -154,7 +154,7 @@ def time_to_invoice(filters: q.Filters) -> None:
 
 
 if filters is not None:
-    ui.not_applied(filters, {"legal_entity": "", "practice": "", "client": ""})
+    ui.not_applied(filters, {"legal_entity", "practice", "client"})
     st.subheader("Work in progress")
     ui.guarded(lambda: wip(filters), "WIP")
     ui.guarded(lambda: wip_trend(filters), "WIP trend")
@@ -196,5 +196,5 @@ def receivables(filters: q.Filters) -> None:
 
 if filters is not None:
     st.subheader("Receivables")
-    ui.not_applied(filters, {"legal_entity": ""})
+    ui.not_applied(filters, {"legal_entity"})
     ui.guarded(lambda: receivables(filters), "Receivables")
