@@ -299,8 +299,17 @@ class Sender:
                 else:
                     code, error = _fault(result.get("Fault"))
                     if code == "5010" and operation in ("update", "delete"):
+                        # The ERP still holds what we last wrote: back to acknowledged (so a crash
+                        # before the re-read leaves a line the next plan picks up again), then re-read.
                         followups.append(item)
-                        self._set(conn, key, error_code=code, error_message=error)
+                        self._set(
+                            conn,
+                            key,
+                            state="acknowledged",
+                            pending_hash=None,
+                            error_code=code,
+                            error_message=error,
+                        )
                     elif code == "6000" and operation in ("update", "delete"):
                         self._set(
                             conn,
@@ -446,7 +455,7 @@ class Sender:
                         state="rejected",
                         error_code=code,
                         error_message=error,
-                        rejected_hash=line.pending_hash,
+                        rejected_hash=row["content_hash"] if row else None,
                         rejected_at=now(),
                     )
                     self.outcome.counts["rejected"] += 1
