@@ -114,14 +114,14 @@ def expected_on_page(warehouse: Path, name: str) -> list[str]:
         wip = scalar(
             warehouse, "select sum(wip_amount_reporting) from marts.rpt_wip where as_of_date = ?", end
         )
-        return ["Work in progress", money(wip), "Time to invoice", "Receivables"]
+        return ["Work in progress", money(wip), "Time to invoice", "Billing cycle by practice"]
     if name == "revenue_margin":
         billed = scalar(
             warehouse,
             "select sum(billed_amount_reporting) from marts.rpt_revenue where month_start_date = ?",
             month,
         )
-        return ["Billed", money(billed), "Margin by"]
+        return ["Billed", money(billed), "Margin by", "Receivables"]
     approved = scalar(
         warehouse,
         "select sum(approved_hours) from marts.rpt_reconciliation where month_start_date = ?",

@@ -13,7 +13,7 @@ filters = ui.page(
     "Revenue & margin",
     "Revenue recognised by each contract's method against what was billed; unbilled receivable "
     "and deferred revenue; gross margin at contract level and above (never per person); "
-    "realisation and backlog.",
+    "realisation and backlog; receivables by age and DSO.",
 )
 
 
@@ -209,6 +209,38 @@ def rows(filters: q.Filters) -> None:
         ui.download(frame, "Download (CSV)", "billable-revenue.csv", key="revenue_csv")
 
 
+def receivables(filters: q.Filters) -> None:
+    month = q.month_start(filters.end)
+    factor = q.currency_factor(filters.currency, filters.end)
+    aging = q.ar_aging(filters, month)
+    left, right = st.columns(2)
+    with left:
+        if not ui.is_empty(aging, f"No open receivables at the end of {month:%b %Y}."):
+            aging["open"] = aging["open_amount_reporting"] * factor
+            figure = px.bar(
+                aging,
+                x="aging_bucket",
+                y="open",
+                color="legal_entity",
+                title=f"Open receivables by age past due, {month:%b %Y} ({filters.currency})",
+                labels={"open": filters.currency, "aging_bucket": "days past due", "legal_entity": "entity"},
+            )
+            ui.show(figure, key="ar_aging")
+    with right:
+        start = q.add_months(month, -11)
+        dso = q.dso_months(filters, start, filters.end)
+        if not ui.is_empty(dso, "No DSO in the last 12 months."):
+            figure = px.line(
+                dso,
+                x="month_start_date",
+                y="dso_days",
+                markers=True,
+                title="DSO by month (open receivables / last 90 days' invoicing x 90)",
+                labels={"dso_days": "days", "month_start_date": "month"},
+            )
+            ui.show(figure, key="dso_trend", monthly=True)
+
+
 if filters is not None:
     ui.not_applied(filters, {"legal_entity", "practice", "client"})
     ui.guarded(lambda: headline(filters), "Revenue and margin")
@@ -216,3 +248,6 @@ if filters is not None:
     ui.guarded(lambda: breakdown(filters), "Margin breakdown")
     ui.guarded(lambda: realisation(filters), "Realisation")
     ui.guarded(lambda: rows(filters), "Revenue rows")
+    st.subheader("Receivables")
+    ui.not_applied(filters, {"legal_entity"})
+    ui.guarded(lambda: receivables(filters), "Receivables")
