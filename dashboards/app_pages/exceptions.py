@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from dashboards import queries as q
@@ -56,31 +55,32 @@ def render(filters: q.Filters) -> None:
     charts = st.columns(2)
     by_owner = queue.groupby(["owner", "age_bucket"], as_index=False).size()
     with charts[0]:
-        figure = px.bar(
+        figure = ui.stacked_bars(
             by_owner,
-            x="owner",
-            y="size",
-            color="age_bucket",
-            category_orders={"age_bucket": list(q.EXCEPTION_AGE_BUCKETS)},
-            color_discrete_map=ui.BUCKET_COLOURS,
+            "owner",
+            "age_bucket",
+            "size",
             title="Open exceptions by owner and age (days since first detected)",
-            labels={"size": "open exceptions (count)", "owner": "owner team", "age_bucket": "age (days)"},
+            category_title="owner team",
+            value_title="open exceptions (count)",
+            stack_order=q.EXCEPTION_AGE_BUCKETS,
+            colours=ui.BUCKET_COLOURS,
         )
         ui.show(figure, key="exceptions_by_owner")
     by_rule = queue.groupby(["rule_code", "age_bucket"], as_index=False).size()
     with charts[1]:
-        figure = px.bar(
+        figure = ui.stacked_bars(
             by_rule,
-            y="rule_code",
-            x="size",
-            color="age_bucket",
-            orientation="h",
-            category_orders={"age_bucket": list(q.EXCEPTION_AGE_BUCKETS)},
-            color_discrete_map=ui.BUCKET_COLOURS,
-            title="Open exceptions by rule and age",
-            labels={"size": "open exceptions (count)", "rule_code": "rule", "age_bucket": "age (days)"},
+            "rule_code",
+            "age_bucket",
+            "size",
+            title="Open exceptions by rule and age (days)",
+            category_title="rule",
+            value_title="open exceptions (count)",
+            stack_order=q.EXCEPTION_AGE_BUCKETS,
+            colours=ui.BUCKET_COLOURS,
+            horizontal=True,
         )
-        figure.update_yaxes(categoryorder="total ascending")
         ui.show(figure, key="exceptions_by_rule")
 
     st.subheader("The queue")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import plotly.express as px
 import streamlit as st
 
 from dashboards import queries as q
@@ -45,14 +44,16 @@ def ingest() -> None:
             )
             if row.status != "loaded":
                 st.caption(f":red[{row.error_message}]")
-    figure = px.bar(
-        runs.sort_values("started_at"),
-        x="run_id",
-        y="duration_s",
-        color="source",
+    figure = ui.stacked_bars(
+        runs,
+        "run_id",
+        "source",
+        "duration_s",
         title="Load duration per run and source (seconds)",
-        labels={"duration_s": "duration (s)", "run_id": "ingest run"},
+        category_title="ingest run",
+        value_title="duration (s)",
     )
+    figure.update_xaxes(categoryorder="category ascending")
     ui.show(figure, key="ingest_durations")
     st.dataframe(
         runs,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -149,20 +148,26 @@ def breakdown(filters: q.Filters) -> None:
     ):
         frame[column] = frame[column] * factor
     top = frame.head(25)
-    figure = px.bar(
-        top,
-        y="group_value",
-        x=["gross_margin_reporting", "cost_reporting"],
-        orientation="h",
+    parts = top.melt(
+        id_vars="group_value",
+        value_vars=["gross_margin_reporting", "cost_reporting"],
+        var_name="part",
+        value_name="amount",
+    ).replace({"part": {"gross_margin_reporting": "margin", "cost_reporting": "cost"}})
+    figure = ui.stacked_bars(
+        parts,
+        "group_value",
+        "part",
+        "amount",
         title=f"Recognised revenue split into margin and cost by {group}, {ui.period_label(filters)} "
         f"({filters.currency}{'; top 25' if len(frame) > 25 else ''})",
-        labels={"value": filters.currency, "group_value": group, "variable": ""},
-        color_discrete_map={"gross_margin_reporting": ui.GOOD, "cost_reporting": ui.NEUTRAL},
+        category_title=group,
+        value_title=filters.currency,
+        stack_order=("margin", "cost"),
+        colours={"margin": ui.GOOD, "cost": ui.NEUTRAL},
+        horizontal=True,
     )
-    figure.update_yaxes(categoryorder="total ascending")
-    figure.for_each_trace(
-        lambda t: t.update(name={"gross_margin_reporting": "margin", "cost_reporting": "cost"}[t.name])
-    )
+    figure.update_layout(barmode="relative")  # a negative margin shows left of zero
     ui.show(figure, key="revenue_breakdown")
     st.dataframe(
         frame.rename(columns={"group_value": group}),
@@ -189,12 +194,13 @@ def realisation(filters: q.Filters) -> None:
     frame = q.realization_by(filters, group)
     if ui.is_empty(frame, "No billable time with a standard value in this period."):
         return
-    figure = px.bar(
-        frame,
-        x="group_value",
-        y="realization_rate",
+    figure = ui.series_figure(
+        "bar",
+        frame["group_value"],
+        {"realisation": frame["realization_rate"]},
         title=f"Realisation by {group}: billed / standard value, {ui.period_label(filters)}",
-        labels={"group_value": group, "realization_rate": "billed / standard value"},
+        x_title=group,
+        y_title="billed / standard value",
     )
     figure.add_hline(y=1, line_dash="dash", line_color=ui.NEUTRAL)
     st.caption("By month worked: hours not invoiced yet lower the latest months until they are billed.")
@@ -217,26 +223,29 @@ def receivables(filters: q.Filters) -> None:
     with left:
         if not ui.is_empty(aging, f"No open receivables at the end of {month:%b %Y}."):
             aging["open"] = aging["open_amount_reporting"] * factor
-            figure = px.bar(
+            buckets = aging.sort_values("aging_bucket_order")["aging_bucket"].unique()
+            figure = ui.stacked_bars(
                 aging,
-                x="aging_bucket",
-                y="open",
-                color="legal_entity",
+                "aging_bucket",
+                "legal_entity",
+                "open",
                 title=f"Open receivables by age past due, {month:%b %Y} ({filters.currency})",
-                labels={"open": filters.currency, "aging_bucket": "days past due", "legal_entity": "entity"},
+                category_title="days past due",
+                value_title=filters.currency,
             )
+            figure.update_xaxes(categoryorder="array", categoryarray=list(buckets))
             ui.show(figure, key="ar_aging")
     with right:
         start = q.add_months(month, -11)
         dso = q.dso_months(filters, start, filters.end)
         if not ui.is_empty(dso, "No DSO in the last 12 months."):
-            figure = px.line(
-                dso,
-                x="month_start_date",
-                y="dso_days",
-                markers=True,
+            figure = ui.series_figure(
+                "line",
+                dso["month_start_date"],
+                {"DSO": dso["dso_days"]},
                 title="DSO by month (open receivables / last 90 days' invoicing x 90)",
-                labels={"dso_days": "days", "month_start_date": "month"},
+                x_title="month",
+                y_title="days",
             )
             ui.show(figure, key="dso_trend", monthly=True)
 

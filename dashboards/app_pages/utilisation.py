@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -148,17 +147,24 @@ def heatmap(filters: q.Filters) -> None:
         f"{len(grid)} people" + (f"; the {limit} lowest by average are shown" if len(grid) > limit else "")
     )
     grid = grid.loc[grid.mean(axis=1).sort_values().index[:limit]]
-    figure = px.imshow(
-        grid,
-        color_continuous_scale="RdYlGn",
-        zmin=0,
-        zmax=1,
-        aspect="auto",
-        title="Billable utilisation per person and week (% of capacity)",
-        labels={"x": "week starting", "y": "person", "color": "utilisation"},
+    figure = go.Figure(
+        go.Heatmap(
+            z=grid.to_numpy(),
+            x=list(grid.columns),
+            y=list(grid.index),
+            colorscale="RdYlGn",
+            zmin=0,
+            zmax=1,
+            colorbar={"title": "utilisation", "tickformat": ".0%"},
+            hovertemplate="%{y}<br>week of %{x|%d %b %Y}: %{z:.0%}<extra></extra>",
+        )
     )
-    figure.update_coloraxes(colorbar_tickformat=".0%")
-    figure.update_yaxes(dtick=1)
+    figure.update_layout(
+        title="Billable utilisation per person and week (% of capacity)",
+        xaxis_title="week starting",
+        yaxis_title="person",
+    )
+    figure.update_yaxes(dtick=1, autorange="reversed")
     ui.show(figure, key="utilisation_heatmap", height=max(360, 22 * len(grid) + 140))
 
 

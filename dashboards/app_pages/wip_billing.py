@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import plotly.express as px
 import streamlit as st
 
 from dashboards import queries as q
@@ -55,18 +54,18 @@ def wip(filters: q.Filters) -> None:
         .sort_values("aging_bucket_order")
     )
     by_client["client_name"] = by_client["client_name"].fillna("(no client)")
-    figure = px.bar(
+    figure = ui.stacked_bars(
         by_client,
-        y="client_name",
-        x="wip",
-        color="aging_bucket",
-        orientation="h",
-        color_discrete_map=ui.BUCKET_COLOURS,
-        category_orders={"aging_bucket": list(q.WIP_AGE_BUCKETS)},
+        "client_name",
+        "aging_bucket",
+        "wip",
         title=f"WIP by client and age (days since work), as of {as_of:%d %b %Y} ({filters.currency})",
-        labels={"wip": f"WIP ({filters.currency})", "client_name": "client", "aging_bucket": "age (days)"},
+        category_title="client",
+        value_title=f"WIP ({filters.currency})",
+        stack_order=q.WIP_AGE_BUCKETS,
+        colours=ui.BUCKET_COLOURS,
+        horizontal=True,
     )
-    figure.update_yaxes(categoryorder="total ascending")
     ui.show(figure, key="wip_by_client")
     st.markdown("**Projects** (the rows behind the totals)")
     table = frame.drop(columns=["wip_amount_reporting", "at_risk_amount_reporting", "aging_bucket_order"])
@@ -87,15 +86,16 @@ def wip_trend(filters: q.Filters) -> None:
     frame = q.wip_month_ends(filters, start, filters.end)
     if ui.is_empty(frame, "No month-end WIP in the last 12 months."):
         return
-    frame["WIP"] = frame["wip_amount_reporting"] * factor
-    frame["at risk"] = frame["at_risk_amount_reporting"] * factor
-    figure = px.line(
-        frame,
-        x="as_of_date",
-        y=["WIP", "at risk"],
-        markers=True,
+    figure = ui.series_figure(
+        "line",
+        frame["as_of_date"],
+        {
+            "WIP": frame["wip_amount_reporting"] * factor,
+            "at risk": frame["at_risk_amount_reporting"] * factor,
+        },
         title=f"WIP and at-risk time at each month end ({filters.currency})",
-        labels={"value": filters.currency, "as_of_date": "month end", "variable": ""},
+        x_title="month end",
+        y_title=filters.currency,
     )
     ui.show(figure, key="wip_trend", monthly=True)
 
@@ -113,38 +113,37 @@ def time_to_invoice(filters: q.Filters) -> None:
     with left:
         distribution = q.time_to_invoice_distribution(filters)
         if not ui.is_empty(distribution, "Nothing was invoiced in this period for this selection."):
-            figure = px.bar(
-                distribution,
-                x="days_worked_to_invoice",
-                y="hours",
+            figure = ui.series_figure(
+                "bar",
+                distribution["days_worked_to_invoice"],
+                {"hours": distribution["hours"]},
                 title="Invoiced hours by days from work to invoice",
-                labels={"days_worked_to_invoice": "days from day worked to invoice", "hours": "hours"},
+                x_title="days from day worked to invoice",
+                y_title="hours",
             )
             ui.show(figure, key="tti_distribution")
     with right:
         start = q.add_months(q.month_start(filters.end), -11)
         trend = q.time_to_invoice_summary(filters, start, filters.end)
         if not ui.is_empty(trend, "Nothing was invoiced in the last 12 months."):
-            trend = trend.rename(columns={"median_days": "median", "p90_days": "p90"})
-            figure = px.line(
-                trend,
-                x="invoice_month",
-                y=["median", "p90"],
-                markers=True,
+            figure = ui.series_figure(
+                "line",
+                trend["invoice_month"],
+                {"median": trend["median_days"], "p90": trend["p90_days"]},
                 title="Days from work to invoice by invoice month (median, p90)",
-                labels={"value": "days", "invoice_month": "invoice month", "variable": ""},
+                x_title="invoice month",
+                y_title="days",
             )
             ui.show(figure, key="tti_trend", monthly=True)
     practice = q.time_to_invoice_by_practice(filters)
     if not ui.is_empty(practice, "No invoiced time for this selection."):
-        practice = practice.rename(columns={"median_days": "median", "p90_days": "p90"})
-        figure = px.bar(
-            practice,
-            x="practice",
-            y=["median", "p90"],
-            barmode="group",
+        figure = ui.series_figure(
+            "bar",
+            practice["practice"],
+            {"median": practice["median_days"], "p90": practice["p90_days"]},
             title="Billing cycle by practice: days from work to invoice",
-            labels={"value": "days", "variable": ""},
+            x_title="practice",
+            y_title="days",
         )
         ui.show(figure, key="tti_practice")
     if st.toggle("Show the invoiced time entries behind these figures (slowest first)", key="tti_rows"):
