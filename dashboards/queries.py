@@ -20,7 +20,7 @@ import math
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -264,18 +264,21 @@ class Filters:
     regions: tuple[str, ...] = ()
     clients: tuple[str, ...] = ()
     currency: str = "USD"
+    year_on_year: bool = False  # compare with the same months a year earlier (year to date)
 
     @property
     def months(self) -> int:
         return (self.end.year - self.start.year) * 12 + self.end.month - self.start.month + 1
 
     def previous(self) -> Filters:
-        """The period of the same length just before this one, same dimensions."""
-        end = self.start - timedelta(days=1)
-        start = add_months(month_start(end), -(self.months - 1))
-        return Filters(
-            start, end, self.legal_entities, self.practices, self.regions, self.clients, self.currency
-        )
+        """The period to compare with, same dimensions: the same months a year earlier for year to
+        date, else the period of the same length just before this one."""
+        if self.year_on_year:
+            start, end = add_months(self.start, -12), month_end(add_months(month_start(self.end), -12))
+        else:
+            end = self.start - timedelta(days=1)
+            start = add_months(month_start(end), -(self.months - 1))
+        return replace(self, start=start, end=end)
 
 
 def month_start(day: date) -> date:

@@ -131,6 +131,7 @@ def sidebar_filters() -> q.Filters | None:
         regions=tuple(regions),
         clients=tuple(clients),
         currency=currency,
+        year_on_year=PERIODS[kind] == 0,
     )
 
 
