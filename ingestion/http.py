@@ -110,6 +110,10 @@ def prefetched(pages: Iterator[T], depth: int = 2) -> Iterator[T]:
             buffer.put(done)
         except BaseException as err:  # handed to the consumer, which re-raises it
             buffer.put(_Failure(err))
+        finally:
+            close = getattr(pages, "close", None)
+            if close:  # a generator (say, another prefetch stage) stops its own work now
+                close()
 
     worker = threading.Thread(target=produce, name="prefetch", daemon=True)
     worker.start()

@@ -28,6 +28,8 @@ CURSOR_LOOKBACK = timedelta(minutes=5)
 # Rows per Arrow table handed to dlt: big enough that dlt's per-item overhead vanishes, small
 # enough to keep memory flat (measured in docs/benchmarks.md).
 BATCH_ROWS = 50_000
+# Pages fetched and parsed ahead of their conversion.
+FETCH_AHEAD = 4
 
 
 # Quarantine rows have their own key: the same bad payload seen again (a re-run) is one row.
@@ -145,8 +147,10 @@ def land_pages(
 ) -> Iterator[Any]:
     """Yield pages as Arrow tables (batched), bad records to `quarantine`; advance the cursor last.
 
-    Fetching and validating run in a background thread, ahead of dlt writing the previous batch;
-    pages are batched to about BATCH_ROWS rows because dlt's cost per yielded item is fixed.
+    Three stages overlap: a thread fetches and parses pages (up to FETCH_AHEAD ahead, so the
+    system is never idle while a page is converted), a second validates and converts them, and
+    the caller's thread hands batches to dlt, which writes them. Pages are batched to about
+    BATCH_ROWS rows because dlt's cost per yielded item is fixed.
 
     Every batch carries its write disposition: `merge` on the key, or `append` on the table's very
     first load (`first_load`), where there is nothing to merge with and merge would only cost a
@@ -160,7 +164,7 @@ def land_pages(
     """
 
     def converted() -> Iterator[tuple[list[dict], pa.Table, list[dict]]]:
-        for records in pages:
+        for records in prefetched(iter(pages), depth=FETCH_AHEAD):
             if records:
                 yield records, *spec.convert(records, source)
 
@@ -193,7 +197,7 @@ def land_pages(
     newest: str | None = None
     batch: list[pa.Table] = []
     rows = landed = 0
-    for records, table, quarantined in prefetched(converted()):
+    for records, table, quarantined in prefetched(converted()):  # converted() reads prefetched pages
         if spec.cursor:
             newest = newest_stamp(newest, table, records if quarantined else None, spec.cursor)
         if table.num_rows:

@@ -54,15 +54,14 @@ def json_type(value: Any) -> str:
 
 
 def values_at(records: list[dict], path: str) -> list | None:
-    """`dotted(record, path)` for every record, in C-level passes; None if a step is not an object."""
+    """The values at `path` (`a.b`) of every record that has one, in C-level passes (records with a
+    null or empty object on the way have no value there); None if a step is not an object."""
     first, *rest = path.split(".")
     try:
         values = list(map(dict.get, records, repeat(first)))
         for part in rest:
-            if not set(map(type, values)) <= {dict, type(None)}:
-                return None
-            values = list(map(dict.get, [value or _EMPTY for value in values], repeat(part)))
-    except TypeError:  # a record that is not an object
+            values = list(map(dict.get, filter(None, values), repeat(part)))
+    except TypeError:  # a record, or a step on the way, that is not an object
         return None
     return values
 
