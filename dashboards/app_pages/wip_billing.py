@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from dashboards import queries as q
@@ -46,20 +47,21 @@ def wip(filters: q.Filters) -> None:
         ui.tile("Unbilled hours", frame["wip_hours"].sum(), None, lambda v: f"{ui.count(v)} h")
     if ui.is_empty(frame[frame["wip"] != 0], f"No WIP as of {as_of:%d %b %Y} for this selection."):
         return
-    by_client = (
-        frame.groupby(["client_name", "aging_bucket", "aging_bucket_order"], dropna=False, as_index=False)[
-            "wip"
-        ]
-        .sum()
-        .sort_values("aging_bucket_order")
-    )
+    by_client = frame.groupby(["client_name", "aging_bucket"], dropna=False, as_index=False)["wip"].sum()
     by_client["client_name"] = by_client["client_name"].fillna("(no client)")
+    totals = by_client.groupby("client_name")["wip"].sum().sort_values(ascending=False)
+    top = 15
+    if len(totals) > top:  # the largest clients, the rest as one bar
+        others = f"{len(totals) - top} other clients"
+        by_client.loc[~by_client["client_name"].isin(totals.index[:top]), "client_name"] = others
+        by_client = by_client.groupby(["client_name", "aging_bucket"], as_index=False)["wip"].sum()
     figure = ui.stacked_bars(
         by_client,
         "client_name",
         "aging_bucket",
         "wip",
-        title=f"WIP by client and age (days since work), as of {as_of:%d %b %Y} ({filters.currency})",
+        title=f"WIP by client and age (days since work), as of {as_of:%d %b %Y} ({filters.currency}"
+        f"{f'; the {top} largest clients' if len(totals) > top else ''})",
         category_title="client",
         value_title=f"WIP ({filters.currency})",
         stack_order=q.WIP_AGE_BUCKETS,
@@ -88,7 +90,7 @@ def wip_trend(filters: q.Filters) -> None:
         return
     figure = ui.series_figure(
         "line",
-        frame["as_of_date"],
+        pd.to_datetime(frame["as_of_date"]).dt.to_period("M").dt.to_timestamp(),  # labelled by month
         {
             "WIP": frame["wip_amount_reporting"] * factor,
             "at risk": frame["at_risk_amount_reporting"] * factor,
