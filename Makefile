@@ -12,6 +12,7 @@ DATA          := data
 WORLD         ?= $(DATA)/worlds/$(PRESET)-$(SEED)
 SANDBOX_URL   := http://127.0.0.1:$(PORT)
 DASHBOARD_PORT ?= 8501
+TEST_WORKERS  ?= 2
 
 .PHONY: help setup lock run dashboard metrics pipeline sandbox generate advance ingest transform daily demo-day sync test lint bench clean
 
@@ -83,7 +84,7 @@ lint: setup ## ruff lint and format check
 	$(VENV)/bin/ruff format --check .
 
 test: lint ## lint, then the whole test suite against real components
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: setup ## benchmarks; results go to docs/benchmarks.md
 	$(PY) -m billable.bench $(BENCH_ARGS)
