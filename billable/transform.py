@@ -62,6 +62,8 @@ RUNS_COLUMNS = {
     "failed_nodes": "varchar[]",
     "message": "varchar",
     "duration_s": "double",
+    "nodes_warned": "integer",  # data tests of severity warn that found rows (published anyway)
+    "warnings": "varchar[]",  # one line per warning: test, model, how many rows
 }
 
 
@@ -137,6 +139,10 @@ class BuildOutcome:
     @property
     def skipped(self) -> list[NodeResult]:
         return [node for node in self.results if node.status == "skipped"]
+
+    @property
+    def warned(self) -> list[NodeResult]:
+        return [node for node in self.results if node.status == "warn"]
 
     @property
     def ok(self) -> bool:
@@ -246,6 +252,8 @@ def transform(paths: Paths, full_refresh: bool, dbt_vars: str = "") -> int:
         "failed_nodes": [node.unique_id for node in outcome.failed],
         "message": failure_summary(outcome) if not outcome.ok else "",
         "duration_s": round(duration_s, 3),
+        "nodes_warned": len(outcome.warned),
+        "warnings": [node.describe() for node in outcome.warned],
     }
     recorded = record_run(paths.working_db, run)
 
@@ -262,6 +270,9 @@ def transform(paths: Paths, full_refresh: bool, dbt_vars: str = "") -> int:
     counts = Counter(node.resource_type for node in outcome.results)
     kinds = ", ".join(f"{count} {kind}s" for kind, count in sorted(counts.items()))
     print(f"transform: published {paths.warehouse} (run {run_id}: {kinds} passed in {duration_s:.1f} s)")
+    if outcome.warned:  # published, but someone should look: also in ops.transform_runs.warnings
+        print(f"transform: {len(outcome.warned)} warning(s), published anyway:")
+        print("\n".join(f"  {node.describe()}" for node in outcome.warned))
     return EX_OK
 
 

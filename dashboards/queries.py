@@ -645,14 +645,31 @@ def ingest_runs(limit: int = 20) -> pd.DataFrame:
     )
 
 
+TRANSFORM_RUN_COLUMNS = (
+    "run_id", "started_at", "finished_at", "status", "full_refresh", "duration_s", "nodes_total",
+    "nodes_failed", "nodes_skipped", "nodes_warned", "failed_nodes", "warnings", "message", "git_commit",
+)  # fmt: skip
+
+
+def lines_of(items: Any) -> str:
+    """A list cell (a Python list or NumPy array; null for a run from before the column) as lines."""
+    if isinstance(items, str):
+        return items
+    if not pd.api.types.is_list_like(items):  # None, NaN, pd.NA
+        return ""
+    return "\n".join(str(item) for item in items)
+
+
 def transform_runs(limit: int = 20) -> pd.DataFrame:
-    return read(
-        "select run_id, started_at, finished_at, status, full_refresh, duration_s, nodes_total,"
-        " nodes_failed, nodes_skipped, array_to_string(failed_nodes, ', ') as failed_nodes, message,"
-        " git_commit from {transform_runs} order by started_at desc limit ?",
-        [limit],
-        needs=("transform_runs",),
+    """The last builds, newest first; list columns as text, one item per line. Columns that a
+    build from before them lacks (nodes_warned, warnings) are left out rather than failing the page."""
+    frame = read(
+        "select * from {transform_runs} order by started_at desc limit ?", [limit], needs=("transform_runs",)
     )
+    for column in ("failed_nodes", "warnings"):  # one line per item
+        if column in frame:
+            frame[column] = frame[column].map(lines_of)
+    return frame[[column for column in TRANSFORM_RUN_COLUMNS if column in frame]]
 
 
 def quarantine_summary() -> pd.DataFrame:

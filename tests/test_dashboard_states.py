@@ -104,6 +104,26 @@ def test_a_newly_published_warehouse_is_picked_up(tiny_firm, tmp_path):
     assert int(metrics(first)["Open exceptions"].replace(",", "")) == before - 5
 
 
+def test_a_build_published_with_warnings_says_which(tiny_firm, tmp_path):
+    """A warn-level data test does not stop a publish; Pipeline health shows what it found."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(tiny_firm.warehouse, warehouse)
+    warning = "test warn_money_without_a_reporting_rate: WARN: Got 1 result, configured to warn if != 0"
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute(
+            "insert into ops.transform_runs (run_id, started_at, finished_at, status, duration_s,"
+            " nodes_total, nodes_failed, nodes_skipped, failed_nodes, nodes_warned, warnings)"
+            " select '99990101T000000000000Z', max(started_at) + interval 1 hour,"
+            " max(finished_at) + interval 1 hour, 'passed', 12.5, 900, 0, 0, [], 1, [?]"
+            " from ops.transform_runs",
+            [warning],
+        )
+    at = run_page(warehouse, "pipeline_health")
+    assert not at.exception, [element.value for element in at.exception]
+    assert metrics(at)["Warnings in the last build"] == "1"
+    assert "published with warnings" in messages(at) and warning in messages(at)
+
+
 def test_sign_in_when_a_users_file_is_configured(tiny_firm, tmp_path, monkeypatch):
     users = tmp_path / "users.yaml"
     add_user(users, "cfo", "Chief Financial Officer", "cfo@example.com", "correct horse battery")

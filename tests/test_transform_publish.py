@@ -170,6 +170,24 @@ def test_a_failing_test_names_itself_and_leaves_the_published_warehouse_alone(
 def test_readers_keep_their_file_while_a_transform_publishes_the_next(
     raw_db: Path, published: Path, tmp_path: Path
 ) -> None:
+    """A reader holding the published file is never blocked and keeps its snapshot; new readers
+    see the next build.
+
+    The next build also comes from data a warn-level test objects to: a non-billable GBP expense
+    dated before the ERP's first rate quote, so its money cannot reach the reporting currency.
+    It still publishes, and says so: on its output and in ops.transform_runs.
+    """
+    next_raw = tmp_path / "raw.duckdb"
+    shutil.copyfile(raw_db, next_raw)
+    with duckdb.connect(str(next_raw)) as connection:
+        first_quote = connection.execute("select min(as_of_date) from raw_erp.exchange_rates").fetchone()[0]
+        expense_id = connection.execute(
+            "select min(id) from raw_time.expenses where client__currency = 'GBP' and not billable"
+        ).fetchone()[0]
+        connection.execute(
+            "update raw_time.expenses set spent_date = cast(cast(? as date) - 20 as varchar) where id = ?",
+            [first_quote, expense_id],
+        )
     warehouse = published / "warehouse.duckdb"
     log = tmp_path / "transform.log"  # a file, not a pipe: dbt's output would fill an unread pipe
     reader = duckdb.connect(str(warehouse), read_only=True)
@@ -178,7 +196,7 @@ def test_readers_keep_their_file_while_a_transform_publishes_the_next(
         old_rows = rows_in_every_table(reader)
         with open(log, "w") as output:
             process = subprocess.Popen(
-                transform_command(raw_db, published), cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
+                transform_command(next_raw, published), cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
             )
             reads_during_build = 0
             try:
@@ -199,6 +217,20 @@ def test_readers_keep_their_file_while_a_transform_publishes_the_next(
         assert read_in_new_process(warehouse) == new_run
     finally:
         reader.close()
+    output = log.read_text()
+    assert "warning(s), published anyway" in output
+    assert "test warn_money_without_a_reporting_rate" in output
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        nodes_warned, warnings = connection.execute(
+            "select nodes_warned, warnings from ops.transform_runs where run_id = ?", [new_run]
+        ).fetchone()
+        unconverted = connection.execute(
+            "select expense_id from marts.fct_expenses where amount <> 0 and amount_reporting is null"
+        ).fetchall()
+    assert nodes_warned == 1
+    assert len(warnings) == 1 and warnings[0].startswith("test warn_money_without_a_reporting_rate"), warnings
+    assert "Got 1 result" in warnings[0]
+    assert unconverted == [(expense_id,)]
 
 
 def test_a_second_transform_is_refused_while_the_lock_is_held(raw_db: Path, published: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from dashboards import queries as q
@@ -70,11 +71,20 @@ def transform() -> None:
     if ui.is_empty(runs, "No warehouse build has been recorded yet."):
         return
     failed = runs[runs["status"] != "passed"]
-    columns = st.columns(3)
+    columns = st.columns(4)
     last = runs.iloc[0]
     columns[0].metric("Last build", str(last["status"]), border=True)
     columns[1].metric("Its duration", f"{last['duration_s']:.0f} s", border=True)
     columns[2].metric("Failed builds (last 20)", f"{len(failed)}", border=True)
+    warned = last.get("nodes_warned")
+    warned = 0 if pd.isna(warned) else int(warned)  # null: a run recorded before warnings were
+    columns[3].metric("Warnings in the last build", f"{warned}", border=True)
+    if warned:
+        st.warning(
+            "The last build was published with warnings (data tests of severity warn that found "
+            "rows):\n\n" + "\n".join(f"- {line}" for line in str(last["warnings"]).splitlines()),
+            icon=":material/warning:",
+        )
     st.dataframe(
         runs,
         hide_index=True,
