@@ -20,23 +20,42 @@ import orjson
 from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
-from requests import Response
+from requests import HTTPError, Response
 
 T = TypeVar("T")
 
 
 class OrjsonRESTClient(RESTClient):
-    """A RESTClient whose responses parse their JSON body once, with orjson.
+    """A RESTClient whose responses parse their JSON body at most once, with orjson.
 
     dlt's paginators and data selectors call `response.json()` several times per page; on pages
     of thousands of records that parsing is most of a load's CPU (measured: docs/benchmarks.md).
+    The parse happens on the first call, so a caller that reads the body another way (Arrow's
+    JSON reader, `records.read_json_page`) never pays for it.
     """
 
     def _send_request(self, request: Any, **kwargs: Any) -> Response:
         response = super()._send_request(request, **kwargs)
-        parsed = parse_json(response.content) if response.content else None
-        response.json = lambda **_: parsed  # type: ignore[method-assign]
+        parsed: list = []
+
+        def json(**_: Any) -> Any:
+            if not parsed:
+                parsed.append(parse_json(response.content) if response.content else None)
+            return parsed[0]
+
+        response.json = json  # type: ignore[method-assign]
         return response
+
+
+def raise_for_status(response: Response, max_body: int = 2000) -> None:
+    """Raise requests' HTTPError for a 4xx/5xx answer (after dlt's retries), with the URL, the
+    status and the start of the body, as dlt's paginating client does."""
+    if response.status_code < 400:
+        return
+    kind = "Client" if response.status_code < 500 else "Server"
+    body = response.text[:max_body] if response.content else ""
+    message = f"{response.status_code} {kind} Error: {response.reason} for url: {response.url}"
+    raise HTTPError(message + (f"\nResponse: {body}" if body else ""), response=response)
 
 
 def parse_json(body: bytes) -> Any:

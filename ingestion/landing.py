@@ -137,7 +137,7 @@ def shift(stamp: str, delta: timedelta) -> str:
 
 
 def land_pages(
-    pages: Iterable[list[dict]],
+    pages: Iterable[list[dict] | pa.StructArray],
     spec: TableSpec,
     source: str,
     *,
@@ -146,6 +146,9 @@ def land_pages(
     children: Callable[[pa.Table, bool], Iterator[Any]] | None = None,
 ) -> Iterator[Any]:
     """Yield pages as Arrow tables (batched), bad records to `quarantine`; advance the cursor last.
+
+    A page is a list of parsed JSON records, or records Arrow already parsed against the declared
+    types and `TableSpec.fits` passed (`pa.StructArray`), which only need flattening.
 
     Three stages overlap: a thread fetches and parses pages (up to FETCH_AHEAD ahead, so the
     system is never idle while a page is converted), a second validates and converts them, and
@@ -163,9 +166,12 @@ def land_pages(
     `children(batch, appended)` yields child rows after each batch (QuickBooks invoice lines).
     """
 
-    def converted() -> Iterator[tuple[list[dict], pa.Table, list[dict]]]:
+    def converted() -> Iterator[tuple[list[dict] | None, pa.Table, list[dict]]]:
         for records in prefetched(iter(pages), depth=FETCH_AHEAD):
-            if records:
+            if isinstance(records, pa.StructArray):  # typed by Arrow and checked: nothing to quarantine
+                if len(records):
+                    yield None, spec.from_arrow(records), []
+            elif records:
                 yield records, *spec.convert(records, source)
 
     append = first_load(spec.name)

@@ -8,15 +8,18 @@ checks lands in the dataset's `quarantine` table with its raw payload and the re
 from __future__ import annotations
 
 import hashlib
+import io
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from itertools import chain, repeat
 from typing import Any
 
 import orjson
 import polars as pl
 import pyarrow as pa
+import pyarrow.json as pa_json
 
 NUMBER, STRING, BOOLEAN = "number", "string", "boolean"
 QUARANTINE_TABLE = "quarantine"
@@ -143,6 +146,35 @@ class TableSpec:
     def key_paths(self) -> tuple[str, ...]:
         return tuple(key.replace("__", ".") for key in self.primary_key if key not in self.extra_columns)
 
+    @cached_property
+    def record_type(self) -> pa.StructType:
+        """The declared record as an Arrow struct type (what `read_json_page` checks a page against)."""
+        return pa.struct([(name, arrow_type(dtype)) for name, dtype in self.schema.items()])
+
+    def fits(self, records: pa.Array) -> bool:
+        """Whether a page Arrow's JSON reader parsed against `record_type` can land as it is.
+
+        The reader is strict where Polars is lenient (a string for a number, a number for a string,
+        a scalar for an object or array, 1.5 for an integer all fail the parse), so a page it
+        parsed has the declared JSON types throughout. What is left to check: no field the schema
+        does not declare (the reader infers those: the table evolves, on the Python path), no null
+        record and no missing key. Anything else goes the record-by-record way, which quarantines.
+        """
+        if records.type != self.record_type or records.null_count:
+            return False
+        for path in self.key_paths:
+            values = records
+            for part in path.split("."):
+                values = values.field(part)
+            if values.null_count:
+                return False
+        return True
+
+    def from_arrow(self, records: pa.StructArray) -> pa.Table:
+        """A page that `fits` as the same flat Arrow table `convert` would have made of it."""
+        self._seen += len(records)
+        return self._finish(pl.from_arrow(pa.Table.from_struct_array(records)), [])
+
     def problems(self, record: dict) -> list[str]:
         """Why this record cannot land (empty when it can)."""
         reasons = [f"missing {path}" for path in self.key_paths if dotted(record, path) is None]
@@ -256,6 +288,58 @@ class TableSpec:
             "quarantined_at": datetime.now(UTC),
             **{f"context__{name}": str(value) for name, value in self.extra_columns.items()},
         }
+
+
+ARROW_SCALARS = {
+    pl.String: pa.string(),
+    pl.Float64: pa.float64(),
+    pl.Int64: pa.int64(),
+    pl.Boolean: pa.bool_(),
+}
+
+
+def arrow_type(dtype: pl.DataType) -> pa.DataType:
+    """The Arrow type of a declared Polars type (scalars, structs and lists of them)."""
+    if isinstance(dtype, pl.Struct):
+        return pa.struct([(child.name, arrow_type(child.dtype)) for child in dtype.fields])
+    if isinstance(dtype, pl.List):
+        return pa.list_(arrow_type(dtype.inner))
+    for declared, arrow in ARROW_SCALARS.items():
+        if dtype == declared:
+            return arrow
+    raise TypeError(f"no Arrow type for the declared type {dtype}")
+
+
+def read_json_page(body: bytes, schema: pa.Schema) -> pa.Table | None:
+    """One JSON page (one object) parsed by Arrow's JSON reader against `schema`, in C++ and without
+    the GIL: a one-row table, its fields that `schema` does not declare inferred. None when the
+    page does not parse against those types; the caller then parses it with orjson and takes the
+    record-by-record path, which says what was wrong and quarantines."""
+    options = pa_json.ReadOptions(block_size=len(body) + 1024, use_threads=False)
+    parse = pa_json.ParseOptions(
+        explicit_schema=schema, unexpected_field_behavior="infer", newlines_in_values=True
+    )
+    try:
+        table = pa_json.read_json(io.BytesIO(body), read_options=options, parse_options=parse)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return table if table.num_rows == 1 else None
+
+
+def records_at(page: pa.Table | None, path: str, spec: TableSpec) -> pa.StructArray | None:
+    """The records list at `path` (`a.b`) of a page from `read_json_page`, if all of it `fits` `spec`."""
+    first, *rest = path.split(".")
+    if page is None or first not in page.column_names:
+        return None
+    values: pa.Array = page.column(first).combine_chunks()
+    for part in rest:
+        if values.null_count or not pa.types.is_struct(values.type) or part not in values.type.names:
+            return None
+        values = values.field(part)
+    if values.null_count or not pa.types.is_list(values.type):
+        return None
+    records = values.flatten()
+    return records if spec.fits(records) else None
 
 
 def lossy_columns(frame: pl.DataFrame, records: list[dict]) -> list[str]:

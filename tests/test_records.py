@@ -8,7 +8,16 @@ import pyarrow as pa
 import pytest
 
 from ingestion.quickbooks.tables import ENTITIES, INVOICE_LINES
-from ingestion.records import NUMBER, STRING, SchemaChangeRefused, TableSpec, misfit, types_fit
+from ingestion.records import (
+    NUMBER,
+    STRING,
+    SchemaChangeRefused,
+    TableSpec,
+    misfit,
+    read_json_page,
+    records_at,
+    types_fit,
+)
 
 SCHEMA = {
     "id": pl.Int64,
@@ -187,3 +196,53 @@ def test_types_fit_and_misfit_agree() -> None:
     ):
         assert not types_fit([wrong], dtype)
         assert (misfit(wrong, dtype, "v") or "").startswith(where)
+
+
+# --- pages Arrow parses against the declared types (the typed path) ---------------------------------
+
+PAGE_SCHEMA = pa.schema(
+    [("time_entries", pa.list_(spec().record_type)), ("links", pa.struct([("next", pa.string())]))]
+)
+
+
+def typed(records: list) -> pa.StructArray | None:
+    """A page through the typed path: parsed by Arrow, then checked; None = the Python path's turn."""
+    body = orjson.dumps({"time_entries": records, "per_page": 2000, "links": {"next": None, "last": "x"}})
+    return records_at(read_json_page(body, PAGE_SCHEMA), "time_entries", spec())
+
+
+def test_a_typed_page_lands_exactly_as_the_python_path_lands_it() -> None:
+    records = [good(1), good(2, hours=8, project=None), good(3, spent_date=None), {"id": 4}]
+    arrow = typed(records)
+    assert arrow is not None
+    expected, quarantined = spec().convert(records, "time")
+    assert quarantined == []
+    assert spec().from_arrow(arrow).equals(expected)
+    assert spec().from_arrow(arrow).schema == expected.schema
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        good(9, hours="7,5"),  # a string for a number
+        good(9, hours="7.5"),
+        good(9, hours=True),
+        good(9, spent_date=20260105),  # a number for a string: Polars would make it "20260105"
+        good(9, id=9.5),  # Polars' JSON reader would truncate it to 9
+        good(9, project=3),  # a scalar for an object
+        good(9, project={"id": 3, "code": "P-1", "extra": 1}),  # a nested field the schema lacks
+        good(9, surprise="new"),  # a new field: the table evolves, on the Python path
+        {k: v for k, v in good(9).items() if k != "id"},  # a missing key
+        None,  # a null record
+    ],
+)
+def test_a_page_with_anything_unexpected_takes_the_python_path(bad: object) -> None:
+    assert typed([good(1), good(2)]) is not None
+    assert typed([good(1), bad, good(2)]) is None
+
+
+def test_a_page_that_is_not_json_takes_the_python_path() -> None:
+    assert read_json_page(b'{"time_entries": [{"id": 1}', PAGE_SCHEMA) is None
+    assert (
+        records_at(read_json_page(b'{"links": {"next": null}}', PAGE_SCHEMA), "time_entries", spec()) is None
+    )

@@ -19,7 +19,13 @@ import pyarrow as pa
 
 from ingestion.http import OrjsonRESTClient, make_client
 from ingestion.landing import cursor_since, has_failed, land_pages, part_failed, to_quarantine
-from ingestion.quickbooks.query import RealmUnavailable, check_page_size, get_company_object, query_pages
+from ingestion.quickbooks.query import (
+    RealmUnavailable,
+    check_page_size,
+    get_company_object,
+    query_pages,
+    typed_query_pages,
+)
 from ingestion.quickbooks.tables import CURSOR_COLUMN, ENTITIES, PREFERENCES, Entity, LineTable
 
 SOURCE = "quickbooks"
@@ -95,7 +101,10 @@ def entity_resource(client: OrjsonRESTClient, entity: Entity, realm: str, page_s
     def changed() -> Iterator[Any]:
         if has_failed(realm):
             return  # reported once, by the first of this realm's calls that failed
-        pages = query_pages(client, realm, entity.name, cursor_since(), page_size)
+        if entity.lines:  # the `Line` list lands as the JSON sent: the parsed-JSON path
+            pages = query_pages(client, realm, entity.name, cursor_since(), page_size)
+        else:
+            pages = typed_query_pages(client, realm, spec, entity.name, cursor_since(), page_size)
         try:
             yield from land_pages(
                 pages,
