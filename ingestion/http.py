@@ -12,7 +12,6 @@ import gc
 import queue
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import dlt
@@ -36,11 +35,14 @@ class OrjsonRESTClient(RESTClient):
 
     def _send_request(self, request: Any, **kwargs: Any) -> Response:
         response = super()._send_request(request, **kwargs)
+        body = response.content
         parsed: list = []
 
+        # The closure holds the body, not the response: a response -> json -> response cycle
+        # would keep each page's body alive until the cyclic GC next runs.
         def json(**_: Any) -> Any:
             if not parsed:
-                parsed.append(parse_json(response.content) if response.content else None)
+                parsed.append(parse_json(body) if body else None)
             return parsed[0]
 
         response.json = json  # type: ignore[method-assign]
@@ -68,25 +70,6 @@ def parse_json(body: bytes) -> Any:
     finally:
         if enabled:
             gc.enable()
-
-
-@contextmanager
-def fewer_collections(threshold: int = 200_000) -> Iterator[None]:
-    """Run a load with the cyclic GC rarely triggered, then restore its settings.
-
-    A load allocates millions of short-lived dicts and lists (parsed pages, Arrow conversion), none
-    in a cycle, which reference counting frees; with the default threshold (700 allocations) the
-    collector ran thousands of times per million records, each pass walking every live page. The
-    objects alive before the load (imports, dlt's machinery) are frozen out of the collector's way.
-    """
-    previous = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(threshold, *previous[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
-        gc.unfreeze()
 
 
 def make_client(base_url: str, access_token: str, headers: dict[str, str] | None = None) -> OrjsonRESTClient:

@@ -194,8 +194,11 @@ def land_pages(
         if not append:
             yield from emit(table, False)
             return
-        # a constant added to every row (QuickBooks' realm_id) cannot tell two keys apart
-        keys.append(table.select([key for key in spec.primary_key if key not in spec.extra_columns]))
+        # a constant added to every row (QuickBooks' realm_id) cannot tell two keys apart. Copied
+        # (`take` allocates new buffers): an imported column can share its memory owner with the
+        # whole batch, and keeping it would then keep every batch of the load alive to the end.
+        key_columns = table.select([key for key in spec.primary_key if key not in spec.extra_columns])
+        keys.append(key_columns.take(pa.array(range(key_columns.num_rows), pa.int64())))
         if held is not None:
             yield from emit(held, True)
         held = table

@@ -22,7 +22,6 @@ from typing import Any
 import dlt
 import duckdb
 
-from ingestion.http import fewer_collections
 from ingestion.landing import destination_tables, failed_parts
 from ingestion.load_log import LoadLogEntry, write_load_log
 
@@ -81,7 +80,7 @@ def run_source(entry: SourceEntry, raw_db: Path, run_id: str) -> list[LoadLogEnt
     pipeline = make_pipeline(entry, raw_db)
     try:
         present = None if resuming(pipeline) else dataset_tables(raw_db, entry.dataset)
-        with destination_tables(present), fewer_collections(), failed_parts() as failures:
+        with destination_tables(present), failed_parts() as failures:
             pipeline.run(entry.build(), loader_file_format="parquet")
         repair_after_resume(pipeline)
     except Exception as err:  # any failure of this source is reported, the others go on
