@@ -22,6 +22,7 @@ import dlt
 from dlt.common.storages.fsspec_filesystem import FileItemDict, fsspec_filesystem, glob_files
 
 from ingestion.hr.snapshots import FILES_TABLE, identify, read_snapshot
+from ingestion.http import gc_paused
 from ingestion.landing import to_quarantine
 
 
@@ -69,7 +70,8 @@ def snapshot_files(drop_folder: str, file_glob: str) -> Any:
             content = FileItemDict(file, fs_client).read_bytes()
             if (file["file_name"], hashlib.sha256(content).hexdigest()) in loaded:
                 continue
-            snapshot = read_snapshot(file["file_name"], content, file.get("modification_date"))
+            with gc_paused():  # a list per row, none in a cycle, all freed when the file is read
+                snapshot = read_snapshot(file["file_name"], content, file.get("modification_date"))
             kind = snapshot.kind
             if snapshot.rows.num_rows:
                 hints = table_hints(kind.table, kind.primary_key)
