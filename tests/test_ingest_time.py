@@ -9,10 +9,14 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pytest
 import requests
 
 from billable.sandbox_process import running_sandbox
+from ingestion.harvest import list_pages, typed_pages
+from ingestion.harvest.tables import TABLES
+from ingestion.http import make_client
 from sandbox.world import World
 from tests.ingest_helpers import (
     ROOT,
@@ -186,3 +190,35 @@ def test_kill_9_mid_load_then_rerun_gives_exactly_a_clean_runs_rows(
         rerun = ingest(base_url, world, raw_db, "time")
         assert rerun.returncode == 0, rerun.stderr
     assert_matches_world(raw_db, world)
+
+
+def typed_and_parsed(base_url: str, spec, per_page: int = 500) -> tuple[list, list]:
+    """One Harvest list read both ways over HTTP: (typed pages as `land_pages` gets them, pages of
+    parsed JSON records)."""
+    client = make_client(base_url, "sandbox-token", headers={"Harvest-Account-Id": "1"})
+    typed = list(typed_pages(client, spec, {"per_page": per_page}))
+    parsed = list(list_pages(client, spec.name, {"per_page": per_page}))
+    return typed, parsed
+
+
+def test_clean_pages_take_the_typed_path_and_land_as_the_python_path_would(world: Path) -> None:
+    """Against the sandbox: every page of every clean list is typed by Arrow (none falls back),
+    and the rows are exactly those of the record-by-record conversion."""
+    with running_sandbox(world) as base_url:
+        for spec in TABLES:
+            typed, parsed = typed_and_parsed(base_url, spec)
+            assert typed and all(isinstance(page, pa.StructArray) for page in typed), spec.name
+            via_arrow = pa.concat_tables([spec.from_arrow(page) for page in typed])
+            via_python = pa.concat_tables([spec.convert(page, "harvest")[0] for page in parsed])
+            assert via_arrow.num_rows == sum(len(page) for page in parsed) > 0
+            assert via_arrow.equals(via_python), spec.name
+
+
+def test_a_page_with_a_malformed_record_takes_the_python_path(world: Path) -> None:
+    entries = next(spec for spec in TABLES if spec.name == "time_entries")
+    with running_sandbox(world, flags=["--malformed-rate", "0.03"]) as base_url:
+        typed, _parsed = typed_and_parsed(base_url, entries)
+    kinds = {type(page) for page in typed}
+    assert list in kinds, "pages holding a malformed record must be checked record by record"
+    quarantined = [row for page in typed if isinstance(page, list) for row in entries.convert(page, "t")[1]]
+    assert quarantined and all(row["reason"] for row in quarantined)
