@@ -43,6 +43,10 @@ class SchemaChangeRefused(Exception):
     """A finance-critical column changed type at the source; the load is refused."""
 
 
+class NewFieldError(ValueError):
+    """A field the schema does not declare has values no one column type can hold; names both."""
+
+
 def json_type(value: Any) -> str:
     """The JSON type name of a parsed value (`number`, `string`, `boolean`, `null`, ...)."""
     if value is None:
@@ -261,8 +265,7 @@ class TableSpec:
         """Add fields the schema does not declare (they evolve the table), flatten, add constants."""
         extra = sorted(set().union(*records) - set(self.schema)) if records else []
         if extra:
-            extras = pl.from_dicts([{name: record.get(name) for name in extra} for record in records])
-            frame = frame.hstack(extras.select(extra))
+            frame = frame.hstack([self.new_column(name, records) for name in extra])
         frame = flatten(frame)
         if self.extra_columns:
             constants = self.extra_columns.items()
@@ -274,6 +277,22 @@ class TableSpec:
         return table.cast(
             pa.schema([column.with_nullable(column.name not in keys) for column in table.schema])
         )
+
+    def new_column(self, name: str, records: list[dict]) -> pl.Series:
+        """A field the schema does not declare, typed from every record of the page (not the first
+        100, as Polars infers): it evolves the table wherever it first appears, nulls before."""
+        values = list(map(dict.get, records, repeat(name)))
+        try:
+            array = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError) as err:
+            kinds = Counter(json_type(value) for value in values if value is not None)
+            seen = ", ".join(f"{kind} in {count}" for kind, count in kinds.most_common())
+            raise NewFieldError(
+                f"table {self.name}: new field {name!r} cannot land as one column type ({seen} "
+                f"of {len(values)} records on one page: {err}); declare its type in ingestion/ "
+                "or fix the source, then re-run"
+            ) from err
+        return pl.Series(name, array) if len(array) else pl.Series(name, [], dtype=pl.Null)
 
     def quarantine_row(self, record: dict, reason: str, source: str) -> dict:
         payload = orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()

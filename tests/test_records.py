@@ -246,3 +246,26 @@ def test_a_page_that_is_not_json_takes_the_python_path() -> None:
     assert (
         records_at(read_json_page(b'{"links": {"next": null}}', PAGE_SCHEMA), "time_entries", spec()) is None
     )
+
+
+@pytest.mark.parametrize("first_at", [150, 5_000])
+def test_a_field_first_appearing_late_in_a_page_evolves_the_table(first_at: int) -> None:
+    """Fault 9: a new field seen only from record 150 (or 5,000) of a page is kept, nulls before it."""
+    page = [good(index) for index in range(first_at + 10)]
+    for record in page[first_at:]:
+        record["external_reference_v2"] = f"v2-{record['id']}"
+        record["billing_code"] = {"code": "B-7", "weight": 2}
+    table, quarantined = spec().convert(page, "time")
+    assert quarantined == []
+    assert table.num_rows == first_at + 10
+    new = table.column("external_reference_v2").to_pylist()
+    assert new[:first_at] == [None] * first_at
+    assert new[first_at:] == [f"v2-{index}" for index in range(first_at, first_at + 10)]
+    assert table.column("billing_code__weight").to_pylist()[first_at:] == [2] * 10
+
+
+def test_a_new_field_that_cannot_have_one_type_names_table_and_field() -> None:
+    page = [good(index, batch=index) for index in range(200)]
+    page[180]["batch"] = "one-eighty"
+    with pytest.raises(ValueError, match=r"table time_entries: new field 'batch'.*number.*string"):
+        spec().convert(page, "time")
