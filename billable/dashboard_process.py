@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from billable.sandbox_process import free_port
+import psutil
+
+from billable.sandbox_process import die_with_parent, free_port, port_in_use
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboards" / "app.py"
@@ -36,9 +38,16 @@ class DashboardStartError(RuntimeError):
 
 
 @contextmanager
-def running_dashboard(warehouse: Path, log: Path, timeout_s: float = 60.0) -> Iterator[str]:
-    """`streamlit run dashboards/app.py` headless on a free port over a warehouse; yields the base URL."""
-    port = free_port()
+def running_dashboard(
+    warehouse: Path, log: Path, timeout_s: float = 60.0, port: int | None = None
+) -> Iterator[str]:
+    """`streamlit run dashboards/app.py` headless on `port` (default: a free one) over a warehouse;
+    yields the base URL. A port another program holds is a DashboardStartError naming it."""
+    if port:
+        busy = port_in_use(port, flag="port")
+        if busy:
+            raise DashboardStartError(str(busy))
+    port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "BILLABLE_WAREHOUSE": str(warehouse)}
     command = [
@@ -48,17 +57,24 @@ def running_dashboard(warehouse: Path, log: Path, timeout_s: float = 60.0) -> It
         "--client.toolbarMode", "viewer",
     ]  # fmt: skip
     with log.open("w") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, preexec_fn=die_with_parent()
+        )
         try:
             deadline = time.monotonic() + timeout_s
             while True:
                 try:
                     with urllib.request.urlopen(f"{base_url}/_stcore/health", timeout=2) as response:
-                        if response.status == 200:
+                        # Streamlit's health answer carries no identity: it counts only if the
+                        # listener on the port is the process we started (not whoever else took it).
+                        if response.status == 200 and listens_on(process.pid, port):
                             break
                 except OSError:
                     pass
                 if process.poll() is not None or time.monotonic() > deadline:
+                    busy = None if listens_on(process.pid, port) else port_in_use(port, flag="port")
+                    if busy:  # someone took the port between our check and the server's start
+                        raise DashboardStartError(str(busy))
                     raise DashboardStartError(f"dashboard server did not start: {log.read_text()[-3000:]}")
                 time.sleep(0.2)
             yield base_url
@@ -69,6 +85,15 @@ def running_dashboard(warehouse: Path, log: Path, timeout_s: float = 60.0) -> It
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process `pid` itself holds a listening TCP socket on `port`."""
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.Error:
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in connections)
 
 
 # The app draws a hidden marker (#billable-rendered, data-run = the session's run count) when a

@@ -13,6 +13,12 @@ operator's cron mail says exactly what went wrong. Steps whose issue has not lan
 listed as such rather than pretended. A lock next to the raw database (`daily.lock`) keeps two
 runs from overlapping; the second exits 75 saying which process holds it.
 
+Every child (the sandbox, each step) dies with the pipeline, even on `kill -9` (the kernel's
+parent-death signal), and is recorded in `daily.children.json` beside the lock while it runs; a
+run that finds a recorded child still alive says so and stops it before starting its own. The
+sandbox the run starts must be the one that answers on `--port`: a port held by another program
+(another world's sandbox) stops the run with exit 2 naming the port and what holds it.
+
 The warehouse and its build folder live next to the raw database: `--raw-db data/raw.duckdb`
 publishes `data/warehouse.duckdb`, built in `data/build/`.
 """
@@ -25,12 +31,19 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from billable.run_lock import EX_TEMPFAIL, LockHeld, run_lock
-from billable.sandbox_process import running_sandbox
-from sandbox.world import World
+from billable.sandbox_process import (
+    ChildRecord,
+    PortInUse,
+    SandboxStartError,
+    die_with_parent,
+    running_sandbox,
+)
+from sandbox.world import World, WorldError
 
 LIVE = "live"  # the raw database's marker when it is loaded from the configured systems
 
@@ -148,43 +161,62 @@ def main(argv: list[str] | None = None) -> int:
     if args.world is not None and not (args.world / "world.json").is_file():
         print(f"pipeline: no world at {args.world}; run `make generate` first", file=sys.stderr)
         return 2
+    if args.world is not None:
+        try:
+            World(args.world)  # an invalid world.json is one line here, not a traceback later
+        except WorldError as err:
+            print(f"{label}: {err}", file=sys.stderr)
+            return 2
 
     try:
         with run_lock(args.raw_db.parent / "daily.lock", args.wait):
+            # We hold the lock, so whoever started a recorded child that still runs is gone.
+            children = ChildRecord(args.raw_db.parent / "daily.children.json", label)
+            children.stop_leftovers()
             mismatch = claim_raw_db(args.raw_db, args.world)
             if mismatch:
                 print(f"{label}: {mismatch}", file=sys.stderr)
                 return 2
-            return run(args, label)
+            return run(args, label, children)
     except LockHeld as held:
         print(f"{label}: {held}", file=sys.stderr)
         return EX_TEMPFAIL
 
 
-def run(args: argparse.Namespace, label: str) -> int:
+def run(args: argparse.Namespace, label: str, children: ChildRecord) -> int:
     """Run the steps against the live systems, or against the world in a sandbox."""
     started = time.monotonic()
     if args.live:
-        code = run_steps(steps(args.raw_db, args.sources, {}, sync_flags(args)), args.only, label)
+        code = run_steps(steps(args.raw_db, args.sources, {}, sync_flags(args)), args.only, label, children)
         if code == 0:
             print(f"{label}: finished in {time.monotonic() - started:.1f} s")
         return code
-    with running_sandbox(args.world, port=args.port) as base_url:
+    with ExitStack() as stack:  # stops the sandbox however the block ends
+        try:
+            base_url = stack.enter_context(running_sandbox(args.world, port=args.port, children=children))
+        except PortInUse as err:  # configuration: the operator frees the port or picks another
+            print(f"{label}: {err}", file=sys.stderr)
+            return 2
+        except SandboxStartError as err:
+            print(f"{label}: the sandbox for {args.world} did not start: {err}", file=sys.stderr)
+            return 1
         print(f"{label}: sandbox up at {base_url} for {args.world}")
         if args.advance_days:
             advance = [sys.executable, "-m", "sandbox", "advance", "--world", str(args.world)]
-            code = run_step("advance", [*advance, "--days", str(args.advance_days)], {}, label)
+            code = run_step("advance", [*advance, "--days", str(args.advance_days)], {}, label, children)
             if code != 0:
                 return code
         settings = sandbox_settings(base_url, args.world)
-        code = run_steps(steps(args.raw_db, args.sources, settings, sync_flags(args)), args.only, label)
+        code = run_steps(
+            steps(args.raw_db, args.sources, settings, sync_flags(args)), args.only, label, children
+        )
         if code != 0:
             return code
     print(f"{label}: finished in {time.monotonic() - started:.1f} s; sandbox stopped")
     return 0
 
 
-def run_steps(planned: list[Step], only: list[str] | None, label: str) -> int:
+def run_steps(planned: list[Step], only: list[str] | None, label: str, children: ChildRecord) -> int:
     """Run the steps in order; the first failure's exit code, or 0."""
     for step in planned:
         if only and step.name not in only:
@@ -192,20 +224,28 @@ def run_steps(planned: list[Step], only: list[str] | None, label: str) -> int:
         if step.command is None:
             print(f"{label}: step {step.name!r} is not built yet (issue {step.issue}); skipped")
             continue
-        code = run_step(step.name, step.command, step.env, label)
+        code = run_step(step.name, step.command, step.env, label, children)
         if code != 0:
             return code
     return 0
 
 
-def run_step(name: str, command: list[str], env: dict[str, str], label: str) -> int:
-    """One step as a child process, its output passed through; its exit code."""
+def run_step(name: str, command: list[str], env: dict[str, str], label: str, children: ChildRecord) -> int:
+    """One step as a child process that dies with this one, its output passed through; its exit code."""
     print(f"{label}: {name} …", flush=True)
     started = time.monotonic()
-    result = subprocess.run(command, check=False, env={**os.environ, **env})
-    if result.returncode != 0:
-        print(f"{label}: step {name!r} FAILED with exit code {result.returncode}", file=sys.stderr)
-        return result.returncode
+    with subprocess.Popen(command, env={**os.environ, **env}, preexec_fn=die_with_parent()) as process:
+        children.add(process, name, command)
+        try:
+            returncode = process.wait()
+        except BaseException:  # Ctrl-C: the step stops with the run
+            process.kill()
+            raise
+        finally:
+            children.remove(process)
+    if returncode != 0:
+        print(f"{label}: step {name!r} FAILED with exit code {returncode}", file=sys.stderr)
+        return returncode
     print(f"{label}: {name} done in {time.monotonic() - started:.1f} s", flush=True)
     return 0
 

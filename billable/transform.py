@@ -15,6 +15,10 @@ Every run, passed or failed, is recorded in `ops.transform_runs` inside the work
 
 Exit codes: 0 published; 1 the build or a test failed (nothing published); 2 usage or
 configuration error; 75 another transform holds the lock.
+
+dbt dies with the runner, even on `kill -9` (the kernel's parent-death signal), and is recorded
+in `<build-dir>/transform.children.json` while it runs; a transform that finds a recorded dbt
+still alive says so and stops it before building.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from pathlib import Path
 import duckdb
 
 from billable.run_lock import EX_TEMPFAIL, LockHeld, run_lock
+from billable.sandbox_process import ChildRecord, die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 EX_OK, EX_FAILED, EX_USAGE = 0, 1, 2
@@ -86,6 +91,10 @@ class Paths:
     @property
     def lock(self) -> Path:
         return self.build_dir / "transform.lock"
+
+    @property
+    def children(self) -> Path:
+        return self.build_dir / "transform.children.json"
 
     @property
     def metadata(self) -> Path:
@@ -164,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         return EX_USAGE
     try:
         with run_lock(paths.lock, args.wait):
-            return transform(paths, full_refresh=args.full_refresh, dbt_vars=args.vars)
+            # We hold the lock, so a recorded dbt that still runs belongs to a transform that is gone.
+            children = ChildRecord(paths.children, "transform")
+            children.stop_leftovers()
+            return transform(paths, full_refresh=args.full_refresh, dbt_vars=args.vars, children=children)
     except LockHeld as held:
         print(f"transform: {held}", file=sys.stderr)
         return EX_TEMPFAIL
@@ -225,7 +237,9 @@ def check_inputs(paths: Paths, wait_s: float) -> str | None:
     return None
 
 
-def transform(paths: Paths, full_refresh: bool, dbt_vars: str = "") -> int:
+def transform(
+    paths: Paths, full_refresh: bool, dbt_vars: str = "", children: ChildRecord | None = None
+) -> int:
     """Build, audit and (if all passed) publish; returns the exit code. Runs under the lock."""
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     started_at = datetime.now(UTC)
@@ -234,7 +248,7 @@ def transform(paths: Paths, full_refresh: bool, dbt_vars: str = "") -> int:
     seed_working_db(paths)
 
     print(f"transform: run {run_id}: dbt build into {paths.working_db}", flush=True)
-    outcome = run_dbt_build(paths, full_refresh, dbt_vars)
+    outcome = run_dbt_build(paths, full_refresh, dbt_vars, children)
     duration_s = time.monotonic() - started
     run = {
         "run_id": run_id,
@@ -294,7 +308,9 @@ def dbt_executable() -> list[str]:
     return [sys.executable, "-c", "import sys; from dbt.cli.main import cli; sys.exit(cli())"]
 
 
-def run_dbt_build(paths: Paths, full_refresh: bool, dbt_vars: str = "") -> BuildOutcome:
+def run_dbt_build(
+    paths: Paths, full_refresh: bool, dbt_vars: str = "", children: ChildRecord | None = None
+) -> BuildOutcome:
     """`dbt build` into the working file, its output passed through; results from run_results.json."""
     results_file = paths.target_dir / "run_results.json"
     # A stale file from an earlier run must never be read as this run's results.
@@ -340,12 +356,23 @@ def run_dbt_build(paths: Paths, full_refresh: bool, dbt_vars: str = "") -> Build
         stderr=subprocess.STDOUT,
         text=True,
         errors="replace",
+        preexec_fn=die_with_parent(),  # a kill -9 of this runner must not leave dbt building
     ) as process:
+        if children is not None:
+            children.add(process, "dbt", command)
         assert process.stdout is not None
-        for line in process.stdout:
-            sys.stdout.write(line)
-            tail.append(line.rstrip("\n"))
-        sys.stdout.flush()
+        try:
+            for line in process.stdout:
+                sys.stdout.write(line)
+                tail.append(line.rstrip("\n"))
+            sys.stdout.flush()
+        except BaseException:  # Ctrl-C, or our stdout gone: dbt stops with the runner
+            process.kill()
+            raise
+        finally:
+            process.wait()
+            if children is not None:
+                children.remove(process)
     outcome = BuildOutcome(returncode=process.returncode, results=[], output_tail=list(tail))
     if results_file.is_file():
         read_run_results(outcome, results_file, paths.target_dir / "manifest.json")

@@ -106,16 +106,7 @@ class World:
         meta_path = self.path / "world.json"
         if not meta_path.is_file():
             raise WorldError(f"{self.path} is not a world: {meta_path} is missing")
-        try:
-            self.meta: dict = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as err:
-            raise WorldError(f"{meta_path} is not valid JSON: {err}") from None
-        version = self.meta.get("format_version")
-        if version != FORMAT_VERSION:
-            raise WorldError(f"{meta_path}: format_version {version!r}, expected {FORMAT_VERSION}")
-        for field in ("seed", "start_date", "cutover_at", "clock", "legal_entities"):
-            if field not in self.meta:
-                raise WorldError(f"{meta_path}: required field {field!r} is missing")
+        self.meta: dict = read_meta(meta_path)
 
     # --- metadata -----------------------------------------------------------------------
     @property
@@ -205,6 +196,57 @@ class World:
             .drop("_deleted")
         )
         return current
+
+
+REQUIRED_META = ("seed", "start_date", "cutover_at", "clock", "legal_entities")
+REQUIRED_ENTITY = ("code", "realm_id", "currency")
+
+
+def read_meta(meta_path: Path) -> dict:
+    """world.json, checked well enough that nothing downstream trips over it later.
+
+    Raises WorldError naming the file and the first problem (JSON syntax with line and column, a
+    missing or malformed field), so an operator reads one line instead of a traceback.
+    """
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as err:
+        raise WorldError(f"{meta_path} is not valid JSON: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise WorldError(f"{meta_path} cannot be read: {err}") from None
+    if not isinstance(meta, dict):
+        raise WorldError(f"{meta_path} must hold a JSON object, not {type(meta).__name__}")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise WorldError(f"{meta_path}: format_version {version!r}, expected {FORMAT_VERSION}")
+    for name in REQUIRED_META:
+        if name not in meta:
+            raise WorldError(f"{meta_path}: required field {name!r} is missing")
+    try:
+        int(meta["seed"])
+    except (TypeError, ValueError):
+        raise WorldError(f"{meta_path}: seed {meta['seed']!r} is not an integer") from None
+    for name in ("clock", "cutover_at"):
+        try:
+            parse_ts(meta[name])
+        except (TypeError, ValueError, AttributeError):
+            raise WorldError(f"{meta_path}: {name} {meta[name]!r} is not an ISO-8601 timestamp") from None
+    try:
+        date.fromisoformat(meta["start_date"])
+    except (TypeError, ValueError):
+        raise WorldError(
+            f"{meta_path}: start_date {meta['start_date']!r} is not a date (YYYY-MM-DD)"
+        ) from None
+    entities = meta["legal_entities"]
+    if not isinstance(entities, list) or not entities:
+        raise WorldError(f"{meta_path}: legal_entities must be a non-empty list of legal entities")
+    for position, entity in enumerate(entities):
+        if not isinstance(entity, dict):
+            raise WorldError(f"{meta_path}: legal_entities[{position}] is not an object")
+        missing = [name for name in REQUIRED_ENTITY if name not in entity]
+        if missing:
+            raise WorldError(f"{meta_path}: legal_entities[{position}] misses required field(s) {missing}")
+    return meta
 
 
 def write_meta(path: Path, meta: dict) -> None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+from urllib.request import urlopen
 
 import orjson
 
@@ -72,6 +74,7 @@ class Context:
     state: WorldState
     live: LiveStore
     faults: Faults
+    instance: str = ""  # the id its starter gave this server (`serve --instance-id`), echoed by health
 
 
 @dataclass
@@ -95,8 +98,8 @@ def systems() -> list[System]:
 class App:
     """Routes requests and wraps them in the switched-on faults."""
 
-    def __init__(self, state: WorldState, live: LiveStore, faults: Faults):
-        self.context = Context(state, live, faults)
+    def __init__(self, state: WorldState, live: LiveStore, faults: Faults, instance: str = ""):
+        self.context = Context(state, live, faults, instance)
         self.systems = systems()
 
     def route(self, request: Request) -> Response:
@@ -151,7 +154,11 @@ class App:
                 {
                     "status": "ok",
                     "clock": world.meta["clock"],
-                    "world": str(world.path),
+                    # Who answers: a starter checks these before trusting the port (another
+                    # world's sandbox may hold it); the world as an absolute path.
+                    "world": str(world.path.resolve()),
+                    "instance": self.context.instance,
+                    "pid": os.getpid(),
                     "seed": world.seed,
                     "faults": faults.describe(),
                 },
@@ -229,7 +236,26 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-def make_server(state: WorldState, live: LiveStore, faults: Faults, host: str, port: int) -> Server:
+def make_server(
+    state: WorldState, live: LiveStore, faults: Faults, host: str, port: int, instance: str = ""
+) -> Server:
     """A ready-to-serve HTTP server for one world (call `serve_forever`)."""
-    handler = type("BoundHandler", (Handler,), {"app": App(state, live, faults)})
+    handler = type("BoundHandler", (Handler,), {"app": App(state, live, faults, instance)})
     return Server((host, port), handler)
+
+
+def describe_listener(host: str, port: int, timeout_s: float = 2.0) -> str | None:
+    """Who listens on host:port: "a sandbox serving <world> (pid N)", "a program that is not a
+    sandbox", or None when nothing accepts connections there."""
+    probe_host = "127.0.0.1" if host in ("", "0.0.0.0") else host
+    try:
+        with socket.create_connection((probe_host, port), timeout=timeout_s):
+            pass
+    except OSError:
+        return None
+    try:
+        with urlopen(f"http://{probe_host}:{port}/_sandbox/health", timeout=timeout_s) as answer:
+            health = json.loads(answer.read())
+        return f"a sandbox serving {health['world']} (pid {health.get('pid', 'unknown')})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a program that is not a sandbox"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 import threading
 
 from sandbox.erp_live import LiveStore
-from sandbox.servers.app import make_server
+from sandbox.servers.app import describe_listener, make_server
 from sandbox.servers.faults import FaultConfig, FaultConfigError, Faults
 from sandbox.servers.state import WorldState
 from sandbox.world import WorldError
@@ -36,6 +37,11 @@ def parser() -> argparse.ArgumentParser:
         "--malformed-rate", type=float, default=0.0, help="share of Harvest time entries malformed"
     )
     p.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    p.add_argument(
+        "--instance-id",
+        default="",
+        help="an id chosen by the starter; /_sandbox/health echoes it (the starter knows it reached us)",
+    )
     return p
 
 
@@ -65,7 +71,19 @@ def main(argv: list[str]) -> int:
         print(f"sandbox serve: {err}", file=sys.stderr)
         return 2
     faults = Faults(world.seed if args.seed is None else args.seed, config)
-    server = make_server(state, LiveStore(world.path), faults, args.host, args.port)
+    try:
+        server = make_server(state, LiveStore(world.path), faults, args.host, args.port, args.instance_id)
+    except OSError as err:
+        if err.errno != errno.EADDRINUSE:
+            print(f"sandbox serve: cannot listen on {args.host}:{args.port}: {err.strerror}", file=sys.stderr)
+            return 2
+        holder = describe_listener(args.host, args.port) or "another program"
+        print(
+            f"sandbox serve: port {args.port} on {args.host} is in use by {holder}; "
+            "stop it or choose another --port",
+            file=sys.stderr,
+        )
+        return 2
     server.RequestHandlerClass.quiet = not args.access_log
     host, port = server.server_address[:2]
 
