@@ -278,6 +278,14 @@ class TableSpec:
             pa.schema([column.with_nullable(column.name not in keys) for column in table.schema])
         )
 
+    def record_key(self, record: dict) -> str | None:
+        """The record's key as text (`a|b` when composite; realm-like constants not included), or
+        None when any part is missing or not a scalar: such a record cannot be asked for by key."""
+        parts = [dotted(record, path) if isinstance(record, dict) else None for path in self.key_paths]
+        if any(part is None or isinstance(part, dict | list) for part in parts):
+            return None
+        return "|".join(map(str, parts))
+
     def new_column(self, name: str, records: list[dict]) -> pl.Series:
         """A field the schema does not declare, typed from every record of the page (not the first
         100, as Polars infers): it evolves the table wherever it first appears, nulls before."""
@@ -296,12 +304,11 @@ class TableSpec:
 
     def quarantine_row(self, record: dict, reason: str, source: str) -> dict:
         payload = orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
-        key = "|".join(str(dotted(record, path)) for path in self.key_paths)
         return {
             "quarantine_id": hashlib.sha256(f"{self.name}|{payload}".encode()).hexdigest()[:32],
             "source": source,
             "table_name": self.name,
-            "record_key": key,
+            "record_key": self.record_key(record),
             "reason": reason,
             "payload": payload,
             "quarantined_at": datetime.now(UTC),

@@ -10,16 +10,18 @@ deletions.py for how that stays cheap.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import dlt
 import pyarrow as pa
 from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
+from requests import RequestException
 
 from ingestion.harvest.deletions import deletions_resource
 from ingestion.harvest.tables import DATED, TABLES
 from ingestion.http import OrjsonRESTClient, make_client, raise_for_status
-from ingestion.landing import cursor_since, land_pages, merge_hints
+from ingestion.landing import RefetchFailed, Reread, cursor_since, land_pages, merge_hints
 from ingestion.records import TableSpec, read_json_page, records_at
 
 
@@ -57,6 +59,57 @@ def typed_pages(
             yield body[spec.name]
 
 
+# Records re-requested by id are handed on in pages of this many.
+REFETCH_PAGE = 500
+
+
+def by_id(client: OrjsonRESTClient, resource: str) -> Any:
+    """`refetch` for `land_pages`: `GET /v2/{resource}/{id}` for each quarantined id still outstanding
+    (Harvest lists cannot filter by id); a 404 means the record no longer exists."""
+
+    def fetch(keys: list[str]) -> Iterator[list[dict]]:
+        page: list[dict] = []
+        for key in keys:
+            try:
+                response = client.get(f"/v2/{resource}/{key}")
+                if response.status_code == 404:
+                    continue
+                raise_for_status(response)
+            except RequestException as err:
+                raise RefetchFailed(f"harvest {resource} {key}: {err}") from err
+            page.append(response.json())
+            if len(page) >= REFETCH_PAGE:
+                yield page
+                page = []
+        if page:
+            yield page
+
+    return fetch
+
+
+def spent_day(payload: dict) -> str | None:
+    """A record's `spent_date` if it is a real date (what a keyless record can be listed by)."""
+    value = payload.get("spent_date")
+    try:
+        return date.fromisoformat(value).isoformat() if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def by_day(client: OrjsonRESTClient, resource: str, per_page: int) -> Reread:
+    """`reread` for `land_pages`: a quarantined record without a readable id is found again by
+    listing its `spent_date` (`from`/`to`, one day: one page, whatever the cursor)."""
+
+    def fetch(payloads: list[dict]) -> Iterator[list[dict]]:
+        for day in sorted({spent_day(payload) for payload in payloads} - {None}):
+            try:
+                yield from list_pages(client, resource, {"from": day, "to": day, "per_page": per_page})
+            except RequestException as err:
+                raise RefetchFailed(f"harvest {resource} of {day}: {err}") from err
+
+    return Reread(covers=lambda payload: spent_day(payload) is not None, fetch=fetch)
+
+
 def harvest_resource(client: OrjsonRESTClient, spec: TableSpec, per_page: int) -> Any:
     @dlt.resource(
         name=spec.name,
@@ -67,7 +120,14 @@ def harvest_resource(client: OrjsonRESTClient, spec: TableSpec, per_page: int) -
         since = cursor_since()
         if since:
             params["updated_since"] = since
-        yield from land_pages(typed_pages(client, spec, params), spec, source="harvest")
+        pages = typed_pages(client, spec, params)
+        yield from land_pages(
+            pages,
+            spec,
+            source="harvest",
+            refetch=by_id(client, spec.name),
+            reread=by_day(client, spec.name, per_page) if spec.name in DATED else None,
+        )
 
     return changed
 

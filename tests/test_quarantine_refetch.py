@@ -1,0 +1,120 @@
+"""Quarantined records are fetched again once the source is fixed (issue 13, fault 2).
+
+Over the real sandbox over HTTP with the real runner and a real DuckDB: the source serves some
+records malformed, a load quarantines them, the fault is switched off (the source is fixed) and
+the next load lands every one of them, by key or, without a readable key, by listing them again;
+the quarantine then shows none outstanding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+import requests
+
+from billable.sandbox_process import running_sandbox
+from tests.ingest_helpers import generate_world, ingest, query
+
+OUTSTANDING = "select count(*) from {schema}.quarantine where table_name = ? and resolved_at is null"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_world(tmp_path_factory.mktemp("refetch") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def sandbox(tiny: Path) -> str:
+    with running_sandbox(tiny) as base_url:
+        yield base_url
+
+
+def set_faults(base_url: str, faults: dict | None) -> None:
+    """Switch faults on (a dict) or all off (None), and start a fresh fault log."""
+    if faults is None:
+        requests.delete(f"{base_url}/_sandbox/faults", timeout=5).raise_for_status()
+    else:
+        requests.post(f"{base_url}/_sandbox/faults", json=faults, timeout=5).raise_for_status()
+
+
+def fault_log(base_url: str) -> list[dict]:
+    return requests.get(f"{base_url}/_sandbox/faults/log", timeout=5).json()["entries"]
+
+
+def test_malformed_time_entries_land_once_harvest_is_fixed(sandbox: str, tiny: Path, tmp_path: Path) -> None:
+    raw_db = tmp_path / "raw.duckdb"
+    requests.delete(f"{sandbox}/_sandbox/faults/log", timeout=5)
+    set_faults(sandbox, {"malformed_rate": 0.03})
+    try:
+        first = ingest(sandbox, tiny, raw_db, "time")
+        log = fault_log(sandbox)
+    finally:
+        set_faults(sandbox, None)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    malformed = {key for entry in log if entry["fault"] == "malformed" for key in entry["ids"]}
+    keyless = {key for entry in log if entry["fault"] == "malformed" for key in entry["missing_id"] or []}
+    assert malformed and keyless, "the fault should have served records malformed, some without an id"
+
+    quarantined = query(
+        raw_db,
+        "select record_key, payload from raw_time.quarantine where table_name = 'time_entries'",
+    )
+    assert len(quarantined) == len(malformed)
+    assert sum(key is None for key, _ in quarantined) == len(keyless)
+    # the served hours, as Harvest would have sent them without the fault ("7,5" -> 7.5)
+    hours_of = {}
+    keyless_hours = 0.0
+    for key, payload in quarantined:
+        record = orjson.loads(payload)
+        hours = float(record["hours"].replace(",", "."))
+        if key is None:
+            keyless_hours += hours
+        else:
+            hours_of[int(key)] = hours
+    missing = malformed - {key for (key,) in query(raw_db, "select id from raw_time.time_entries")}
+    assert missing == malformed, "nothing malformed landed on the first load"
+    outstanding = query(raw_db, OUTSTANDING.format(schema="raw_time"), "time_entries")[0][0]
+    assert outstanding == len(malformed)
+    print(
+        f"first load: {len(malformed)} entries quarantined ({len(keyless)} without an id), "
+        f"{sum(hours_of.values()) + keyless_hours:.2f} h"
+    )
+
+    second = ingest(sandbox, tiny, raw_db, "time")  # the source is fixed
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    landed = dict(
+        query(
+            raw_db,
+            f"select id, hours from raw_time.time_entries where id in ({', '.join(map(str, malformed))})",
+        )
+    )
+    still_missing = malformed - set(landed)
+    missing_hours = sum(hours_of.get(key, 0.0) for key in still_missing)
+    assert not still_missing, f"{len(still_missing)} entries ({missing_hours:.2f} h known) still missing"
+    assert {key: landed[key] for key in hours_of} == hours_of
+    assert sum(landed[key] for key in keyless) == pytest.approx(keyless_hours)
+    assert query(raw_db, OUTSTANDING.format(schema="raw_time"), "time_entries")[0][0] == 0
+    resolutions = dict(
+        query(
+            raw_db,
+            "select resolution, count(*) from raw_time.quarantine "
+            "where table_name = 'time_entries' group by 1",
+        )
+    )
+    assert resolutions == {
+        "landed": len(malformed) - len(keyless),
+        "re-read: no longer served without a key": len(keyless),
+    }
+    assert query(
+        raw_db,
+        "select count(*) from raw_time.quarantine where resolved_by_load is null and resolved_at is not null",
+    ) == [(0,)]
+    assert "quarantine time_entries: 0 outstanding; resolved this run:" in second.stdout
+    # a record whose key landed is not fetched or resolved again
+    third = ingest(sandbox, tiny, raw_db, "time")
+    assert third.returncode == 0
+    assert "quarantine time_entries" not in third.stdout
+    twice = "select count(*) from (select id from raw_time.time_entries group by id having count(*) > 1)"
+    assert query(raw_db, twice) == [(0,)]
