@@ -5,6 +5,10 @@ header row, comma separated, UTF-8, dates `YYYY-MM-DD`. Rows land typed (dates a
 and money as doubles) keyed by (snapshot_date, natural key). A row that cannot land as it is
 (wrong field count, a number or date that does not parse, a missing key or required value, a key
 repeated in the file) is quarantined with its raw line and the reason, never coerced.
+
+A file is also checked as a whole against the snapshot before it (`shrinkage`): every kind is a
+full snapshot, so one that lost most of the previous snapshot's rows or people is taken for a
+truncated export rather than news; and a file that does not end with a line end was cut mid-line.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from datetime import UTC, date, datetime
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingestion.records import QUARANTINE_TABLE
 
 SOURCE = "hr_drop"
 FILES_TABLE = "files"
+# A snapshot must keep at least this share of the previous snapshot's rows and of its people.
+DEFAULT_MIN_SHARE = 0.8
 FILE_NAME = re.compile(r"^(?P<kind>[a-z_]+?)_(?P<snapshot>\d{4}-\d{2}-\d{2})\.csv$")
 DATE_FORMAT = "%Y-%m-%d"
 
@@ -37,6 +44,7 @@ class SnapshotKind:
     numbers: tuple[str, ...] = ()
     dates: tuple[str, ...] = ()
     required: tuple[str, ...] = ()  # non-key columns that must have a value (hours, money)
+    people: str = "employee_id"  # whose count a snapshot must keep (`shrinkage`)
     string_columns: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +101,7 @@ KINDS = {
             ("legal_entity", "date", "name"),
             ("legal_entity", "date"),
             dates=("date",),
+            people="legal_entity",
         ),
     )
 }
@@ -100,6 +109,20 @@ KINDS = {
 
 class UnexpectedDropFile(Exception):
     """A file in the drop folder that breaks the contract as a whole (name, encoding, header)."""
+
+
+class RefusedDropFile(UnexpectedDropFile):
+    """A readable file refused as a whole (truncated: shrunk, or cut mid-line); the rest of the drop loads."""
+
+
+@dataclass(frozen=True)
+class SnapshotSize:
+    """What a snapshot holds: its rows (that land) and its distinct people (legal entities for holidays)."""
+
+    file_name: str
+    snapshot_date: date
+    rows: int
+    people: int
 
 
 @dataclass
@@ -110,6 +133,13 @@ class Snapshot:
     rows: pa.Table
     quarantined: list[dict]
     file_row: dict
+    cut: str = ""  # why the file looks cut mid-line ('' when it ends with a line end)
+
+    @property
+    def size(self) -> SnapshotSize:
+        people = pc.count_distinct(self.rows[self.kind.people]).as_py() if self.rows.num_rows else 0
+        file_name, snapshot_date = self.file_row["file_name"], self.file_row["snapshot_date"]
+        return SnapshotSize(file_name, snapshot_date, self.rows.num_rows, people)
 
 
 def identify(file_name: str) -> tuple[SnapshotKind, date]:
@@ -192,7 +222,55 @@ def read_snapshot(file_name: str, content: bytes, modified_at: datetime | None) 
         "modified_at": modified_at,
         "loaded_at": datetime.now(UTC),
     }
-    return Snapshot(kind, arrow, quarantined, file_row)
+    return Snapshot(kind, arrow, quarantined, file_row, cut_mid_line(text, lines, len(header)))
+
+
+def cut_mid_line(text: str, lines: list[str], fields: int) -> str:
+    """Why the file looks cut mid-line ('' if it ends with a line end).
+
+    Every line of an export ends with a line end, the last one too. A file without one was cut
+    while being written or copied: its last line may still have every field, with the last value
+    cut short ("GB" for "GBP", 12.5 for 125.14), so it cannot be trusted as a row.
+    """
+    if len(lines) < 2 or text.endswith(("\n", "\r")):
+        return ""  # a header alone is whole: `check_header` accepted every column of it
+    last = lines[-1]
+    count = len(next(csv.reader([last]), []))
+    shown = last if len(last) <= 80 else last[:77] + "..."
+    return (
+        f"ends mid-line: its last line {shown!r} ({count} of {fields} fields) has no line end, so the "
+        "file was cut short"
+    )
+
+
+def shrinkage(
+    kind: SnapshotKind, current: SnapshotSize, previous: SnapshotSize | None, min_share: float
+) -> str:
+    """Why `current` looks truncated next to the `previous` snapshot of its kind ('' when it does not).
+
+    Every kind is a full snapshot and the warehouse reads each employee's (each legal entity's)
+    history from their latest one, so a snapshot that lost most of the previous one's rows or
+    people would silently take their rates, time off or holidays away.
+    """
+    if previous is None:
+        return ""
+    who = "legal entities" if kind.people == "legal_entity" else "employees"
+    short = [
+        what
+        for what, now, before in (
+            ("rows", current.rows, previous.rows),
+            (who, current.people, previous.people),
+        )
+        if before and now < min_share * before
+    ]
+    if not short:
+        return ""
+    header_only = " (header only)" if current.rows == 0 else ""
+    return (
+        f"{current.rows} rows for {current.people} {who}{header_only}, but the previous {kind.table} "
+        f"snapshot {previous.file_name} had {previous.rows} rows for {previous.people} {who}: fewer "
+        f"{' and '.join(short)} than the {min_share:.0%} a snapshot must keep"
+    )
 
 
 def check_header(file_name: str, kind: SnapshotKind, header: list[str]) -> None:
@@ -263,4 +341,15 @@ def quarantine_row(
     }
 
 
-__all__ = ["FILES_TABLE", "KINDS", "QUARANTINE_TABLE", "Snapshot", "UnexpectedDropFile", "read_snapshot"]
+__all__ = [
+    "DEFAULT_MIN_SHARE",
+    "FILES_TABLE",
+    "KINDS",
+    "QUARANTINE_TABLE",
+    "RefusedDropFile",
+    "Snapshot",
+    "SnapshotSize",
+    "UnexpectedDropFile",
+    "read_snapshot",
+    "shrinkage",
+]
