@@ -1,0 +1,183 @@
+"""Harvest deletions are confirmed before anything downstream acts on them (issue 13, fault 1).
+
+Over the real sandbox over HTTP, the real ingestion runner (a subprocess), real DuckDB and a real
+`dbt build` of the two staging models: the time tool is restored six days back (every entry of
+those six days answers 404 once) and then forward again; an entry is really deleted from the
+world's store. A record seen again is never flagged deleted; a real deletion is suspected first
+and confirmed only by a later check at least `deletion_confirm_hours` after the first.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from billable.sandbox_process import running_sandbox
+from billable.transform import dbt_executable
+from sandbox.world import World, write_entity
+from tests.ingest_helpers import ROOT, generate_world, ingest
+
+PROJECT = ROOT / "dbt_project"
+BLIP_DAYS = 6
+
+
+def table(raw_db: Path, name: str) -> dict[int, dict]:
+    """A raw_time table as {id: row}; empty when the table does not exist."""
+    with duckdb.connect(str(raw_db), read_only=True) as connection:
+        found = connection.execute(
+            "select count(*) from information_schema.tables where table_schema = 'raw_time' "
+            "and table_name = ?",
+            [name],
+        ).fetchone()[0]
+        if not found:
+            return {}
+        cursor = connection.execute(f"select * from raw_time.{name}")
+        columns = [column[0] for column in cursor.description]
+        return {row[0]: dict(zip(columns, row, strict=True)) for row in cursor.fetchall()}
+
+
+def build_staging(raw_db: Path, folder: Path) -> Path:
+    """`dbt build` of the Harvest time entry and expense staging models (and their tests)."""
+    folder.mkdir(parents=True)
+    build_db = folder / "warehouse.duckdb"
+    command = [*dbt_executable(), "build", "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT)]
+    command += ["--target-path", str(folder / "target"), "--log-path", str(folder / "logs")]
+    command += ["--select", "stg_time__time_entries", "stg_time__expenses", "--indirect-selection", "cautious"]
+    env = {
+        **os.environ,
+        "BILLABLE_RAW_DB": str(raw_db),
+        "BILLABLE_BUILD_DB": str(build_db),
+        "DBT_USE_COLORS": "false",
+    }
+    result = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    return build_db
+
+
+def staged(build_db: Path, sql: str, *params: object) -> list[tuple]:
+    with duckdb.connect(str(build_db), read_only=True) as connection:
+        return connection.execute(sql, list(params)).fetchall()
+
+
+def flagged_deleted(build_db: Path) -> tuple[int, float]:
+    """(entries, hours) the staging model flags deleted."""
+    count, hours = staged(
+        build_db,
+        "select count(*), coalesce(sum(hours), 0) from staging.stg_time__time_entries where is_deleted",
+    )[0]
+    return count, float(hours)
+
+
+def delete_from_store(world: Path, entry_id: int) -> None:
+    """Delete one time entry in the world's store, as of the clock (a version marked `_deleted`)."""
+    store = World(world)
+    versions = store.read("time", "time_entries")
+    latest = versions.filter(pl.col("id") == entry_id).sort("_valid_from").tail(1)
+    gone = latest.with_columns(pl.lit(store.clock).alias("_valid_from"), pl.lit(True).alias("_deleted"))
+    write_entity(world, "time", "time_entries", pl.concat([versions, gone], how="vertical_relaxed"))
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One tiny world through a restore-and-return of the time tool, then a real deletion."""
+    folder = tmp_path_factory.mktemp("harvest_deletions")
+    world = generate_world(folder / "world")
+    raw_db = folder / "raw.duckdb"
+    now = World(world).clock
+    current = World(world).state("time", "time_entries")
+    restored = World(world).state("time", "time_entries", as_of=now - timedelta(days=BLIP_DAYS))
+    blipped = current.filter(~pl.col("id").is_in(restored["id"].implode()))
+    # The entry really deleted later: well inside the deletion window, and not one of the blipped.
+    victim = current.filter(pl.col("spent_date").cast(pl.String) < "2026-09-15").sort("id")["id"][-1]
+    seen: dict = {"world": world, "raw_db": raw_db, "blipped": blipped, "victim": victim}
+
+    def run(step: str, **extra: str) -> None:
+        result = ingest(base_url, world, raw_db, "time", **extra)
+        assert result.returncode == 0, f"{step}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
+        seen[step] = table(raw_db, "time_entries_deletions")
+
+    with running_sandbox(world) as base_url:
+        run("loaded")
+        # The time tool is restored six days back (the CLI only moves the clock forward, so the
+        # store's clock is set directly, as `advance` does): those days' entries answer 404.
+        World(world).set_clock(now - timedelta(days=BLIP_DAYS))
+        run("restored_back")
+        seen["staging_restored_back"] = build_staging(raw_db, folder / "staging_restored_back")
+        World(world).set_clock(now)
+        # Even with no minimum time between checks, an entry served again is not deleted.
+        run("served_again", SOURCES__HARVEST__DELETION_CONFIRM_HOURS="0")
+        delete_from_store(world, victim)
+        run("first_check")
+        run("second_check_too_soon")  # the default 20 h have not passed
+        run("confirmed", SOURCES__HARVEST__DELETION_CONFIRM_HOURS="0")
+        run("after_confirmed", SOURCES__HARVEST__DELETION_CONFIRM_HOURS="0")
+    seen["staging_end"] = build_staging(raw_db, folder / "staging_end")
+    return seen
+
+
+def test_a_restore_of_the_time_tool_is_only_suspected_then_cleared(scenario: dict) -> None:
+    blipped = set(scenario["blipped"]["id"].to_list())
+    assert len(blipped) > 100, "six days of the tiny world's time should answer 404"
+    suspected = scenario["restored_back"]
+    assert set(suspected) == blipped, "exactly the entries the restore lost are noticed"
+    assert {row["status"] for row in suspected.values()} == {"suspected"}
+    assert {row["confirmations"] for row in suspected.values()} == {1}
+
+    # Nothing downstream acts on a suspicion: staging shows it, but does not flag it deleted.
+    build_db = scenario["staging_restored_back"]
+    assert flagged_deleted(build_db) == (0, 0.0)
+    shown = staged(
+        build_db,
+        "select time_entry_id from staging.stg_time__time_entries where deletion_status = 'suspected'",
+    )
+    assert {row[0] for row in shown} == blipped
+
+    # Served again: cleared by the next run, never confirmed, and staging flags none of them.
+    again = scenario["served_again"]
+    assert {again[key]["status"] for key in blipped} == {"reappeared"}
+    assert all(again[key]["reappeared_at"] is not None for key in blipped)
+    still = staged(
+        scenario["staging_end"],
+        "select count(*) from staging.stg_time__time_entries "
+        "where (is_deleted or deletion_status is not null) and time_entry_id in "
+        "(select unnest(?::bigint[]))",
+        sorted(blipped),
+    )
+    assert still == [(0,)]
+
+
+def test_a_real_deletion_is_suspected_then_confirmed_a_check_later(scenario: dict) -> None:
+    victim = scenario["victim"]
+    first = scenario["first_check"][victim]
+    assert (first["status"], first["confirmations"]) == ("suspected", 1)
+    soon = scenario["second_check_too_soon"][victim]
+    assert (soon["status"], soon["confirmations"]) == ("suspected", 2), (
+        "two checks minutes apart do not confirm a deletion (default 20 h apart)"
+    )
+    confirmed = scenario["confirmed"][victim]
+    assert (confirmed["status"], confirmed["confirmations"]) == ("confirmed", 3)
+    assert confirmed["confirmed_at"] is not None
+    assert confirmed["detected_at"] == first["detected_at"], "the first detection is kept"
+    # A confirmed deletion is not re-fetched by id on every run.
+    assert scenario["after_confirmed"][victim] == confirmed
+
+    build_db = scenario["staging_end"]
+    hours = float(scenario["blipped"].filter(pl.col("id") == victim)["hours"].sum() or 0)
+    rows = staged(
+        build_db,
+        "select is_deleted, deletion_status, hours from staging.stg_time__time_entries where time_entry_id = ?",
+        victim,
+    )
+    assert rows and rows[0][:2] == (True, "confirmed")
+    assert flagged_deleted(build_db) == (1, float(rows[0][2])), "only the real deletion is flagged"
+    assert hours == 0, "the victim is not one of the restored entries"
+    # Nothing is invented: only entries the world really deleted are flagged.
+    world_ids = set(World(scenario["world"]).state("time", "time_entries")["id"].to_list())
+    flagged = staged(build_db, "select time_entry_id from staging.stg_time__time_entries where is_deleted")
+    assert not {row[0] for row in flagged} & world_ids
