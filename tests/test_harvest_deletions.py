@@ -48,7 +48,9 @@ def build_staging(raw_db: Path, folder: Path) -> Path:
     build_db = folder / "warehouse.duckdb"
     command = [*dbt_executable(), "build", "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT)]
     command += ["--target-path", str(folder / "target"), "--log-path", str(folder / "logs")]
-    command += ["--select", "stg_time__time_entries", "stg_time__expenses", "--indirect-selection", "cautious"]
+    # cautious: leave out tests that also read models not built here (tie-outs to the facts)
+    command += ["--select", "stg_time__time_entries", "stg_time__expenses"]
+    command += ["--indirect-selection", "cautious"]
     env = {
         **os.environ,
         "BILLABLE_RAW_DB": str(raw_db),
@@ -171,7 +173,8 @@ def test_a_real_deletion_is_suspected_then_confirmed_a_check_later(scenario: dic
     hours = float(scenario["blipped"].filter(pl.col("id") == victim)["hours"].sum() or 0)
     rows = staged(
         build_db,
-        "select is_deleted, deletion_status, hours from staging.stg_time__time_entries where time_entry_id = ?",
+        "select is_deleted, deletion_status, hours from staging.stg_time__time_entries "
+        "where time_entry_id = ?",
         victim,
     )
     assert rows and rows[0][:2] == (True, "confirmed")
