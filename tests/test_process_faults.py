@@ -11,6 +11,7 @@ Every process here is real (`python -m billable.pipeline`, `python -m sandbox se
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,15 +22,17 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import duckdb
 import psutil
 import pytest
 import requests
 
 from billable.dashboard_process import DashboardStartError, running_dashboard
-from billable.sandbox_process import free_port, running_sandbox
+from billable.sandbox_process import PortInUse, _wait_until_healthy, free_port, running_sandbox
 from tests.ingest_helpers import FAST_RETRIES, ROOT, copy_world, generate_world, ingest, query
 
 PY = sys.executable
+PIPELINE = [PY, "-m", "billable.pipeline"]
 
 
 @pytest.fixture(scope="module")
@@ -139,10 +142,8 @@ def alive(processes: list[psutil.Process]) -> list[str]:
 def kill_all(processes: list[psutil.Process]) -> None:
     """Clean up whatever a failing test left behind, so one failure does not poison the next."""
     for process in processes:
-        try:
+        with contextlib.suppress(psutil.Error):
             process.kill()
-        except psutil.Error:
-            pass
 
 
 def one_line(stderr: str) -> str:
@@ -164,8 +165,17 @@ def test_pipeline_refuses_a_port_held_by_another_worlds_sandbox(
     raw_db = tmp_path / "b" / "raw.duckdb"
     started = time.monotonic()
     result = subprocess.run(
-        [PY, "-m", "billable.pipeline", "--world", str(world_b), "--port", str(port)]
-        + ["--only", "ingest", "--raw-db", str(raw_db)],
+        [
+            *PIPELINE,
+            "--world",
+            str(world_b),
+            "--port",
+            str(port),
+            "--only",
+            "ingest",
+            "--raw-db",
+            str(raw_db),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -207,10 +217,23 @@ def test_running_sandbox_checks_it_is_the_one_it_started(
     """The helper never yields another server's URL, and its own sandbox names its instance."""
     world_a, port = sandbox_a
     world_b = copy_world(worlds["B"], tmp_path / "worldB")
-    with pytest.raises(Exception) as raised:
-        with running_sandbox(world_b, port=port, timeout_s=30):
-            pass
+    with pytest.raises(PortInUse) as raised, running_sandbox(world_b, port=port, timeout_s=30):
+        pass
     assert f"port {port}" in str(raised.value) and str(world_a.resolve()) in str(raised.value)
+    # The check after the start, for a port taken between the look and the bind: a healthy answer
+    # with another instance id is refused at once (a stand-in child that never binds anything).
+    stand_in = subprocess.Popen([PY, "-c", "import time; time.sleep(60)"])
+    try:
+        started = time.monotonic()
+        with pytest.raises(
+            PortInUse, match=f"port {port} is in use by a sandbox serving {world_a.resolve()}"
+        ):
+            _wait_until_healthy(stand_in, f"http://127.0.0.1:{port}", "not-its-id", tmp_path / "log", 30)
+        assert time.monotonic() - started < 5
+        assert stand_in.wait(timeout=10) is not None  # the child that lost the port is stopped
+    finally:
+        stand_in.kill()
+        stand_in.wait()
     with running_sandbox(world_b) as base_url:
         health = requests.get(f"{base_url}/_sandbox/health", timeout=2).json()
     assert health["world"] == str(world_b.resolve())
@@ -221,9 +244,9 @@ def test_dashboard_refuses_a_port_in_use(sandbox_a: tuple[Path, int], tmp_path: 
     """The dashboard helper had the same pattern: any server answering its health URL passed."""
     world_a, port = sandbox_a
     started = time.monotonic()
-    with pytest.raises(DashboardStartError) as raised:
-        with running_dashboard(tmp_path / "none.duckdb", tmp_path / "dash.log", timeout_s=60, port=port):
-            pass
+    dashboard = running_dashboard(tmp_path / "none.duckdb", tmp_path / "dash.log", timeout_s=60, port=port)
+    with pytest.raises(DashboardStartError) as raised, dashboard:
+        pass
     assert f"port {port}" in str(raised.value) and str(world_a.resolve()) in str(raised.value)
     assert time.monotonic() - started < 10
 
@@ -254,6 +277,8 @@ def test_kill_9_of_the_pipeline_leaves_no_child_running(worlds: dict[str, Path],
         while alive(seen) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert alive(seen) == [], f"orphans after kill -9 of the pipeline: {alive(seen)}"
+        if raw_db.exists():  # what the next run needs: nobody holds the raw database's write lock
+            duckdb.connect(str(raw_db)).close()
     finally:
         kill_all([*seen])
         if pipeline.poll() is None:
@@ -265,8 +290,10 @@ def test_kill_9_of_the_transform_takes_dbt_with_it(loaded_raw: Path, tmp_path: P
     """Before: dbt kept building after the transform's kill -9. After: dbt is gone within seconds."""
     out = tmp_path / "wh"
     transform = spawn(
-        [PY, "-m", "billable.transform", "--raw-db", str(loaded_raw)]
-        + ["--warehouse", str(out / "warehouse.duckdb"), "--build-dir", str(out / "build")]
+        [
+            *(PY, "-m", "billable.transform", "--raw-db", str(loaded_raw)),
+            *("--warehouse", str(out / "warehouse.duckdb"), "--build-dir", str(out / "build")),
+        ]
     )
     seen: list[psutil.Process] = []
     try:
@@ -276,6 +303,8 @@ def test_kill_9_of_the_transform_takes_dbt_with_it(loaded_raw: Path, tmp_path: P
             return any(" build " in f" {command_of(process)} " for process in seen)
 
         wait_for(dbt_running, 60, "the transform's dbt build")
+        working_db = out / "build" / "warehouse.duckdb"
+        wait_for(working_db.exists, 120, "dbt to open the working warehouse")  # building, not parsing
         seen[:] = descendants(transform.pid)
         transform.send_signal(signal.SIGKILL)
         transform.wait(timeout=10)
@@ -283,6 +312,8 @@ def test_kill_9_of_the_transform_takes_dbt_with_it(loaded_raw: Path, tmp_path: P
         while alive(seen) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert alive(seen) == [], f"orphans after kill -9 of the transform: {alive(seen)}"
+        # What the next transform needs: nobody holds the working warehouse's write lock.
+        duckdb.connect(str(working_db)).close()
     finally:
         kill_all(seen)
         if transform.poll() is None:
@@ -306,8 +337,10 @@ def test_a_new_run_stops_a_leftover_child_of_an_earlier_run(worlds: dict[str, Pa
             )
         )
         result = subprocess.run(
-            [PY, "-m", "billable.pipeline", "--world", str(world), "--port", str(port)]
-            + ["--only", "ingest", "--sources", "crm", "--raw-db", str(data / "raw.duckdb")],
+            [
+                *(*PIPELINE, "--world", str(world), "--port", str(port), "--only", "ingest"),
+                *("--sources", "crm", "--raw-db", str(data / "raw.duckdb")),
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -365,8 +398,7 @@ def test_an_invalid_world_json_is_one_line_and_exit_2(
     meta_path.write_text(break_it(json.loads(meta_path.read_text())))
     raw_db = tmp_path / "data" / "raw.duckdb"
     for command in (
-        [PY, "-m", "billable.pipeline", "--world", str(world), "--port", "0", "--only", "ingest"]
-        + ["--raw-db", str(raw_db)],
+        [*PIPELINE, "--world", str(world), "--port", "0", "--only", "ingest", "--raw-db", str(raw_db)],
         [PY, "-m", "sandbox", "serve", "--world", str(world), "--port", "0"],
     ):
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
