@@ -184,3 +184,64 @@ def test_a_real_deletion_is_suspected_then_confirmed_a_check_later(scenario: dic
     world_ids = set(World(scenario["world"]).state("time", "time_entries")["id"].to_list())
     flagged = staged(build_db, "select time_entry_id from staging.stg_time__time_entries where is_deleted")
     assert not {row[0] for row in flagged} & world_ids
+
+
+@pytest.fixture(scope="module")
+def upgraded(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A raw database whose deletions table the loader before confirmation wrote: one row for an
+    entry that a blip made answer 404 once (it exists), one for an entry really deleted."""
+    folder = tmp_path_factory.mktemp("harvest_deletions_upgrade")
+    world = generate_world(folder / "world", seed=6)
+    raw_db = folder / "raw.duckdb"
+    entries = World(world).state("time", "time_entries").sort("id")
+    blipped, gone = (
+        entries["id"][-1],
+        entries.filter(pl.col("spent_date").cast(pl.String) < "2026-09-15")["id"][-1],
+    )
+    seen: dict = {"world": world, "blipped": blipped, "gone": gone}
+    with running_sandbox(world) as base_url:
+        result = ingest(base_url, world, raw_db, "time")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        # The old loader's table and rows, found two days ago (the columns it wrote, and dlt's),
+        # for entries last loaded three days ago.
+        with duckdb.connect(str(raw_db)) as connection:
+            connection.execute(
+                "update raw_time.time_entries set _dlt_load_id = "
+                "cast(epoch(now() - interval 3 day) as varchar) where id in (?, ?)",
+                [blipped, gone],
+            )
+            connection.execute(
+                "create table raw_time.time_entries_deletions (id bigint not null, spent_date varchar, "
+                "window_from varchar, detected_at timestamp with time zone, _dlt_load_id varchar not null, "
+                "_dlt_id varchar not null)"
+            )
+            connection.execute(
+                "insert into raw_time.time_entries_deletions select id, spent_date, '2026-08-26', "
+                "now() - interval 2 day, '1700000000.0', 'old' || id from raw_time.time_entries "
+                "where id in (?, ?)",
+                [blipped, gone],
+            )
+        seen["staging_old_rows"] = build_staging(raw_db, folder / "staging_old_rows")
+        delete_from_store(world, gone)
+        result = ingest(base_url, world, raw_db, "time")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        seen["stdout"] = result.stdout
+    seen["after"] = table(raw_db, "time_entries_deletions")
+    return seen
+
+
+def test_old_deletion_rows_are_suspicions_and_are_re_checked_on_upgrade(upgraded: dict) -> None:
+    blipped, gone = upgraded["blipped"], upgraded["gone"]
+    # Before the loader re-checks them, the old rows are suspicions: shown, not acted on.
+    old = staged(
+        upgraded["staging_old_rows"],
+        "select time_entry_id, is_deleted, deletion_status from staging.stg_time__time_entries "
+        "where deletion_status is not null or is_deleted order by 1",
+    )
+    assert old == sorted([(blipped, False, "suspected"), (gone, False, "suspected")])
+    # The first run of the new loader fetches both by id: one is served, one is gone for good
+    # (found missing two days apart: confirmed).
+    after = upgraded["after"]
+    assert after[blipped]["status"] == "reappeared" and after[blipped]["reappeared_at"] is not None
+    assert (after[gone]["status"], after[gone]["confirmations"]) == ("confirmed", 2)
+    assert "deletions suspected 0, confirmed 1, served again (not deleted) 1" in upgraded["stdout"]
