@@ -8,8 +8,10 @@ the quarantine then shows none outstanding.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import duckdb
 import orjson
 import pytest
 import requests
@@ -118,3 +120,113 @@ def test_malformed_time_entries_land_once_harvest_is_fixed(sandbox: str, tiny: P
     assert "quarantine time_entries" not in third.stdout
     twice = "select count(*) from (select id from raw_time.time_entries group by id having count(*) > 1)"
     assert query(raw_db, twice) == [(0,)]
+
+
+def quickbooks_records(base_url: str, realm: str, entity: str, ids: list[str]) -> list[dict]:
+    listed = ", ".join(f"'{key}'" for key in ids)
+    response = requests.get(
+        f"{base_url}/v3/company/{realm}/query",
+        params={"query": f"SELECT * FROM {entity} WHERE Id IN ({listed}) MAXRESULTS 1000"},
+        headers={"Authorization": "Bearer test"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()["QueryResponse"][entity]
+
+
+def test_quarantined_quickbooks_records_are_requested_by_id(sandbox: str, tiny: Path, tmp_path: Path) -> None:
+    """The sandbox malforms only Harvest, so the raw database is put in the state a malformed ERP
+    load leaves: records missing from their tables, quarantined (as rows written before this fix,
+    without the resolution columns), and the cursor past them. The next load must fetch them by
+    Id, land them (invoice lines too) and resolve the quarantine; an Id QuickBooks does not have
+    is resolved as deleted upstream."""
+    raw_db = tmp_path / "raw.duckdb"
+    set_faults(sandbox, None)
+    first = ingest(sandbox, tiny, raw_db, "erp")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    (realm,) = query(
+        raw_db, "select realm_id from raw_erp.time_activities group by 1 order by count(*) desc limit 1"
+    )[0]
+    # records the cursor's 5-minute lookback does not read again
+    recent = "(select max(meta_data__last_updated_time) from raw_erp.{table} where realm_id = ?)"
+    victims = {}
+    for table, entity in (("time_activities", "TimeActivity"), ("invoices", "Invoice")):
+        ids = query(
+            raw_db,
+            f"select id from raw_erp.{table} where realm_id = ? and meta_data__last_updated_time::timestamptz"
+            f" < {recent.format(table=table)}::timestamptz - interval 10 minute order by id limit 6",
+            realm,
+            realm,
+        )
+        victims[(table, entity)] = [key for (key,) in ids]
+    assert all(len(ids) >= 2 for ids in victims.values()), victims
+    hours = dict(
+        query(
+            raw_db,
+            "select id, hours * 60 + minutes from raw_erp.time_activities where realm_id = ? and id in "
+            f"({', '.join(repr(key) for key in victims[('time_activities', 'TimeActivity')])})",
+            realm,
+        )
+    )
+    lines = query(raw_db, "select count(*) from raw_erp.invoice_lines where realm_id = ?", realm)[0][0]
+    rows = []
+    for (table, entity), ids in victims.items():
+        for record in quickbooks_records(sandbox, realm, entity, ids) + (
+            [{"Id": "987654"}] if entity == "TimeActivity" else []
+        ):
+            broken = {**record, "TotalAmt": "12,5"} if entity == "Invoice" else {**record, "Hours": "7,5"}
+            payload = orjson.dumps(broken, option=orjson.OPT_SORT_KEYS).decode()
+            qid = hashlib.sha256(f"{table}|{payload}".encode()).hexdigest()[:32]
+            rows.append((qid, "quickbooks", table, record["Id"], "malformed", payload, realm))
+    with duckdb.connect(str(raw_db)) as connection:
+        for (table, _), ids in victims.items():
+            listed = ", ".join(f"'{key}'" for key in ids)
+            connection.execute(
+                f"delete from raw_erp.{table} where realm_id = ? and id in ({listed})", [realm]
+            )
+            if table == "invoices":
+                connection.execute(
+                    f"delete from raw_erp.invoice_lines where realm_id = ? and invoice_id in ({listed})",
+                    [realm],
+                )
+        connection.execute(
+            "create table raw_erp.quarantine (quarantine_id varchar, source varchar, table_name varchar, "
+            "record_key varchar, reason varchar, payload varchar, context__realm_id varchar, "
+            "quarantined_at timestamptz default now(), _dlt_load_id varchar default 'before', "
+            "_dlt_id varchar default gen_random_uuid()::varchar)"
+        )
+        connection.executemany(
+            "insert into raw_erp.quarantine (quarantine_id, source, table_name, record_key, reason, payload, "
+            "context__realm_id) values (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    missing = len(hours) + len(victims[("invoices", "Invoice")])
+
+    second = ingest(sandbox, tiny, raw_db, "erp")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    landed = dict(
+        query(
+            raw_db,
+            "select id, hours * 60 + minutes from raw_erp.time_activities where realm_id = ? and id in "
+            f"({', '.join(repr(key) for key in hours)})",
+            realm,
+        )
+    )
+    invoices = query(
+        raw_db,
+        "select count(*) from raw_erp.invoices where realm_id = ? and id in "
+        f"({', '.join(repr(key) for key in victims[('invoices', 'Invoice')])})",
+        realm,
+    )[0][0]
+    still_missing = missing - len(landed) - invoices
+    assert still_missing == 0, f"{still_missing} of {missing} quarantined records still missing"
+    assert landed == hours
+    assert (
+        query(raw_db, "select count(*) from raw_erp.invoice_lines where realm_id = ?", realm)[0][0] == lines
+    )
+    assert query(raw_db, OUTSTANDING.format(schema="raw_erp"), "time_activities")[0][0] == 0
+    assert query(raw_db, OUTSTANDING.format(schema="raw_erp"), "invoices")[0][0] == 0
+    assert query(raw_db, "select resolution from raw_erp.quarantine where record_key = '987654'") == [
+        ("deleted upstream: not found when asked for by key",)
+    ]
+    assert f"quarantine time_activities realm_id {realm}: 0 outstanding" in second.stdout

@@ -24,6 +24,7 @@ from ingestion.quickbooks.query import (
     check_page_size,
     get_company_object,
     query_pages,
+    records_by_id,
     typed_query_pages,
 )
 from ingestion.quickbooks.tables import CURSOR_COLUMN, ENTITIES, PREFERENCES, Entity, LineTable
@@ -87,6 +88,13 @@ def entity_resource(client: OrjsonRESTClient, entity: Entity, realm: str, page_s
     # (A table variant, not a resource column hint, which dlt would copy to the child tables too.)
     newest_wins = {CURSOR_COLUMN: {"dedup_sort": "desc"}}
 
+    def by_id(keys: list[str]) -> Iterator[list[dict]]:
+        return records_by_id(client, realm, entity.name, keys)
+
+    # quarantined records are re-requested by Id; an entity keyed otherwise (ExchangeRate) is
+    # re-read through its change stamp instead (`land_pages`)
+    refetch = by_id if entity.key == ("Id",) else None
+
     def lines_of(landed: pa.Table, appended: bool) -> Iterator[Any]:
         if entity.lines:
             yield from landed_lines(entity.lines, realm, landed, appended)
@@ -113,6 +121,7 @@ def entity_resource(client: OrjsonRESTClient, entity: Entity, realm: str, page_s
                 table_hints={"table_name": entity.table},
                 merge_columns=newest_wins,
                 children=lines_of,
+                refetch=refetch,
             )
         except RealmUnavailable as err:  # this realm fails alone; the others still load
             part_failed(realm, err)

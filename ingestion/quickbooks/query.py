@@ -19,6 +19,7 @@ from dlt.sources.helpers.rest_client.paginators import BasePaginator
 from requests import Request, RequestException, Response
 
 from ingestion.http import OrjsonRESTClient, raise_for_status
+from ingestion.landing import RefetchFailed
 from ingestion.quickbooks.tables import API_VERSION, CURSOR, MAX_PAGE_SIZE, MINOR_VERSION
 from ingestion.records import TableSpec, read_json_page, records_at
 
@@ -133,6 +134,28 @@ def typed_query_pages(
         failure = realm_unavailable(realm, f"{entity} query", err)
     if failure:  # raised outside the handler so the runner reports this message, not the HTTP error
         raise failure
+
+
+# Ids per `Id IN (...)` query: the query travels in the URL, which servers cap at a few KB.
+IDS_PER_QUERY = 100
+
+
+def records_by_id(client: OrjsonRESTClient, realm: str, entity: str, ids: list[str]) -> Iterator[list[dict]]:
+    """The records of `entity` with these ids that the realm still has, stamps in UTC, queried
+    `SELECT * FROM <Entity> WHERE Id IN ('1', '2', ...)` in chunks (an id not served no longer
+    exists). For re-requesting quarantined records; a failure raises `RefetchFailed`."""
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        listed = ", ".join("'" + key.replace("'", "\\'") + "'" for key in ids[start : start + IDS_PER_QUERY])
+        query = f"SELECT * FROM {entity} WHERE Id IN ({listed}) STARTPOSITION 1 MAXRESULTS {MAX_PAGE_SIZE}"
+        try:
+            response = client.get(
+                company_path(realm, "query"), params={"query": query, "minorversion": MINOR_VERSION}
+            )
+            raise_for_status(response)
+        except RequestException as err:
+            raise RefetchFailed(str(realm_unavailable(realm, f"{entity} by Id", err))) from err
+        page = ((response.json() or {}).get("QueryResponse") or {}).get(entity) or []
+        yield [utc_stamps(record) for record in page]
 
 
 def utc_meta(records: pa.StructArray) -> pa.StructArray:
