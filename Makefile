@@ -89,5 +89,9 @@ test: lint ## lint, then the whole test suite against real components
 bench: setup ## benchmarks; results go to docs/benchmarks.md
 	$(PY) -m billable.bench $(BENCH_ARGS)
 
-clean: ## remove generated worlds, warehouses and logs (keeps the virtual environment)
-	rm -rf $(DATA)
+# The reverse-ETL ledger (data/ledger.sqlite, its WAL and lock, its snapshot) is the sync's memory of
+# what it put in the ERP; the warehouse cannot rebuild it, so a routine clean never deletes it.
+clean: ## remove data/ (worlds, warehouses, raw db, logs) but keep the reverse-ETL ledger data/ledger.* (and .venv)
+	@if [ -d $(DATA) ]; then find $(DATA) -mindepth 1 -maxdepth 1 ! -name 'ledger.sqlite*' ! -name 'ledger.lock' \
+		! -name 'ledger.duckdb' -exec rm -rf {} +; fi
+	@if [ -f $(DATA)/ledger.sqlite ]; then echo "kept the reverse-ETL ledger $(DATA)/ledger.sqlite (the sync's record of what it put in the ERP)"; fi

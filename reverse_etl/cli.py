@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import sqlite3
 import sys
 import time
 from datetime import UTC, datetime
@@ -23,8 +24,9 @@ from pathlib import Path
 
 from billable.run_lock import EX_TEMPFAIL, LockHeld, run_lock
 from reverse_etl.client import ConfigError, QuickBooksClient, Settings, load_settings
-from reverse_etl.ledger import Ledger, export_snapshot, now
+from reverse_etl.ledger import Ledger, LedgerError, export_snapshot, now
 from reverse_etl.plan import Plan, PlanInputError, diff, read_lines, summarise
+from reverse_etl.reconcile import Reconciliation, reconcile
 from reverse_etl.send import BATCH_LIMIT, Sender
 
 EX_OK, EX_TRANSPORT, EX_USAGE = 0, 1, 2
@@ -60,13 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     warehouse = args.warehouse.resolve()
     ledger_path = (args.ledger or warehouse.with_name("ledger.sqlite")).resolve()
     settings = None
-    if not args.dry_run:
-        try:
-            overrides = {"max_requests_per_minute": args.max_rpm, "concurrency": args.concurrency}
-            settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
-        except ConfigError as err:
+    try:
+        overrides = {"max_requests_per_minute": args.max_rpm, "concurrency": args.concurrency}
+        settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as err:
+        if not args.dry_run:
             print(f"sync: {err}", file=sys.stderr)
             return EX_USAGE
+        print(f"sync: the ERP is not configured, so this dry run plans from the ledger alone ({err})")
     try:
         # One sync at a time per ledger: a second one waits (--wait) or exits 75, never interleaves.
         with run_lock(ledger_path.with_suffix(".lock"), args.wait):
@@ -74,11 +77,20 @@ def main(argv: list[str] | None = None) -> int:
     except LockHeld as held:
         print(f"sync: {held}", file=sys.stderr)
         return EX_TEMPFAIL
+    except LedgerError as err:
+        print(f"sync: {err}", file=sys.stderr)
+        return EX_USAGE
+    except sqlite3.DatabaseError as err:  # the ledger went bad during the run
+        print(
+            f"sync: {LedgerError(f'the ledger {ledger_path} failed: {err}')}; it was left untouched",
+            file=sys.stderr,
+        )
+        return EX_USAGE
 
 
 def run(args: argparse.Namespace, warehouse: Path, ledger_path: Path, settings: Settings | None) -> int:
     started = time.monotonic()
-    ledger = Ledger(ledger_path)
+    ledger = Ledger(ledger_path)  # LedgerError (one line naming the file) if it is not a ledger
     try:
         rows, warehouse_run_id = read_lines(warehouse, set(ledger.lines()))
     except PlanInputError as err:
@@ -92,15 +104,29 @@ def run(args: argparse.Namespace, warehouse: Path, ledger_path: Path, settings: 
         build = warehouse_run_id or "unknown"
         print(f"sync: run {run_id}, plan from {warehouse} (build {build}), ledger {ledger_path}")
         if args.dry_run:
-            return dry_run(args, ledger, rows, run_id, started, snapshot)
+            return dry_run(args, ledger, rows, run_id, started, snapshot, settings)
         return send(args, ledger, rows, run_id, started, settings, snapshot)
     finally:
         ledger.close()
 
 
-def dry_run(args, ledger: Ledger, rows: list[dict], run_id: str, started: float, snapshot: Path) -> int:
+def dry_run(
+    args,
+    ledger: Ledger,
+    rows: list[dict],
+    run_id: str,
+    started: float,
+    snapshot: Path,
+    settings: Settings | None,
+) -> int:
     pending = ledger.pending_batches()
-    plan = diff(rows, ledger.lines(), args.retry_rejected)
+    found = None
+    if settings is not None:
+        # What the ERP holds decides the plan (the ledger learns it; nothing is sent).
+        found = reconcile(ledger, QuickBooksClient(settings), rows, run_id)
+        report_reconciliation(found)
+    rows, lines = without_failed(rows, ledger, found)
+    plan = diff(rows, lines, args.retry_rejected)
     if pending:
         count = sum(len(batch["items"]) for batch in pending)
         print(
@@ -108,7 +134,7 @@ def dry_run(args, ledger: Ledger, rows: list[dict], run_id: str, started: float,
             "a run resends them first"
         )
     print(summarise(plan, args.sample))
-    counters = plan_counters(plan)
+    counters = plan_counters(plan, found)
     message = f"dry run: {describe(counters)}; nothing sent"
     ledger.finish_run(run_id, "dry_run", counters, [], message, time.monotonic() - started)
     export_snapshot(ledger.path, snapshot)
@@ -129,7 +155,13 @@ def send(
             "unanswered (same requestids)"
         )
         sender.send(pending)
-    plan = diff(rows, ledger.lines(), args.retry_rejected)
+    # The ERP is the source of truth: learn what it holds before planning anything.
+    found = reconcile(ledger, client, rows, run_id)
+    report_reconciliation(found)
+    for realm, reason in found.realms_failed.items():
+        sender.outcome.realms_failed.setdefault(realm, reason)
+    rows, lines = without_failed(rows, ledger, found)
+    plan = diff(rows, lines, args.retry_rejected)
     apply_local(ledger, plan, run_id)
     print(summarise(plan, args.sample))
     sender.send(sender.persist(plan.ops))
@@ -138,10 +170,13 @@ def send(
         followups = sender.take_followups()
         if not followups:
             break
-        print(f"sync: {len(followups)} line(s) had a stale SyncToken (5010): re-read and resent")
+        print(
+            f"sync: {len(followups)} line(s) had a stale SyncToken (5010) or an answer that did not match "
+            "what was sent: re-read and resent"
+        )
         ops = [op for item in followups if (op := sender.refresh(item, by_key.get(item["line_key"])))]
         sender.send(sender.persist(ops))
-    counters = plan_counters(plan)
+    counters = plan_counters(plan, found)
     counts = sender.outcome.counts
     counters.update(
         requests_sent=client.requests_sent,
@@ -153,12 +188,19 @@ def send(
         lines_dead_letter=counts["dead_letter"],
     )
     failed = sorted(sender.outcome.realms_failed)
-    status = "failed" if failed else "succeeded"
+    status = "failed" if failed or found.duplicates else "succeeded"
     message = (
         f"{counts['acknowledged']} acknowledged, {counts['rejected']} rejected, {counts['deleted']} deleted, "
         f"{counters['lines_invoiced_untouched']} invoiced (untouched), {counts['dead_letter']} dead letters; "
-        f"{client.requests_sent} requests ({client.transport_failures} retried)"
+        f"{client.requests_sent} requests ({client.transport_failures} retried), "
+        f"{client.reads_sent} ERP reads ({found.records_read} records)"
     )
+    if counts["replay_mismatch"]:
+        message += f"; {counts['replay_mismatch']} answer(s) did not match what was sent (re-read, updated)"
+    if plan.vanished:
+        message += f"; {len(plan.vanished)} line(s) missing from the mart with no reason, left in the ERP"
+    if found.duplicates:
+        message += f"; {len(found.duplicates)} line(s) held more than once in the ERP"
     ledger.finish_run(run_id, status, counters, failed, message, time.monotonic() - started)
     export_snapshot(ledger.path, snapshot)
     print(f"sync: {status}: {message} in {time.monotonic() - started:.1f} s")
@@ -168,10 +210,50 @@ def send(
             f"sync: {rejected} line(s) stand rejected by the ERP (ERP_REJECTED after the next transform); "
             "fix the cause, or `make sync RETRY_REJECTED=1`"
         )
+    if plan.vanished:
+        vanished_sample = sorted(line.line_key for line in plan.vanished)[:5]
+        print(
+            f"sync: WARNING {len(plan.vanished)} line(s) this sync put in the ERP are missing from "
+            f"{warehouse_mart()} with no stated reason (e.g. {', '.join(vanished_sample)}); "
+            "they were NOT deleted: a deletion needs a withdrawn line with its reason. Check the time tool "
+            "and the last ingest",
+            file=sys.stderr,
+        )
     for realm in failed:
         reason = sender.outcome.realms_failed[realm]
         print(f"sync: realm {realm} FAILED in transport: {reason}", file=sys.stderr)
-    return EX_TRANSPORT if failed else EX_OK
+    return EX_TRANSPORT if failed or found.duplicates else EX_OK
+
+
+def warehouse_mart() -> str:
+    from reverse_etl.plan import MART
+
+    return MART
+
+
+def report_reconciliation(found: Reconciliation) -> None:
+    """What the ERP holds, as found; duplicates loudly (stderr), they need a person."""
+    print(f"sync: reconciled with the ERP: {found.describe()}")
+    for key, ids in sorted(found.duplicates.items()):
+        print(
+            f"sync: ERP DUPLICATE: {key} is held {len(ids)} times ({', '.join(ids)}); no copy is added, "
+            "the ledger keeps one; delete the extra copies in the ERP",
+            file=sys.stderr,
+        )
+    for realm, reason in sorted(found.realms_failed.items()):
+        print(f"sync: realm {realm}: nothing is sent to it in this run: {reason}", file=sys.stderr)
+
+
+def without_failed(rows: list[dict], ledger: Ledger, found: Reconciliation | None) -> tuple[list[dict], dict]:
+    """The plan's input without the realms whose ERP could not be read (never written blind)."""
+    lines = ledger.lines()
+    if found is None or not found.realms_failed:
+        return rows, lines
+    down = set(found.realms_failed)
+    return (
+        [row for row in rows if row.get("realm_id") not in down],
+        {key: line for key, line in lines.items() if line.realm_id not in down},
+    )
 
 
 def apply_local(ledger: Ledger, plan: Plan, run_id: str) -> None:
@@ -192,7 +274,7 @@ def apply_local(ledger: Ledger, plan: Plan, run_id: str) -> None:
             )
 
 
-def plan_counters(plan: Plan) -> dict:
+def plan_counters(plan: Plan, found: Reconciliation | None = None) -> dict:
     return {
         "lines_in_plan": plan.lines_in_plan,
         "creates_planned": plan.count("create"),
@@ -200,6 +282,10 @@ def plan_counters(plan: Plan) -> dict:
         "deletes_planned": plan.count("delete"),
         "lines_held": len(plan.held),
         "lines_skipped": len(plan.skipped),
+        "lines_vanished": len(plan.vanished),
+        "erp_duplicates": len(found.duplicates) if found else 0,
+        "lines_adopted": len(found.adopted) if found else 0,
+        "erp_records_read": found.records_read if found else 0,
     }
 
 
@@ -207,7 +293,8 @@ def describe(counters: dict) -> str:
     return (
         f"{counters['creates_planned']} creates, {counters['updates_planned']} updates, "
         f"{counters['deletes_planned']} deletes, {counters['lines_held']} held, "
-        f"{counters['lines_skipped']} skipped"
+        f"{counters['lines_skipped']} skipped, {counters['lines_vanished']} missing from the mart "
+        "with no reason (not deleted)"
     )
 
 

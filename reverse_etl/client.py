@@ -154,6 +154,7 @@ class QuickBooksClient:
         self._gates: dict[str, RealmGate] = {}
         self._gates_lock = threading.Lock()
         self.requests_sent = 0
+        self.reads_sent = 0
         self.transport_failures = 0
         self._count_lock = threading.Lock()
 
@@ -176,10 +177,13 @@ class QuickBooksClient:
         body: bytes | None = None,
         on_failure: Any = None,
         after_send: Any = None,
+        count_as: str = "request",
     ) -> Answer:
         """Send with retries; the answer of the first attempt that is not a transport failure.
 
-        Raises TransportError after `max_attempts`. `on_failure(attempt, status, error, sent_at)`
+        Raises TransportError after `max_attempts`. `count_as="read"` counts it in `reads_sent`
+        (the reconciliation's queries) instead of `requests_sent`.
+        `on_failure(attempt, status, error, sent_at)`
         runs for each failed attempt (the audit log); `after_send(answer)` once the answer is in.
         """
         gate = self.gate(realm)
@@ -193,7 +197,10 @@ class QuickBooksClient:
             response = None
             try:
                 with self._count_lock:
-                    self.requests_sent += 1
+                    if count_as == "read":  # reconciliation reads: counted apart from the writes
+                        self.reads_sent += 1
+                    else:
+                        self.requests_sent += 1
                 response = self.session.request(
                     method, self.url(realm, path), data=body, timeout=settings.timeout_s
                 )

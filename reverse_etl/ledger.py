@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ CREATE TABLE IF NOT EXISTS sync_runs (
     lines_acknowledged INTEGER, lines_rejected INTEGER, lines_deleted INTEGER,
     lines_invoiced_untouched INTEGER, lines_dead_letter INTEGER, transport_failures INTEGER,
     realms_failed TEXT, message TEXT, duration_s REAL, pid INTEGER);
+CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS lines (
     line_key TEXT PRIMARY KEY, line_kind TEXT NOT NULL, erp_entity TEXT NOT NULL,
     realm_id TEXT NOT NULL, time_entry_id INTEGER, milestone_id TEXT, state TEXT NOT NULL,
@@ -122,7 +124,13 @@ RUN_COUNTERS = (
     "lines_invoiced_untouched",
     "lines_dead_letter",
     "transport_failures",
+    "lines_vanished",
+    "erp_duplicates",
+    "lines_adopted",
+    "erp_records_read",
 )
+# Counters added after the first release: an older ledger gets the columns on open.
+ADDED_RUN_COLUMNS = ("lines_vanished", "erp_duplicates", "lines_adopted", "erp_records_read")
 # Snapshot columns and their warehouse types (stg_ledger__* read these).
 SNAPSHOT_LINES = {
     "line_key": "varchar",
@@ -194,6 +202,22 @@ class Line:
     attempts: int = 0
     error_code: str | None = None
     error_message: str | None = None
+    txn_date: str | None = None
+    hours: str | None = None
+    amount: str | None = None
+    currency_code: str | None = None
+
+
+class LedgerError(RuntimeError):
+    """The ledger file cannot be used; the message names it, says what is wrong and what to do."""
+
+
+def unreadable(path: Path, err: Exception) -> LedgerError:
+    return LedgerError(
+        f"the ledger {path} is not a usable SQLite ledger ({err}); it was left untouched. Restore it "
+        "from a backup, or move it aside (keep it for the record) and re-run: the sync then starts a "
+        "new ledger from what the ERP holds"
+    )
 
 
 class Ledger:
@@ -203,10 +227,28 @@ class Ledger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")  # a committed state survives a power cut
-        self.conn.executescript(SCHEMA)
+        self.is_new = not self.path.exists() or self.path.stat().st_size == 0
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")  # a committed state survives a power cut
+            self.conn.executescript(SCHEMA)
+            columns = {row[1] for row in self.conn.execute("PRAGMA table_info(sync_runs)")}
+            for name in ADDED_RUN_COLUMNS:
+                if name not in columns:
+                    self.conn.execute(f"ALTER TABLE sync_runs ADD COLUMN {name} INTEGER")
+            # A random id per ledger: requestids derive from it, so a new ledger (the old one
+            # lost) never reuses a requestid the ERP would answer with an old, replayed answer.
+            self.conn.execute(
+                "INSERT OR IGNORE INTO ledger_meta (key, value) VALUES ('ledger_id', ?)",
+                (secrets.token_hex(8),),
+            )
+            self.ledger_id = self.conn.execute(
+                "SELECT value FROM ledger_meta WHERE key = 'ledger_id'"
+            ).fetchone()[0]
+            self.conn.execute("SELECT count(*) FROM lines").fetchone()
+        except sqlite3.DatabaseError as err:
+            raise unreadable(self.path, err) from err
 
     def close(self) -> None:
         with self._lock:
@@ -230,7 +272,7 @@ class Ledger:
             rows = self.conn.execute(
                 "SELECT line_key, line_kind, erp_entity, realm_id, state, time_entry_id, milestone_id,"
                 " operation, erp_id, sync_token, content_hash, pending_hash, rejected_hash, requestid,"
-                " attempts, error_code, error_message FROM lines"
+                " attempts, error_code, error_message, txn_date, hours, amount, currency_code FROM lines"
             ).fetchall()
         return {row[0]: Line(*row) for row in rows}
 

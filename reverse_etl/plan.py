@@ -46,6 +46,9 @@ class Plan:
     invoiced_changed: list[tuple[str, str]] = field(default_factory=list)  # lines changed after billing
     mark_invoiced: list[str] = field(default_factory=list)  # ledger lines the ERP invoiced meanwhile
     mark_gone: list[str] = field(default_factory=list)  # rejected creates whose line is no longer wanted
+    # Lines the ERP holds from us that left the mart without a stated reason: never deleted for
+    # that (a missing row is not a reason: a transient gap upstream looks the same), reported.
+    vanished: list[Line] = field(default_factory=list)
     lines_in_plan: int = 0
 
     def count(self, operation: str) -> int:
@@ -209,7 +212,10 @@ def diff(rows: list[dict], ledger: dict[str, Line], retry_rejected: bool) -> Pla
         if key in seen or line.state not in ("acknowledged",):
             continue
         if line.erp_entity == "TimeActivity":
-            plan.ops.append(_delete(line, None, "the time entry is no longer billable (deleted or changed)"))
+            # Deletes are explicit: the mart must say why (a `withdrawn` row with its reason, e.g.
+            # the entry confirmed deleted in the time tool). A key that is just missing is left in
+            # the ERP and reported.
+            plan.vanished.append(line)
         else:
             plan.skipped.append((key, line.realm_id, "milestone no longer completed: draft invoice stays"))
     return plan
@@ -223,8 +229,22 @@ def _op(row: dict, operation: str, line: Line | None = None) -> Op:
     return Op(key, realm, operation, entity, payload, row["content_hash"], row)
 
 
+def ledger_facts(line: Line) -> dict:
+    """What the ledger knows of a line's content (what the ERP holds from us), as a mart-like row."""
+    return {
+        "line_key": line.line_key,
+        "line_kind": line.line_kind,
+        "realm_id": line.realm_id,
+        "txn_date": line.txn_date,
+        "hours": line.hours,
+        "amount": line.amount,
+        "currency_code": line.currency_code,
+    }
+
+
 def _delete(line: Line, row: dict | None, reason: str) -> Op:
-    facts = row or {"line_key": line.line_key, "line_kind": line.line_kind, "realm_id": line.realm_id}
+    # The money and hours a delete removes are what the ERP holds (the ledger's), not the mart's.
+    facts = {**(row or {}), **{k: v for k, v in ledger_facts(line).items() if v is not None}}
     payload = {"Id": line.erp_id, "SyncToken": line.sync_token}
     return Op(line.line_key, line.realm_id, "delete", line.erp_entity, payload, None, facts, reason)
 
@@ -233,10 +253,18 @@ def summarise(plan: Plan, sample: int = 3) -> str:
     """The plan by realm: operations with money (by currency) and hours, held and skipped, a sample."""
     out = [f"plan: {plan.lines_in_plan:,} lines in rpt_billable_lines"]
     by_realm: dict[str, dict] = defaultdict(lambda: defaultdict(list))
+    by_reason = {op.line_key: op.reason for op in plan.ops if op.operation == "delete"}
     for op in plan.ops:
         by_realm[op.realm_id][op.operation].append(op.row)
     for row, reason in plan.held:
         by_realm[row["realm_id"] or "(no realm)"]["held"].append({**row, "_reason": reason})
+    for line in plan.vanished:
+        by_realm[line.realm_id]["vanished"].append(
+            {
+                **ledger_facts(line),
+                "_reason": "in the ERP from us, missing from the mart with no reason: left alone",
+            }
+        )
     skipped_reasons: dict[str, Counter] = defaultdict(Counter)
     for _key, realm, reason in plan.skipped:
         skipped_reasons[realm or "(no realm)"][_generic(reason)] += 1
@@ -245,7 +273,7 @@ def summarise(plan: Plan, sample: int = 3) -> str:
         out.append("  nothing to do")
     for realm in realms:
         out.append(f"  realm {realm}:")
-        for kind in ("create", "update", "delete", "held"):
+        for kind in ("create", "update", "delete", "held", "vanished"):
             group = by_realm[realm].get(kind, [])
             if not group:
                 continue
@@ -257,15 +285,24 @@ def summarise(plan: Plan, sample: int = 3) -> str:
                 if row.get("hours") is not None:
                     hours += Decimal(row["hours"])
             totals = ", ".join(f"{amount:,.2f} {currency}" for currency, amount in sorted(money.items()))
-            out.append(f"    {kind:<7} {len(group):>7,} lines  {hours:>10,.2f} h  {totals}")
+            out.append(f"    {kind:<8} {len(group):>6,} lines  {hours:>10,.2f} h  {totals}")
             for row in group[:sample]:
-                reason = f"  ({row['_reason']})" if kind == "held" else ""
+                reason = f"  ({row['_reason']})" if kind in ("held", "vanished") else ""
+                if kind == "delete":
+                    reason = f"  ({by_reason.get(row['line_key'], '')})"
                 out.append(
                     f"      e.g. {row['line_key']} {row.get('txn_date') or ''} "
                     f"{row.get('amount') or ''} {row.get('currency_code') or ''}{reason}"
                 )
         for reason, count in skipped_reasons[realm].most_common():
             out.append(f"    skipped {count:>7,} lines  {reason}")
+    if plan.vanished:
+        hours = sum((Decimal(line.hours) for line in plan.vanished if line.hours), Decimal(0))
+        out.append(
+            f"  {len(plan.vanished):,} line(s) ({hours:,.2f} h) the ERP holds from this sync are missing "
+            "from the mart with no stated reason: NOT deleted (a deletion needs a withdrawn line with "
+            "its reason); check the time tool and the last ingest"
+        )
     if plan.invoiced_changed:
         out.append(
             f"  {len(plan.invoiced_changed):,} line(s) changed after the ERP invoiced them: never touched "

@@ -25,12 +25,13 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import orjson
 
 from reverse_etl.client import Answer, QuickBooksClient, TransportError, crash_hook
 from reverse_etl.ledger import Ledger, now
-from reverse_etl.plan import Op
+from reverse_etl.plan import Op, payload_for
 
 BATCH_LIMIT = 30  # QuickBooks' maximum items per batch request
 
@@ -44,10 +45,18 @@ class Outcome:
     batches_sent: int = 0
 
 
-def batch_requestid(realm: str, items: list[tuple[str, str, int]]) -> str:
-    """Deterministic: the same realm and items (line key, operation, operation number) give the same id."""
+def batch_requestid(
+    realm: str, items: list[tuple[str, str, int]], ledger_id: str = "", body: str = ""
+) -> str:
+    """Derived from the ledger's own random id, the realm, the items (line key, operation, operation
+    number) and the exact body. Stored with the batch before it is sent, and resent as stored.
+
+    The ledger id makes it unique to this ledger: a new ledger (the old one lost) restarts the
+    operation numbers, and without it would reuse requestids the ERP answers with a replay of an
+    old request (the old hours recorded as acknowledged). The body makes a different content a
+    different request."""
     parts = [f"{key}\x1f{operation}\x1f{number}" for key, operation, number in items]
-    text = realm + "\x1f" + "\x1e".join(parts)
+    text = ledger_id + "\x1d" + realm + "\x1f" + "\x1e".join(parts) + "\x1d" + body
     return "billable-" + hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
@@ -81,7 +90,6 @@ class Sender:
                 for start in range(0, len(realm_ops), self.batch_size):
                     chunk = realm_ops[start : start + self.batch_size]
                     numbered = [(op.line_key, op.operation, attempts.get(op.line_key, 0) + 1) for op in chunk]
-                    requestid = batch_requestid(realm, numbered)
                     body = {
                         "BatchItemRequest": [
                             {"bId": op.line_key, "operation": op.operation, op.entity: op.payload}
@@ -93,6 +101,7 @@ class Sender:
                         for op in chunk
                     ]
                     body_text = json.dumps(body, separators=(",", ":"), sort_keys=True)
+                    requestid = batch_requestid(realm, numbered, self.ledger.ledger_id, body_text)
                     conn.execute(
                         "INSERT OR IGNORE INTO batches"
                         " (requestid, realm_id, run_id, created_at, body, items, state)"
@@ -286,6 +295,25 @@ class Sender:
                             pending_hash=None,
                         )
                         self.outcome.counts["deleted"] += 1
+                    elif mismatch := _answer_differs(entity, record, (payloads.get(key) or {}).get(entity)):
+                        # The answer is not about what we sent (a replay of an older request with
+                        # this requestid): not acknowledged. Record the ERP object, re-read it and
+                        # send our content as an update.
+                        sync_token = str(record.get("SyncToken"))
+                        code, error = "replay", f"the ERP's answer does not match what was sent ({mismatch})"
+                        self._set(
+                            conn,
+                            key,
+                            state="acknowledged",
+                            erp_id=erp_id,
+                            sync_token=sync_token,
+                            content_hash="erp-differs:" + mismatch,
+                            pending_hash=None,
+                            error_code=code,
+                            error_message=error,
+                        )
+                        self.outcome.counts["replay_mismatch"] += 1
+                        followups.append({**item, "operation": "update", "replay": True})
                     else:
                         sync_token = str(record.get("SyncToken"))
                         conn.execute(
@@ -443,6 +471,23 @@ class Sender:
             if answer.status != 200 or record is None:
                 body = answer.body if isinstance(answer.body, dict) else {}
                 code, error = _fault(body.get("Fault"))
+                if code == "610" and item.get("replay") and row is not None:
+                    # The replayed answer named an object the ERP does not hold: the line is not in
+                    # the ERP; create it (a new operation number, hence a new requestid).
+                    self._set(
+                        conn,
+                        key,
+                        state="deleted",
+                        erp_id=None,
+                        sync_token=None,
+                        deleted_at=now(),
+                        error_code="replay",
+                        error_message=f"the replayed answer named {entity} {line.erp_id}, which the ERP "
+                        "does not hold: created again",
+                    )
+                    return Op(
+                        key, realm, "create", entity, payload_for(row), row["content_hash"], row, "replay"
+                    )
                 if code == "610" and item["operation"] == "delete":
                     self._set(
                         conn, key, state="deleted", deleted_at=now(), error_code=code, error_message=error
@@ -478,10 +523,28 @@ class Sender:
             return Op(key, realm, "delete", entity, payload, None, facts, "retry after 5010")
         if row is None:
             return None
-        from reverse_etl.plan import payload_for
-
         payload = {**payload_for(row), "Id": line.erp_id, "SyncToken": str(record.get("SyncToken"))}
         return Op(key, realm, "update", entity, payload, row["content_hash"], row, "retry after 5010")
+
+
+def _answer_differs(entity: str, record: dict, sent: dict | None) -> str:
+    """The fields where an answered TimeActivity differs from the one sent ('' when it matches)."""
+    if entity != "TimeActivity" or not sent:
+        return ""
+    diffs = []
+    for name in ("TxnDate", "Hours", "Minutes"):
+        if name in sent and str(record.get(name, 0 if name == "Minutes" else None)) != str(sent[name]):
+            diffs.append(f"{name} {record.get(name)} != {sent[name]}")
+    if "HourlyRate" in sent:
+        try:
+            same = Decimal(str(record.get("HourlyRate"))) == Decimal(str(sent["HourlyRate"]))
+        except ArithmeticError:
+            same = False
+        if not same:
+            diffs.append(f"HourlyRate {record.get('HourlyRate')} != {sent['HourlyRate']}")
+    if "Id" in sent and str(record.get("Id")) != str(sent["Id"]):
+        diffs.append(f"Id {record.get('Id')} != {sent['Id']}")
+    return "; ".join(diffs)
 
 
 def _fault(fault: dict | None) -> tuple[str, str]:

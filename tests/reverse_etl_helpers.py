@@ -62,10 +62,13 @@ def sync_command(site: Site, *args: str) -> list[str]:
 
 
 def sync(base_url: str, site: Site, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """The real `python -m reverse_etl` against the sandbox."""
+    """The real `python -m reverse_etl` against the sandbox.
+
+    BILLABLE_TEST_SYNC_ROOT runs the sync from another checkout (e.g. `git archive` of an older
+    commit, to measure a fault before its fix); default: this repository."""
     return subprocess.run(
         sync_command(site, *args),
-        cwd=ROOT,
+        cwd=os.environ.get("BILLABLE_TEST_SYNC_ROOT") or ROOT,
         env=sync_env(base_url, site, **env),
         capture_output=True,
         text=True,
@@ -154,6 +157,23 @@ def last_run(site: Site) -> dict:
         conn.row_factory = sqlite3.Row
         row = conn.execute("select * from sync_runs order by started_at desc limit 1").fetchone()
         return dict(row)
+
+
+def lose_ledger(site: Site) -> None:
+    """The ledger is gone (deleted, or `make clean` before it spared the ledger): file, WAL and snapshot."""
+    for path in (site.ledger, site.snapshot):
+        for suffix in ("", "-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def erp_copies(world: Path) -> dict[str, list[dict]]:
+    """The ERP's TimeActivities of our lines by line key (time:<id>), every copy."""
+    by_key: dict[str, list[dict]] = {}
+    for record in erp_objects(world):
+        by_key.setdefault("time:" + record["Description"].split()[0].removeprefix("harvest:"), []).append(
+            record
+        )
+    return by_key
 
 
 def edit_mart(site: Site, sql: str, *params: object) -> None:

@@ -114,7 +114,7 @@ def test_updates_deletes_draft_invoice_and_never_touching_invoiced_lines(tiny_fi
     site = make_site(tmp_path, tiny_firm.world, tiny_firm.warehouse)
     plan = ready_lines(site.warehouse)
     keys = sorted(plan)
-    changed, withdrawn, vanished, later = keys[1], keys[2], keys[3], keys[4]
+    changed, withdrawn, vanished, later, deleted = keys[1], keys[2], keys[3], keys[4], keys[5]
     # a completed milestone ready to invoice, in the US realm (its job and item exist there)
     edit_mart(
         site,
@@ -142,13 +142,21 @@ def test_updates_deletes_draft_invoice_and_never_touching_invoiced_lines(tiny_fi
             "update marts.rpt_billable_lines set line_status = 'withdrawn' where line_key = ?",
             withdrawn,
         )
+        edit_mart(
+            site,
+            "update marts.rpt_billable_lines set line_status = 'withdrawn', status_reason = 'deleted in the"
+            " time tool (confirmed)', hours_whole = null, minutes = null, amount = null where line_key = ?",
+            deleted,
+        )
+        # a row that is just missing gives no reason: its ERP line stays (reported, not deleted)
         edit_mart(site, "delete from marts.rpt_billable_lines where line_key = ?", vanished)
         second = sync(base_url, site)
         assert second.returncode == 0, second.stdout + second.stderr
         run = last_run(site)
-        realms = {plan[key]["realm_id"] for key in (changed, withdrawn, vanished)}
+        realms = {plan[key]["realm_id"] for key in (changed, withdrawn, deleted)}
         assert (run["updates_planned"], run["deletes_planned"], run["requests_sent"]) == (1, 2, len(realms))
-        expected = {k: v for k, v in plan.items() if k not in (withdrawn, vanished)}
+        assert run["lines_vanished"] == 1 and vanished in second.stderr
+        expected = {k: v for k, v in plan.items() if k not in (withdrawn, deleted)}
         expected[changed] = {**plan[changed], "amount": Decimal("9.25") * plan[changed]["rate"]}
         assert_exactly_once(site, expected)
         record = next(
@@ -158,13 +166,19 @@ def test_updates_deletes_draft_invoice_and_never_touching_invoiced_lines(tiny_fi
         states = dict(
             ledger_rows(
                 site,
-                "select line_key, state from lines where line_key in (?, ?, ?)",
+                "select line_key, state from lines where line_key in (?, ?, ?, ?)",
                 changed,
                 withdrawn,
                 vanished,
+                deleted,
             )
         )
-        assert states == {changed: "acknowledged", withdrawn: "deleted", vanished: "deleted"}
+        assert states == {
+            changed: "acknowledged",
+            withdrawn: "deleted",
+            vanished: "acknowledged",
+            deleted: "deleted",
+        }
 
         # the month-end billing run invoices everything pushed; a later change is never sent to the ERP
         advance(site.world, days=31)
@@ -210,11 +224,9 @@ def test_a_realm_that_is_down_does_not_stop_the_others(tiny_firm, tmp_path):
         assert_exactly_once(site, others)
         run = last_run(site)
         assert run["status"] == "failed" and run["realms_failed"] == "R-DOWN"
-        dead = ledger_rows(site, "select count(*) from lines where state = 'dead_letter'")[0][0]
-        assert dead == len(plan) - len(others) == run["lines_dead_letter"]
-        pending = ledger_rows(site, "select count(*) from batches where state = 'pending'")[0][0]
-        assert pending >= 1
-        again = sync(base_url, site)  # still down: resent with the same requestids, nothing duplicated
-        assert again.returncode == 1
-        assert "left unanswered (same requestids)" in again.stdout
+        # what the ERP holds there cannot be read, so nothing is written to it blind
+        assert "cannot read what the ERP holds" in result.stderr
+        assert ledger_rows(site, "select count(*) from lines where realm_id = 'R-DOWN'")[0][0] == 0
+        again = sync(base_url, site)  # still down: still nothing sent there, nothing duplicated
+        assert again.returncode == 1 and "realm R-DOWN FAILED" in again.stderr
         assert_exactly_once(site, others)

@@ -11,16 +11,62 @@
     `ready` (send or keep in step), `held` (should be in
     the ERP but cannot be sent now, hold_reason says why; a line already there is left alone),
     `withdrawn` (should not be in the ERP: not approved, or held back by a blocking exception;
-    an unbilled pushed line is deleted). ERP references are resolved through identity mapping
+    an unbilled pushed line is deleted). A line leaves the ERP only for a stated reason: a time
+    entry the sync pushed (the ledger's stg_ledger__line_states) or the ERP holds that was
+    confirmed deleted in the time tool, or is no longer billable time and materials, stays here as
+    `withdrawn` with that reason; the sync never deletes a line just because its row is missing.
+    ERP references are resolved through identity mapping
     in the line's realm: the project's job (sub-customer), the employee, and the service item
     named after the person's role (milestones: "Fixed Fee - Milestone"). content_hash covers
     every field sent, so a change of any of them is an update. -#}
-with entries as (
+with ledger_time as (
+    -- time entries the reverse ETL has pushed (or is pushing): their lines stay visible here
+    select distinct time_entry_id from {{ ref('stg_ledger__line_states') }}
+    where time_entry_id is not null and line_state <> 'deleted'
+),
+
+entries as (
     select * from {{ ref('fct_time_entries') }}
     where
         is_billable
         and billing_method = 'time_and_materials'
-        and (is_approved or is_in_erp)
+        and (is_approved or is_in_erp or time_entry_id in (select time_entry_id from ledger_time))
+),
+
+-- pushed (or in the ERP) entries that left the billable set, with the reason: deleted in the
+-- time tool (confirmed: stg_time__time_entries.is_deleted), or no longer billable T&M
+gone_entries as (
+    select
+        source.time_entry_id,
+        source.spent_date,
+        source.hours,
+        facts.realm_id,
+        facts.legal_entity,
+        facts.project_id,
+        facts.client_id,
+        facts.employee_id,
+        facts.currency_code,
+        coalesce(facts.is_in_erp, false) as is_in_erp,
+        facts.erp_time_activity_key,
+        coalesce(facts.is_invoiced, false) as is_invoiced,
+        facts.erp_invoice_key,
+        case
+            when source.is_deleted
+                then 'deleted in the time tool (confirmed, detected '
+                    || coalesce(cast(source.deleted_detected_at as {{ dbt.type_string() }}), 'earlier') || ')'
+            when not coalesce(facts.is_billable, false)
+                then 'no longer billable in the time tool'
+            else 'no longer billed as time and materials (billing method '
+                || coalesce(facts.billing_method, 'unknown') || ')'
+        end as withdraw_reason
+    from {{ ref('stg_time__time_entries') }} as source
+    left join {{ ref('fct_time_entries') }} as facts on source.time_entry_id = facts.time_entry_id
+    where
+        (
+            source.is_deleted
+            or not (coalesce(facts.is_billable, false) and facts.billing_method = 'time_and_materials')
+        )
+        and (source.time_entry_id in (select time_entry_id from ledger_time) or coalesce(facts.is_in_erp, false))
 ),
 
 milestones as (
@@ -310,6 +356,52 @@ final as (
             ~ "cast(amount as " ~ dbt.type_string() ~ "), description, private_note)"
         ) }} as content_hash
     from judged
+),
+
+gone_lines as (
+    select
+        'time:' || cast(time_entry_id as {{ dbt.type_string() }}) as line_key,
+        'time' as line_kind,
+        'TimeActivity' as erp_entity,
+        case when is_invoiced then 'invoiced' else 'withdrawn' end as line_status,
+        case
+            when is_invoiced then 'invoiced in the ERP (' || coalesce(erp_invoice_key, 'invoice unknown') || '); never changed again'
+            else withdraw_reason
+        end as status_reason,
+        realm_id,
+        legal_entity,
+        time_entry_id,
+        cast(null as {{ dbt.type_string() }}) as milestone_id,
+        project_id,
+        cast(null as {{ dbt.type_string() }}) as project_code,
+        client_id,
+        employee_id,
+        cast(null as {{ dbt.type_string() }}) as erp_customer_id,
+        cast(null as {{ dbt.type_string() }}) as erp_customer_name,
+        cast(null as {{ dbt.type_string() }}) as erp_employee_id,
+        cast(null as {{ dbt.type_string() }}) as erp_employee_name,
+        cast(null as {{ dbt.type_string() }}) as erp_item_id,
+        cast(null as {{ dbt.type_string() }}) as erp_item_name,
+        spent_date as txn_date,
+        hours,
+        cast(null as integer) as hours_whole,
+        cast(null as integer) as minutes,
+        cast(null as decimal(18, 4)) as rate,
+        currency_code,
+        cast(null as decimal(24, 8)) as amount,
+        cast(null as decimal(24, 8)) as amount_reporting,
+        cast(null as {{ dbt.type_string() }}) as description,
+        cast(null as {{ dbt.type_string() }}) as private_note,
+        cast(null as {{ dbt.type_timestamp() }}) as approved_at,
+        is_in_erp,
+        erp_time_activity_key as erp_record_key,
+        is_invoiced,
+        erp_invoice_key,
+        {{ dbt.hash("'gone|' || cast(time_entry_id as " ~ dbt.type_string() ~ ") || '|' || withdraw_reason") }}
+            as content_hash
+    from gone_entries
 )
 
 select * from final
+union all
+select * from gone_lines

@@ -1,0 +1,311 @@
+"""Reconcile: the ERP is the source of truth for what it holds; the ledger is our memory of it.
+
+Before anything is planned, the sync reads what each realm holds (QuickBooks' query API over
+HTTP, every TimeActivity, and every Invoice when milestone lines are in play) and finds the lines
+it knows by the mark each pushed object carries: a TimeActivity's Description starts with
+`harvest:<time entry id>`, a milestone's draft Invoice has PrivateNote `milestone:<story id>`.
+Then, per line:
+
+- the ERP holds it and the ledger does not know it (the ledger was lost, restored from an older
+  backup, or a kill struck between the ERP's commit and the ledger's write): the ledger adopts the
+  ERP object (its Id and SyncToken), so the line is never created a second time; if the ERP's
+  content differs from the mart's, the line is updated;
+- the ledger says acknowledged, but the ERP's content is not what the ledger believes was sent
+  (e.g. a replayed answer to an older request): the line is updated to the mart's content;
+- the ERP holds it more than once: reported loudly (no line gets another copy; the run fails so
+  a person removes the extra copies in the ERP); the ledger keeps (or adopts) one of them;
+- the ledger says acknowledged but the ERP no longer holds it: the ledger records that, and a
+  ready line is created again;
+- the ERP object has been invoiced (BillableStatus HasBeenBilled): the ledger marks it invoiced.
+
+ERP objects that the warehouse already knows as the ERP's own history (the mart's `is_in_erp`
+with the same record) are not adopted: they are the ERP's, not this sync's (as before).
+A realm the sync cannot read is not written to in this run (writing blind is what duplicates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from urllib.parse import quote
+
+from reverse_etl.client import QuickBooksClient, TransportError
+from reverse_etl.ledger import Ledger, Line, now
+from reverse_etl.plan import payload_for
+
+PAGE = 1000  # QuickBooks' maximum MAXRESULTS
+
+
+@dataclass
+class Reconciliation:
+    realms_read: list[str] = field(default_factory=list)
+    realms_failed: dict[str, str] = field(default_factory=dict)
+    records_read: int = 0
+    adopted: list[str] = field(default_factory=list)  # lines the ledger learnt from the ERP
+    drifted: list[tuple[str, str]] = field(default_factory=list)  # (line, fields) ERP ≠ what we sent
+    missing: list[str] = field(default_factory=list)  # acknowledged in the ledger, absent in the ERP
+    invoiced: list[str] = field(default_factory=list)
+    duplicates: dict[str, list[str]] = field(default_factory=dict)  # line → "realm:Id" of each copy
+
+    def describe(self) -> str:
+        parts = [f"{self.records_read:,} ERP records read in {len(self.realms_read)} realm(s)"]
+        for label, items in (
+            ("adopted from the ERP (the ledger did not know them)", self.adopted),
+            ("differ in the ERP from what the ledger recorded (to update)", self.drifted),
+            ("acknowledged in the ledger but gone from the ERP", self.missing),
+            ("invoiced in the ERP meanwhile", self.invoiced),
+        ):
+            if items:
+                parts.append(f"{len(items):,} {label}")
+        return "; ".join(parts)
+
+
+def line_key_of(entity: str, record: dict) -> str | None:
+    """The line a pushed ERP object carries: `harvest:<id>` first in a TimeActivity's Description,
+    `milestone:<id>` as an Invoice's PrivateNote."""
+    if entity == "TimeActivity":
+        first = str(record.get("Description") or "").split(" ", 1)[0]
+        if first.startswith("harvest:") and first[8:].isdigit():
+            return "time:" + first[8:]
+        return None
+    note = str(record.get("PrivateNote") or "").strip()
+    return note if note.startswith("milestone:") and len(note) > 10 else None
+
+
+def read_all(client: QuickBooksClient, realm: str, entity: str) -> list[dict]:
+    """Every object of `entity` the realm holds now, page by page (raises TransportError)."""
+    out: list[dict] = []
+    start = 1
+    while True:
+        sql = f"SELECT * FROM {entity} STARTPOSITION {start} MAXRESULTS {PAGE}"
+        answer = client.request(realm, "GET", f"query?query={quote(sql)}", count_as="read")
+        body = answer.body if isinstance(answer.body, dict) else {}
+        if answer.status != 200 or "QueryResponse" not in body:
+            fault = (body.get("Fault") or {}).get("Error") or [{}]
+            detail = fault[0].get("Detail") or fault[0].get("Message") or str(body)[:200]
+            raise TransportError(f"reading {entity} in realm {realm}: HTTP {answer.status}: {detail}")
+        page = body["QueryResponse"].get(entity) or []
+        out.extend(page)
+        if len(page) < PAGE:
+            return out
+        start += len(page)
+
+
+def differences(record: dict, row: dict) -> list[str]:
+    """Fields where the ERP's object differs from what the mart row would send (TimeActivity)."""
+    wanted = payload_for(row)
+    diffs = []
+    for name in ("TxnDate", "Hours", "Minutes", "Description"):
+        if str(record.get(name) if record.get(name) is not None else 0 if name == "Minutes" else "") != str(
+            wanted.get(name)
+        ):
+            diffs.append(name)
+    if _decimal(record.get("HourlyRate")) != _decimal(wanted.get("HourlyRate")):
+        diffs.append("HourlyRate")
+    for ref in ("CustomerRef", "EmployeeRef", "ItemRef"):
+        if str((record.get(ref) or {}).get("value")) != str(wanted[ref]["value"]):
+            diffs.append(ref)
+    return diffs
+
+
+def _decimal(value: object) -> Decimal | None:
+    try:
+        return Decimal(str(value)).normalize()
+    except ArithmeticError:  # anything unreadable simply differs
+        return None
+
+
+def reconcile(ledger: Ledger, client: QuickBooksClient, rows: list[dict], run_id: str) -> Reconciliation:
+    """Read what the ERP holds for the plan's realms and bring the ledger in line with it."""
+    result = Reconciliation()
+    lines = ledger.lines()
+    by_key = {
+        row["line_key"]: row for row in rows if row.get("line_kind") and row["line_status"] != "invoiced"
+    }
+    realms: dict[str, set[str]] = {}
+    for row in by_key.values():
+        if row.get("realm_id"):
+            realms.setdefault(row["realm_id"], set()).add(row["erp_entity"])
+    for line in lines.values():
+        if line.state in ("acknowledged", "rejected", "deleted"):
+            realms.setdefault(line.realm_id, set()).add(line.erp_entity)
+    for realm, entities in sorted(realms.items()):
+        index: dict[str, list[dict]] = {}
+        try:
+            for entity in sorted(entities):
+                records = read_all(client, realm, entity)
+                result.records_read += len(records)
+                for record in records:
+                    key = line_key_of(entity, record)
+                    if key is not None and (key in by_key or key in lines):
+                        index.setdefault(key, []).append({**record, "_entity": entity})
+        except TransportError as err:
+            result.realms_failed[realm] = f"cannot read what the ERP holds: {err}"
+            continue
+        result.realms_read.append(realm)
+        _apply(ledger, realm, index, lines, by_key, run_id, result)
+    return result
+
+
+def _apply(
+    ledger: Ledger,
+    realm: str,
+    index: dict[str, list[dict]],
+    lines: dict[str, Line],
+    by_key: dict[str, dict],
+    run_id: str,
+    result: Reconciliation,
+) -> None:
+    stamp = now()
+    keys = {k for k, row in by_key.items() if row.get("realm_id") == realm}
+    keys |= {k for k, line in lines.items() if line.realm_id == realm}
+    with ledger.transaction() as conn:
+
+        def put(key: str, entity: str, record: dict, state: str, content_hash: str | None, note: str) -> None:
+            row = by_key.get(key) or {}
+            kind = "time" if entity == "TimeActivity" else "milestone"
+            conn.execute(
+                "INSERT INTO lines (line_key, line_kind, erp_entity, realm_id, state, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (line_key) DO NOTHING",
+                (key, kind, entity, realm, state, stamp),
+            )
+            hours = None
+            if entity == "TimeActivity":
+                hours = str(
+                    (
+                        Decimal(int(record.get("Hours") or 0)) + Decimal(int(record.get("Minutes") or 0)) / 60
+                    ).quantize(Decimal("0.0001"))
+                )
+            amount = record.get("TotalAmt")
+            if entity == "TimeActivity" and record.get("HourlyRate") is not None:
+                minutes = Decimal(int(record.get("Hours") or 0) * 60 + int(record.get("Minutes") or 0))
+                amount = (minutes * Decimal(str(record["HourlyRate"])) / 60).quantize(Decimal("0.00000001"))
+            conn.execute(
+                "UPDATE lines SET state = ?, erp_id = ?, sync_token = ?, content_hash = ?,"
+                " pending_hash = NULL, erp_entity = ?, realm_id = ?,"
+                " time_entry_id = coalesce(time_entry_id, ?),"
+                " milestone_id = coalesce(milestone_id, ?), txn_date = ?, hours = ?, rate = ?, amount = ?,"
+                " currency_code = coalesce(?, currency_code), error_code = 'erp', error_message = ?,"
+                " acknowledged_at = coalesce(acknowledged_at, ?), updated_at = ?, last_run_id = ?"
+                " WHERE line_key = ?",
+                (
+                    state,
+                    str(record.get("Id")),
+                    str(record.get("SyncToken")),
+                    content_hash,
+                    entity,
+                    realm,
+                    row.get("time_entry_id") or (int(key[5:]) if key.startswith("time:") else None),
+                    row.get("milestone_id") or (key[10:] if key.startswith("milestone:") else None),
+                    record.get("TxnDate"),
+                    hours,
+                    None if record.get("HourlyRate") is None else str(record.get("HourlyRate")),
+                    None if amount is None else str(amount),
+                    row.get("currency_code"),
+                    note,
+                    stamp,
+                    stamp,
+                    run_id,
+                    key,
+                ),
+            )
+
+        for key in sorted(keys):
+            records = index.get(key, [])
+            line = lines.get(key)
+            row = by_key.get(key)
+            if line is not None and line.state in ("planned", "sent", "dead_letter"):
+                continue  # an unanswered request owns the line (resent first, same requestid)
+            if line is not None and line.state == "invoiced":
+                continue
+            if not records:
+                if line is not None and line.state == "acknowledged":
+                    result.missing.append(key)
+                    conn.execute(
+                        "UPDATE lines SET state = 'deleted', deleted_at = ?, error_code = 'erp',"
+                        " error_message = 'not found in the ERP on reconciliation: created again if ready',"
+                        " updated_at = ?, last_run_id = ? WHERE line_key = ?",
+                        (stamp, stamp, run_id, key),
+                    )
+                continue
+            if len(records) > 1:
+                result.duplicates[key] = [f"{realm}:{r.get('Id')}" for r in records]
+            ours = [r for r in records if line is not None and str(r.get("Id")) == line.erp_id]
+            known_history = (
+                row is not None
+                and row.get("is_in_erp")
+                and (line is None or line.state == "deleted")
+                and any(f"{realm}:{r.get('Id')}" == row.get("erp_record_key") for r in records)
+            )
+            if known_history and len(records) == 1:
+                continue  # the ERP's own record, known to the warehouse: not this sync's (skipped)
+            record = (
+                ours
+                or sorted(records, key=lambda r: int(str(r.get("Id"))) if str(r.get("Id")).isdigit() else 0)
+            )[0]
+            entity = record["_entity"]
+            if line is not None and line.state == "rejected" and ours:
+                continue  # the ERP refused our last change to it: quarantined as it is
+            if record.get("BillableStatus") == "HasBeenBilled":
+                if line is None or line.state != "invoiced":
+                    result.invoiced.append(key)
+                    put(
+                        key,
+                        entity,
+                        record,
+                        "invoiced",
+                        line.content_hash if line else None,
+                        "invoiced in the ERP",
+                    )
+                continue
+            diffs = differences(record, row) if (row and entity == "TimeActivity" and _sendable(row)) else []
+            if line is None or line.state in ("deleted", "rejected") or not ours:
+                # The ledger does not know this ERP object: adopt it (never create a second one).
+                result.adopted.append(key)
+                content = (row or {}).get("content_hash") if not diffs else "erp-differs:" + ",".join(diffs)
+                if row is None or entity != "TimeActivity":
+                    content = (row or {}).get("content_hash")
+                put(
+                    key,
+                    entity,
+                    record,
+                    "acknowledged",
+                    content,
+                    "adopted from the ERP: the ledger had no record of it",
+                )
+                if diffs:
+                    result.drifted.append((key, ",".join(diffs)))
+                continue
+            # The ledger knows it as acknowledged: refresh the SyncToken, and if the ERP does not hold
+            # what the ledger believes (the mart's current content), plan an update.
+            if diffs and row is not None and line.content_hash == row.get("content_hash"):
+                result.drifted.append((key, ",".join(diffs)))
+                put(
+                    key,
+                    entity,
+                    record,
+                    "acknowledged",
+                    "erp-differs:" + ",".join(diffs),
+                    "the ERP holds other content",
+                )
+            elif str(record.get("SyncToken")) != line.sync_token:
+                conn.execute(
+                    "UPDATE lines SET sync_token = ?, updated_at = ? WHERE line_key = ?",
+                    (str(record.get("SyncToken")), stamp, key),
+                )
+
+
+def _sendable(row: dict) -> bool:
+    """A mart row complete enough to compare with the ERP (ready lines; held/withdrawn may lack refs)."""
+    return row.get("line_status") == "ready" and all(
+        row.get(name) is not None
+        for name in (
+            "erp_customer_id",
+            "erp_employee_id",
+            "erp_item_id",
+            "txn_date",
+            "hours_whole",
+            "minutes",
+            "rate",
+        )
+    )
