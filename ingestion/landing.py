@@ -288,9 +288,11 @@ def land_pages(
         yield to_quarantine(resolved, tracked=True)
     if landed:
         state["landed"] = True
-    if spec.cursor and newest:
-        candidate = newest if hold is None else min(newest, hold)
-        state["cursor"] = max(candidate, state.get("cursor") or candidate)
+    latest = max(filter(None, (newest, state.get("cursor"))), default=None)
+    if spec.cursor and latest:
+        # held back (even behind the stored cursor, for rows quarantined before it moved on) to
+        # read outstanding records again that cannot be asked for by key
+        state["cursor"] = latest if hold is None else min(latest, hold)
 
 
 def repeats_a_key(keys: list[pa.Table]) -> bool:
@@ -320,7 +322,7 @@ def newest_stamp(current: str | None, table: pa.Table, records: list[dict] | Non
 # Quarantined records whose key cannot be read, or whose system is not asked by key, are found again
 # by re-reading their changes: the cursor is held at the oldest one's change stamp, at most this far
 # behind the newest change seen (older ones stay outstanding and are reported as not re-read).
-REREAD_WINDOW = timedelta(days=7)
+REREAD_WINDOW = timedelta(days=35)
 # Keys re-requested per table (and realm) and run; the rest on the next run.
 REFETCH_LIMIT = 5_000
 

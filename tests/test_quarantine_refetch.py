@@ -230,3 +230,86 @@ def test_quarantined_quickbooks_records_are_requested_by_id(sandbox: str, tiny: 
         ("deleted upstream: not found when asked for by key",)
     ]
     assert f"quarantine time_activities realm_id {realm}: 0 outstanding" in second.stdout
+
+
+def lose_and_quarantine(
+    raw_db: Path, schema: str, table: str, source: str, payloads: list[dict], key: str
+) -> None:
+    """Put the raw database in the state a malformed load leaves (as the rows written before this
+    fix): these records missing from `table`, quarantined with the cursor already past them."""
+    with duckdb.connect(str(raw_db)) as connection:
+        listed = ", ".join(f"'{payload[key]}'" for payload in payloads)
+        connection.execute(f"delete from {schema}.{table} where id in ({listed})")
+        connection.execute(
+            f"create table if not exists {schema}.quarantine (quarantine_id varchar, source varchar, "
+            "table_name varchar, record_key varchar, reason varchar, payload varchar, "
+            "quarantined_at timestamptz default now(), _dlt_load_id varchar default 'before', "
+            "_dlt_id varchar default gen_random_uuid()::varchar)"
+        )
+        for payload in payloads:
+            text = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
+            qid = hashlib.sha256(f"{table}|{text}".encode()).hexdigest()[:32]
+            connection.execute(
+                f"insert into {schema}.quarantine (quarantine_id, source, table_name, record_key, reason, "
+                "payload) values (?, ?, ?, ?, 'malformed', ?)",
+                [qid, source, table, str(payload[key]), text],
+            )
+
+
+def test_quarantined_salesforce_and_kantata_records_are_read_again(
+    sandbox: str, tiny: Path, tmp_path: Path
+) -> None:
+    """Salesforce (the sandbox has no `Id IN`) by holding the cursor at the records' change stamp,
+    within REREAD_WINDOW; Kantata by id (`only=`). Both land, both quarantines show 0 outstanding."""
+    raw_db = tmp_path / "raw.duckdb"
+    set_faults(sandbox, None)
+    first = ingest(sandbox, tiny, raw_db, "crm,psa")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    # Salesforce: changes older than the cursor's lookback but within 35 days of the newest one
+    opportunities = query(
+        raw_db,
+        "select id, system_modstamp, amount from raw_crm.opportunity where system_modstamp::timestamptz "
+        "between (select max(system_modstamp::timestamptz) - interval 35 day from raw_crm.opportunity) "
+        "and (select max(system_modstamp::timestamptz) - interval 10 minute from raw_crm.opportunity)",
+    )
+    stories = query(
+        raw_db,
+        "select id, updated_at, due_date from raw_psa.stories where updated_at::timestamptz < "
+        "(select max(updated_at::timestamptz) - interval 10 minute from raw_psa.stories) order by id limit 5",
+    )
+    assert opportunities and stories
+    lose_and_quarantine(
+        raw_db,
+        "raw_crm",
+        "opportunity",
+        "salesforce",
+        [{"Id": key, "SystemModstamp": stamp, "Amount": "12,5"} for key, stamp, _ in opportunities],
+        "Id",
+    )
+    lose_and_quarantine(
+        raw_db,
+        "raw_psa",
+        "stories",
+        "kantata",
+        [{"id": key, "updated_at": stamp, "due_date": 20260101} for key, stamp, _ in stories]
+        + [{"id": "99999999", "updated_at": "2026-01-01T00:00:00Z"}],
+        "id",
+    )
+
+    second = ingest(sandbox, tiny, raw_db, "crm,psa")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert set(stories) <= set(query(raw_db, "select id, updated_at, due_date from raw_psa.stories"))
+    # rows quarantined before the cursor moved on: this run holds the cursor back, the next re-reads
+    assert "quarantine opportunity: " in second.stdout
+    second = ingest(sandbox, tiny, raw_db, "crm,psa")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    back = query(raw_db, "select id, system_modstamp, amount from raw_crm.opportunity")
+    assert set(opportunities) <= set(back), "every quarantined opportunity landed again"
+    assert set(stories) <= set(query(raw_db, "select id, updated_at, due_date from raw_psa.stories"))
+    assert query(raw_db, OUTSTANDING.format(schema="raw_crm"), "opportunity") == [(0,)]
+    assert query(raw_db, OUTSTANDING.format(schema="raw_psa"), "stories") == [(0,)]
+    assert query(raw_db, "select resolution from raw_psa.quarantine where record_key = '99999999'") == [
+        ("deleted upstream: not found when asked for by key",)
+    ]
+    assert "quarantine opportunity: 0 outstanding; resolved this run: " in second.stdout
+    assert query(raw_db, "select distinct resolution from raw_crm.quarantine") == [("landed",)]

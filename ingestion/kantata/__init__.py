@@ -13,10 +13,11 @@ from typing import Any
 
 import dlt
 from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
+from requests import RequestException
 
-from ingestion.http import OrjsonRESTClient, make_client
+from ingestion.http import OrjsonRESTClient, make_client, raise_for_status
 from ingestion.kantata.tables import MAX_PER_PAGE, TABLES
-from ingestion.landing import cursor_since, land_pages, merge_hints, to_quarantine
+from ingestion.landing import RefetchFailed, cursor_since, land_pages, merge_hints, to_quarantine
 from ingestion.records import TableSpec
 
 
@@ -45,6 +46,29 @@ def list_pages(
         yield records
 
 
+def by_id(client: OrjsonRESTClient, resource: str) -> Any:
+    """`refetch` for `land_pages`: quarantined ids still outstanding, asked for with
+    `GET /api/v1/{resource}?only=<ids>` (a page of ids at a time); an id not listed no longer exists."""
+
+    def fetch(keys: list[str]) -> Iterator[list[dict]]:
+        numeric = [key for key in keys if key.isdigit()]  # Kantata ids are numbers: others never existed
+        for start in range(0, len(numeric), MAX_PER_PAGE):
+            only = ",".join(numeric[start : start + MAX_PER_PAGE])
+            try:
+                response = client.get(f"/api/v1/{resource}", params={"only": only, "per_page": MAX_PER_PAGE})
+                raise_for_status(response)
+            except RequestException as err:
+                raise RefetchFailed(f"kantata {resource} only={only}: {err}") from err
+            envelope = response.json()
+            records, missing = resolve(envelope, envelope.get("results") or [])
+            if missing:  # listed but not sent: neither there nor gone; asked again next run
+                ids = ", ".join(str(ref.get("id")) for ref in missing)
+                raise RefetchFailed(f"kantata {resource}: {ids} listed without their objects")
+            yield records
+
+    return fetch
+
+
 def kantata_resource(client: OrjsonRESTClient, spec: TableSpec, per_page: int) -> Any:
     @dlt.resource(
         name=spec.name,
@@ -56,11 +80,12 @@ def kantata_resource(client: OrjsonRESTClient, spec: TableSpec, per_page: int) -
         if since:
             params["updated_after"] = since
         orphans: list[dict] = []
-        yield from land_pages(list_pages(client, spec, params, orphans), spec, "kantata")
+        pages = list_pages(client, spec, params, orphans)
+        yield from land_pages(pages, spec, "kantata", refetch=by_id(client, spec.name))
         if orphans:
             reason = "listed in results but missing from the side-loaded objects"
             rows = [spec.quarantine_row(ref, reason, "kantata") for ref in orphans]
-            yield to_quarantine(rows)
+            yield to_quarantine(rows, tracked=True)
 
     return changed
 
