@@ -11,12 +11,16 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import dlt
 import duckdb
 import orjson
 import pytest
 import requests
 
+from billable.pipeline import sandbox_settings
 from billable.sandbox_process import running_sandbox
+from ingestion.quickbooks import quickbooks
+from sandbox.world import World
 from tests.ingest_helpers import generate_world, ingest, query
 
 OUTSTANDING = "select count(*) from {schema}.quarantine where table_name = ? and resolved_at is null"
@@ -313,3 +317,33 @@ def test_quarantined_salesforce_and_kantata_records_are_read_again(
     ]
     assert "quarantine opportunity: 0 outstanding; resolved this run: " in second.stdout
     assert query(raw_db, "select distinct resolution from raw_crm.quarantine") == [("landed",)]
+
+
+def test_a_field_first_served_after_record_100_evolves_the_erp_table(
+    sandbox: str, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault 9 over HTTP: the sandbox's drift adds `external_reference_v2` to records changed from
+    2026-09-01, which is record ~145 of a realm's one page of 206 exchange rates. The real source,
+    over HTTP, into DuckDB: the table evolves, nulls before, values after."""
+    for name, value in sandbox_settings(sandbox, tiny).items():
+        monkeypatch.setenv(name, value)
+    realm = sorted(World(tiny).realms)[0]
+    set_faults(sandbox, {"drift_from": "2026-09-01"})
+    try:
+        pipeline = dlt.pipeline(
+            pipeline_name="drift_erp",
+            destination=dlt.destinations.duckdb(str(tmp_path / "raw.duckdb")),
+            dataset_name="raw_erp",
+            pipelines_dir=str(tmp_path / "dlt"),
+        )
+        pipeline.run(quickbooks().with_resources(f"exchange_rates_{realm}"), loader_file_format="parquet")
+    finally:
+        set_faults(sandbox, None)
+    rows = query(
+        tmp_path / "raw.duckdb",
+        "select meta_data__last_updated_time >= '2026-09-01', count(*), count(external_reference_v2) "
+        "from raw_erp.exchange_rates group by 1 order by 1",
+    )
+    (before, earlier, none), (after, later, tagged) = rows
+    assert (before, none, after) == (False, 0, True)
+    assert earlier > 100 and tagged == later > 0
