@@ -95,14 +95,24 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict:
     current = World(world).state("time", "time_entries")
     restored = World(world).state("time", "time_entries", as_of=now - timedelta(days=BLIP_DAYS))
     blipped = current.filter(~pl.col("id").is_in(restored["id"].implode()))
+    expenses = World(world).state("time", "expenses")["id"]
+    expenses_back = World(world).state("time", "expenses", as_of=now - timedelta(days=BLIP_DAYS))["id"]
+    blipped_expenses = set(expenses.to_list()) - set(expenses_back.to_list())
     # The entry really deleted later: well inside the deletion window, and not one of the blipped.
     victim = current.filter(pl.col("spent_date").cast(pl.String) < "2026-09-15").sort("id")["id"][-1]
-    seen: dict = {"world": world, "raw_db": raw_db, "blipped": blipped, "victim": victim}
+    seen: dict = {
+        "world": world,
+        "raw_db": raw_db,
+        "blipped": blipped,
+        "blipped_expenses": blipped_expenses,
+        "victim": victim,
+    }
 
     def run(step: str, **extra: str) -> None:
         result = ingest(base_url, world, raw_db, "time", **extra)
         assert result.returncode == 0, f"{step}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
         seen[step] = table(raw_db, "time_entries_deletions")
+        seen[f"{step}_expenses"] = table(raw_db, "expenses_deletions")
 
     with running_sandbox(world) as base_url:
         run("loaded")
@@ -119,6 +129,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict:
         run("second_check_too_soon")  # the default 20 h have not passed
         run("confirmed", SOURCES__HARVEST__DELETION_CONFIRM_HOURS="0")
         run("after_confirmed", SOURCES__HARVEST__DELETION_CONFIRM_HOURS="0")
+        seen["bad_setting"] = ingest(
+            base_url, world, raw_db, "time", SOURCES__HARVEST__DELETION_CONFIRM_HOURS="a day"
+        )
     seen["staging_end"] = build_staging(raw_db, folder / "staging_end")
     return seen
 
@@ -152,6 +165,19 @@ def test_a_restore_of_the_time_tool_is_only_suspected_then_cleared(scenario: dic
         sorted(blipped),
     )
     assert still == [(0,)]
+
+    # Expenses alike: the restore's expense was suspected, then served again; none is flagged.
+    blipped_expenses = scenario["blipped_expenses"]
+    assert blipped_expenses, "the tiny world adds an expense in the restored days"
+    assert {key: row["status"] for key, row in scenario["restored_back_expenses"].items()} == dict.fromkeys(
+        blipped_expenses, "suspected"
+    )
+    assert {row["status"] for row in scenario["served_again_expenses"].values()} == {"reappeared"}
+    expenses = staged(
+        scenario["staging_end"],
+        "select count(*) from staging.stg_time__expenses where is_deleted or deletion_status is not null",
+    )
+    assert expenses == [(0,)]
 
 
 def test_a_real_deletion_is_suspected_then_confirmed_a_check_later(scenario: dict) -> None:
@@ -245,3 +271,10 @@ def test_old_deletion_rows_are_suspicions_and_are_re_checked_on_upgrade(upgraded
     assert after[blipped]["status"] == "reappeared" and after[blipped]["reappeared_at"] is not None
     assert (after[gone]["status"], after[gone]["confirmations"]) == ("confirmed", 2)
     assert "deletions suspected 0, confirmed 1, served again (not deleted) 1" in upgraded["stdout"]
+
+
+def test_a_bad_confirmation_setting_fails_the_source_naming_it(scenario: dict) -> None:
+    result = scenario["bad_setting"]
+    assert result.returncode == 1
+    assert "deletion_confirm_hours must be a number of hours >= 0, got 'a day'" in result.stdout
+    assert "SOURCES__HARVEST__DELETION_CONFIRM_HOURS" in result.stdout

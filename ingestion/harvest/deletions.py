@@ -145,9 +145,11 @@ def served_again(known: Deletion, now: datetime) -> Deletion:
     )
 
 
-def confirm_hours() -> float:
-    """`deletion_confirm_hours` from dlt config / environment (default 20); a clear error if bad."""
-    configured = dlt.config.get(CONFIRM_HOURS_KEY)
+def confirm_hours(configured: object = None) -> float:
+    """`deletion_confirm_hours`: the value given, else dlt config / environment, else 20; a clear
+    error naming the setting when it is not a number of hours >= 0."""
+    if configured is None:
+        configured = dlt.config.get(CONFIRM_HOURS_KEY)
     if configured is None or configured == "":
         return DEFAULT_CONFIRM_HOURS
     try:
@@ -344,9 +346,13 @@ def deletions_resource(
     resource: str,
     window_days: int,
     per_page: int,
-    confirm_hours_setting: float | None = None,
+    deletion_confirm_hours: float | None = None,
 ) -> Any:
-    """`<resource>_deletions`: loaded ids Harvest no longer has, suspected until confirmed."""
+    """`<resource>_deletions`: loaded ids Harvest no longer has, suspected until confirmed.
+
+    `deletion_confirm_hours` None reads `sources.harvest.deletion_confirm_hours` (default 20);
+    a bad value fails here, before any request."""
+    confirm_after = timedelta(hours=confirm_hours(deletion_confirm_hours))
 
     @dlt.resource(
         name=f"{resource}_deletions",
@@ -355,8 +361,7 @@ def deletions_resource(
         columns=COLUMNS,
     )
     def vanished() -> Iterator[list[dict]]:
-        hours = confirm_hours() if confirm_hours_setting is None else confirm_hours_setting
-        changed = check_deletions(client, resource, window_days, per_page, timedelta(hours=hours))
+        changed = check_deletions(client, resource, window_days, per_page, confirm_after)
         if changed:
             yield [row.as_row() for row in changed]
 
