@@ -281,19 +281,6 @@ def listed_ranges(
     yield from listed_ranges(client, resource, loaded, span[middle], span[-1], per_page)
 
 
-def vanished_ids(
-    client: OrjsonRESTClient,
-    resource: str,
-    loaded: dict[str, dict[int, str]],
-    low: str,
-    high: str,
-    per_page: int,
-) -> Iterator[int]:
-    """Loaded ids in [low, high] that Harvest no longer lists there (candidates, not yet checked)."""
-    for held, served in listed_ranges(client, resource, loaded, low, high, per_page):
-        yield from held - served
-
-
 def check_deletions(
     client: OrjsonRESTClient,
     resource: str,
