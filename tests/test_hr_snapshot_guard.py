@@ -144,24 +144,45 @@ def test_truncated_cost_rates_are_refused_until_the_full_file_arrives(work: Path
     assert current_rates(work) == rates_before
 
 
-def test_header_only_and_partial_employee_files_are_refused(work: Path) -> None:
-    cost_rates = f"cost_rates_{NEXT}.csv"
-    employees = f"employees_{NEXT}.csv"
-    write(work, cost_rates, lines(work, "cost_rates")[0])
-    write(work, employees, "".join(lines(work, "employees")[:6]))  # 5 of 20 people
+def test_header_only_and_partial_files_of_every_kind_are_refused(work: Path) -> None:
+    # Every kind is a full snapshot read downstream from its latest file: time off and holidays too.
+    cases = {
+        "cost_rates": (1, ("cost_rates", 0, 0, f"cost_rates_{LATEST}.csv", 36, 20)),  # header only
+        "employees": (6, ("employees", 5, 5, f"employees_{LATEST}.csv", 20, 20)),  # 5 of 20 people
+        "time_off": (1, ("time_off", 0, 0, f"time_off_{LATEST}.csv", 173, 18)),  # header only
+        "holidays": (35, ("holidays", 34, 2, f"holidays_{LATEST}.csv", 65, 3)),  # 2 of 3 legal entities
+    }
+    for kind, (keep, _) in cases.items():
+        write(work, f"{kind}_{NEXT}.csv", "".join(lines(work, kind)[:keep]))
     result = run_hr(work)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert cost_rates in result.stdout and employees in result.stdout
-    assert landed(work, "employees", employees) == 0
-    assert files_rows(work, cost_rates) == [] and files_rows(work, employees) == []
-    assert [row[:6] for row in refused(work, cost_rates)] == [
-        ("cost_rates", 0, 0, f"cost_rates_{LATEST}.csv", 36, 20)
-    ]
-    assert [row[:6] for row in refused(work, employees)] == [
-        ("employees", 5, 5, f"employees_{LATEST}.csv", 20, 20)
-    ]
     errors = " ".join(error for status, error in last_hr_log(work) if status == "failed")
-    assert cost_rates in errors and employees in errors
+    for kind, (_, expected) in cases.items():
+        name = f"{kind}_{NEXT}.csv"
+        assert name in result.stdout and name in errors
+        assert landed(work, kind, name) == 0
+        assert files_rows(work, name) == []
+        assert [row[:6] for row in refused(work, name)] == [expected]
+    assert "(header only)" in errors
+
+    # Taken out of the drop folder by the operator: the refusals say so, nothing is refused any more.
+    for kind in cases:
+        (work / "drop" / f"{kind}_{NEXT}.csv").unlink()
+    cleared = run_hr(work)
+    assert cleared.returncode == 0, cleared.stdout + cleared.stderr
+    assert {refused(work, f"{kind}_{NEXT}.csv")[0][6] for kind in cases} == {"removed"}
+
+
+def test_the_share_is_configurable_and_checked(work: Path) -> None:
+    name = f"cost_rates_{NEXT}.csv"
+    write(work, name, "".join(lines(work, "cost_rates")[:10]))  # 25 % of the rows, 30 % of the people
+    wrong = run_hr(work, SOURCES__HR_DROP__MIN_SNAPSHOT_SHARE="80")
+    assert wrong.returncode == 1
+    assert "min_snapshot_share" in wrong.stdout and "between 0 and 1" in wrong.stdout
+    assert landed(work, "cost_rates", name) == 0
+    result = run_hr(work, SOURCES__HR_DROP__MIN_SNAPSHOT_SHARE="0.2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert landed(work, "cost_rates", name) == 9
 
 
 def test_a_shrink_marked_intended_loads(work: Path) -> None:

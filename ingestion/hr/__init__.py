@@ -50,23 +50,22 @@ from ingestion.http import gc_paused
 from ingestion.landing import part_failed, to_quarantine
 
 REFUSED_TABLE = "refused_files"
-# Declared, so a column that is null in every row so far (resolved_at) exists all the same.
-REFUSED_TYPES = {
-    "file_name": "text",
-    "sha256": "text",
-    "kind": "text",
-    "snapshot_date": "date",
-    "rows": "bigint",
-    "people": "bigint",
-    "previous_file_name": "text",
-    "previous_snapshot_date": "date",
-    "previous_rows": "bigint",
-    "previous_people": "bigint",
-    "reason": "text",
-    "status": "text",
-    "refused_at": "timestamp",
-    "resolved_at": "timestamp",
-}
+REFUSED_COLUMNS = (
+    "file_name",
+    "sha256",
+    "kind",
+    "snapshot_date",
+    "rows",
+    "people",
+    "previous_file_name",
+    "previous_snapshot_date",
+    "previous_rows",
+    "previous_people",
+    "reason",
+    "status",
+    "refused_at",
+    "resolved_at",
+)
 ACCEPT_SETTING = "SOURCES__HR_DROP__ACCEPT_SHRINK"
 
 
@@ -135,13 +134,13 @@ def open_refusals() -> dict[tuple[str, str], dict]:
     """The `refused_files` rows still refused, by (file_name, sha256)."""
     # dlt creates a column when a value first arrives: resolved_at only once something resolved.
     present = set(dataset_columns(REFUSED_TABLE))
-    columns = [name for name in REFUSED_TYPES if name in present]
+    columns = [name for name in REFUSED_COLUMNS if name in present]
     if not columns:
         return {}
     rows = dataset_rows(REFUSED_TABLE, ", ".join(f'"{c}"' for c in columns), "where status = 'refused'")
     refusals = {}
     for row in rows:
-        values = dict.fromkeys(REFUSED_TYPES) | dict(zip(columns, row, strict=True))
+        values = dict.fromkeys(REFUSED_COLUMNS) | dict(zip(columns, row, strict=True))
         refusals[(values["file_name"], values["sha256"])] = values
     return refusals
 
@@ -192,14 +191,12 @@ def table_hints(table: str, primary_key: tuple[str, ...]) -> Any:
     return dlt.mark.make_hints(table_name=table, write_disposition="merge", primary_key=list(primary_key))
 
 
-def refused_hints() -> Any:
-    columns = [{"name": name, "data_type": kind, "nullable": True} for name, kind in REFUSED_TYPES.items()]
-    columns[0]["nullable"] = columns[1]["nullable"] = False
-    return dlt.mark.make_hints(
-        table_name=REFUSED_TABLE,
-        write_disposition="merge",
-        primary_key=["file_name", "sha256"],
-        columns=columns,
+def refused_rows(rows: list[dict]) -> Any:
+    """`refused_files` rows, their null values left out: dlt creates a column when a value arrives
+    (resolved_at with the first resolution; the readers above cope with a column not there yet)."""
+    present = [{name: value for name, value in row.items() if value is not None} for row in rows]
+    return dlt.mark.with_hints(
+        present, table_hints(REFUSED_TABLE, ("file_name", "sha256")), create_table_variant=True
     )
 
 
@@ -259,10 +256,7 @@ def snapshot_files(
             elif snapshot.cut or shrunk:
                 reason = snapshot.cut or shrunk
                 refused_now.add((name, snapshot.file_row["sha256"]))
-                hints = table_hints(REFUSED_TABLE, ("file_name", "sha256"))
-                yield dlt.mark.with_hints(
-                    [refusal(snapshot, previous, reason)], hints, create_table_variant=True
-                )
+                yield refused_rows([refusal(snapshot, previous, reason)])
                 part_failed(name, RefusedDropFile(refusal_message(snapshot, reason, not snapshot.cut)))
                 continue
             if snapshot.rows.num_rows:
@@ -277,7 +271,7 @@ def snapshot_files(
             known[size.snapshot_date] = size
         resolved = resolve_refusals(refusals, refused_now, loaded, names)
         if resolved:
-            yield dlt.mark.with_hints(resolved, refused_hints(), create_table_variant=True)
+            yield refused_rows(resolved)
 
     return new_files
 
