@@ -36,7 +36,7 @@ lock: ## re-resolve pyproject.toml's pins into requirements.lock (in a throwaway
 setup: $(VENV)/.installed ## create the virtual environment and install pinned dependencies
 
 generate: setup ## generate a world (PRESET=tiny|demo|large|xl SEED=n) unless it exists
-	@if [ -f $(WORLD)/world.json ]; then echo "world $(WORLD) exists (make clean or WORLD=... for another)"; \
+	@if [ -f $(WORLD)/world.json ]; then echo "world $(WORLD) exists (WORLD=... or SEED=... for another)"; \
 	else $(PY) -m sandbox generate --preset $(PRESET) --seed $(SEED) --out $(WORLD); fi
 
 sandbox: generate ## serve the sandbox systems on http://127.0.0.1:$(PORT) (Ctrl-C stops)

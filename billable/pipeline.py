@@ -116,7 +116,8 @@ def claim_raw_db(raw_db: Path, world: Path | None) -> str | None:
         return (
             f"{raw_db} holds data loaded from {describe_origin(marker.read_text().strip())}, "
             f"not {describe_origin(identity)}; "
-            "run `make clean` (or pass another --raw-db) before loading a different world"
+            f"to load another origin, pass another --raw-db (or move {raw_db} and {marker.name} aside); "
+            "the reverse-ETL ledger beside it stays where it is"
         )
     raw_db.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(identity + "\n")
