@@ -447,6 +447,9 @@ class QuarantineTracker:
             hits = keys.filter(pc.is_in(keys, value_set=pa.array(sorted(self.wanted), pa.string())))
             self.landed.update(hits.to_pylist())
         for row in quarantined:
+            earlier = self.before.get(row["quarantine_id"])
+            if earlier is not None and earlier.get("quarantined_at") is not None:
+                row["quarantined_at"] = earlier["quarantined_at"]  # first quarantined then, still is
             self.now[row["quarantine_id"]] = row
 
     def keys_quarantined_now(self) -> set[str]:
@@ -558,7 +561,8 @@ class QuarantineTracker:
         done = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) or "none"
         notes = [f"{keyless} without a readable key"] if keyless else []
         if too_old:
-            notes.append(f"{too_old} older than {REREAD_WINDOW.days} days of changes: not re-read")
+            window = f"{REREAD_WINDOW.days} days of changes"
+            notes.append(f"{too_old} not re-read: no change stamp, or older than {window}")
         if self.refetch_failed:
             notes.append(f"re-requesting failed: {self.refetch_failed}")
         extra = f" ({'; '.join(notes)})" if notes else ""
