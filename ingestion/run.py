@@ -1,8 +1,12 @@
 """`python -m ingestion`: load every source (or some) into the raw DuckDB, one dlt pipeline each.
 
 Sources run one after another into the same DuckDB file (one writer at a time). A source that
-fails (down, refused schema change, ...) fails alone: the others still load, the failure is
-written to the load log with its message, and the exit code is non-zero.
+fails (down, refused schema change, an unexpected error) fails alone: the others still load, the
+failure is written to the load log with its message, and the exit code is non-zero.
+
+One run at a time per raw database: the run holds `<raw db>.lock` (exit 75 naming the holder when
+another run has it, or wait for it with `--wait`). A load package an earlier run left behind
+(killed in its load step) is finished first, repaired and counted; then the source loads as usual.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import sys
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +27,8 @@ from typing import Any
 import dlt
 import duckdb
 
+from billable.run_lock import EX_TEMPFAIL, LockHeld, run_lock
+from ingestion.http import SystemUnreachable
 from ingestion.landing import destination_tables, failed_parts
 from ingestion.load_log import LoadLogEntry, write_load_log
 
@@ -36,6 +43,7 @@ class SourceEntry:
     dataset: str
     module: str
     function: str
+    system: str  # what an operator calls it, for messages
 
     def build(self) -> Any:
         return getattr(importlib.import_module(self.module), self.function)()
@@ -49,11 +57,11 @@ class SourceEntry:
 SOURCES = {
     entry.name: entry
     for entry in (
-        SourceEntry("crm", "raw_crm", "ingestion.salesforce", "salesforce"),
-        SourceEntry("psa", "raw_psa", "ingestion.kantata", "kantata"),
-        SourceEntry("time", "raw_time", "ingestion.harvest", "harvest"),
-        SourceEntry("hr", "raw_hr", "ingestion.hr", "hr_drop"),
-        SourceEntry("erp", "raw_erp", "ingestion.quickbooks", "quickbooks"),
+        SourceEntry("crm", "raw_crm", "ingestion.salesforce", "salesforce", "Salesforce"),
+        SourceEntry("psa", "raw_psa", "ingestion.kantata", "kantata", "Kantata"),
+        SourceEntry("time", "raw_time", "ingestion.harvest", "harvest", "Harvest"),
+        SourceEntry("hr", "raw_hr", "ingestion.hr", "hr_drop", "the HR drop folder"),
+        SourceEntry("erp", "raw_erp", "ingestion.quickbooks", "quickbooks", "QuickBooks"),
     )
 }
 
@@ -69,25 +77,36 @@ def make_pipeline(entry: SourceEntry, raw_db: Path) -> dlt.Pipeline:
     )
 
 
+def lock_path(raw_db: Path) -> Path:
+    """The lock every writer of the raw database holds: `<raw db>.lock` beside it.
+
+    Not the pipeline's `daily.lock`: `make daily` holds that one and runs this runner as a child.
+    """
+    return raw_db.with_name(raw_db.name + ".lock")
+
+
 def run_source(entry: SourceEntry, raw_db: Path, run_id: str) -> list[LoadLogEntry]:
     """Load one source; returns its load-log rows (one per table, or one failure row).
 
-    A part of the source that failed alone (a QuickBooks realm that is down) adds a failure row
-    naming it, after the rows of what did load: the source counts as failed, the rest is in.
+    A load package an earlier run left behind is finished first (`finish_pending`), its rows
+    counted with this run's. A part of the source that failed alone (a QuickBooks realm that is
+    down) adds a failure row naming it, after the rows of what did load: the source counts as
+    failed, the rest is in. Any exception is this source's failure: logged, and the next goes on.
     """
     started = datetime.now(UTC)
     clock = time.monotonic()
-    pipeline = make_pipeline(entry, raw_db)
+    failures: dict[str, str] = {}
     try:
-        present = None if resuming(pipeline) else dataset_tables(raw_db, entry.dataset)
+        pipeline = make_pipeline(entry, raw_db)
+        rows = Counter(finish_pending(pipeline))
+        present = dataset_tables(raw_db, entry.dataset)
         with destination_tables(present), failed_parts() as failures:
             pipeline.run(entry.build(), loader_file_format="parquet")
-        repair_after_resume(pipeline)
+        rows.update(normalized_rows(pipeline))
     except Exception as err:  # any failure of this source is reported, the others go on
-        reason = describe_failure(err)
+        reason = describe_failure(err, entry)
         elapsed = time.monotonic() - clock
         return [LoadLogEntry(run_id, entry.name, entry.dataset, None, 0, started, elapsed, "failed", reason)]
-    rows = (pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}) or {}
     elapsed = time.monotonic() - clock
     loaded = [
         LoadLogEntry(run_id, entry.name, entry.dataset, table, count, started, elapsed, "loaded", None)
@@ -101,6 +120,13 @@ def run_source(entry: SourceEntry, raw_db: Path, run_id: str) -> list[LoadLogEnt
     if loaded or failed:
         return [*loaded, *failed]
     return [LoadLogEntry(run_id, entry.name, entry.dataset, None, 0, started, elapsed, "loaded", None)]
+
+
+def normalized_rows(pipeline: dlt.Pipeline) -> dict[str, int]:
+    """Rows per table of the run that just finished, from its normalize step (none if it had none)."""
+    trace = pipeline.last_trace
+    info = trace.last_normalize_info if trace else None
+    return dict(info.row_counts) if info and info.row_counts else {}
 
 
 def dataset_tables(raw_db: Path, dataset: str) -> set[str]:
@@ -121,35 +147,91 @@ def repair_marker(pipeline: dlt.Pipeline) -> Path:
     return Path(pipeline.working_dir) / MARKER
 
 
-def resuming(pipeline: dlt.Pipeline) -> bool:
-    """Whether this run first finishes a load package an earlier run left behind (it was killed).
+def finish_pending(pipeline: dlt.Pipeline) -> dict[str, int]:
+    """Load the packages an earlier run left behind (it was killed), repair, and count their rows.
 
-    dlt then loads that package before extracting anew. A first load appends its tables, and a job
-    whose data was committed an instant before the kill, but not yet marked done, is loaded again:
-    the marker asks `repair_after_resume` to remove such duplicates once the run has loaded.
+    dlt's `run` would load such a package and return without extracting anything, and its trace
+    has no normalize step; finishing it here first makes the run that follows an ordinary one.
+    A job whose data was committed an instant before the kill, but not yet marked done, is loaded
+    again by the resume: the marker (holding the packages' load ids) asks `repair_after_resume`
+    to remove such copies, and survives until it has, so a kill during the repair repeats it.
     """
-    if not pipeline.has_pending_data:
-        return repair_marker(pipeline).exists()
-    repair_marker(pipeline).touch()
-    return True
-
-
-def repair_after_resume(pipeline: dlt.Pipeline) -> None:
-    """After a resumed package loaded: keep one row per primary key in every table of the dataset."""
     marker = repair_marker(pipeline)
-    if not marker.exists():
+    if not pipeline.has_pending_data and not marker.exists():
+        return {}
+    load_ids = recorded_load_ids(marker)
+    drop_committed_extracts(pipeline)
+    if pipeline.has_pending_data:
+        if pipeline.list_extracted_load_packages():
+            pipeline.normalize()
+        pending = list(pipeline.list_normalized_load_packages())
+        load_ids += [load_id for load_id in pending if load_id not in load_ids]
+        marker.write_text("".join(f"{load_id}\n" for load_id in load_ids))
+        print(f"ingest:   resuming the load package {', '.join(pending)} an earlier run left", flush=True)
+        pipeline.load()
+    repair_after_resume(pipeline, load_ids)
+    rows = rows_of_loads(pipeline, load_ids)
+    marker.unlink()
+    if load_ids:
+        print(
+            f"ingest:   resumed the load package {', '.join(load_ids)}: {sum(rows.values()):,} rows",
+            flush=True,
+        )
+    return rows
+
+
+def drop_committed_extracts(pipeline: dlt.Pipeline) -> None:
+    """Finish dlt's normalize commit that a kill interrupted.
+
+    dlt commits a normalized package by renaming it into the load folder (atomic), then deleting
+    the extracted package it came from (dlt logs "Committing storage, do not kill this process").
+    Killed between the two, the package is both extracted and normalized, and every later
+    normalize of it fails (`Directory not empty`), in dlt's own `run` too. The normalized copy is
+    complete (the rename comes after every file is written), so the extracted one is only what
+    dlt would have deleted next.
+    """
+    extracted = set(pipeline.list_extracted_load_packages())
+    if not extracted:
         return
-    removed = remove_duplicate_keys(pipeline)
+    # dlt's storages have no public accessor; these are the ones `list_*_load_packages` read.
+    load_storage = pipeline._get_load_storage()
+    committed = extracted & {*load_storage.list_normalized_packages(), *load_storage.list_loaded_packages()}
+    if not committed:
+        return
+    normalize_storage = pipeline._get_normalize_storage()
+    for load_id in sorted(committed):
+        normalize_storage.extracted_packages.delete_package(load_id)
+        load_storage.new_packages.delete_package(load_id, not_exists_ok=True)
+        print(f"ingest:   finished committing package {load_id}, normalized before the kill", flush=True)
+
+
+def recorded_load_ids(marker: Path) -> list[str]:
+    """The load ids a marker names; none for a marker without them (then whole tables are checked)."""
+    if not marker.exists():
+        return []
+    return [line.strip() for line in marker.read_text().splitlines() if line.strip()]
+
+
+def repair_after_resume(pipeline: dlt.Pipeline, load_ids: list[str] | None = None) -> None:
+    """After a resumed package loaded: remove what it loaded twice (`remove_double_loads`)."""
+    removed = remove_double_loads(pipeline, load_ids or [])
     if removed:
         print(f"ingest:   removed {removed:,} rows loaded twice by the resumed package", flush=True)
-    marker.unlink()
 
 
-def remove_duplicate_keys(pipeline: dlt.Pipeline) -> int:
-    """Delete all but one row of each primary key in each of the pipeline's tables; rows deleted.
+def remove_double_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> int:
+    """Delete the rows a resumed package loaded twice; the number deleted.
 
-    Duplicates here can only be the same row loaded twice (an append job re-run after a kill), so
-    which copy stays does not matter.
+    What a resume duplicates is an append job's file loaded a second time: every row of it again,
+    identical in every column, `_dlt_load_id` included (arrow rows carry no `_dlt_id`). A merge
+    job cannot duplicate (its staged rows are deduplicated on the key), so:
+
+    - a table whose schema says `merge`: one row per primary key (a merge table's invariant);
+    - any other table (`append`: a table's first load, and append-only history such as
+      `raw_erp.preferences_history`, whose inherited key is not unique by design): only exact copies
+      of a row within one load id. Never by key: that deleted the history of earlier loads.
+
+    `load_ids` limits the exact-copy search to the resumed packages' rows (empty: every row).
     """
     removed = 0
     schema = pipeline.default_schema
@@ -157,32 +239,75 @@ def remove_duplicate_keys(pipeline: dlt.Pipeline) -> int:
         if not client.has_dataset():
             return 0
         dataset = client.dataset_name
-        present = {
-            name
-            for (name,) in client.execute_sql(
-                "select table_name from information_schema.tables where table_schema = %s", dataset
-            )
-        }
+        columns: dict[str, list[str]] = {}
+        for name, column in client.execute_sql(
+            "select table_name, column_name from information_schema.columns where table_schema = %s "
+            "order by table_name, ordinal_position",
+            dataset,
+        ):
+            columns.setdefault(name, []).append(column)
         for table in schema.data_tables():
             name = table["name"]
-            keys = [column for column, hints in table["columns"].items() if hints.get("primary_key")]
-            if not keys or name not in present:
+            if name not in columns:
                 continue
             qualified = client.make_qualified_table_name(name)
-            key_list = ", ".join(client.escape_column_name(key) for key in keys)
+            keys = [column for column, hints in table["columns"].items() if hints.get("primary_key")]
+            params: list[str] = []
+            if table.get("write_disposition") == "merge" and keys:
+                partition, where = keys, ""
+            elif "_dlt_load_id" in columns[name]:
+                partition, params = columns[name], load_ids
+                where = f"where _dlt_load_id in ({', '.join('%s' for _ in params)})" if params else ""
+            else:
+                continue
+            key_list = ", ".join(client.escape_column_name(column) for column in partition)
             rows = client.execute_sql(
                 f"delete from {qualified} where rowid in (select rowid from (select rowid, row_number() "
-                f"over (partition by {key_list}) as copy from {qualified}) where copy > 1) returning 1"
+                f"over (partition by {key_list}) as copy from {qualified} {where}) where copy > 1) "
+                "returning 1",
+                *params,
             )
             removed += len(rows or [])
     return removed
 
 
-def describe_failure(err: BaseException) -> str:
-    """The root cause's message: dlt wraps a resource's exception in pipeline-step errors.
+def rows_of_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> dict[str, int]:
+    """Rows per table that these loads landed (and that are still theirs), read in the destination:
+    a resumed package's normalize step ran in the process that was killed."""
+    if not load_ids:
+        return {}
+    counts: dict[str, int] = {}
+    with pipeline.sql_client() as client:
+        if not client.has_dataset():
+            return {}
+        with_load_id = {
+            name
+            for (name,) in client.execute_sql(
+                "select table_name from information_schema.columns where table_schema = %s "
+                "and column_name = '_dlt_load_id'",
+                client.dataset_name,
+            )
+        }
+        placeholders = ", ".join("%s" for _ in load_ids)
+        for table in pipeline.default_schema.data_tables():
+            name = table["name"]
+            if name not in with_load_id:
+                continue
+            qualified = client.make_qualified_table_name(name)
+            [(count,)] = client.execute_sql(
+                f"select count(*) from {qualified} where _dlt_load_id in ({placeholders})", *load_ids
+            )
+            if count:
+                counts[name] = int(count)
+    return counts
+
+
+def describe_failure(err: BaseException, entry: SourceEntry | None = None) -> str:
+    """The root cause's message, in one line: dlt wraps a resource's exception in pipeline-step errors.
 
     Follows explicit causes (`raise ... from`) and implicit context, but not into the
-    StopIteration / GeneratorExit that dlt's generator plumbing leaves as context.
+    StopIteration / GeneratorExit that dlt's generator plumbing leaves as context. A system that
+    did not answer is named (the message already holds the URL and the cause).
     """
     current = err
     while True:
@@ -190,7 +315,10 @@ def describe_failure(err: BaseException) -> str:
         if nested is None or isinstance(nested, StopIteration | GeneratorExit):
             break
         current = nested
-    return f"{type(current).__name__}: {current}".strip()[:4000]
+    message = f"{type(current).__name__}: {current}".strip()
+    if isinstance(current, SystemUnreachable) and entry is not None:
+        message = f"{entry.system} unreachable: {current}"
+    return message[:4000]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,6 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sources", default="", help="comma-separated subset of crm,psa,time,hr,erp")
     default_db = Path(os.environ.get("BILLABLE_RAW_DB", DEFAULT_RAW_DB))
     parser.add_argument("--raw-db", type=Path, default=default_db, help="the raw DuckDB file")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        help="wait up to this many seconds for a run in progress (default: none; exit 75)",
+    )
     args = parser.parse_args(argv)
 
     wanted = [name.strip() for name in args.sources.split(",") if name.strip()] or list(SOURCES)
@@ -205,19 +339,34 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown source(s) {unknown}; choose from {', '.join(SOURCES)}")
     args.raw_db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with run_lock(lock_path(args.raw_db), args.wait):
+            return run_sources(wanted, args.raw_db)
+    except LockHeld as held:
+        print(f"ingest: {held}", file=sys.stderr)
+        return EX_TEMPFAIL
+
+
+def run_sources(wanted: list[str], raw_db: Path) -> int:
+    """Load the sources one after another, logging each as soon as it is done; the exit code."""
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     log: list[LoadLogEntry] = []
+    unlogged: list[str] = []
     for name in wanted:
         if not SOURCES[name].built:
             print(f"ingest: source {name!r} is not built yet; skipped")
             continue
         print(f"ingest: {name} …", flush=True)
-        entries = run_source(SOURCES[name], args.raw_db, run_id)
+        entries = run_source(SOURCES[name], raw_db, run_id)
         log.extend(entries)
         for entry in entries:
             print(f"ingest:   {entry.describe()}", flush=True)
-    write_load_log(args.raw_db, log)
-    failed = sorted({entry.source for entry in log if entry.status == "failed"})
+        try:  # logged per source: a run killed later still leaves the sources it finished logged
+            write_load_log(raw_db, entries)
+        except Exception as err:
+            unlogged.append(name)
+            print(f"ingest: could not write {name}'s ops.load_log rows in {raw_db}: {err}", file=sys.stderr)
+    failed = sorted({entry.source for entry in log if entry.status == "failed"} | set(unlogged))
     if failed:
         names = ", ".join(failed)
         print(f"ingest: FAILED source(s): {names} (details above and in ops.load_log)", file=sys.stderr)
