@@ -223,6 +223,10 @@ def test_quarantined_quickbooks_records_are_requested_by_id(sandbox: str, tiny: 
         realm,
     )[0][0]
     still_missing = missing - len(landed) - invoices
+    lost_minutes = sum(minutes for key, minutes in hours.items() if key not in landed)
+    print(
+        f"quickbooks: {still_missing} of {missing} records still missing ({lost_minutes / 60:.2f} h of time)"
+    )
     assert still_missing == 0, f"{still_missing} of {missing} quarantined records still missing"
     assert landed == hours
     assert (
