@@ -3,8 +3,9 @@
 Lists are paged by following `links.next`; every list is incremental on `updated_at` through
 `updated_since`. Harvest has no feed of deletions, so `time_entries` and `expenses` are also
 re-scanned over a recent window of `spent_date` and records that vanished are written to
-`<table>_deletions` (the warehouse marks them deleted; nothing is removed from raw); see
-deletions.py for how that stays cheap.
+`<table>_deletions`, suspected until a later check confirms them (the warehouse marks only
+confirmed deletions deleted; nothing is removed from raw); see deletions.py for how that stays
+cheap and how a record served again is cleared.
 """
 
 from __future__ import annotations
