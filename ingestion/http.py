@@ -27,7 +27,7 @@ from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from requests import HTTPError, Response
 from requests.exceptions import ChunkedEncodingError, ConnectionError, ConnectTimeout, Timeout
-from urllib3.exceptions import NameResolutionError
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 T = TypeVar("T")
 
@@ -49,9 +49,14 @@ class SystemUnreachable(ConnectionError):
 def public_url(url: str) -> str:
     """`url` without credentials, query string or fragment: safe to log, still says where."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
+    host = _bracketed(parts.hostname or "")
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _bracketed(host: str) -> str:
+    """An IPv6 address in brackets, as in a URL (`[::1]:8800`)."""
+    return f"[{host}]" if ":" in host else host
 
 
 def _causes(err: BaseException | None) -> Iterator[BaseException]:
@@ -72,7 +77,7 @@ def connect_failure(err: BaseException, url: str) -> str | None:
     if not isinstance(err, ConnectionError):
         return None
     parts = urlsplit(url)
-    host = parts.hostname or "?"
+    host = _bracketed(parts.hostname or "?")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     if isinstance(err, ConnectTimeout):
         return f"no answer from {host}:{port} to the connection attempt (connect timeout)"
@@ -82,6 +87,10 @@ def connect_failure(err: BaseException, url: str) -> str | None:
             return f"host name {host} not found (DNS: {detail or 'no address'})"
         if isinstance(cause, ConnectionRefusedError):
             return f"connection refused by {host}:{port} (nothing listens there)"
+    for cause in _causes(err):
+        if isinstance(cause, NewConnectionError):  # another OS error opening it: no route, ...
+            detail = next((c.strerror for c in _causes(cause) if isinstance(c, OSError) and c.strerror), None)
+            return f"cannot open a connection to {host}:{port} ({detail or cause})"
     return None
 
 

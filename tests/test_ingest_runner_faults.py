@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ import pytest
 
 from billable.run_lock import run_lock
 from billable.sandbox_process import free_port, running_sandbox
+from ingestion.http import SystemUnreachable, make_client
 from ingestion.run import MARKER
 from tests.ingest_helpers import (
     ROOT,
@@ -321,3 +323,31 @@ def test_an_unknown_host_is_named(world: Path, tmp_path: Path) -> None:
     [(error, duration)] = query(raw_db, "select error, duration_s from ops.load_log where status = 'failed'")
     assert "Kantata" in error and f"http://{host}/api/v1/" in error and "not found" in error, error
     assert duration < 10
+
+
+def test_a_connection_nobody_accepts_fails_after_the_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listener whose backlog is full drops the SYN, as a firewall would: one connect timeout,
+    no retries, the URL without its query string."""
+    monkeypatch.setenv("RUNTIME__REQUEST_CONNECT_TIMEOUT", "1")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        waiting = []
+        for _ in range(3):  # fill the backlog; nobody accepts
+            pending = socket.socket()
+            pending.setblocking(False)
+            pending.connect_ex(("127.0.0.1", port))
+            waiting.append(pending)
+        time.sleep(0.2)
+        client = make_client(f"http://127.0.0.1:{port}", "token")
+        started = time.monotonic()
+        with pytest.raises(SystemUnreachable) as failure:
+            client.get("/v2/users", params={"access_token": "secret"})
+        elapsed = time.monotonic() - started
+        for pending in waiting:
+            pending.close()
+    assert elapsed < 5, elapsed
+    message = str(failure.value)
+    assert f"http://127.0.0.1:{port}/v2/users" in message and "connect timeout" in message
+    assert "secret" not in message
