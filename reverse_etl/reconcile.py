@@ -255,7 +255,7 @@ def _apply(
                         record,
                         "invoiced",
                         line.content_hash if line else None,
-                        "invoiced in the ERP",
+                        "invoiced in the ERP (BillableStatus HasBeenBilled): never changed",
                     )
                 continue
             diffs = differences(record, row) if (row and entity == "TimeActivity" and _sendable(row)) else []
