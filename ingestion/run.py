@@ -96,17 +96,17 @@ def run_source(entry: SourceEntry, raw_db: Path, run_id: str) -> list[LoadLogEnt
     started = datetime.now(UTC)
     clock = time.monotonic()
     failures: dict[str, str] = {}
+    rows: Counter[str] = Counter()
     try:
         pipeline = make_pipeline(entry, raw_db)
-        rows = Counter(finish_pending(pipeline))
+        rows.update(finish_pending(pipeline))
         present = dataset_tables(raw_db, entry.dataset)
         with destination_tables(present), failed_parts() as failures:
             pipeline.run(entry.build(), loader_file_format="parquet")
         rows.update(normalized_rows(pipeline))
     except Exception as err:  # any failure of this source is reported, the others go on
-        reason = describe_failure(err, entry)
-        elapsed = time.monotonic() - clock
-        return [LoadLogEntry(run_id, entry.name, entry.dataset, None, 0, started, elapsed, "failed", reason)]
+        # What a resumed package landed before the failure is in, and logged as such.
+        failures[""] = describe_failure(err, entry)
     elapsed = time.monotonic() - clock
     loaded = [
         LoadLogEntry(run_id, entry.name, entry.dataset, table, count, started, elapsed, "loaded", None)
