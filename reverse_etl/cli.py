@@ -103,6 +103,10 @@ def run(args: argparse.Namespace, warehouse: Path, ledger_path: Path, settings: 
         ledger.start_run(run_id, args.dry_run, args.retry_rejected, warehouse_run_id)
         build = warehouse_run_id or "unknown"
         print(f"sync: run {run_id}, plan from {warehouse} (build {build}), ledger {ledger_path}")
+        if ledger.is_new:
+            print(
+                f"sync: {ledger_path} is a new ledger: what the ERP already holds is read and adopted first"
+            )
         if args.dry_run:
             return dry_run(args, ledger, rows, run_id, started, snapshot, settings)
         return send(args, ledger, rows, run_id, started, settings, snapshot)
