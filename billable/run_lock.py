@@ -34,6 +34,16 @@ class LockHeld(RuntimeError):
         super().__init__(f"another run (pid {pid}, started {started}) holds {shown}{waited}; not starting")
 
 
+def raw_db_lock(raw_db: Path) -> Path:
+    """The lock every user of the raw database holds: `<raw db>.lock` beside it.
+
+    The loader holds it while it writes, the transform while dbt reads (DuckDB lets no reader in
+    while a writer has the file open, and a half-loaded raw database must not be built from).
+    Not the pipeline's `daily.lock`: `make daily` holds that one and runs both as children.
+    """
+    return raw_db.with_name(raw_db.name + ".lock")
+
+
 def display_path(path: Path) -> str:
     """`path` relative to the working directory when it lies under it, as an operator typed it."""
     try:

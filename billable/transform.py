@@ -37,7 +37,7 @@ from pathlib import Path
 
 import duckdb
 
-from billable.run_lock import EX_TEMPFAIL, LockHeld, run_lock
+from billable.run_lock import EX_TEMPFAIL, LockHeld, raw_db_lock, run_lock
 from billable.sandbox_process import ChildRecord, die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
             # We hold the lock, so a recorded dbt that still runs belongs to a transform that is gone.
             children = ChildRecord(paths.children, "transform")
             children.stop_leftovers()
-            return transform(paths, full_refresh=args.full_refresh, dbt_vars=args.vars, children=children)
+            # No loader writes the raw database while dbt reads it (the loader exits 75 meanwhile).
+            with run_lock(raw_db_lock(paths.raw_db), args.wait):
+                return transform(paths, full_refresh=args.full_refresh, dbt_vars=args.vars, children=children)
     except LockHeld as held:
         print(f"transform: {held}", file=sys.stderr)
         return EX_TEMPFAIL

@@ -27,7 +27,7 @@ from typing import Any
 import dlt
 import duckdb
 
-from billable.run_lock import EX_TEMPFAIL, LockHeld, run_lock
+from billable.run_lock import EX_TEMPFAIL, LockHeld, raw_db_lock, run_lock
 from ingestion.http import SystemUnreachable
 from ingestion.landing import destination_tables, failed_parts
 from ingestion.load_log import LoadLogEntry, write_load_log
@@ -75,14 +75,6 @@ def make_pipeline(entry: SourceEntry, raw_db: Path) -> dlt.Pipeline:
         # dlt's progress collectors: log, tqdm, enlighten, alive_progress; "" for none.
         progress=os.environ.get("BILLABLE_PROGRESS", "log") or None,
     )
-
-
-def lock_path(raw_db: Path) -> Path:
-    """The lock every writer of the raw database holds: `<raw db>.lock` beside it.
-
-    Not the pipeline's `daily.lock`: `make daily` holds that one and runs this runner as a child.
-    """
-    return raw_db.with_name(raw_db.name + ".lock")
 
 
 def run_source(entry: SourceEntry, raw_db: Path, run_id: str) -> list[LoadLogEntry]:
@@ -340,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown source(s) {unknown}; choose from {', '.join(SOURCES)}")
     args.raw_db.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with run_lock(lock_path(args.raw_db), args.wait):
+        with run_lock(raw_db_lock(args.raw_db), args.wait):
             return run_sources(wanted, args.raw_db)
     except LockHeld as held:
         print(f"ingest: {held}", file=sys.stderr)

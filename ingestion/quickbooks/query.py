@@ -192,7 +192,7 @@ def realm_unavailable(realm: str, what: str, err: RequestException) -> RealmUnav
     response = err.response
     if response is None:
         return RealmUnavailable(
-            f"QuickBooks realm {realm}: reading {what} failed after retries: {type(err).__name__}: {err}"
+            f"QuickBooks realm {realm}: reading {what} failed: {type(err).__name__}: {err}"
         )
     detail = ""
     try:
