@@ -48,7 +48,7 @@ advance: setup ## move the world's clock forward (DAYS=n, default 1)
 ingest: setup ## load the raw DuckDB (SOURCES=crm,psa,time,hr,erp) from the sandbox world; LIVE=1: from the configured systems
 	@if [ -n "$(LIVE)" ]; then $(PY) -m ingestion --sources "$(SOURCES)" $(if $(WAIT),--wait $(WAIT)); \
 	else $(MAKE) --no-print-directory generate && \
-	  $(PY) -m billable.pipeline --world $(WORLD) --port $(PORT) --only ingest --sources "$(SOURCES)"; fi
+	  $(PY) -m billable.pipeline --world $(WORLD) --port $(PORT) --only ingest --sources "$(SOURCES)" $(if $(WAIT),--wait $(WAIT)); fi
 
 transform: setup ## build the warehouse, run every test, publish data/warehouse.duckdb only if all pass (FULL_REFRESH=1)
 	$(PY) -m billable.transform $(if $(FULL_REFRESH),--full-refresh) $(if $(WAIT),--wait $(WAIT))
