@@ -673,9 +673,12 @@ def transform_runs(limit: int = 20) -> pd.DataFrame:
 
 
 def quarantine_summary() -> pd.DataFrame:
+    """Refused records by table and reason: how many are still outstanding (the loader asks for
+    them again every run), how many later landed or proved deleted upstream (HR rows: neither)."""
     return read(
-        "select source_system, table_name, reason, count(*) as records, max(quarantined_at) as last_at"
-        " from {quarantine} group by all order by records desc",
+        "select source_system, table_name, reason, count(*) filter (where is_outstanding) as outstanding,"
+        " count(resolved_at) as resolved, count(*) as records, max(quarantined_at) as last_at"
+        " from {quarantine} group by all order by outstanding desc, records desc",
         needs=("quarantine",),
     )
 

@@ -9,8 +9,6 @@ and confirmed only by a later check at least `deletion_confirm_hours` after the 
 
 from __future__ import annotations
 
-import os
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,11 +17,10 @@ import polars as pl
 import pytest
 
 from billable.sandbox_process import running_sandbox
-from billable.transform import dbt_executable
 from sandbox.world import World, write_entity
-from tests.ingest_helpers import ROOT, generate_world, ingest
+from tests.ingest_helpers import generate_world, ingest
+from tests.warehouse_helpers import build_models
 
-PROJECT = ROOT / "dbt_project"
 BLIP_DAYS = 6
 
 
@@ -44,22 +41,7 @@ def table(raw_db: Path, name: str) -> dict[int, dict]:
 
 def build_staging(raw_db: Path, folder: Path) -> Path:
     """`dbt build` of the Harvest time entry and expense staging models (and their tests)."""
-    folder.mkdir(parents=True)
-    build_db = folder / "warehouse.duckdb"
-    command = [*dbt_executable(), "build", "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT)]
-    command += ["--target-path", str(folder / "target"), "--log-path", str(folder / "logs")]
-    # cautious: leave out tests that also read models not built here (tie-outs to the facts)
-    command += ["--select", "stg_time__time_entries", "stg_time__expenses"]
-    command += ["--indirect-selection", "cautious"]
-    env = {
-        **os.environ,
-        "BILLABLE_RAW_DB": str(raw_db),
-        "BILLABLE_BUILD_DB": str(build_db),
-        "DBT_USE_COLORS": "false",
-    }
-    result = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    return build_db
+    return build_models(raw_db, folder, "stg_time__time_entries", "stg_time__expenses")
 
 
 def staged(build_db: Path, sql: str, *params: object) -> list[tuple]:

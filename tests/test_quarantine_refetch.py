@@ -22,6 +22,7 @@ from billable.sandbox_process import running_sandbox
 from ingestion.quickbooks import quickbooks
 from sandbox.world import World
 from tests.ingest_helpers import generate_world, ingest, query
+from tests.warehouse_helpers import build_models, rows
 
 OUTSTANDING = "select count(*) from {schema}.quarantine where table_name = ? and resolved_at is null"
 
@@ -83,6 +84,7 @@ def test_malformed_time_entries_land_once_harvest_is_fixed(sandbox: str, tiny: P
     assert missing == malformed, "nothing malformed landed on the first load"
     outstanding = query(raw_db, OUTSTANDING.format(schema="raw_time"), "time_entries")[0][0]
     assert outstanding == len(malformed)
+    assert warehouse_quarantine(raw_db, tmp_path / "wh_first") == (len(malformed), 0)
     print(
         f"first load: {len(malformed)} entries quarantined ({len(keyless)} without an id), "
         f"{sum(hours_of.values()) + keyless_hours:.2f} h"
@@ -118,12 +120,23 @@ def test_malformed_time_entries_land_once_harvest_is_fixed(sandbox: str, tiny: P
         "select count(*) from raw_time.quarantine where resolved_by_load is null and resolved_at is not null",
     ) == [(0,)]
     assert "quarantine time_entries: 0 outstanding; resolved this run:" in second.stdout
+    assert warehouse_quarantine(raw_db, tmp_path / "wh_second") == (0, len(malformed))
     # a record whose key landed is not fetched or resolved again
     third = ingest(sandbox, tiny, raw_db, "time")
     assert third.returncode == 0
     assert "quarantine time_entries" not in third.stdout
     twice = "select count(*) from (select id from raw_time.time_entries group by id having count(*) > 1)"
     assert query(raw_db, twice) == [(0,)]
+
+
+def warehouse_quarantine(raw_db: Path, folder: Path) -> tuple[int, int]:
+    """(outstanding, resolved) time-entry records as the warehouse's quarantine model shows them."""
+    build_db = build_models(raw_db, folder, "stg_ops__quarantine")
+    return rows(
+        build_db,
+        "select count(*) filter (where is_outstanding), count(resolved_at) "
+        "from staging.stg_ops__quarantine where table_name = 'time_entries'",
+    )[0]
 
 
 def quickbooks_records(base_url: str, realm: str, entity: str, ids: list[str]) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import duckdb
 
 from billable.sandbox_process import running_sandbox
+from billable.transform import dbt_executable
 from tests.ingest_helpers import ROOT, generate_world, ingest
 
 
@@ -54,3 +56,22 @@ def copy_raw(raw_db: Path, target: Path) -> Path:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build_models(raw_db: Path, folder: Path, *select: str) -> Path:
+    """`dbt build` of some models (and their own tests) from `raw_db` into `folder/warehouse.duckdb`.
+
+    Tests that also read models not built here (tie-outs to the facts) are left out (cautious
+    indirect selection). Cheaper than a whole transform when a test needs only a few models.
+    """
+    folder.mkdir(parents=True)
+    build_db = folder / "warehouse.duckdb"
+    project = ROOT / "dbt_project"
+    command = [*dbt_executable(), "build", "--project-dir", str(project), "--profiles-dir", str(project)]
+    command += ["--target-path", str(folder / "target"), "--log-path", str(folder / "logs")]
+    command += ["--select", *select, "--indirect-selection", "cautious"]
+    env = {**os.environ, "BILLABLE_RAW_DB": str(raw_db), "BILLABLE_BUILD_DB": str(build_db)}
+    env["DBT_USE_COLORS"] = "false"
+    result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    return build_db

@@ -125,6 +125,14 @@ def quarantine() -> None:
     if held.empty:
         st.success("No record was refused by the loaders.", icon=":material/check_circle:")
         return
+    outstanding = int(held["outstanding"].sum())
+    left, right = st.columns(2)
+    left.metric("Refused records still outstanding", f"{outstanding:,}", border=True)
+    right.metric("Refused, since landed or deleted upstream", f"{int(held['resolved'].sum()):,}", border=True)
+    st.caption(
+        "The loaders ask for every outstanding record again on each run until it lands valid or the "
+        "system no longer has it. HR drop-file rows cannot be asked for again: send a corrected file."
+    )
     st.dataframe(held, hide_index=True)
 
 

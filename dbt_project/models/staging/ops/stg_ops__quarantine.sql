@@ -1,8 +1,12 @@
 {#- Records the loaders refused (malformed, missing ids, type drift), from every raw dataset.
-    One model for the five quarantine tables: they share one shape by construction. -#}
+    One model for the five quarantine tables: they share one shape by construction. The API
+    loaders ask for a quarantined record again every run and record how it was resolved; the HR
+    drop folder cannot be asked again (a corrected file is a new delivery), so its rows carry no
+    resolution and no outstanding flag. -#}
 {%- set columns = {
     'quarantine_id': 'varchar', 'source': 'varchar', 'table_name': 'varchar', 'record_key': 'varchar',
     'reason': 'varchar', 'payload': 'varchar', 'quarantined_at': 'timestamp with time zone',
+    'resolved_at': 'timestamp with time zone', 'resolution': 'varchar', 'resolved_by_load': 'varchar',
 } -%}
 
 with
@@ -28,7 +32,11 @@ final as (
         record_key,
         reason,
         payload,
-        cast(quarantined_at as timestamp) as quarantined_at
+        cast(quarantined_at as timestamp) as quarantined_at,
+        cast(resolved_at as timestamp) as resolved_at,
+        resolution,
+        resolved_by_load,
+        case when dataset <> 'hr' then resolved_at is null end as is_outstanding
     from unioned
 )
 
