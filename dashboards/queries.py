@@ -1293,7 +1293,8 @@ def sync_runs(limit: int = 20) -> pd.DataFrame:
     return read(
         "select sync_run_id, started_at, finished_at, run_status, is_dry_run, lines_in_plan, creates_planned,"
         " updates_planned, deletes_planned, lines_held, lines_acknowledged, lines_rejected, lines_deleted,"
-        " lines_dead_letter, transport_failures, realms_failed, duration_s, message"
+        " lines_dead_letter, lines_vanished, erp_duplicates, lines_adopted, transport_failures,"
+        " realms_failed, duration_s, message"
         " from {sync_runs} order by started_at desc limit ?",
         [limit],
         needs=("sync_runs",),

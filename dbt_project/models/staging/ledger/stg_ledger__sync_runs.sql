@@ -8,7 +8,8 @@ with source as (
         'lines_skipped': 'integer', 'requests_sent': 'integer', 'lines_acknowledged': 'integer',
         'lines_rejected': 'integer', 'lines_deleted': 'integer', 'lines_invoiced_untouched': 'integer',
         'lines_dead_letter': 'integer', 'transport_failures': 'integer', 'realms_failed': 'varchar',
-        'message': 'varchar', 'duration_s': 'double'
+        'message': 'varchar', 'duration_s': 'double', 'lines_vanished': 'integer',
+        'erp_duplicates': 'integer', 'lines_adopted': 'integer', 'erp_records_read': 'integer'
     }) }}
 ),
 
@@ -36,7 +37,11 @@ final as (
         cast(transport_failures as integer) as transport_failures,
         cast(realms_failed as {{ dbt.type_string() }}) as realms_failed,
         cast(message as {{ dbt.type_string() }}) as message,
-        cast(duration_s as {{ dbt.type_float() }}) as duration_s
+        cast(duration_s as {{ dbt.type_float() }}) as duration_s,
+        cast(lines_vanished as integer) as lines_vanished,
+        cast(erp_duplicates as integer) as erp_duplicates,
+        cast(lines_adopted as integer) as lines_adopted,
+        cast(erp_records_read as integer) as erp_records_read
     from source
 )
 
