@@ -280,8 +280,9 @@ def lose_and_quarantine(
 def test_quarantined_salesforce_and_kantata_records_are_read_again(
     sandbox: str, tiny: Path, tmp_path: Path
 ) -> None:
-    """Salesforce (the sandbox has no `Id IN`) by holding the cursor at the records' change stamp,
-    within REREAD_WINDOW; Kantata by id (`only=`). Both land, both quarantines show 0 outstanding."""
+    """Salesforce by id (`WHERE Id IN (...)`), and a keyless record by holding the cursor at its
+    change stamp (within REREAD_WINDOW); Kantata by id (`only=`). Ids neither system has resolve as
+    deleted upstream; both quarantines end with 0 outstanding."""
     raw_db = tmp_path / "raw.duckdb"
     set_faults(sandbox, None)
     first = ingest(sandbox, tiny, raw_db, "crm,psa")
@@ -299,14 +300,24 @@ def test_quarantined_salesforce_and_kantata_records_are_read_again(
         "(select max(updated_at::timestamptz) - interval 10 minute from raw_psa.stories) order by id limit 5",
     )
     assert opportunities and stories
+    unknown_opportunity = "006Dn0000009999QAM"
     lose_and_quarantine(
         raw_db,
         "raw_crm",
         "opportunity",
         "salesforce",
-        [{"Id": key, "SystemModstamp": stamp, "Amount": "12,5"} for key, stamp, _ in opportunities],
+        [{"Id": key, "SystemModstamp": stamp, "Amount": "12,5"} for key, stamp, _ in opportunities]
+        + [{"Id": unknown_opportunity, "SystemModstamp": opportunities[0][1], "Amount": 1}],
         "Id",
     )
+    keyless = {"SystemModstamp": opportunities[0][1], "Amount": 7}  # no Id: cannot be asked for by key
+    with duckdb.connect(str(raw_db)) as connection:
+        text = orjson.dumps(keyless, option=orjson.OPT_SORT_KEYS).decode()
+        connection.execute(
+            "insert into raw_crm.quarantine (quarantine_id, source, table_name, record_key, reason, payload) "
+            "values ('keyless-opportunity', 'salesforce', 'opportunity', null, 'missing Id', ?)",
+            [text],
+        )
     lose_and_quarantine(
         raw_db,
         "raw_psa",
@@ -320,12 +331,19 @@ def test_quarantined_salesforce_and_kantata_records_are_read_again(
     second = ingest(sandbox, tiny, raw_db, "crm,psa")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert set(stories) <= set(query(raw_db, "select id, updated_at, due_date from raw_psa.stories"))
-    # rows quarantined before the cursor moved on: this run holds the cursor back, the next re-reads
-    assert "quarantine opportunity: " in second.stdout
+    back = query(raw_db, "select id, system_modstamp, amount from raw_crm.opportunity")
+    assert set(opportunities) <= set(back), "every quarantined opportunity landed again, asked for by id"
+    assert query(
+        raw_db, f"{OUTSTANDING.format(schema='raw_crm')} and record_key is not null", "opportunity"
+    ) == [(0,)]
+    assert query(
+        raw_db, "select resolution from raw_crm.quarantine where record_key = ?", unknown_opportunity
+    ) == [("deleted upstream: not found when asked for by key",)]
+    # the keyless row was quarantined before the cursor moved on: this run holds the cursor back at
+    # its change stamp, the next re-reads from there
+    assert query(raw_db, OUTSTANDING.format(schema="raw_crm"), "opportunity") == [(1,)]
     second = ingest(sandbox, tiny, raw_db, "crm,psa")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    back = query(raw_db, "select id, system_modstamp, amount from raw_crm.opportunity")
-    assert set(opportunities) <= set(back), "every quarantined opportunity landed again"
     assert set(stories) <= set(query(raw_db, "select id, updated_at, due_date from raw_psa.stories"))
     assert query(raw_db, OUTSTANDING.format(schema="raw_crm"), "opportunity") == [(0,)]
     assert query(raw_db, OUTSTANDING.format(schema="raw_psa"), "stories") == [(0,)]
@@ -333,7 +351,11 @@ def test_quarantined_salesforce_and_kantata_records_are_read_again(
         ("deleted upstream: not found when asked for by key",)
     ]
     assert "quarantine opportunity: 0 outstanding; resolved this run: " in second.stdout
-    assert query(raw_db, "select distinct resolution from raw_crm.quarantine") == [("landed",)]
+    assert dict(query(raw_db, "select resolution, count(*) from raw_crm.quarantine group by 1")) == {
+        "landed": len(opportunities),
+        "deleted upstream: not found when asked for by key": 1,
+        "re-read from its change stamp: no longer served without a key": 1,
+    }
 
 
 def test_a_field_first_served_after_record_100_evolves_the_erp_table(

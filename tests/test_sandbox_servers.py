@@ -164,6 +164,17 @@ def test_salesforce_queries_every_record_once(session, base, world_path, obj) ->
     )
 
 
+def test_salesforce_id_in_lists_exactly_those_records(session, base, world_path) -> None:
+    known = expected(world_path, "crm", "Account")[:3]
+    listed = ", ".join(f"'{key}'" for key in [*known, "001Dn0000009999QAM"])
+    records = soql(session, base, f"SELECT Id FROM Account WHERE Id IN ({listed}) ORDER BY SystemModstamp")
+    assert sorted(r["Id"] for r in records) == sorted(known), "an unknown id is simply not answered"
+    unquoted = session.get(
+        f"{base}/services/data/v60.0/query", params={"q": f"SELECT Id FROM Account WHERE Id IN ({known[0]})"}
+    )
+    assert unquoted.status_code == 400 and unquoted.json()[0]["errorCode"] == "MALFORMED_QUERY"
+
+
 def test_salesforce_incremental_and_locators(session, base, world_path) -> None:
     since = datetime(2024, 10, 2, 10, 15, tzinfo=UTC)
     records = soql(session, base, "select Id, Name from account where SystemModstamp > 2024-10-02T10:15:00Z")

@@ -5,18 +5,24 @@ ORDER BY SystemModstamp`, read batch by batch through `nextRecordsUrl` until the
 (which has none, and `done: true`). `SystemModstamp` is the change cursor: it moves on every
 change, including system ones that `LastModifiedDate` misses. Each record's `attributes`
 (`{type, url}`) is dropped: the type is the table and the url is derived from `Id`.
+
+Records quarantined on an earlier run are asked for again by key after the changes:
+`SELECT <its fields> FROM <Obj> WHERE Id IN ('…', …)`, 200 ids a query; an id not answered no
+longer exists (the API's `/query` leaves deleted records out).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import dlt
 from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
+from requests import RequestException
 
 from ingestion.http import OrjsonRESTClient, make_client
-from ingestion.landing import cursor_since, land_pages, merge_hints
+from ingestion.landing import Refetch, RefetchFailed, cursor_since, land_pages, merge_hints
 from ingestion.records import TableSpec
 from ingestion.salesforce.objects import API_VERSION, BATCH_SIZE, CURSOR, OBJECTS
 
@@ -25,6 +31,30 @@ def soql(obj: str, spec: TableSpec, since: str | None) -> str:
     """The object's query: its declared fields, changed after `since` if given, oldest change first."""
     where = f" WHERE {CURSOR} > {since}" if since else ""  # SOQL dateTime literals are unquoted
     return f"SELECT {', '.join(spec.schema)} FROM {obj}{where} ORDER BY {CURSOR}"
+
+
+# A Salesforce Id: 15 or 18 letters and digits. Anything else in a quarantined record's key never
+# named a record, so it is not asked for (and resolves as not found).
+SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+IDS_PER_QUERY = 200  # keeps a query far below SOQL's 100,000-character limit
+
+
+def by_id(client: OrjsonRESTClient, obj: str, spec: TableSpec, api_version: str) -> Refetch:
+    """`refetch` for `land_pages`: outstanding quarantined ids, asked for with `Id IN (...)`."""
+
+    def fetch(keys: list[str]) -> Iterator[list[dict]]:
+        ids = [key for key in keys if SALESFORCE_ID.fullmatch(key)]
+        for start in range(0, len(ids), IDS_PER_QUERY):
+            chunk = ids[start : start + IDS_PER_QUERY]
+            listed = ", ".join(f"'{key}'" for key in chunk)
+            query = f"SELECT {', '.join(spec.schema)} FROM {obj} WHERE Id IN ({listed})"
+            try:
+                yield from query_batches(client, query, api_version)
+            except RequestException as err:
+                failed = f"salesforce {obj} Id IN ({len(chunk)} ids from {chunk[0]})"
+                raise RefetchFailed(f"{failed}: {err}") from err
+
+    return fetch
 
 
 def query_batches(client: OrjsonRESTClient, query: str, api_version: str) -> Iterator[list[dict]]:
@@ -49,7 +79,8 @@ def object_resource(client: OrjsonRESTClient, obj: str, spec: TableSpec, api_ver
     )
     def changed() -> Iterator[Any]:
         batches = query_batches(client, soql(obj, spec, cursor_since()), api_version)
-        yield from land_pages(batches, spec, source="salesforce")
+        refetch = by_id(client, obj, spec, api_version)
+        yield from land_pages(batches, spec, source="salesforce", refetch=refetch)
 
     return changed
 

@@ -1,7 +1,8 @@
 """Salesforce REST v60.0: `GET /query?q=SOQL`, `nextRecordsUrl` batches, `sobjects/<Obj>/describe`.
 
-The SOQL subset: `SELECT f1, f2 | COUNT() FROM Obj [WHERE <datetime field> <op> <literal> [AND ...]]
-[ORDER BY f [ASC|DESC]] [LIMIT n]`. Query locators are stateless: the query itself, compressed.
+The SOQL subset: `SELECT f1, f2 | COUNT() FROM Obj [WHERE <condition> [AND ...]]
+[ORDER BY f [ASC|DESC]] [LIMIT n]`, a condition being `<datetime field> <op> <literal>` or
+`Id IN ('<id>', ...)`. Query locators are stateless: the query itself, compressed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ QUERY = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 CONDITION = re.compile(r"^\s*(?P<field>[\w.]+)\s*(?P<op>>=|<=|!=|>|<|=)\s*(?P<value>\S+)\s*$")
+IN_CONDITION = re.compile(r"^\s*(?P<field>[\w.]+)\s+IN\s*\((?P<values>[^)]*)\)\s*$", re.IGNORECASE)
+QUOTED = re.compile(r"\s*'([^'\\]*)'\s*")
 OPS = {">": "gt", ">=": "ge", "<": "lt", "<=": "le", "=": "eq", "!=": "ne"}
 
 
@@ -140,12 +143,16 @@ def parse(text: str, context: Context) -> tuple[Query, Served]:
     conditions = []
     if match["where"]:
         for clause in re.split(r"\s+AND\s+", match["where"], flags=re.IGNORECASE):
+            listed = IN_CONDITION.match(clause)
+            if listed:
+                conditions.append(id_list(listed, columns, obj))
+                continue
             cond = CONDITION.match(clause)
             if not cond:
                 raise SoqlError(
                     "MALFORMED_QUERY",
                     f"unexpected token in WHERE: {clause.strip()!r} (this sandbox "
-                    "supports <datetime field> <op> <literal> joined by AND)",
+                    "supports <datetime field> <op> <literal> and Id IN ('...', ...) joined by AND)",
                 )
             field = _resolve(cond["field"], columns, obj)
             if field not in STAMP_FIELDS:
@@ -188,12 +195,28 @@ def parse(text: str, context: Context) -> tuple[Query, Served]:
     return Query(text, obj, fields, conditions, order, limit), served
 
 
+def id_list(listed: re.Match, columns: list[str], obj: str) -> tuple[str, str, object]:
+    """`Id IN ('a', 'b')` as a condition; Salesforce takes only quoted ids there."""
+    field = _resolve(listed["field"], columns, obj)
+    if field != "Id":
+        raise SoqlError("MALFORMED_QUERY", f"IN on {field} is not supported by this sandbox; use Id IN (...)")
+    items = listed["values"].split(",")
+    ids = [QUOTED.fullmatch(item) for item in items]
+    if not items or not all(ids):
+        shown = listed["values"].strip()
+        raise SoqlError("MALFORMED_QUERY", f"unexpected token in IN list: {shown!r} (ids must be quoted)")
+    return ("Id", "in", [found[1] for found in ids])
+
+
 def run(query: Query, served: Served) -> pl.DataFrame:
     """The records a query matches, in its order."""
     frame = served.frame
     if served.height == 0:
         return frame
     for field, op, moment in query.conditions:
+        if op == "in":
+            frame = frame.filter(pl.col("Id").is_in(moment))
+            continue
         if field in ("LastModifiedDate", "SystemModstamp") and op in ("gt", "ge"):
             frame = (
                 frame.slice(served.first_after(moment, inclusive=op == "ge"))
