@@ -19,7 +19,7 @@ import secrets
 import sqlite3
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from billable.run_lock import EX_TEMPFAIL, LockHeld, run_lock
@@ -127,7 +127,7 @@ def dry_run(
     found = None
     if settings is not None:
         # What the ERP holds decides the plan (the ledger learns it; nothing is sent).
-        found = reconcile(ledger, QuickBooksClient(settings), rows, run_id)
+        found = reconcile(ledger, QuickBooksClient(settings), rows, run_id, full_every(settings))
         report_reconciliation(found)
     rows, lines = without_failed(rows, ledger, found)
     plan = diff(rows, lines, args.retry_rejected)
@@ -146,6 +146,11 @@ def dry_run(
     return EX_OK
 
 
+def full_every(settings: Settings) -> timedelta:
+    """How often the ERP is read in full (`full_reconcile_days`; 0: every run)."""
+    return timedelta(days=settings.full_reconcile_days)
+
+
 def send(
     args, ledger: Ledger, rows: list[dict], run_id: str, started: float, settings: Settings, snapshot: Path
 ) -> int:
@@ -160,7 +165,7 @@ def send(
         )
         sender.send(pending)
     # The ERP is the source of truth: learn what it holds before planning anything.
-    found = reconcile(ledger, client, rows, run_id)
+    found = reconcile(ledger, client, rows, run_id, full_every(settings))
     report_reconciliation(found)
     for realm, reason in found.realms_failed.items():
         sender.outcome.realms_failed.setdefault(realm, reason)

@@ -37,6 +37,7 @@ class Settings:
     max_backoff_s: float = 30.0
     max_retry_after_s: float = 120.0
     timeout_s: float = 60.0
+    full_reconcile_days: float = 7.0  # read the ERP in full at least this often (else by change)
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -78,12 +79,21 @@ def load_settings(**overrides: Any) -> Settings:
         ("max_attempts", int),
         ("backoff_s", float),
         ("max_backoff_s", float),
+        ("full_reconcile_days", float),
     ):
         value = overrides.get(name)
         if value is None:
             value = get(name)
         if value is not None:
-            tuning[name] = kind(value)
+            try:
+                tuning[name] = kind(value)
+            except (TypeError, ValueError):
+                tuning[name] = -1
+            if tuning[name] < 0:
+                raise ConfigError(
+                    f"reverse_etl.quickbooks.{name} must be a number >= 0, got {value!r} "
+                    f"(REVERSE_ETL__QUICKBOOKS__{name.upper()} or .dlt/config.toml)"
+                )
     return Settings(base_url=str(base_url).rstrip("/"), access_token=str(token), **tuning)
 
 

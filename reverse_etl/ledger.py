@@ -267,6 +267,19 @@ class Ledger:
             self.conn.execute("COMMIT")
 
     # --- reads --------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        """A value of `ledger_meta` (the ledger's own facts: its id, how far it is reconciled)."""
+        row = self.conn.execute("SELECT value FROM ledger_meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO ledger_meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
     def lines(self) -> dict[str, Line]:
         with self._lock:
             rows = self.conn.execute(

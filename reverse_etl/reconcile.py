@@ -18,6 +18,15 @@ Then, per line:
   ready line is created again;
 - the ERP object has been invoiced (BillableStatus HasBeenBilled): the ledger marks it invoiced.
 
+Reading every object costs as much as the ERP's history, so after the first full read a realm is
+read by change: only objects whose `MetaData.LastUpdatedTime` is at or after the ERP's own clock
+at the previous read, minus a lookback. That covers everything the ledger can have missed since:
+an object a killed run created before its ledger write, one an accountant changed, one invoiced.
+What it cannot see is an object deleted in the ERP (QuickBooks' query leaves deleted ones out), so
+a full read still runs when the ledger is new or has never been reconciled, and every
+`full_reconcile_days` (default 7): then a line acknowledged in the ledger but gone from the ERP is
+found and, if still ready, created again.
+
 ERP objects that the warehouse already knows as the ERP's own history (the mart's `is_in_erp`
 with the same record) are not adopted: they are the ERP's, not this sync's (as before).
 A realm the sync cannot read is not written to in this run (writing blind is what duplicates).
@@ -26,6 +35,7 @@ A realm the sync cannot read is not written to in this run (writing blind is wha
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import quote
 
@@ -34,6 +44,10 @@ from reverse_etl.ledger import Ledger, Line, now
 from reverse_etl.plan import payload_for
 
 PAGE = 1000  # QuickBooks' maximum MAXRESULTS
+# Objects changed this long before the previous read's ERP clock are read again: a write committed
+# while that read was paging, or stamped a little earlier than it landed, is not missed.
+LOOKBACK = timedelta(minutes=10)
+FULL_RECONCILE_DAYS = 7.0
 
 
 @dataclass
@@ -46,9 +60,12 @@ class Reconciliation:
     missing: list[str] = field(default_factory=list)  # acknowledged in the ledger, absent in the ERP
     invoiced: list[str] = field(default_factory=list)
     duplicates: dict[str, list[str]] = field(default_factory=dict)  # line → "realm:Id" of each copy
+    changed_since: dict[str, str] = field(default_factory=dict)  # realm → read by change from (ERP time)
 
     def describe(self) -> str:
-        parts = [f"{self.records_read:,} ERP records read in {len(self.realms_read)} realm(s)"]
+        full, by_change = len(self.realms_read) - len(self.changed_since), len(self.changed_since)
+        how = f"{full} read in full, {by_change} by change" if by_change else "read in full"
+        parts = [f"{self.records_read:,} ERP records read in {len(self.realms_read)} realm(s) ({how})"]
         for label, items in (
             ("adopted from the ERP (the ledger did not know them)", self.adopted),
             ("differ in the ERP from what the ledger recorded (to update)", self.drifted),
@@ -72,23 +89,48 @@ def line_key_of(entity: str, record: dict) -> str | None:
     return note if note.startswith("milestone:") and len(note) > 10 else None
 
 
-def read_all(client: QuickBooksClient, realm: str, entity: str) -> list[dict]:
-    """Every object of `entity` the realm holds now, page by page (raises TransportError)."""
+def read_all(
+    client: QuickBooksClient, realm: str, entity: str, since: datetime | None = None
+) -> tuple[list[dict], datetime | None]:
+    """Every object of `entity` the realm holds now (changed at or after `since`, when given), page
+    by page, and the ERP's clock when the read began (its answers' `time`). Raises TransportError."""
     out: list[dict] = []
     start = 1
+    began: datetime | None = None
+    where = f" WHERE MetaData.LastUpdatedTime >= '{since.strftime('%Y-%m-%dT%H:%M:%SZ')}'" if since else ""
     while True:
-        sql = f"SELECT * FROM {entity} STARTPOSITION {start} MAXRESULTS {PAGE}"
+        sql = f"SELECT * FROM {entity}{where} STARTPOSITION {start} MAXRESULTS {PAGE}"
         answer = client.request(realm, "GET", f"query?query={quote(sql)}", count_as="read")
         body = answer.body if isinstance(answer.body, dict) else {}
         if answer.status != 200 or "QueryResponse" not in body:
             fault = (body.get("Fault") or {}).get("Error") or [{}]
             detail = fault[0].get("Detail") or fault[0].get("Message") or str(body)[:200]
             raise TransportError(f"reading {entity} in realm {realm}: HTTP {answer.status}: {detail}")
+        began = began or erp_clock(body)
         page = body["QueryResponse"].get(entity) or []
         out.extend(page)
         if len(page) < PAGE:
-            return out
+            return out, began
         start += len(page)
+
+
+def erp_clock(body: dict) -> datetime | None:
+    """The ERP's clock as an answer states it (`time`), in UTC; None when absent or unreadable."""
+    try:
+        return datetime.fromisoformat(str(body["time"]).replace("Z", "+00:00")).astimezone(UTC)
+    except (KeyError, ValueError):
+        return None
+
+
+def read_from(ledger: Ledger, realm: str, full_every: timedelta) -> datetime | None:
+    """Where this run reads `realm` from: None for a full read (never reconciled, or the last full
+    read is older than `full_every`), else the previous read's ERP clock minus the lookback."""
+    through, full_at = ledger.meta(f"reconciled_through:{realm}"), ledger.meta(f"full_read_at:{realm}")
+    if through is None or full_at is None:
+        return None
+    if datetime.now(UTC) - datetime.fromisoformat(full_at) >= full_every:
+        return None
+    return datetime.fromisoformat(through) - LOOKBACK
 
 
 def differences(record: dict, row: dict) -> list[str]:
@@ -115,8 +157,15 @@ def _decimal(value: object) -> Decimal | None:
         return None
 
 
-def reconcile(ledger: Ledger, client: QuickBooksClient, rows: list[dict], run_id: str) -> Reconciliation:
-    """Read what the ERP holds for the plan's realms and bring the ledger in line with it."""
+def reconcile(
+    ledger: Ledger,
+    client: QuickBooksClient,
+    rows: list[dict],
+    run_id: str,
+    full_every: timedelta = timedelta(days=FULL_RECONCILE_DAYS),
+) -> Reconciliation:
+    """Read what the ERP holds for the plan's realms (in full, or what changed since the last read)
+    and bring the ledger in line with it."""
     result = Reconciliation()
     lines = ledger.lines()
     by_key = {
@@ -131,9 +180,12 @@ def reconcile(ledger: Ledger, client: QuickBooksClient, rows: list[dict], run_id
             realms.setdefault(line.realm_id, set()).add(line.erp_entity)
     for realm, entities in sorted(realms.items()):
         index: dict[str, list[dict]] = {}
+        since = read_from(ledger, realm, full_every)
+        began: datetime | None = None
         try:
             for entity in sorted(entities):
-                records = read_all(client, realm, entity)
+                records, clock = read_all(client, realm, entity, since)
+                began = began or clock
                 result.records_read += len(records)
                 for record in records:
                     key = line_key_of(entity, record)
@@ -143,7 +195,13 @@ def reconcile(ledger: Ledger, client: QuickBooksClient, rows: list[dict], run_id
             result.realms_failed[realm] = f"cannot read what the ERP holds: {err}"
             continue
         result.realms_read.append(realm)
-        _apply(ledger, realm, index, lines, by_key, run_id, result)
+        if since is not None:
+            result.changed_since[realm] = since.isoformat()
+        _apply(ledger, realm, index, lines, by_key, run_id, result, complete=since is None)
+        if began is not None:  # an ERP that states no clock is read in full every time
+            ledger.set_meta(f"reconciled_through:{realm}", began.isoformat())
+            if since is None:
+                ledger.set_meta(f"full_read_at:{realm}", datetime.now(UTC).isoformat())
     return result
 
 
@@ -155,10 +213,16 @@ def _apply(
     by_key: dict[str, dict],
     run_id: str,
     result: Reconciliation,
+    complete: bool,
 ) -> None:
+    """Bring the ledger in line with `index` (the realm's objects read, by line). A read by change
+    (`complete` false) holds only what changed: a line it does not hold is simply unchanged."""
     stamp = now()
-    keys = {k for k, row in by_key.items() if row.get("realm_id") == realm}
-    keys |= {k for k, line in lines.items() if line.realm_id == realm}
+    if complete:
+        keys = {k for k, row in by_key.items() if row.get("realm_id") == realm}
+        keys |= {k for k, line in lines.items() if line.realm_id == realm}
+    else:
+        keys = set(index)
     with ledger.transaction() as conn:
 
         def put(key: str, entity: str, record: dict, state: str, content_hash: str | None, note: str) -> None:
