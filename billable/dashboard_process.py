@@ -13,7 +13,8 @@ from pathlib import Path
 
 import psutil
 
-from billable.sandbox_process import die_with_parent, free_port, port_in_use
+from billable.child_process import die_with_parent
+from billable.sandbox_process import free_port, port_in_use
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboards" / "app.py"

@@ -35,14 +35,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from billable.child_process import ChildRecord, die_with_parent
 from billable.run_lock import EX_TEMPFAIL, LockHeld, run_lock
-from billable.sandbox_process import (
-    ChildRecord,
-    PortInUse,
-    SandboxStartError,
-    die_with_parent,
-    running_sandbox,
-)
+from billable.sandbox_process import PortInUse, SandboxStartError, running_sandbox
 from sandbox.world import World, WorldError
 
 LIVE = "live"  # the raw database's marker when it is loaded from the configured systems

@@ -37,8 +37,8 @@ from pathlib import Path
 
 import duckdb
 
+from billable.child_process import ChildRecord, die_with_parent
 from billable.run_lock import EX_TEMPFAIL, LockHeld, raw_db_lock, run_lock
-from billable.sandbox_process import ChildRecord, die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 EX_OK, EX_FAILED, EX_USAGE = 0, 1, 2
