@@ -34,3 +34,15 @@
         else {{ deletions }}.deletion_status
     end
 {%- endmacro %}
+
+
+{#-
+  The deletion columns a Harvest staging model publishes, from `deletion_status`,
+  `deletion_detected_at` and `deletion_confirmed_at`: only a confirmed deletion is `is_deleted`.
+-#}
+{% macro harvest_deletion_columns() -%}
+        coalesce(deletion_status = 'confirmed', false) as is_deleted,
+        deletion_status,
+        case when deletion_status is not null then cast(deletion_detected_at as timestamp) end as deleted_detected_at,
+        case when deletion_status = 'confirmed' then cast(deletion_confirmed_at as timestamp) end as deleted_confirmed_at
+{%- endmacro %}

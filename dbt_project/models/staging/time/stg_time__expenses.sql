@@ -41,10 +41,7 @@ final as (
         invoice__id as harvest_invoice_id,
         {{ utc('created_at') }} as created_at,
         {{ utc('updated_at') }} as updated_at,
-        coalesce(deletion_status = 'confirmed', false) as is_deleted,
-        deletion_status,
-        case when deletion_status is not null then cast(deletion_detected_at as timestamp) end as deleted_detected_at,
-        case when deletion_status = 'confirmed' then cast(deletion_confirmed_at as timestamp) end as deleted_confirmed_at
+        {{ harvest_deletion_columns() }}
     from flagged
 )
 
