@@ -55,13 +55,13 @@ def sandbox_settings(base_url: str, world: Path) -> dict[str, str]:
     """Configuration that points every connector at the sandbox, as an operator would set it.
 
     The connectors read these like any deployment's settings (dlt config from the environment);
-    the tokens are the sandbox's (it accepts any), never real credentials.
+    the tokens are the sandbox's (it accepts any), never real credentials. The firm's legal
+    entities are the world's own (`legal_entities` in world.json); the ERP loads their realms.
     """
-    realms = sorted(World(world).realms)
     settings = {
         "SOURCES__HR_DROP__DROP_FOLDER": str((world / "hr_drop").resolve()),
         "SOURCES__HARVEST__ACCOUNT_ID": "1",
-        "SOURCES__QUICKBOOKS__REALMS": json.dumps(realms),
+        "FIRM__LEGAL_ENTITIES": json.dumps(World(world).legal_entities),
     }
     for system in ("SALESFORCE", "KANTATA", "HARVEST", "QUICKBOOKS"):
         settings[f"SOURCES__{system}__BASE_URL"] = base_url

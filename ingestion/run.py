@@ -28,9 +28,14 @@ import dlt
 import duckdb
 
 from billable.run_lock import EX_TEMPFAIL, LockHeld, raw_db_lock, run_lock
+from ingestion.firm.declaration import KEY as DECLARATION_KEY
+from ingestion.firm.declaration import declared_legal_entities, declared_realms, is_declared
 from ingestion.http import SystemUnreachable
 from ingestion.landing import destination_tables, failed_parts
 from ingestion.load_log import LoadLogEntry, write_load_log
+from ingestion.quickbooks import parse_realms, realms_to_load
+
+REALMS_KEY = "sources.quickbooks.realms"
 
 DEFAULT_RAW_DB = Path("data") / "raw.duckdb"
 
@@ -54,9 +59,11 @@ class SourceEntry:
 
 
 # Load order: reference data first, so a run that stops early has the dimensions of what it loaded.
+# `firm` is the firm's own declaration of its legal entities (configuration, not a system).
 SOURCES = {
     entry.name: entry
     for entry in (
+        SourceEntry("firm", "raw_firm", "ingestion.firm", "firm", "the firm's declaration"),
         SourceEntry("crm", "raw_crm", "ingestion.salesforce", "salesforce", "Salesforce"),
         SourceEntry("psa", "raw_psa", "ingestion.kantata", "kantata", "Kantata"),
         SourceEntry("time", "raw_time", "ingestion.harvest", "harvest", "Harvest"),
@@ -315,7 +322,7 @@ def describe_failure(err: BaseException, entry: SourceEntry | None = None) -> st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingestion", description=__doc__)
-    parser.add_argument("--sources", default="", help="comma-separated subset of crm,psa,time,hr,erp")
+    parser.add_argument("--sources", default="", help="comma-separated subset of firm,crm,psa,time,hr,erp")
     default_db = Path(os.environ.get("BILLABLE_RAW_DB", DEFAULT_RAW_DB))
     parser.add_argument("--raw-db", type=Path, default=default_db, help="the raw DuckDB file")
     parser.add_argument(
@@ -330,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in wanted if name not in SOURCES]
     if unknown:
         parser.error(f"unknown source(s) {unknown}; choose from {', '.join(SOURCES)}")
+    problem = declaration_problem(wanted)
+    if problem:  # configuration: one line, nothing loaded
+        print(f"ingest: {problem}", file=sys.stderr)
+        return 2
     args.raw_db.parent.mkdir(parents=True, exist_ok=True)
     try:
         with run_lock(raw_db_lock(args.raw_db), args.wait):
@@ -337,6 +348,35 @@ def main(argv: list[str] | None = None) -> int:
     except LockHeld as held:
         print(f"ingest: {held}", file=sys.stderr)
         return EX_TEMPFAIL
+
+
+def declaration_problem(wanted: list[str]) -> str | None:
+    """What is wrong with the firm's declaration (firm.legal_entities) for these sources, or None.
+
+    Checked before anything loads, for the sources that read it: `firm`, and `erp` when
+    `sources.quickbooks.realms` does not override the declared realms (an override must name
+    declared realms when there is a declaration, or their data would match no legal entity).
+    """
+    override = dlt.config.get(REALMS_KEY)
+    needed = "firm" in wanted or ("erp" in wanted and override is None)
+    if not needed and not ("erp" in wanted and is_declared()):
+        return None
+    try:
+        entities = declared_legal_entities()
+        if "erp" not in wanted:
+            return None
+        if override is None:
+            realms_to_load(None)
+            return None
+        undeclared = [realm for realm in parse_realms(override) if realm not in declared_realms(entities)]
+    except ValueError as err:  # DeclarationError, or a malformed realms override
+        return str(err)
+    if undeclared:
+        return (
+            f"{REALMS_KEY} names realm(s) {undeclared} that no legal entity in {DECLARATION_KEY} has; "
+            "their data would belong to no legal entity: declare them, or load only declared realms"
+        )
+    return None
 
 
 def run_sources(wanted: list[str], raw_db: Path) -> int:

@@ -17,6 +17,8 @@ import dlt
 import orjson
 import pyarrow as pa
 
+from ingestion.firm.declaration import KEY as DECLARATION_KEY
+from ingestion.firm.declaration import DeclarationError, declared_legal_entities, declared_realms
 from ingestion.http import OrjsonRESTClient, make_client
 from ingestion.landing import cursor_since, has_failed, land_pages, part_failed, to_quarantine
 from ingestion.quickbooks.query import (
@@ -43,9 +45,24 @@ def parse_realms(realms: Any) -> list[str]:
     if not ids:
         raise ValueError(
             "sources.quickbooks.realms is empty: set it to the realm (company) ids to load, e.g. "
-            'SOURCES__QUICKBOOKS__REALMS=\'["9130350000000001","9130350000000002"]\' or "id1,id2"'
+            'SOURCES__QUICKBOOKS__REALMS=\'["9130350000000001","9130350000000002"]\' or "id1,id2", '
+            "or leave it unset to load every realm the firm declares (firm.legal_entities)"
         )
     return list(dict.fromkeys(ids))
+
+
+def realms_to_load(realms: Any) -> list[str]:
+    """The realms this run loads: `sources.quickbooks.realms` when set (an override, e.g. a subset),
+    else the realm ids of the firm's declared legal entities (firm.legal_entities)."""
+    if realms is not None:
+        return parse_realms(realms)
+    declared = declared_realms(declared_legal_entities())
+    if not declared:
+        raise DeclarationError(
+            f"{DECLARATION_KEY} declares no realm_id, and sources.quickbooks.realms is not set: "
+            "the ERP has no realm to load; give the entities with ERP books their realm_id"
+        )
+    return declared
 
 
 def landed_lines(lines: LineTable, realm: str, landed: pa.Table, appended: bool = False) -> Iterator[Any]:
@@ -176,11 +193,12 @@ def preferences_resource(client: OrjsonRESTClient, realms: list[str]) -> Any:
 def quickbooks(
     base_url: str = dlt.config.value,
     access_token: str = dlt.secrets.value,
-    realms: Any = dlt.config.value,
+    realms: Any = None,
     page_size: int = 1000,
 ) -> Iterator[Any]:
-    """QuickBooks customers, employees, items, exchange rates, time, invoices and payments of every realm."""
-    realm_ids = parse_realms(realms)
+    """QuickBooks customers, employees, items, exchange rates, time, invoices and payments of every realm
+    (`realms`, default: the firm's declared legal entities' realms)."""
+    realm_ids = realms_to_load(realms)
     size = check_page_size(page_size)
     client = make_client(base_url, access_token)
     yield preferences_resource(client, realm_ids)

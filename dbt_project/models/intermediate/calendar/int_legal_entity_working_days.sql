@@ -6,7 +6,7 @@ with dates as (
 ),
 
 legal_entities as (
-    select * from {{ ref('legal_entities') }}
+    select * from {{ ref('stg_firm__legal_entities') }}
 ),
 
 holidays as (

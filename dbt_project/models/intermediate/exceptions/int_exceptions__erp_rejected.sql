@@ -15,7 +15,7 @@ entries as (
 ),
 
 legal_entities as (
-    select * from {{ ref('legal_entities') }}
+    select * from {{ ref('stg_firm__legal_entities') }}
 ),
 
 rejected as (

@@ -20,7 +20,7 @@ preferences_history as (
 ),
 
 legal_entities as (
-    select * from {{ ref('legal_entities') }}
+    select * from {{ ref('stg_firm__legal_entities') }}
 ),
 
 working_days as (
@@ -84,6 +84,7 @@ realm_months as (
     from legal_entities
     cross join months
     left join latest_observation on legal_entities.erp_realm_id = latest_observation.realm_id
+    where legal_entities.erp_realm_id is not null  -- an entity with no ERP company has no books to close
 ),
 
 policy as (

@@ -3,7 +3,7 @@
     the job's (int_project_source_ids) and the client is the job's parent customer's
     (int_client_source_ids); for a client customer, the client is its own and the project is
     the one project all its lines' TimeActivities point to, if there is exactly one. The legal
-    entity is the realm's (seed legal_entities); the billing document kind comes from the
+    entity is the realm's (stg_firm__legal_entities); the billing document kind comes from the
     PrivateNote convention (`milestone:`, `percent_complete:`, `retainer:`); without a note it is
     `time` when every line bills time, else `other`. -#}
 with invoices as (
@@ -23,7 +23,7 @@ project_ids as (
 ),
 
 legal_entities as (
-    select * from {{ ref('legal_entities') }}
+    select * from {{ ref('stg_firm__legal_entities') }}
 ),
 
 lines as (

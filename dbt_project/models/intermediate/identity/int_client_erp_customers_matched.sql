@@ -10,7 +10,7 @@ contracts as (
 ),
 
 legal_entities as (
-    select * from {{ ref('legal_entities') }}
+    select * from {{ ref('stg_firm__legal_entities') }}
 ),
 
 erp_customers as (
@@ -29,6 +29,7 @@ account_realms as (
         legal_entities.erp_realm_id as realm_id
     from contracts
     inner join legal_entities on contracts.legal_entity = legal_entities.legal_entity
+    where legal_entities.erp_realm_id is not null  -- an entity with no ERP company has no customers
 ),
 
 automatic as (

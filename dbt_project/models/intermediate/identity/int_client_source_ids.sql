@@ -19,7 +19,7 @@ overrides as (
 
 internal_names as (
     select distinct {{ normalise_client_name('legal_entity_name') }} as name_normalised
-    from {{ ref('legal_entities') }}
+    from {{ ref('stg_firm__legal_entities') }}
 ),
 
 account_names as (

@@ -24,7 +24,7 @@ client_ids as (
 ),
 
 legal_entities as (
-    select * from {{ ref('legal_entities') }}
+    select * from {{ ref('stg_firm__legal_entities') }}
 ),
 
 fx_rates as (

@@ -88,7 +88,7 @@ employee_days as (
         version_spans.practice,
         version_spans.grade,
         version_spans.region,
-        -- an entity without a calendar (not in seed legal_entities) keeps its days, holiday-free
+        -- an entity without a calendar (not declared: stg_firm__legal_entities) keeps its days, holiday-free
         coalesce(calendar.is_holiday, false) as is_holiday,
         calendar.holiday_name,
         cast(version_spans.weekly_standard_hours / 5 as decimal(12, 4)) as standard_hours
