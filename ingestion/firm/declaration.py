@@ -27,7 +27,6 @@ import orjson
 KEY = "firm.legal_entities"
 ENV = "FIRM__LEGAL_ENTITIES"
 FIELDS = ("code", "name", "country", "currency", "realm_id")
-REQUIRED = ("code", "name", "currency")
 CURRENCY = re.compile(r"[A-Z]{3}")
 EXAMPLE = (
     '[{"code": "US", "name": "Example Partners Inc.", "country": "US", "currency": "USD", '
@@ -50,15 +49,21 @@ class LegalEntity:
     realm_id: str | None
 
 
-def _text(value: Any, where: str, required: bool) -> str | None:
-    """A declared field as text: strings trimmed, integers (a TOML realm id) as their digits."""
+def _optional(value: Any, where: str) -> str | None:
+    """A declared field as text (strings trimmed, an integer such as a TOML realm id as its digits);
+    None when absent or empty."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise DeclarationError(f"{where} is missing or empty")
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise DeclarationError(f"{where} must be text, not {type(value).__name__} {value!r}")
     return str(value).strip()
+
+
+def _required(value: Any, where: str) -> str:
+    text = _optional(value, where)
+    if text is None:
+        raise DeclarationError(f"{where} is missing or empty")
+    return text
 
 
 def parse_legal_entities(value: Any) -> tuple[LegalEntity, ...]:
@@ -92,23 +97,26 @@ def parse_legal_entities(value: Any) -> tuple[LegalEntity, ...]:
             raise DeclarationError(
                 f"{where} has unknown field(s) {unknown}; the fields are {', '.join(FIELDS)}"
             )
-        fields = {name: _text(item.get(name), f"{where}.{name}", name in REQUIRED) for name in FIELDS}
-        currency = fields["currency"] or ""
+        code = _required(item.get("code"), f"{where}.code")
+        name = _required(item.get("name"), f"{where}.name")
+        currency = _required(item.get("currency"), f"{where}.currency")
         if not CURRENCY.fullmatch(currency):
             raise DeclarationError(
                 f"{where}.currency {currency!r} is not a currency code: "
                 "three capital letters (ISO 4217, e.g. USD)"
             )
-        entities.append(LegalEntity(**fields))  # type: ignore[arg-type]
-    for name in ("code", "realm_id"):
+        country = _optional(item.get("country"), f"{where}.country")
+        realm_id = _optional(item.get("realm_id"), f"{where}.realm_id")
+        entities.append(LegalEntity(code, name, country, currency, realm_id))
+    for unique in ("code", "realm_id"):
         seen: set[str] = set()
         for position, entity in enumerate(entities):
-            field_value = getattr(entity, name)
+            field_value = getattr(entity, unique)
             if field_value is None:
                 continue
             if field_value in seen:
                 raise DeclarationError(
-                    f"{KEY}[{position}].{name} {field_value!r} is declared twice; "
+                    f"{KEY}[{position}].{unique} {field_value!r} is declared twice; "
                     "each legal entity needs its own"
                 )
             seen.add(field_value)
