@@ -70,8 +70,8 @@ def test_wip_as_of_a_date_after_now_is_refused_naming_the_now(handwritten_firm) 
 
 def test_the_refusal_does_not_depend_on_the_data(handwritten_firm, tmp_path: Path) -> None:
     """A firm with no WIP candidate yet (a copy of the warehouse without int_wip_items' rows):
-    now is answered with nothing, a date after it is still refused. (Without the function's own
-    check of the dates, DuckDB skips the join with the empty items and answers nothing.)"""
+    now is answered with nothing, a date after it is still refused (the function checks the
+    dates on their own too, whatever the join plan)."""
     copy = tmp_path / "warehouse.duckdb"
     shutil.copyfile(handwritten_firm.warehouse, copy)
     with duckdb.connect(str(copy)) as connection:
