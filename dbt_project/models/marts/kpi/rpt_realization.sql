@@ -160,4 +160,4 @@ select
     projects.project_name
 from final
 left join {{ ref('dim_clients') }} as clients on final.client_id = clients.client_id
-left join {{ ref('dim_projects') }} as projects on final.project_id = projects.project_id
+left join projects on final.project_id = projects.project_id

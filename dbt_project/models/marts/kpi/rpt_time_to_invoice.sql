@@ -48,6 +48,6 @@ select
     employees.full_name as employee_name
 from final
 left join {{ ref('dim_clients') }} as clients on final.client_id = clients.client_id
-left join {{ ref('dim_projects') }} as projects on final.project_id = projects.project_id
+left join projects on final.project_id = projects.project_id
 left join {{ ref('dim_employees') }} as employees
     on final.employee_id = employees.employee_id and employees.is_current
