@@ -56,7 +56,7 @@ def test_wip_as_of_a_date_after_now_is_refused_naming_the_now(handwritten_firm) 
     message = refused(warehouse, "select * from marts.wip_as_of(date '2025-02-11')")
     assert f"wip_as_of(2025-02-11): {NOW_MESSAGE}" in message
     # an analyst's current_date (the machine's clock, far after the world's) and a parameter
-    today = date.today()
+    ((today,),) = rows(warehouse, "select current_date")
     assert today > date(2025, 2, 10)
     message = refused(warehouse, "select sum(wip_amount) from marts.wip_as_of(current_date)")
     assert f"wip_as_of({today.isoformat()}): {NOW_MESSAGE}" in message
