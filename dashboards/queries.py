@@ -789,11 +789,10 @@ def utilisation_people(filters: Filters) -> pd.DataFrame:
     )
     return read(
         f"""
-        with util as (select * from {{rpt_utilization}}),
-        people as (select employee_id, full_name from {{dim_employees}} where is_current)
+        with util as (select * from {{rpt_utilization}})
         select
             util.employee_id,
-            any_value(people.full_name) as full_name,
+            any_value(util.employee_name) as full_name,
             arg_max(util.practice, util.month_start_date) as practice,
             arg_max(util.grade, util.month_start_date) as grade,
             arg_max(util.region, util.month_start_date) as region,
@@ -803,13 +802,12 @@ def utilisation_people(filters: Filters) -> pd.DataFrame:
                 as billable_utilization_variance,
             sum(util.missing_day_count) as missing_days
         from util
-        left join people on people.employee_id = util.employee_id
         where {clause}
         group by util.employee_id
         order by billable_utilization nulls last
         """,
         params,
-        needs=("rpt_utilization", "dim_employees"),
+        needs=("rpt_utilization",),
     )
 
 
@@ -874,10 +872,10 @@ def wip_by(filters: Filters, as_of: date) -> pd.DataFrame:
         f"""
         select
             wip.client_id,
-            clients.client_name,
+            wip.client_name,
             wip.project_id,
-            projects.project_code,
-            projects.project_name,
+            wip.project_code,
+            wip.project_name,
             wip.practice,
             wip.legal_entity,
             wip.aging_bucket,
@@ -888,14 +886,12 @@ def wip_by(filters: Filters, as_of: date) -> pd.DataFrame:
             sum(wip.at_risk_amount_reporting) as at_risk_amount_reporting,
             sum(wip.wip_item_count) as wip_item_count
         from {{rpt_wip}} as wip
-        left join {{dim_clients}} as clients on clients.client_id = wip.client_id
-        left join {{dim_projects}} as projects on projects.project_id = wip.project_id
         where wip.as_of_date = ? and {clause}
         group by all
         order by wip_amount_reporting desc
         """,
         [as_of, *params],
-        needs=("rpt_wip", "dim_clients", "dim_projects"),
+        needs=("rpt_wip",),
     )
 
 

@@ -4,7 +4,9 @@ the tiny world.
 
 The hand-written world (tests/worlds/handwritten, clock 2025-02-10 12:00 UTC, one legal entity
 US, 40 h weeks = 8 h a day, US holidays 2025-01-01 and 2025-02-17 only) as the sandbox shows it
-at its clock:
+at its clock, through the real pipeline (the sync pushes nothing at the clock: 9006 is held, no
+ERP service item Analyst; 9001 is invoiced; see tests/test_kpi_finance.py), so no figure below
+depends on the sync. docs/sandbox.md ("A hand-written world") lists these figures:
 
     entry  who                    day         h    billable  status                 invoiced
     9006   Ben Okafor, Analyst    2024-11-25  6.0  yes       approved 11-27 10:00   no

@@ -41,6 +41,13 @@ DSO = open / invoiced in the 90 days ending at the snapshot x 90:
     Dec: 5,312.50 / (1,312.50 + 4,000) x 90 = 90.00
     Jan: 12,000 / (1,312.50 + 4,000 + 8,000) x 90 = 81.13; Feb 10: the same invoices, 81.13
 
+The firm goes through the real pipeline (tests/conftest.py: ingest, transform, sync, ingest the
+ERP, transform), and the sync has nothing to push at the clock, so no figure above moves:
+approved billable T&M time is 9006 and 9001 (2 lines); 9001 was invoiced (1041) before the
+integration: skipped; 9006 is held: the US realm has no active service item named after Ben's
+role, Analyst (erp/Item.jsonl: Consulting Services and Retainer only); 9002 is only submitted.
+The ERP keeps its one TimeActivity, 301.
+
 Reconciliation (approved billable T&M time vs ERP vs invoices; the ERP has billed December only):
     PRJ-101 Nov: 6 h / 900.00 approved, nothing pushed: not yet billed (a month before the first
       the ERP billed, so not RECON_MISMATCH either)
@@ -136,6 +143,32 @@ def test_reconciliation_by_hand(handwritten_firm) -> None:
         handwritten_firm.warehouse,
         "select count(*) from marts.fct_exceptions where rule_code = 'RECON_MISMATCH'",
     ) == [(0,)]
+
+
+def test_the_pipeline_synced_and_the_sync_pushed_nothing_at_the_clock(handwritten_firm) -> None:
+    """See the module's docstring: 2 lines planned, 9001 skipped (invoiced), 9006 held, 0 requests."""
+    assert rows(
+        handwritten_firm.warehouse,
+        """select run_status, is_dry_run, lines_in_plan, lines_held, lines_skipped, requests_sent,
+                  lines_acknowledged
+           from staging.stg_ledger__sync_runs""",
+    ) == [("succeeded", False, 2, 1, 1, 0, 0)]
+    assert rows(
+        handwritten_firm.warehouse,
+        "select line_key, line_status, status_reason from marts.rpt_billable_lines order by line_key",
+    ) == [
+        ("time:9001", "invoiced", "invoiced in the ERP (9130350000000001:1041); never changed again"),
+        ("time:9006", "held", "no single active ERP service item named Analyst in realm 9130350000000001"),
+    ]
+    # loaded back after the sync: still only TA 301
+    assert rows(handwritten_firm.raw_db, "select distinct id from raw_erp.time_activities") == [("301",)]
+    # posting latency of 9001: approved 12-13 17:00, TA 301 created in the ERP 12-20 10:00 (its
+    # first version) = 6 days 17 h = 161 h, 7 calendar days; entered by hand, not by the sync
+    assert rows(
+        handwritten_firm.warehouse,
+        """select time_entry_id, posting_latency_hours, posting_latency_days, is_posted_by_sync
+           from marts.rpt_posting_latency""",
+    ) == [(9001, 161, 7, False)]
 
 
 def test_tiny_revenue_billed_ties_to_erp_invoices_by_month(tiny_firm) -> None:

@@ -8,13 +8,17 @@
     aged by D - work_date in days: 0-30, 31-60, 61-90, 90+. One row per as-of date, project,
     aging bucket and transaction currency (project attributes are the project's current ones).
     items defaults to ref('int_wip_items'); as_of_dates may be a ref() or a SQL string.
-    Example (dbt show, any date):
-      dbt show --inline "{{ wip_as_of(\"select date '2025-03-15' as as_of_date\") }}" -#}
-{% macro wip_as_of(as_of_dates, items=none) -%}
+    A date after the warehouse's now (now, default ref('int_as_of')) is refused: the query
+    fails with "wip_as_of(2026-12-06): the warehouse's now is 2025-02-10 12:00; ask for a date
+    on or before it" (items not yet known to the warehouse would otherwise be aged by the gap,
+    silently). Any date on or before now's date is answered.
+    Example (dbt show, any date up to now):
+      dbt show --inline "{{ wip_as_of(\"select date '2025-02-10' as as_of_date\") }}" -#}
+{% macro wip_as_of(as_of_dates, items=none, now=none) -%}
 {%- set items_relation = items if items is not none else ref('int_wip_items') -%}
+{%- set now_relation = now if now is not none else ref('int_as_of') -%}
 with wip_as_of_dates as (
-    select given_dates.as_of_date
-    from {% if as_of_dates is string %}({{ as_of_dates }}){% else %}{{ as_of_dates }}{% endif %} as given_dates
+    {{ wip_dates_up_to_now(as_of_dates, now_relation) | indent(4) }}
 ),
 
 wip_items as (
@@ -111,12 +115,69 @@ group by wip_bucketed.as_of_date, wip_bucketed.project_id, wip_bucketed.aging_bu
     gets WIP as of any date without dbt:
       select * from marts.wip_as_of(date '2025-03-15')      -- or marts.wip_as_of(?) with a parameter
     Run as rpt_wip's post-hook. The items table is named without its catalog, so the macro works
-    in any copy of the file. Other engines get no such function (use the dbt macro). -#}
+    in any copy of the file. Like the dbt macro it refuses a date after the warehouse's now
+    (intermediate.int_as_of), with an error naming that now. Other engines get no such function
+    (use the dbt macro). -#}
 {% macro create_wip_as_of_function() -%}
 {%- if target.type == 'duckdb' -%}
+{%- set as_of_dates = "select cast(as_of as date) as as_of_date" -%}
+{%- set now_relation = ref('int_as_of').include(database=false) -%}
 create or replace macro {{ this.schema }}.wip_as_of(as_of) as table
-{{ wip_as_of("select cast(as_of as date) as as_of_date", items=ref('int_wip_items').include(database=false)) }}
-{%- else -%}
+select * from (
+{{ wip_as_of(as_of_dates, items=ref('int_wip_items').include(database=false), now=now_relation) }}
+) as wip
+-- the dates once more, on their own: the refusal must not depend on the join plan above (an
+-- inner join whose other side is empty may never evaluate the dates: seen in DuckDB 2.0 on a
+-- small example, not on this query today)
+union all by name
+select checked.as_of_date from (
+{{ wip_dates_up_to_now(as_of_dates, now_relation) }}
+) as checked
+where checked.as_of_date is null
+{% else -%}
 select 1
 {%- endif %}
+{%- endmacro %}
+
+
+{#- The given dates (a relation or a SQL string with a column as_of_date), each checked against
+    the warehouse's now (now_relation: as_of_at, as_of_date; one row): a date after now's date
+    fails the query with a message naming the now, any other passes unchanged. -#}
+{% macro wip_dates_up_to_now(as_of_dates, now_relation) -%}
+select
+    case
+        when given_dates.as_of_date > warehouse_now.as_of_date
+            then {{ raise_error(dbt.concat([
+                "'wip_as_of('",
+                dbt.cast('given_dates.as_of_date', dbt.type_string()),
+                "'): the warehouse''s now is '",
+                'substring(' ~ dbt.cast('warehouse_now.as_of_at', dbt.type_string()) ~ ', 1, 16)',
+                "'; ask for a date on or before it'",
+            ]), 'date') }}
+        else given_dates.as_of_date
+    end as as_of_date
+from {% if as_of_dates is string %}({{ as_of_dates }}){% else %}{{ as_of_dates }}{% endif %} as given_dates
+cross join {{ now_relation }} as warehouse_now
+{%- endmacro %}
+
+
+{#- An expression that fails the query with `message` (a SQL string expression) when evaluated;
+    its type is `data_type` where the engine needs one, so it can stand in a CASE branch:
+      case when <bad> then {{ raise_error("'bad: ' || x", 'date') }} else d end
+    DuckDB error(), Spark raise_error(); elsewhere (PostgreSQL: no SQL-level raise) the message
+    cast to data_type, which fails with the message quoted in the engine's error. -#}
+{% macro raise_error(message, data_type) -%}
+    {{ return(adapter.dispatch('raise_error', 'billable')(message, data_type)) }}
+{%- endmacro %}
+
+{% macro duckdb__raise_error(message, data_type) -%}
+    error({{ message }})
+{%- endmacro %}
+
+{% macro spark__raise_error(message, data_type) -%}
+    raise_error({{ message }})
+{%- endmacro %}
+
+{% macro default__raise_error(message, data_type) -%}
+    cast({{ message }} as {{ data_type }})
 {%- endmacro %}

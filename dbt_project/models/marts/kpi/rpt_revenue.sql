@@ -422,4 +422,9 @@ final as (
     from balances
 )
 
-select * from final
+{#- the client's name beside its id, from dim_clients (null for an id it lacks) -#}
+select
+    final.*,
+    clients.client_name
+from final
+left join {{ ref('dim_clients') }} as clients on final.client_id = clients.client_id

@@ -27,4 +27,9 @@ final as (
     group by invoice_month, practice, client_id
 )
 
-select * from final
+{#- the client's name beside its id, from dim_clients (null for an id it lacks) -#}
+select
+    final.*,
+    clients.client_name
+from final
+left join {{ ref('dim_clients') }} as clients on final.client_id = clients.client_id

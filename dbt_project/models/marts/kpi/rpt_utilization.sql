@@ -92,4 +92,10 @@ final as (
         and monthly.month_start_date = month_end_attributes.month_start_date
 )
 
-select * from final
+{#- the person's name (current version of dim_employees) beside the id; no cost rate leaves here -#}
+select
+    final.*,
+    employees.full_name as employee_name
+from final
+left join {{ ref('dim_employees') }} as employees
+    on final.employee_id = employees.employee_id and employees.is_current
