@@ -72,7 +72,7 @@ SORTABLE: dict[str, str] = {
     "Oldest business date first": "business_age_days desc nulls last, age_days desc, record_id",
     "Newest first": "age_days asc, rule_code, record_id",
     "Severity, then age": (
-        "case severity when 'high' then 0 when 'medium' then 1 else 2 end, age_days desc, record_id"
+        "case aging.severity when 'high' then 0 when 'medium' then 1 else 2 end, age_days desc, record_id"
     ),
     "Owner, then rule": "owner, rule_code, age_days desc, record_id",
 }
