@@ -68,9 +68,11 @@ RELATIONS: dict[str, str] = {
 # Sort orders the exception queue offers: label -> ORDER BY text (fixed strings, never user input).
 SORTABLE: dict[str, str] = {
     "Oldest first": "age_days desc, rule_code, record_id",
+    "Most money at stake first": "amount_at_stake_reporting desc nulls last, age_days desc, record_id",
+    "Oldest business date first": "business_age_days desc nulls last, age_days desc, record_id",
     "Newest first": "age_days asc, rule_code, record_id",
     "Severity, then age": (
-        "case severity when 'high' then 0 when 'medium' then 1 else 2 end, age_days desc, record_id"
+        "case aging.severity when 'high' then 0 when 'medium' then 1 else 2 end, age_days desc, record_id"
     ),
     "Owner, then rule": "owner, rule_code, age_days desc, record_id",
 }
@@ -495,7 +497,8 @@ def exception_queue(
     buckets: Sequence[str] = (),
     sort: str = "Oldest first",
 ) -> pd.DataFrame:
-    """Open exceptions with their age, owner, rule, reason and source-system ids."""
+    """Open exceptions with their ages (since first detected; business, since the record's own date),
+    money at stake (reporting currency), owner, rule, reason and source-system ids."""
     if sort not in SORTABLE:
         raise ValueError(f"unknown sort {sort!r}; choose one of {sorted(SORTABLE)}")
     clause, params = where(filters, {**_EXCEPTION_COLUMNS, **_EXCEPTION_PRACTICE})
@@ -510,7 +513,8 @@ def exception_queue(
     sql = f"""
         select
             aging.exception_id, aging.rule_code, aging.owner, aging.severity, aging.is_blocking,
-            aging.age_days, aging.age_bucket, aging.first_detected_at, aging.record_type,
+            aging.age_days, aging.age_bucket, aging.business_age_days, aging.amount_at_stake_reporting,
+            aging.first_detected_at, aging.record_type,
             aging.record_id, exceptions.source_system, aging.source_ids, aging.reason,
             exceptions.rule_reason, aging.occurred_on, aging.legal_entity, aging.client_id,
             clients.client_name, aging.project_id, projects.project_code, projects.practice,

@@ -1,4 +1,5 @@
-"""Exceptions: the queue by owner and rule with aging; filter, sort, drill down, download."""
+"""Exceptions: the queue by owner and rule with aging (since first detected, and business age since
+the record's own date) and money at stake; filter, sort, drill down, download."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def render(filters: q.Filters) -> None:
     sort = sort_box.selectbox("Sort", list(q.SORTABLE), key="exceptions_sort")
     queue = q.exception_queue(filters, owners=owners, rules=rules, buckets=buckets, sort=sort)
 
-    tiles = st.columns(4)
+    currency = q.reporting_currency()
+    tiles = st.columns(5)
     with tiles[0]:
         ui.tile("Open exceptions", len(queue), None, ui.count, help="Open now, after the filters above.")
     with tiles[1]:
@@ -48,7 +50,24 @@ def render(filters: q.Filters) -> None:
     with tiles[2]:
         ui.tile("Older than 30 days", int((queue["age_bucket"] == "30+").sum()), None, ui.count)
     with tiles[3]:
-        ui.tile("Median age", queue["age_days"].median() if len(queue) else None, None, ui.days)
+        ui.tile(
+            "Median age",
+            queue["age_days"].median() if len(queue) else None,
+            None,
+            ui.days,
+            help="Since first detected by a pipeline run. The business age (since the day worked, "
+            "the invoice or the account's date) is in the queue.",
+        )
+    with tiles[4]:
+        ui.tile(
+            "Money at stake",
+            pd.to_numeric(queue["amount_at_stake_reporting"], errors="coerce").sum() if len(queue) else None,
+            None,
+            lambda value: ui.money(value, currency),
+            help="What the open exceptions are about, at the bill rate or line amount, in "
+            f"{currency}; exceptions nothing values (no rate, a rate-card version, a CRM "
+            "account) add nothing.",
+        )
 
     if ui.is_empty(queue, "No open exceptions match these filters."):
         return
@@ -83,6 +102,30 @@ def render(filters: q.Filters) -> None:
         )
         ui.show(figure, key="exceptions_by_rule")
 
+    blocking_label = {True: "blocking", False: "not blocking"}
+    at_stake = (
+        queue.assign(
+            blocking=queue["is_blocking"].fillna(False).astype(bool).map(blocking_label),
+            amount=pd.to_numeric(queue["amount_at_stake_reporting"], errors="coerce").fillna(0.0),
+        )
+        .groupby(["owner", "blocking"], as_index=False)["amount"]
+        .sum()
+    )
+    if at_stake["amount"].abs().sum() > 0:
+        figure = ui.stacked_bars(
+            at_stake,
+            "owner",
+            "blocking",
+            "amount",
+            title=f"Money at stake per owner ({currency}, open exceptions)",
+            category_title="owner team",
+            value_title=f"amount at stake ({currency})",
+            stack_order=("blocking", "not blocking"),
+        )
+        ui.show(figure, key="exceptions_money_by_owner")
+    else:
+        st.caption("No money at stake: none of these exceptions has a value (no rate, or not time).")
+
     st.subheader("The queue")
     st.caption("Select a row to see the offending record with its source-system ids.")
     shown = queue[
@@ -91,8 +134,10 @@ def render(filters: q.Filters) -> None:
             "owner",
             "severity",
             "is_blocking",
+            "amount_at_stake_reporting",
             "age_days",
             "age_bucket",
+            "business_age_days",
             "record_type",
             "record_id",
             "source_ids",
@@ -114,8 +159,12 @@ def render(filters: q.Filters) -> None:
             "owner": "Owner",
             "severity": "Severity",
             "is_blocking": st.column_config.CheckboxColumn("Blocking"),
-            "age_days": st.column_config.NumberColumn("Age (days)"),
+            "amount_at_stake_reporting": st.column_config.NumberColumn(
+                f"At stake ({currency})", format="%.2f"
+            ),
+            "age_days": st.column_config.NumberColumn("Age (days since detected)"),
             "age_bucket": "Bucket",
+            "business_age_days": st.column_config.NumberColumn("Business age (days)"),
             "record_type": "Record type",
             "record_id": "Record id",
             "source_ids": st.column_config.TextColumn("Source-system ids", width="large"),
@@ -160,9 +209,16 @@ def drill_down(row: pd.Series) -> None:
     st.markdown(f"**Find it in {row['source_system'] or 'the source system'}:** `{row['source_ids']}`")
     first = q.parse_time(row["first_detected_at"])
     st.caption(
-        f"First detected {first:%Y-%m-%d %H:%M} UTC, {row['age_days']} days ago"
-        if first
-        else "First detection time unknown"
+        (
+            f"First detected {first:%Y-%m-%d %H:%M} UTC, {row['age_days']} days ago"
+            if first
+            else "First detection time unknown"
+        )
+        + (
+            f"; the record's own date is {row['business_age_days']} days old"
+            if not pd.isna(row["business_age_days"])
+            else ""
+        )
     )
     details = row["details"]
     if isinstance(details, str) and details:

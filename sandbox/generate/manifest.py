@@ -39,6 +39,18 @@ KINDS: list[tuple[str, str, str, str]] = [
     ("corrected_after_billing", "CHANGED_AFTER_BILLING", "time", "time_entries"),
     ("revenue_leakage", "RECON_MISMATCH", "time", "time_entries"),
 ]
+# time-entry kinds whose rule holds the entry back from billing (seed exception_rules.is_blocking;
+# no_rate blocks on time and materials, the only time revenue leakage counts)
+BLOCKING_TIME_ENTRY_KINDS = (
+    "unknown_project",
+    "time_on_inactive_project",
+    "time_outside_contract",
+    "no_rate",
+    "duplicate_time_entry",
+    "invalid_hours",
+    "approval_after_period_close",
+    "corrected_after_billing",
+)
 LEGAL_SUFFIXES = {"inc", "incorporated", "ltd", "llc", "corp", "plc", "gmbh", "ag", "limited", "co"}
 
 
@@ -222,10 +234,17 @@ def build_manifest(
     when[ta_i[changed]] = np.maximum(e.corrected[ta_i[changed]], erp.ta_billed[billed_ta][changed])
     add("corrected_after_billing", mask & alive, when)
 
-    # RECON_MISMATCH: approved billable T&M time of a month billed by hand that never reached the ERP
+    # RECON_MISMATCH: approved billable T&M time of a closed month (in the realm of the project's
+    # legal entity) that never reached the ERP and is not held back by a blocking rule
     in_erp = np.zeros(e.size, dtype=bool)
     in_erp[erp.ta_entry] = True
     tm = client & (pf.p_method[proj] == 0)
+    held_back = np.zeros(e.size, dtype=bool)
+    index_of = {int(entry_id): i for i, entry_id in enumerate(e.id.tolist())}
+    for kind in BLOCKING_TIME_ENTRY_KINDS:
+        for entry_id, _when in found[kind]:
+            held_back[index_of[int(entry_id)]] = True
+    held_back |= client & employee & (count > 1)  # priced by conflicting rate-card versions
     eligible = (
         alive
         & tm
@@ -233,13 +252,11 @@ def build_manifest(
         & employee
         & (e.approved <= horizon)
         & (hours > 0)
-        & (e.day >= cal.start_day)
-        & (e.day <= erp.manual_last_month_end)
+        & (close <= horizon)
         & ~in_erp
+        & ~held_back
     )
-    run_pos = np.minimum(np.searchsorted(run_end, ends), max(run_at.size - 1, 0))
-    run_time = run_at[run_pos] if run_at.size else np.zeros(e.size, dtype=np.int64)
-    add("revenue_leakage", eligible, np.maximum(e.approved, run_time))
+    add("revenue_leakage", eligible, np.maximum(e.approved, close))
 
     # identity: harvest codes typed differently from the PSA's
     projects_vf = first_valid_from(frames[("time", "projects")], ["id"])

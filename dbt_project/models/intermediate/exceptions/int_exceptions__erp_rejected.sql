@@ -3,8 +3,8 @@
     code and message. The record is the billable line (`time:<id>` / `milestone:<id>`); time
     lines carry their time entry's project, client, employee and legal entity. Resolved when a
     later sync gets the line accepted (the sync retries a rejected line when its content changes,
-    or with RETRY_REJECTED=1). Reads upstream of fct_time_entries only: fct_exceptions feeds the
-    blocking flags that fct_time_entries carries. -#}
+    or with RETRY_REJECTED=1). Reads upstream of fct_time_entries only: the rule models feed the
+    blocking flags that fct_time_entries carries (int_exceptions_unioned). -#}
 with lines as (
     select * from {{ ref('stg_ledger__line_states') }}
     where line_state = 'rejected'

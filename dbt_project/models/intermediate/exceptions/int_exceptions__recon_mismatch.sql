@@ -1,15 +1,17 @@
-{#- Approved billable time-and-materials time that never reached the ERP, dated in a month the
-    firm has already billed: the hours the time tool approved and the hours the ERP billed for
-    that month differ by it (revenue leakage). One exception per time entry, so the owner sees
-    exactly which time is missing.
+{#- Approved billable time-and-materials time that never reached the ERP, dated in a month whose
+    books are closed: the hours the time tool approved and the hours the ERP billed for a closed
+    month differ by it (revenue leakage; ../shared/spec/kpis.md). One exception per time entry,
+    so the owner sees exactly which time is missing.
 
-    "A month the firm has billed" is read from the ERP itself: the months of the TimeActivities
-    that invoices dated by the warehouse's now have billed, firm-wide (a billing run invoices
-    every realm), from the first such month to the last. Before the cutover these are the
-    manual billing runs; after it, the live ERP's runs over what the reverse ETL pushed, where
-    approved time that was never pushed is the same leak.
-    Only time of people HR knows, with hours above zero, counts: other time never goes to the
-    ERP and has its own exception. -#}
+    - closed month: the month of the day worked is closed in the ERP realm of the project's
+      legal entity (int_period_closes.is_closed, as the warehouse's now saw the close date). A
+      month closed but never billed is the costliest leak (a month forgotten), so it counts; the
+      open month does not (its time is simply not pushed yet);
+    - approved billable time of people HR knows, hours above zero, on a known client project
+      billed time and materials, approved by the warehouse's now, not deleted;
+    - not held back by another blocking rule (int_time_entry_blocking_exceptions): that time is
+      kept from the ERP on purpose and already has its exception.
+    Other time never goes to the ERP and has its own exception. -#}
 with entries as (
     select * from {{ ref('int_time_entries_resolved') }}
 ),
@@ -18,40 +20,17 @@ erp_entries as (
     select * from {{ ref('int_time_entries_erp') }}
 ),
 
-time_activities as (
-    select * from {{ ref('stg_erp__time_activities') }}
+period_closes as (
+    select * from {{ ref('int_period_closes') }}
+    where is_closed
 ),
 
-invoice_lines as (
-    select * from {{ ref('stg_erp__invoice_lines') }}
-),
-
-invoices as (
-    select * from {{ ref('stg_erp__invoices') }}
+held_back as (
+    select * from {{ ref('int_time_entry_blocking_exceptions') }}
 ),
 
 as_of as (
     select * from {{ ref('int_as_of') }}
-),
-
-billed_time_activities as (
-    select
-        time_activities.erp_time_activity_key,
-        time_activities.txn_date,
-        invoices.invoice_date
-    from invoice_lines
-    inner join invoices on invoice_lines.erp_invoice_key = invoices.erp_invoice_key
-    inner join time_activities on invoice_lines.erp_time_activity_key = time_activities.erp_time_activity_key
-    cross join as_of
-    where invoices.invoice_date <= as_of.as_of_date
-),
-
-billed_months as (
-    select
-        min({{ dbt.date_trunc('month', 'txn_date') }}) as first_billed_month_date,
-        max({{ dbt.date_trunc('month', 'txn_date') }}) as last_billed_month_date,
-        max(invoice_date) as last_time_invoice_date
-    from billed_time_activities
 ),
 
 approved_time as (
@@ -73,16 +52,17 @@ approved_time as (
 leaked as (
     select
         approved_time.*,
-        billed_months.last_billed_month_date,
-        billed_months.last_time_invoice_date
+        period_closes.realm_id as closed_realm_id,
+        period_closes.closed_at
     from approved_time
-    cross join billed_months
+    inner join period_closes
+        on approved_time.legal_entity = period_closes.legal_entity
+        and cast({{ dbt.date_trunc('month', 'approved_time.spent_date') }} as date) = period_closes.month_start_date
     left join erp_entries on approved_time.time_entry_id = erp_entries.time_entry_id
+    left join held_back on approved_time.time_entry_id = held_back.time_entry_id
     where
         erp_entries.time_entry_id is null
-        and cast({{ dbt.date_trunc('month', 'approved_time.spent_date') }} as date)
-            between cast(billed_months.first_billed_month_date as date)
-            and cast(billed_months.last_billed_month_date as date)
+        and held_back.time_entry_id is null
 ),
 
 final as (
@@ -90,14 +70,15 @@ final as (
         {{ time_entry_exception(
             'RECON_MISMATCH',
             "'approved billable ' || " ~ display_number('leaked.hours') ~ " || ' h of ' || cast(leaked.spent_date as varchar)"
-                ~ " || ' never reached the ERP, though ' || left(cast(leaked.spent_date as varchar), 7)"
-                ~ " || ' has been billed (time invoiced up to ' || left(cast(leaked.last_billed_month_date as varchar), 7) || ')'",
+                ~ " || ' never reached the ERP, though the books of ' || left(cast(leaked.spent_date as varchar), 7)"
+                ~ " || ' are closed in realm ' || leaked.closed_realm_id"
+                ~ " || coalesce(' (closed ' || cast(cast(leaked.closed_at as date) as varchar) || ')', '')",
             exception_details([
                 ['hours', 'leaked.hours'],
                 ['month', 'left(cast(leaked.spent_date as varchar), 7)'],
                 ['approved_at', 'leaked.approved_at'],
-                ['last_billed_month', 'left(cast(leaked.last_billed_month_date as varchar), 7)'],
-                ['last_time_invoice_date', 'leaked.last_time_invoice_date'],
+                ['realm_id', 'leaked.closed_realm_id'],
+                ['closed_at', 'leaked.closed_at'],
             ]),
             alias='leaked'
         ) }}

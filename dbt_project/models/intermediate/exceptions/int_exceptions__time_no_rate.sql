@@ -1,7 +1,11 @@
 {#- Billable client time of a person HR knows, whose role has no rate-card version effective on
     the day worked (for the project's contract): it cannot be priced. Time of unknown people or
     unknown projects has its own exception and is not reported twice. The rate lookup is
-    int_time_entries_rated's (matching_rate_count = 0). -#}
+    int_time_entries_rated's (matching_rate_count = 0).
+    It holds the entry back only where the rate makes the money sent to the ERP: time and
+    materials (or a project whose billing method is unknown). On fixed-fee and retainer
+    projects the bill does not use it (only realisation's standard value does), so the row is
+    reported but does not block (is_record_blocking false). -#}
 with entries as (
     select * from {{ ref('int_time_entries_resolved') }}
 ),
@@ -44,8 +48,11 @@ final as (
                 ['role', 'unpriced.rate_role'],
                 ['spent_date', 'unpriced.spent_date'],
                 ['hours', 'unpriced.hours'],
+                ['billing_method', 'unpriced.billing_method'],
             ]),
-            alias='unpriced'
+            alias='unpriced',
+            is_record_blocking="coalesce(unpriced.billing_method, 'unknown')"
+                ~ " not in ('fixed_fee_milestones', 'fixed_fee_percent_complete', 'retainer')"
         ) }}
     from unpriced
 )

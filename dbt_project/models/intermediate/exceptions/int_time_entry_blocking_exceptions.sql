@@ -2,9 +2,14 @@
     project, no rate, duplicate, ...), those of its time-tool user (unknown employee), and a rate
     conflict on the rate-card versions that would price it (reported on the versions, so the
     entries are found here through int_time_entries_rated). One row per held-back entry;
-    fct_time_entries sets has_blocking_exception from it. -#}
+    fct_time_entries sets has_blocking_exception from it.
+
+    A row blocks when its rule blocks (seed exception_rules.is_blocking) and the row itself does
+    (is_record_blocking: TIME_NO_RATE only on time and materials). The rows come from
+    int_exceptions_unioned, every rule but RECON_MISMATCH, which reads this model (and never
+    blocks), not from the mart fct_exceptions. -#}
 with exceptions as (
-    select * from {{ ref('fct_exceptions') }}
+    select * from {{ ref('int_exceptions_unioned') }}
 ),
 
 entries as (
@@ -20,7 +25,10 @@ rules as (
 ),
 
 blocking as (
-    select * from exceptions where is_blocking
+    select exceptions.*
+    from exceptions
+    inner join rules on exceptions.rule_code = rules.rule_code
+    where rules.is_blocking and exceptions.is_record_blocking
 ),
 
 own as (

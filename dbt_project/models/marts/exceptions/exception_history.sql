@@ -8,7 +8,9 @@
     - open and still in fct_exceptions: keep first_detected_at, move last_seen_at to now;
     - open and gone from fct_exceptions: resolved_at = now;
     - in fct_exceptions with no open episode (new, or back after being resolved): a new episode.
-    Resolved episodes are never touched again. -#}
+    Resolved episodes are never touched again.
+    Each episode also keeps the record's context (business date, project, client, employee,
+    legal entity, whether the row blocked), as last seen while open, so a resolved episode still says whose it was. -#}
 {{
     config(
         materialized='incremental',
@@ -34,12 +36,19 @@ as_of as (
 {%- if this is not string -%}
     {%- set existing_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
 {%- endif -%}
+{#- (the record's context columns came later still: null on episodes written before them) -#}
+{%- set added_columns = {
+    'first_detected_invocation_id': dbt.type_string(), 'last_seen_invocation_id': dbt.type_string(),
+    'resolved_invocation_id': dbt.type_string(), 'occurred_on': 'date', 'project_id': dbt.type_string(),
+    'client_id': dbt.type_string(), 'employee_id': dbt.type_string(), 'legal_entity': dbt.type_string(),
+    'is_blocking': 'boolean',
+} -%}
 known as (
     select
         *
-        {%- for column in ['first_detected_invocation_id', 'last_seen_invocation_id', 'resolved_invocation_id'] %}
+        {%- for column, column_type in added_columns.items() %}
         {%- if existing_columns and column not in existing_columns %},
-        cast(null as {{ dbt.type_string() }}) as {{ column }}
+        cast(null as {{ column_type }}) as {{ column }}
         {%- endif %}
         {%- endfor %}
     from {{ this }}
@@ -67,7 +76,13 @@ still_open as (
         cast(null as timestamp) as resolved_at,
         open_episodes.first_detected_invocation_id,
         '{{ exception_run_id() }}' as last_seen_invocation_id,
-        cast(null as {{ dbt.type_string() }}) as resolved_invocation_id
+        cast(null as {{ dbt.type_string() }}) as resolved_invocation_id,
+        current_exceptions.occurred_on,
+        current_exceptions.project_id,
+        current_exceptions.client_id,
+        current_exceptions.employee_id,
+        current_exceptions.legal_entity,
+        current_exceptions.is_blocking
     from open_episodes
     inner join current_exceptions on open_episodes.exception_id = current_exceptions.exception_id
     cross join as_of
@@ -88,7 +103,13 @@ resolved_now as (
         as_of.as_of_at as resolved_at,
         open_episodes.first_detected_invocation_id,
         open_episodes.last_seen_invocation_id,
-        '{{ exception_run_id() }}' as resolved_invocation_id
+        '{{ exception_run_id() }}' as resolved_invocation_id,
+        open_episodes.occurred_on,
+        open_episodes.project_id,
+        open_episodes.client_id,
+        open_episodes.employee_id,
+        open_episodes.legal_entity,
+        open_episodes.is_blocking
     from open_episodes
     left join current_exceptions on open_episodes.exception_id = current_exceptions.exception_id
     cross join as_of
@@ -124,7 +145,13 @@ opened as (
         cast(null as timestamp) as resolved_at,
         '{{ exception_run_id() }}' as first_detected_invocation_id,
         '{{ exception_run_id() }}' as last_seen_invocation_id,
-        cast(null as {{ dbt.type_string() }}) as resolved_invocation_id
+        cast(null as {{ dbt.type_string() }}) as resolved_invocation_id,
+        new_exceptions.occurred_on,
+        new_exceptions.project_id,
+        new_exceptions.client_id,
+        new_exceptions.employee_id,
+        new_exceptions.legal_entity,
+        new_exceptions.is_blocking
     from new_exceptions
     cross join as_of
 ),

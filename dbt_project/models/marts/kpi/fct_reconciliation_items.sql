@@ -7,13 +7,16 @@
       matched                 approved = pushed = invoiced, hours and amounts (to the cent)
       explained_by_exception  differs, and the entry carries an exception (fct_exceptions, or
                               a blocking rule of its user or rate card)
-      not_yet_billed          differs only because billing has not happened yet: not pushed
-                              and not invoiced in a month the ERP has not billed yet, or
-                              pushed whole but not invoiced, in such a month or posted after
-                              the last billing
+      not_yet_billed          differs only because billing is not due yet: not pushed and not
+                              invoiced in a month whose books are still open, or pushed whole
+                              but not invoiced, in such a month or posted after the last
+                              billing
       unexplained             anything else
-    "Months the ERP has billed" are RECON_MISMATCH's: the months of TimeActivities on invoices
-    dated by the warehouse's now, firm-wide, from the first to the last. -#}
+    "Closed month" is RECON_MISMATCH's: the month is closed in the ERP realm of the item's
+    legal entity (the project's, else the realm the TimeActivity was posted in;
+    int_period_closes.is_closed). A closed month's approved time that never reached the ERP
+    is a RECON_MISMATCH (or held back by a blocking exception), never "not yet billed", even
+    when nothing of that month was ever billed. -#}
 with entries as (
     select * from {{ ref('fct_time_entries') }}
 ),
@@ -50,15 +53,17 @@ fx_rates as (
     select * from {{ ref('int_fx_rates_daily') }}
 ),
 
+period_closes as (
+    select * from {{ ref('int_period_closes') }}
+),
+
 as_of as (
     select * from {{ ref('int_as_of') }}
 ),
 
-billed_months as (
-    select
-        cast(min({{ dbt.date_trunc('month', 'activities.txn_date') }}) as date) as first_billed_month_date,
-        cast(max({{ dbt.date_trunc('month', 'activities.txn_date') }}) as date) as last_billed_month_date,
-        max(invoice_lines.invoice_date) as last_time_invoice_date
+-- the latest invoice of time dated by now: a line posted after it cannot have been billed yet
+last_billing as (
+    select max(invoice_lines.invoice_date) as last_time_invoice_date
     from invoice_lines
     inner join activities on invoice_lines.erp_time_activity_key = activities.erp_time_activity_key
     cross join as_of
@@ -178,6 +183,7 @@ items as (
             as currency_code,
         coalesce(approved.is_approved_billable_time, false) as is_approved_billable_time,
         coalesce(approved.is_known_employee, false) as is_known_employee,
+        coalesce(projects.legal_entity, legal_entities.legal_entity) as legal_entity,
         approved.hours as time_tool_hours,
         case when approved.is_approved_billable_time then approved.hours else 0 end as approved_hours,
         case when approved.is_approved_billable_time then coalesce(approved.bill_amount, 0) else 0 end as approved_amount,
@@ -210,15 +216,14 @@ compared as (
         or round(items.approved_amount - items.erp_amount, 2) <> 0 as differs_time_tool_erp,
         items.erp_hours <> items.invoiced_hours
         or round(items.erp_amount, 2) <> items.invoiced_amount as differs_erp_invoice,
-        coalesce(
-            cast({{ dbt.date_trunc('month', 'items.work_date') }} as date)
-            between billed_months.first_billed_month_date and billed_months.last_billed_month_date,
-            false
-        ) as is_billed_month,
-        coalesce(items.last_posted_at > cast(billed_months.last_time_invoice_date as timestamp), false)
+        coalesce(period_closes.is_closed, false) as is_closed_month,
+        coalesce(items.last_posted_at > cast(last_billing.last_time_invoice_date as timestamp), false)
             as is_posted_after_last_billing
     from items
-    cross join billed_months
+    cross join last_billing
+    left join period_closes
+        on items.legal_entity = period_closes.legal_entity
+        and cast({{ dbt.date_trunc('month', 'items.work_date') }} as date) = period_closes.month_start_date
     left join fx_rates
         on items.currency_code = fx_rates.currency_code
         and items.work_date = fx_rates.rate_date
@@ -230,6 +235,7 @@ final as (
         item_type,
         time_entry_id,
         project_id,
+        legal_entity,
         month_start_date,
         work_date,
         currency_code,
@@ -248,7 +254,7 @@ final as (
         cast(invoiced_hours as decimal(12, 4)) as invoiced_hours,
         cast(invoiced_amount as decimal(18, 2)) as invoiced_amount,
         cast(invoiced_amount_reporting as decimal(24, 8)) as invoiced_amount_reporting,
-        is_billed_month,
+        is_closed_month,
         differs_time_tool_erp,
         differs_erp_invoice,
         exception_rule_codes,
@@ -270,11 +276,11 @@ final as (
             when not differs_time_tool_erp and not differs_erp_invoice then 'matched'
             when exception_rule_codes is not null then 'explained_by_exception'
             when item_type = 'time_entry'
-                and erp_time_activity_count = 0 and invoice_line_count = 0 and not is_billed_month
+                and erp_time_activity_count = 0 and invoice_line_count = 0 and not is_closed_month
                 then 'not_yet_billed'
             when item_type = 'time_entry'
                 and erp_time_activity_count = 1 and not differs_time_tool_erp and invoice_line_count = 0
-                and (not is_billed_month or is_posted_after_last_billing)
+                and (not is_closed_month or is_posted_after_last_billing)
                 then 'not_yet_billed'
             else 'unexplained'
         end as reconciliation_status
