@@ -6,6 +6,8 @@ from:
 
 - `--world W` (make pipeline): a sandbox serving the world W, started and stopped around the run;
   with `--advance-days N` (make demo-day) the world's clock first moves N days, as a day passes;
+  before the ingest the world's HR drop is delivered as of its clock (`sandbox.hr_drop.deliver`,
+  idempotent), so any world runs, a hand-written one without `hr_drop/` too;
 - `--live` (make daily, from cron): the systems configured for the loaders; no sandbox.
 
 Each step is a command; the first that fails stops the run with its name and exit code, so an

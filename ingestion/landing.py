@@ -111,7 +111,10 @@ class Declared:
         return cls(table, schema, row_key=True, **options)
 
     def empty(self) -> pa.Table:
-        return self.schema.empty_table()
+        schema = self.schema
+        if self.row_key and "_dlt_id" not in schema.names:
+            schema = schema.append(pa.field("_dlt_id", pa.string(), nullable=False))
+        return schema.empty_table()
 
 
 def quarantine_declared(tracked: bool) -> Declared:
