@@ -270,9 +270,11 @@ def lose_and_quarantine(
         for payload in payloads:
             text = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
             qid = hashlib.sha256(f"{table}|{text}".encode()).hexdigest()[:32]
+            # every column dlt requires given (a clean load now creates the table, empty)
             connection.execute(
                 f"insert into {schema}.quarantine (quarantine_id, source, table_name, record_key, reason, "
-                "payload) values (?, ?, ?, ?, 'malformed', ?)",
+                "payload, quarantined_at, _dlt_load_id, _dlt_id) "
+                "values (?, ?, ?, ?, 'malformed', ?, now(), 'before', gen_random_uuid()::varchar)",
                 [qid, source, table, str(payload[key]), text],
             )
 
