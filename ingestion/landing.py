@@ -60,7 +60,7 @@ TRACKED_QUARANTINE_HINTS = dlt.mark.make_hints(
 
 
 # The quarantine rows' columns as they land (`TableSpec.quarantine_row`, the HR drop's
-# `quarantine_row`); context columns (`context__realm_id`, ...) evolve with the first row.
+# `quarantine_row`); a source adds the context columns its rows carry (`quarantine_declared`).
 QUARANTINE_COLUMNS: dict[str, dict[str, Any]] = {
     "quarantine_id": {"data_type": "text", "nullable": False},
     **{name: {"data_type": "text"} for name in ("source", "table_name", "record_key", "reason", "payload")},
@@ -117,9 +117,11 @@ class Declared:
         return schema.empty_table()
 
 
-def quarantine_declared(tracked: bool) -> Declared:
-    """The dataset's `quarantine` table (`tracked`: with the columns of `TRACKED_QUARANTINE_HINTS`)."""
-    columns = TRACKED_QUARANTINE_COLUMNS if tracked else QUARANTINE_COLUMNS
+def quarantine_declared(tracked: bool, context: Iterable[str] = ()) -> Declared:
+    """The dataset's `quarantine` table (`tracked`: with the columns of `TRACKED_QUARANTINE_HINTS`;
+    `context`: the `context__<name>` columns its rows always carry, e.g. QuickBooks' realm_id)."""
+    columns = dict(TRACKED_QUARANTINE_COLUMNS if tracked else QUARANTINE_COLUMNS)
+    columns.update({f"context__{name}": {"data_type": "text"} for name in context})
     return Declared.from_columns(QUARANTINE_TABLE, columns, primary_key=("quarantine_id",))
 
 

@@ -331,4 +331,4 @@ def declared_tables() -> list[Declared]:
         rows = read_snapshot(f"{kind.table}_2000-01-01.csv", header, None).rows
         tables.append(Declared(kind.table, rows.schema, kind.primary_key))
     tables.append(Declared.from_columns(FILES_TABLE, FILES_COLUMNS, primary_key=("file_name", "sha256")))
-    return [*tables, quarantine_declared(tracked=False)]
+    return [*tables, quarantine_declared(tracked=False, context=("file_name", "line"))]

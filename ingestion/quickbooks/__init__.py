@@ -208,4 +208,4 @@ def declared_tables() -> list[Declared]:
         if entity.lines:
             empty_lines = entity.lines.arrow("", [], [], [])
             tables.append(Declared(entity.lines.table, empty_lines.schema, entity.lines.primary_key))
-    return [*tables, quarantine_declared(tracked=True)]
+    return [*tables, quarantine_declared(tracked=True, context=("realm_id",))]
