@@ -20,6 +20,8 @@ import dlt
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+from dlt.common.destination.capabilities import DestinationCapabilitiesContext
+from dlt.common.libs.pyarrow import columns_to_arrow
 from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 
 from ingestion.http import prefetched
@@ -57,11 +59,87 @@ TRACKED_QUARANTINE_HINTS = dlt.mark.make_hints(
 )
 
 
+# The quarantine rows' columns as they land (`TableSpec.quarantine_row`, the HR drop's
+# `quarantine_row`); a source adds the context columns its rows carry (`quarantine_declared`).
+QUARANTINE_COLUMNS: dict[str, dict[str, Any]] = {
+    "quarantine_id": {"data_type": "text", "nullable": False},
+    **{name: {"data_type": "text"} for name in ("source", "table_name", "record_key", "reason", "payload")},
+    "quarantined_at": {"data_type": "timestamp"},
+}
+TRACKED_QUARANTINE_COLUMNS: dict[str, dict[str, Any]] = {
+    **QUARANTINE_COLUMNS,
+    **{name: dict(column) for name, column in TRACKED_QUARANTINE_HINTS["columns"].items()},  # type: ignore[union-attr]
+}
+
+
 def to_quarantine(rows: list[dict], tracked: bool = False) -> Any:
     """Mark quarantine rows (from `TableSpec.quarantine_row`) for the dataset's quarantine table;
     `tracked`: with the columns that say whether each is still outstanding (`QuarantineTracker`)."""
     hints = TRACKED_QUARANTINE_HINTS if tracked else QUARANTINE_HINTS
     return dlt.mark.with_hints(rows, hints, create_table_variant=True)
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A raw table a source always has after a successful load, rows or not.
+
+    A system with nothing of an entity (no payments yet, no expenses, a realm without history)
+    sends no records, and dlt creates no table without rows; the warehouse's staging would then
+    fail on a missing table. So every source lists the tables it lands (`declared_tables()` in its
+    package) with their columns exactly as rows land them (from the same `TableSpec`, so a table
+    created empty later receives rows of the same types), and the runner creates the missing ones
+    empty after the load (`empty_tables`). `row_key`: rows arrive as dicts, which dlt gives a
+    `_dlt_id`; declared up front, so the first rows need no column added to an existing table.
+    """
+
+    table: str
+    schema: pa.Schema
+    primary_key: tuple[str, ...] = ()
+    write_disposition: str = "merge"
+    row_key: bool = False
+
+    @classmethod
+    def from_spec(cls, spec: TableSpec) -> Declared:
+        """An API entity's table, its columns from its declared record schema."""
+        return cls(spec.name, spec.to_arrow([]).schema, spec.primary_key)
+
+    @classmethod
+    def from_columns(cls, table: str, columns: dict[str, dict[str, Any]], **options: Any) -> Declared:
+        """A table of dict rows, its columns declared as dlt column hints (`data_type`, `nullable`)."""
+        hints: dict[str, Any] = {name: {**column, "name": name} for name, column in columns.items()}
+        schema = columns_to_arrow(hints, DestinationCapabilitiesContext.generic_capabilities(), "UTC")
+        return cls(table, schema, row_key=True, **options)
+
+    def empty(self) -> pa.Table:
+        schema = self.schema
+        if self.row_key and "_dlt_id" not in schema.names:
+            schema = schema.append(pa.field("_dlt_id", pa.string(), nullable=False))
+        return schema.empty_table()
+
+
+def quarantine_declared(tracked: bool, context: Iterable[str] = ()) -> Declared:
+    """The dataset's `quarantine` table (`tracked`: with the columns of `TRACKED_QUARANTINE_HINTS`;
+    `context`: the `context__<name>` columns its rows always carry, e.g. QuickBooks' realm_id)."""
+    columns = dict(TRACKED_QUARANTINE_COLUMNS if tracked else QUARANTINE_COLUMNS)
+    columns.update({f"context__{name}": {"data_type": "text"} for name in context})
+    return Declared.from_columns(QUARANTINE_TABLE, columns, primary_key=("quarantine_id",))
+
+
+def empty_tables(declared: Iterable[Declared]) -> Any:
+    """A resource yielding each declared table empty, with its key and write disposition."""
+    tables = list(declared)
+
+    @dlt.resource(name="declared_tables")
+    def empty() -> Iterator[Any]:
+        for table in tables:
+            hints = dlt.mark.make_hints(
+                table_name=table.table,
+                primary_key=list(table.primary_key) or None,
+                write_disposition=table.write_disposition,  # type: ignore[arg-type]
+            )
+            yield dlt.mark.with_hints(table.empty(), hints, create_table_variant=True)
+
+    return empty
 
 
 def merge_hints(spec: TableSpec) -> dict[str, Any]:

@@ -4,6 +4,11 @@ Sources run one after another into the same DuckDB file (one writer at a time). 
 fails (down, refused schema change, an unexpected error) fails alone: the others still load, the
 failure is written to the load log with its message, and the exit code is non-zero.
 
+After a source loads without failing, every table it declares (`declared_tables()` in its package:
+its entities, child tables, quarantine, deletion records) exists, with zero rows when the system
+has none of that entity: the ones still missing are created empty (`create_declared`), so the
+warehouse never meets a missing table where it should see zero rows.
+
 One run at a time per raw database: the run holds `<raw db>.lock` (exit 75 naming the holder when
 another run has it, or wait for it with `--wait`). A load package an earlier run left behind
 (killed in its load step) is finished first, repaired and counted; then the source loads as usual.
@@ -31,7 +36,7 @@ from billable.run_lock import EX_TEMPFAIL, LockHeld, raw_db_lock, run_lock
 from ingestion.firm.declaration import KEY as DECLARATION_KEY
 from ingestion.firm.declaration import declared_legal_entities, declared_realms, is_declared
 from ingestion.http import SystemUnreachable
-from ingestion.landing import destination_tables, failed_parts
+from ingestion.landing import Declared, destination_tables, empty_tables, failed_parts
 from ingestion.load_log import LoadLogEntry, write_load_log
 from ingestion.quickbooks import parse_realms, realms_to_load
 
@@ -52,6 +57,10 @@ class SourceEntry:
 
     def build(self) -> Any:
         return getattr(importlib.import_module(self.module), self.function)()
+
+    def declared(self) -> list[Declared]:
+        """The tables the source always has after a successful load (`declared_tables()`)."""
+        return importlib.import_module(self.module).declared_tables()
 
     @property
     def built(self) -> bool:
@@ -103,6 +112,8 @@ def run_source(entry: SourceEntry, raw_db: Path, run_id: str) -> list[LoadLogEnt
         with destination_tables(present), failed_parts() as failures:
             pipeline.run(entry.build(), loader_file_format="parquet")
         rows.update(normalized_rows(pipeline))
+        if not failures:  # a failed part may hold rows: its tables are not declared empty
+            create_declared(pipeline, entry, raw_db)
     except Exception as err:  # any failure of this source is reported, the others go on
         # What a resumed package landed before the failure is in, and logged as such.
         failures[""] = describe_failure(err, entry)
@@ -119,6 +130,27 @@ def run_source(entry: SourceEntry, raw_db: Path, run_id: str) -> list[LoadLogEnt
     if loaded or failed:
         return [*loaded, *failed]
     return [LoadLogEntry(run_id, entry.name, entry.dataset, None, 0, started, elapsed, "loaded", None)]
+
+
+def create_declared(pipeline: dlt.Pipeline, entry: SourceEntry, raw_db: Path) -> list[str]:
+    """Create, empty, the tables the source declares that are not in the dataset after its load
+    (the system has none of that entity yet); the names created.
+
+    Empty Arrow tables of the declared columns, merged on their keys: the columns' types are the
+    ones rows land with (declared by the same specs), so a later load merges into the table as if
+    it had created it, and a table that exists is never touched.
+    """
+    naming = pipeline.default_schema.naming
+    present = dataset_tables(raw_db, entry.dataset)
+    missing = [
+        table for table in entry.declared() if naming.normalize_table_identifier(table.table) not in present
+    ]
+    if not missing:
+        return []
+    pipeline.run(empty_tables(missing), loader_file_format="parquet")
+    names = [naming.normalize_table_identifier(table.table) for table in missing]
+    print(f"ingest:   created empty (nothing of them yet): {', '.join(names)}", flush=True)
+    return names
 
 
 def normalized_rows(pipeline: dlt.Pipeline) -> dict[str, int]:

@@ -4,6 +4,10 @@ For every `hr/deliveries` row with `delivered_at <= clock` not delivered yet, fo
 written into `<world>/hr_drop/` (employees, cost rates, time off, holidays), each a full snapshot
 as of the end of the snapshot date. What has been delivered is remembered in
 `<world>/hr_drop.state.json` (outside the drop folder, which belongs to the "payroll system").
+
+Whatever reads a world delivers first: `generate`, `advance`, `serve` and the pipeline (before its
+ingest) call `deliver`, so a hand-written world, which has no `hr_drop/` of its own, gets its drop
+as of its clock. Delivering is idempotent: files already delivered are not written again.
 """
 
 from __future__ import annotations
@@ -85,7 +89,10 @@ def _save_state(world: World, state: dict) -> None:
 
 def deliver(world: World) -> list[Path]:
     """Write the snapshot files whose delivery time has come; return the paths written (none if
-    everything due was already delivered)."""
+    everything due was already delivered). The drop folder exists afterwards, empty when nothing
+    is due yet (a payroll folder nothing was exported to yet, not a missing one)."""
+    folder = world.path / DROP_DIR
+    folder.mkdir(exist_ok=True)
     deliveries = world.read("hr", "deliveries")
     if deliveries.height == 0:
         return []
@@ -101,8 +108,6 @@ def deliver(world: World) -> list[Path]:
         return []
     due.sort()
     versions = {entity: world.read("hr", entity) for entity in FILES}
-    folder = world.path / DROP_DIR
-    folder.mkdir(exist_ok=True)
     written: list[Path] = []
     for _when, snapshot, token in due:
         day = datetime.fromisoformat(snapshot).replace(tzinfo=clock.tzinfo)

@@ -207,21 +207,24 @@ def upgraded(tmp_path_factory: pytest.TempPathFactory) -> dict:
         entries.filter(pl.col("spent_date").cast(pl.String) < "2026-09-15")["id"][-1],
     )
     seen: dict = {"world": world, "blipped": blipped, "gone": gone}
+    # The old loader's table (the columns it wrote, and dlt's), there before the current loader
+    # runs: it creates every declared table it does not find, so it would otherwise create this one.
+    with duckdb.connect(str(raw_db)) as connection:
+        connection.execute("create schema raw_time")
+        connection.execute(
+            "create table raw_time.time_entries_deletions (id bigint not null, spent_date varchar, "
+            "window_from varchar, detected_at timestamp with time zone, _dlt_load_id varchar not null, "
+            "_dlt_id varchar not null)"
+        )
     with running_sandbox(world) as base_url:
         result = ingest(base_url, world, raw_db, "time")
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        # The old loader's table and rows, found two days ago (the columns it wrote, and dlt's),
-        # for entries last loaded three days ago.
+        # The old loader's rows, found two days ago, for entries last loaded three days ago.
         with duckdb.connect(str(raw_db)) as connection:
             connection.execute(
                 "update raw_time.time_entries set _dlt_load_id = "
                 "cast(epoch(now() - interval 3 day) as varchar) where id in (?, ?)",
                 [blipped, gone],
-            )
-            connection.execute(
-                "create table raw_time.time_entries_deletions (id bigint not null, spent_date varchar, "
-                "window_from varchar, detected_at timestamp with time zone, _dlt_load_id varchar not null, "
-                "_dlt_id varchar not null)"
             )
             connection.execute(
                 "insert into raw_time.time_entries_deletions select id, spent_date, '2026-08-26', "

@@ -206,6 +206,8 @@ def test_quarantined_quickbooks_records_are_requested_by_id(sandbox: str, tiny: 
                     f"delete from raw_erp.invoice_lines where realm_id = ? and invoice_id in ({listed})",
                     [realm],
                 )
+        # as an older loader left it: no resolution columns (the current one creates it, empty, tracked)
+        connection.execute("drop table if exists raw_erp.quarantine")
         connection.execute(
             "create table raw_erp.quarantine (quarantine_id varchar, source varchar, table_name varchar, "
             "record_key varchar, reason varchar, payload varchar, context__realm_id varchar, "
@@ -270,9 +272,11 @@ def lose_and_quarantine(
         for payload in payloads:
             text = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
             qid = hashlib.sha256(f"{table}|{text}".encode()).hexdigest()[:32]
+            # every column dlt requires given (a clean load now creates the table, empty)
             connection.execute(
                 f"insert into {schema}.quarantine (quarantine_id, source, table_name, record_key, reason, "
-                "payload) values (?, ?, ?, ?, 'malformed', ?)",
+                "payload, quarantined_at, _dlt_load_id, _dlt_id) "
+                "values (?, ?, ?, ?, 'malformed', ?, now(), 'before', gen_random_uuid()::varchar)",
                 [qid, source, table, str(payload[key]), text],
             )
 
@@ -314,8 +318,9 @@ def test_quarantined_salesforce_and_kantata_records_are_read_again(
     with duckdb.connect(str(raw_db)) as connection:
         text = orjson.dumps(keyless, option=orjson.OPT_SORT_KEYS).decode()
         connection.execute(
-            "insert into raw_crm.quarantine (quarantine_id, source, table_name, record_key, reason, payload) "
-            "values ('keyless-opportunity', 'salesforce', 'opportunity', null, 'missing Id', ?)",
+            "insert into raw_crm.quarantine (quarantine_id, source, table_name, record_key, reason, payload, "
+            "quarantined_at, _dlt_load_id, _dlt_id) values ('keyless-opportunity', 'salesforce', "
+            "'opportunity', null, 'missing Id', ?, now(), 'before', gen_random_uuid()::varchar)",
             [text],
         )
     lose_and_quarantine(

@@ -97,17 +97,12 @@ def changed(tmp_path_factory: pytest.TempPathFactory) -> dict:
         )
         # a correction that keeps an old stamp (a back-dated fix): only the row hash sees it
         connection.execute("update raw_time.time_entries set hours = hours + 1 where id = ?", [corrected_id])
-        # a deletion found by the loader's re-scan and confirmed by a later check
+        # a deletion found by the loader's re-scan and confirmed by a later check (the table is
+        # there, empty, after any load: every column dlt requires is given)
         connection.execute(
-            "create table if not exists raw_time.time_entries_deletions (id bigint, spent_date varchar, "
-            "window_from varchar, detected_at timestamp with time zone, "
-            "last_confirmed_at timestamp with time zone, confirmations bigint, status varchar, "
-            "confirmed_at timestamp with time zone, reappeared_at timestamp with time zone)"
-        )
-        connection.execute(
-            "insert into raw_time.time_entries_deletions "
-            "(id, detected_at, last_confirmed_at, confirmations, status, confirmed_at) "
-            "values (?, now() - interval 1 day, now(), 2, 'confirmed', now())",
+            "insert into raw_time.time_entries_deletions (id, detected_at, last_confirmed_at, "
+            "confirmations, status, confirmed_at, _dlt_load_id, _dlt_id) "
+            "values (?, now() - interval 1 day, now(), 2, 'confirmed', now(), 'test', 'test-deletion')",
             [gone_id],
         )
 

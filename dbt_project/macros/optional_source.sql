@@ -1,8 +1,11 @@
 {#-
-  A source table that exists only once something landed in it (quarantine, deletions), and that a
-  newer loader may have widened. When the table is absent, an empty relation with the given columns
-  stands in; when it lacks some of the columns (written by an older loader), null stands in for
-  them. Downstream SQL is the same either way.
+  A source table that an older loader version may not have written, or written narrower
+  (quarantine before its resolution columns, deletions before confirmation, the close history).
+  The current loaders create every declared table after a successful load, empty if need be
+  (ingestion/run.py), so a missing table is never the normal case of an empty entity: tables that
+  are always there are read with plain `source()`. When the table is absent, an empty relation with
+  the given columns stands in; when it lacks some of the columns, null stands in for them.
+  Downstream SQL is the same either way.
   columns: mapping of column name -> SQL type.
 -#}
 {% macro optional_source(source_name, table_name, columns) -%}

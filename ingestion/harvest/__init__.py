@@ -19,10 +19,19 @@ import pyarrow as pa
 from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
 from requests import RequestException
 
+from ingestion.harvest.deletions import COLUMNS as DELETION_COLUMNS
 from ingestion.harvest.deletions import deletions_resource
 from ingestion.harvest.tables import DATED, TABLES
 from ingestion.http import OrjsonRESTClient, make_client, raise_for_status
-from ingestion.landing import RefetchFailed, Reread, cursor_since, land_pages, merge_hints
+from ingestion.landing import (
+    Declared,
+    RefetchFailed,
+    Reread,
+    cursor_since,
+    land_pages,
+    merge_hints,
+    quarantine_declared,
+)
 from ingestion.records import TableSpec, read_json_page, records_at
 
 
@@ -148,3 +157,16 @@ def harvest(
     for spec in TABLES:
         if spec.name in DATED:
             yield deletions_resource(client, spec.name, deletion_window_days, per_page)
+
+
+def declared_tables() -> list[Declared]:
+    """Every table this source lands (deletion records included), created empty by the runner when
+    nothing has landed in it."""
+    return [
+        *(Declared.from_spec(spec) for spec in TABLES),
+        *(
+            Declared.from_columns(f"{name}_deletions", DELETION_COLUMNS, primary_key=("id",))
+            for name in DATED
+        ),
+        quarantine_declared(tracked=True),
+    ]

@@ -47,7 +47,7 @@ from ingestion.hr.snapshots import (
     shrinkage,
 )
 from ingestion.http import gc_paused
-from ingestion.landing import part_failed, to_quarantine
+from ingestion.landing import Declared, part_failed, quarantine_declared, to_quarantine
 
 REFUSED_TABLE = "refused_files"
 REFUSED_COLUMNS = (
@@ -308,3 +308,27 @@ def hr_drop(
     """Every payroll snapshot file in `drop_folder` not loaded yet (config `sources.hr_drop.drop_folder`);
     `accept_shrink` names files loaded although they shrank below `min_snapshot_share`."""
     return snapshot_files(drop_folder, file_glob, accept_shrink or (), min_snapshot_share)
+
+
+# The `files` rows' columns (`read_snapshot`'s file row, with `shrink_accepted`).
+FILES_COLUMNS: dict[str, dict[str, Any]] = {
+    **{name: {"data_type": "text", "nullable": False} for name in ("file_name", "sha256")},
+    "kind": {"data_type": "text"},
+    "snapshot_date": {"data_type": "date"},
+    **{name: {"data_type": "bigint"} for name in ("rows", "quarantined_rows", "size_bytes")},
+    **{name: {"data_type": "timestamp"} for name in ("modified_at", "loaded_at")},
+    "shrink_accepted": {"data_type": "bool"},
+}
+
+
+def declared_tables() -> list[Declared]:
+    """Every table the drop lands, created empty by the runner when nothing has landed in it (no
+    time off this year, no holidays, nothing delivered yet). A kind's columns are those of a
+    header-only file read like any other, so they are the types its rows land with."""
+    tables = []
+    for kind in KINDS.values():
+        header = (",".join(kind.columns) + "\n").encode()
+        rows = read_snapshot(f"{kind.table}_2000-01-01.csv", header, None).rows
+        tables.append(Declared(kind.table, rows.schema, kind.primary_key))
+    tables.append(Declared.from_columns(FILES_TABLE, FILES_COLUMNS, primary_key=("file_name", "sha256")))
+    return [*tables, quarantine_declared(tracked=False, context=("file_name", "line"))]

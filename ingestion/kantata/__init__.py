@@ -17,7 +17,15 @@ from requests import RequestException
 
 from ingestion.http import OrjsonRESTClient, make_client, raise_for_status
 from ingestion.kantata.tables import MAX_PER_PAGE, TABLES
-from ingestion.landing import RefetchFailed, cursor_since, land_pages, merge_hints, to_quarantine
+from ingestion.landing import (
+    Declared,
+    RefetchFailed,
+    cursor_since,
+    land_pages,
+    merge_hints,
+    quarantine_declared,
+    to_quarantine,
+)
 from ingestion.records import TableSpec
 
 
@@ -100,3 +108,8 @@ def kantata(
     client = make_client(base_url, access_token)
     for spec in TABLES:
         yield kantata_resource(client, spec, per_page)
+
+
+def declared_tables() -> list[Declared]:
+    """Every table this source lands, created empty by the runner when nothing has landed in it."""
+    return [*(Declared.from_spec(spec) for spec in TABLES), quarantine_declared(tracked=True)]

@@ -20,7 +20,15 @@ import pyarrow as pa
 from ingestion.firm.declaration import KEY as DECLARATION_KEY
 from ingestion.firm.declaration import DeclarationError, declared_legal_entities, declared_realms
 from ingestion.http import OrjsonRESTClient, make_client
-from ingestion.landing import cursor_since, has_failed, land_pages, part_failed, to_quarantine
+from ingestion.landing import (
+    Declared,
+    cursor_since,
+    has_failed,
+    land_pages,
+    part_failed,
+    quarantine_declared,
+    to_quarantine,
+)
 from ingestion.quickbooks.query import (
     RealmUnavailable,
     check_page_size,
@@ -205,3 +213,17 @@ def quickbooks(
     for entity in ENTITIES:
         for realm in realm_ids:
             yield entity_resource(client, entity, realm, size)
+
+
+def declared_tables() -> list[Declared]:
+    """Every table this source lands (invoice and payment lines, the record of preferences
+    included), created empty by the runner when nothing has landed in it: a realm with no
+    payments yet still has `payments` and `payment_lines`."""
+    tables = [Declared.from_spec(PREFERENCES)]
+    tables.append(Declared("preferences_history", tables[0].schema, write_disposition="append"))
+    for entity in ENTITIES:
+        tables.append(Declared.from_spec(entity.spec(realm="")))
+        if entity.lines:
+            empty_lines = entity.lines.arrow("", [], [], [])
+            tables.append(Declared(entity.lines.table, empty_lines.schema, entity.lines.primary_key))
+    return [*tables, quarantine_declared(tracked=True, context=("realm_id",))]

@@ -22,7 +22,15 @@ from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
 from requests import RequestException
 
 from ingestion.http import OrjsonRESTClient, make_client
-from ingestion.landing import Refetch, RefetchFailed, cursor_since, land_pages, merge_hints
+from ingestion.landing import (
+    Declared,
+    Refetch,
+    RefetchFailed,
+    cursor_since,
+    land_pages,
+    merge_hints,
+    quarantine_declared,
+)
 from ingestion.records import TableSpec
 from ingestion.salesforce.objects import API_VERSION, BATCH_SIZE, CURSOR, OBJECTS
 
@@ -97,3 +105,8 @@ def salesforce(
     client = make_client(base_url, access_token, headers={"Sforce-Query-Options": f"batchSize={batch_size}"})
     for obj, spec in OBJECTS.items():
         yield object_resource(client, obj, spec, api_version)
+
+
+def declared_tables() -> list[Declared]:
+    """Every table this source lands, created empty by the runner when nothing has landed in it."""
+    return [*(Declared.from_spec(spec) for spec in OBJECTS.values()), quarantine_declared(tracked=True)]

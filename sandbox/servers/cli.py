@@ -1,4 +1,8 @@
-"""`python -m sandbox serve`: serve a world over HTTP until SIGTERM / SIGINT."""
+"""`python -m sandbox serve`: serve a world over HTTP until SIGTERM / SIGINT.
+
+Before it listens, the world's HR drop is materialised as of its clock (`sandbox.hr_drop.deliver`,
+idempotent), so any world (a hand-written one too) has the payroll folder its clock implies.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import signal
 import sys
 import threading
 
+from sandbox import hr_drop
 from sandbox.erp_live import LiveStore
 from sandbox.servers.app import describe_listener, make_server
 from sandbox.servers.faults import FaultConfig, FaultConfigError, Faults
@@ -54,6 +59,11 @@ def main(argv: list[str]) -> int:
         print(f"sandbox serve: {err}", file=sys.stderr)
         return 2
     world = state.world
+    try:
+        hr_drop.deliver(world)
+    except ValueError as err:  # an unreadable hr_drop.state.json: one line, naming the file
+        print(f"sandbox serve: {err}", file=sys.stderr)
+        return 2
     config = FaultConfig()
     try:
         config.update(

@@ -33,6 +33,20 @@ CONDITION = re.compile(r"^\s*(?P<field>[\w.]+)\s*(?P<op>>=|<=|!=|>|<|=)\s*(?P<va
 IN_CONDITION = re.compile(r"^\s*(?P<field>[\w.]+)\s+IN\s*\((?P<values>[^)]*)\)\s*$", re.IGNORECASE)
 QUOTED = re.compile(r"\s*'([^'\\]*)'\s*")
 OPS = {">": "gt", ">=": "ge", "<": "lt", "<=": "le", "=": "eq", "!=": "ne"}
+# Each object's fields (docs/sandbox.md): what an object with no records (a missing entity file)
+# still answers a query for, as Salesforce does; an object with records answers its columns.
+DECLARED_FIELDS = {
+    "User": ("Username", "Email", "FirstName", "LastName", "Name", "IsActive", "Title"),
+    "Account": ("Name", "Type", "Industry", "BillingCountry", "CurrencyIsoCode", "OwnerId", "IsDeleted"),
+    "Opportunity": (
+        *("Name", "AccountId", "StageName", "CloseDate", "Amount", "CurrencyIsoCode", "IsClosed"),
+        *("IsWon", "Type", "Probability", "OwnerId", "Practice__c", "BillingMethod__c"),
+    ),
+    "Contract": (
+        *("ContractNumber", "AccountId", "StartDate", "EndDate", "Status", "CurrencyIsoCode"),
+        *("OpportunityId__c", "ContractValue__c", "BillingMethod__c", "LegalEntity__c", "MonthlyFee__c"),
+    ),
+}
 
 
 class SoqlError(Exception):
@@ -127,7 +141,7 @@ def parse(text: str, context: Context) -> tuple[Query, Served]:
             "your WSDL or the describe call for the appropriate names.",
         )
     served = context.state.served("crm", obj, shape_for(obj))
-    columns = served.frame.columns if served.height else ["Id", *STAMP_FIELDS]
+    columns = served.frame.columns if served.height else ["Id", *DECLARED_FIELDS[obj], *STAMP_FIELDS]
     raw_fields = match["fields"].strip()
     fields: list[str] | None
     if re.fullmatch(r"count\(\s*\)", raw_fields, re.IGNORECASE):
