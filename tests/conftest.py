@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import hr_drop
-from sandbox.world import World
 from tests.ingest_helpers import ROOT, copy_world
 from tests.warehouse_helpers import built, load_tiny_world
 
@@ -47,9 +45,7 @@ def handwritten_firm(tmp_path_factory: pytest.TempPathFactory) -> Firm:
     in docs/sandbox.md ("A hand-written world") and asserted by tests/test_kpi_*.py."""
     folder = tmp_path_factory.mktemp("handwritten_firm")
     world = copy_world(ROOT / "tests" / "worlds" / "handwritten", folder / "world")
-    # The hand-written world has no hr_drop/ (only `generate` and `advance` write it): deliver it
-    # here until the pipeline materialises the drop itself (issue 14, point 2); then drop this line.
-    hr_drop.deliver(World(world))
+    # no hr_drop/ here: the pipeline delivers the HR drop as of the world's clock itself
     data = folder / "data"
     command = [sys.executable, "-m", "billable.pipeline", "--world", str(world), "--port", "0"]
     command += ["--raw-db", str(data / "raw.duckdb")]

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import hr_drop
 from sandbox.world import World, write_meta
 from tests.ingest_helpers import ROOT, copy_world, query
 from tests.warehouse_helpers import built, rows
@@ -59,7 +58,6 @@ def rewritten_world(folder: Path) -> Path:
         path.write_text("".join(json.dumps(record) + "\n" for record in records))
     everything = "".join(path.read_text() for path in world.rglob("*") if path.is_file())
     assert not [realm for realm in OLD_REALMS if realm in everything], "an old realm id is left"
-    hr_drop.deliver(World(world))  # harmless once serving a world delivers its HR drop itself
     return world
 
 
