@@ -13,6 +13,7 @@ DuckDB. One pipeline run per world (a few minutes each on two cores).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -80,6 +81,10 @@ def rows(database: Path, sql: str) -> list[tuple]:
         return connection.execute(sql).fetchall()
 
 
+def jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def column_types(raw_db: Path) -> dict[tuple[str, str, str], str]:
     found = rows(
         raw_db,
@@ -144,11 +149,32 @@ def test_every_raw_table_the_warehouse_reads_exists_the_empty_ones_with_zero_row
 
 
 def test_tables_created_empty_take_later_rows_with_the_same_types_once(empty_firm: Run) -> None:
-    """The firm's first invoice, payment and expense arrive: they land in the tables created empty,
-    with the types those were declared with, and a further run lands nothing twice."""
+    """The firm's first invoices and expenses arrive, then its first payment: they land in the
+    tables created empty, with the types those were declared with, and a further run lands
+    nothing twice. Invoiced but not paid yet: zero collected, AR equal to the invoices."""
     before = column_types(empty_firm.raw_db)
-    for name in ("erp/Invoice.jsonl", "erp/Payment.jsonl", "erp/TimeActivity.jsonl", "time/expenses.jsonl"):
+    for name in ("erp/TimeActivity.jsonl", "time/expenses.jsonl"):
         shutil.copy(HANDWRITTEN / name, empty_firm.world / name)
+    # the hand-written invoices as they stood before any payment: the whole total still due
+    unpaid = [
+        {**invoice, "Balance": invoice["TotalAmt"]} for invoice in jsonl(HANDWRITTEN / "erp/Invoice.jsonl")
+    ]
+    (empty_firm.world / "erp/Invoice.jsonl").write_text("".join(json.dumps(row) + "\n" for row in unpaid))
+    result = pipeline(empty_firm.world, empty_firm.raw_db, "ingest", "transform")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    [(invoices, invoiced, paid, paid_nulls)] = rows(
+        empty_firm.warehouse,
+        "select count(*), sum(total_amount), sum(paid_amount), count(*) - count(paid_amount) "
+        "from marts.fct_invoices",
+    )
+    assert (invoices, paid, paid_nulls) == (3, 0, 0) and invoiced > 0
+    [(open_now,)] = rows(
+        empty_firm.warehouse,
+        "select sum(open_amount) from marts.rpt_ar_aging "
+        "where month_start_date = (select max(month_start_date) from marts.rpt_ar_aging)",
+    )
+    assert open_now == invoiced
+    shutil.copy(HANDWRITTEN / "erp/Payment.jsonl", empty_firm.world / "erp/Payment.jsonl")
     landed = {
         "raw_erp.invoices": 3,
         "raw_erp.invoice_lines": 3,
