@@ -46,6 +46,7 @@ def handwritten_firm(tmp_path_factory: pytest.TempPathFactory) -> Firm:
     folder = tmp_path_factory.mktemp("handwritten_firm")
     world = copy_world(ROOT / "tests" / "worlds" / "handwritten", folder / "world")
     # no hr_drop/ here: the pipeline delivers the HR drop as of the world's clock itself
+    assert not (world / "hr_drop").exists()
     data = folder / "data"
     command = [sys.executable, "-m", "billable.pipeline", "--world", str(world), "--port", "0"]
     command += ["--raw-db", str(data / "raw.duckdb")]

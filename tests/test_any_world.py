@@ -212,15 +212,11 @@ def test_serving_a_hand_written_world_delivers_its_hr_drop_once(tmp_path: Path) 
     assert {path.name: path.stat().st_mtime_ns for path in (world / "hr_drop").iterdir()} == files
 
 
-def test_the_hand_written_world_as_checked_in_goes_through_the_pipeline(tmp_path: Path) -> None:
-    world = copy_world(HANDWRITTEN, tmp_path / "world")
-    assert not (world / "hr_drop").exists()
-    raw_db = tmp_path / "data" / "raw.duckdb"
-    result = pipeline(world, raw_db)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
-    assert "transform: published" in output
-    assert rows(raw_db, "select count(*) from raw_hr.files") == [(8,)]
-    assert rows(raw_db, "select count(distinct employee_id) from raw_hr.employees") == [(3,)]
-    warehouse = raw_db.parent / "warehouse.duckdb"
-    assert rows(warehouse, "select count(distinct employee_id) from marts.dim_employees") == [(3,)]
+def test_the_hand_written_world_as_checked_in_goes_through_the_pipeline(handwritten_firm) -> None:
+    """The session's hand-written firm is the checked-in world, copied without an hr_drop/, run by
+    `python -m billable.pipeline` (tests/conftest.py): its payroll came from the drop the pipeline
+    delivered (two deliveries due at the clock, four files each; three employees)."""
+    assert rows(handwritten_firm.raw_db, "select count(*) from raw_hr.files") == [(8,)]
+    assert rows(handwritten_firm.raw_db, "select count(distinct employee_id) from raw_hr.employees") == [(3,)]
+    employees = "select count(distinct employee_id) from marts.dim_employees"
+    assert rows(handwritten_firm.warehouse, employees) == [(3,)]

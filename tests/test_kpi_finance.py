@@ -137,7 +137,8 @@ def test_reconciliation_by_hand(handwritten_firm) -> None:
     assert recon == [
         # November closed in the US realm on 2024-12-06; 9006 (6 h on 11-25, approved 11-27) never
         # reached the ERP (only TA 301, for 9001, did): a closed month nobody billed, 6 h x 150 = 900
-        ("PRJ-101", date(2024, 11, 1), True, 6, 0, 0, D("900"), 0, 0, "RECON_MISMATCH", "explained_by_exception"),
+        ("PRJ-101", date(2024, 11, 1), True, 6, 0, 0, D("900"), 0, 0, "RECON_MISMATCH",
+         "explained_by_exception"),
         ("PRJ-101", date(2024, 12, 1), True, D("7.5"), D("7.5"), D("7.5"), D("1312.5"), D("1312.5"),
          D("1312.50"), None, "matched"),
     ]  # fmt: skip
