@@ -45,7 +45,7 @@ sandbox: generate ## serve the sandbox systems on http://127.0.0.1:$(PORT) (Ctrl
 advance: setup ## move the world's clock forward (DAYS=n, default 1)
 	$(PY) -m sandbox advance --world $(WORLD) --days $(or $(DAYS),1)
 
-ingest: setup ## load the raw DuckDB (SOURCES=crm,psa,time,hr,erp) from the sandbox world; LIVE=1: from the configured systems
+ingest: setup ## load the raw DuckDB (SOURCES=firm,crm,psa,time,hr,erp) from the sandbox world; LIVE=1: from the configured systems
 	@if [ -n "$(LIVE)" ]; then $(PY) -m ingestion --sources "$(SOURCES)" $(if $(WAIT),--wait $(WAIT)); \
 	else $(MAKE) --no-print-directory generate && \
 	  $(PY) -m billable.pipeline --world $(WORLD) --port $(PORT) --only ingest --sources "$(SOURCES)" $(if $(WAIT),--wait $(WAIT)); fi
