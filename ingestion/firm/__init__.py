@@ -15,6 +15,7 @@ import dlt
 import pyarrow as pa
 
 from ingestion.firm.declaration import FIELDS, declared_legal_entities
+from ingestion.landing import Declared
 
 # Every column text and nullable, declared: dlt creates no column for a field that is null in every
 # row (an entity without a realm), and the staging model reads all five.
@@ -33,3 +34,9 @@ def firm() -> Iterator[Any]:
         )
 
     yield legal_entities
+
+
+def declared_tables() -> list[Declared]:
+    """The one table this source lands (a declaration has at least one entity, so it always has
+    rows; declared like every source's tables all the same)."""
+    return [Declared("legal_entities", SCHEMA, ("code",), "replace")]
