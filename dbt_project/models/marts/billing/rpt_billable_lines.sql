@@ -404,17 +404,8 @@ gone_lines as (
 
 {#- names beside the ids, from the dims (current employee version), for people reading the lines;
     the sync sends none of them. Null where a dim does not know the id. -#}
-select
-    lines.*,
-    clients.client_name,
-    projects.project_name,
-    employees.full_name as employee_name
-from (
+{{ with_names('(
     select * from final
     union all
     select * from gone_lines
-) as lines
-left join {{ ref('dim_clients') }} as clients on lines.client_id = clients.client_id
-left join {{ ref('dim_projects') }} as projects on lines.project_id = projects.project_id
-left join {{ ref('dim_employees') }} as employees
-    on lines.employee_id = employees.employee_id and employees.is_current
+)', project_code=false, employee=true) }}

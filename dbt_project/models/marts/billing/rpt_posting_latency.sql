@@ -43,15 +43,5 @@ final as (
         and entries.erp_time_activity_key = ledger.erp_record_key
 )
 
-{#- names beside the ids, from the dims (current employee version); null for an id a dim lacks -#}
-select
-    final.*,
-    clients.client_name,
-    projects.project_code,
-    projects.project_name,
-    employees.full_name as employee_name
-from final
-left join {{ ref('dim_clients') }} as clients on final.client_id = clients.client_id
-left join {{ ref('dim_projects') }} as projects on final.project_id = projects.project_id
-left join {{ ref('dim_employees') }} as employees
-    on final.employee_id = employees.employee_id and employees.is_current
+{#- names beside the ids (macro with_names) -#}
+{{ with_names('final', employee=true) }}

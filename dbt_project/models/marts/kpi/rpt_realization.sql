@@ -152,12 +152,5 @@ final as (
     left join projects on combined.project_id = projects.project_id
 )
 
-{#- names beside the ids, from the dims (a question needs no joins); null for an id the dim lacks -#}
-select
-    final.*,
-    clients.client_name,
-    projects.project_code,
-    projects.project_name
-from final
-left join {{ ref('dim_clients') }} as clients on final.client_id = clients.client_id
-left join projects on final.project_id = projects.project_id
+{#- names beside the ids (macro with_names) -#}
+{{ with_names('final') }}

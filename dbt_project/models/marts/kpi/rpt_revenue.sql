@@ -422,9 +422,5 @@ final as (
     from balances
 )
 
-{#- the client's name beside its id, from dim_clients (null for an id it lacks) -#}
-select
-    final.*,
-    clients.client_name
-from final
-left join {{ ref('dim_clients') }} as clients on final.client_id = clients.client_id
+{#- names beside the ids (macro with_names) -#}
+{{ with_names('final', project_code=false, project_name=false) }}

@@ -39,15 +39,5 @@ final as (
     left join projects on time_entries.project_id = projects.project_id
 )
 
-{#- names beside the ids, from the dims (current employee version); null for an id a dim lacks -#}
-select
-    final.*,
-    clients.client_name,
-    projects.project_code,
-    projects.project_name,
-    employees.full_name as employee_name
-from final
-left join {{ ref('dim_clients') }} as clients on final.client_id = clients.client_id
-left join projects on final.project_id = projects.project_id
-left join {{ ref('dim_employees') }} as employees
-    on final.employee_id = employees.employee_id and employees.is_current
+{#- names beside the ids (macro with_names) -#}
+{{ with_names('final', employee=true) }}

@@ -27,9 +27,5 @@ final as (
     group by invoice_month, practice, client_id
 )
 
-{#- the client's name beside its id, from dim_clients (null for an id it lacks) -#}
-select
-    final.*,
-    clients.client_name
-from final
-left join {{ ref('dim_clients') }} as clients on final.client_id = clients.client_id
+{#- names beside the ids (macro with_names) -#}
+{{ with_names('final', project_code=false, project_name=false) }}

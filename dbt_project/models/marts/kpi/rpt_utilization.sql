@@ -92,10 +92,5 @@ final as (
         and monthly.month_start_date = month_end_attributes.month_start_date
 )
 
-{#- the person's name (current version of dim_employees) beside the id; no cost rate leaves here -#}
-select
-    final.*,
-    employees.full_name as employee_name
-from final
-left join {{ ref('dim_employees') }} as employees
-    on final.employee_id = employees.employee_id and employees.is_current
+{#- names beside the ids (macro with_names) -#}
+{{ with_names('final', client=false, project_code=false, project_name=false, employee=true) }}

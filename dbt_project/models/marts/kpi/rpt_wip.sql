@@ -46,12 +46,5 @@ final as (
     inner join as_of_dates on wip.as_of_date = as_of_dates.as_of_date
 )
 
-{#- names beside the ids, from the dims (a question needs no joins); null for an id the dim lacks -#}
-select
-    final.*,
-    clients.client_name,
-    projects.project_code,
-    projects.project_name
-from final
-left join {{ ref('dim_clients') }} as clients on final.client_id = clients.client_id
-left join {{ ref('dim_projects') }} as projects on final.project_id = projects.project_id
+{#- names beside the ids (macro with_names) -#}
+{{ with_names('final') }}
