@@ -85,8 +85,6 @@ def build_manifest(
     entries: Entries,
     erp: Erp,
     frames: dict[tuple[str, str], pl.DataFrame],
-    run_end: np.ndarray,
-    run_at: np.ndarray,
     seed: int,
     preset: str,
 ) -> dict:

@@ -10,7 +10,7 @@ import polars as pl
 
 from sandbox.generate.common import LEGAL_ENTITIES, Calendar, iso_secs
 from sandbox.generate.crm import build_crm, crm_ids
-from sandbox.generate.erp import _runs, build_erp
+from sandbox.generate.erp import build_erp
 from sandbox.generate.firm import build_firm
 from sandbox.generate.harvest import build_harvest, user_tables
 from sandbox.generate.hr import build_hr
@@ -107,10 +107,7 @@ def generate_world(preset_name: str, seed: int, out: Path, progress: bool = Fals
         write_entity(out, system, entity, frame)
     bar.step("records")
 
-    run_end, run_at = _runs(cal)
-    manifest = build_manifest(
-        cal, firm, pf, mess, rates, entries, erp, frames, run_end, run_at, seed, preset.name
-    )
+    manifest = build_manifest(cal, firm, pf, mess, rates, entries, erp, frames, seed, preset.name)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=False) + "\n")
     meta = {
         "format_version": 1,
