@@ -6,8 +6,8 @@ from:
 
 - `--world W` (make pipeline): a sandbox serving the world W, started and stopped around the run;
   with `--advance-days N` (make demo-day) the world's clock first moves N days, as a day passes;
-  before the ingest the world's HR drop is delivered as of its clock (`sandbox.hr_drop.deliver`,
-  idempotent), so any world runs, a hand-written one without `hr_drop/` too;
+  the sandbox delivers the world's HR drop as of its clock when it starts and when the clock
+  moves (`sandbox.hr_drop.deliver`), so any world runs, a hand-written one without `hr_drop/` too;
 - `--live` (make daily, from cron): the systems configured for the loaders; no sandbox.
 
 Each step is a command; the first that fails stops the run with its name and exit code, so an
@@ -40,7 +40,6 @@ from pathlib import Path
 from billable.child_process import ChildRecord, die_with_parent
 from billable.run_lock import EX_TEMPFAIL, LockHeld, run_lock
 from billable.sandbox_process import PortInUse, SandboxStartError, running_sandbox
-from sandbox import hr_drop
 from sandbox.world import World, WorldError
 
 LIVE = "live"  # the raw database's marker when it is loaded from the configured systems
@@ -205,13 +204,6 @@ def run(args: argparse.Namespace, label: str, children: ChildRecord) -> int:
             code = run_step("advance", [*advance, "--days", str(args.advance_days)], {}, label, children)
             if code != 0:
                 return code
-        # Any world (a hand-written one has no hr_drop/) gets the payroll files its clock implies;
-        # idempotent, and after an advance so the files it made due are there too.
-        try:
-            hr_drop.deliver(World(args.world))
-        except ValueError as err:
-            print(f"{label}: {err}", file=sys.stderr)
-            return 2
         settings = sandbox_settings(base_url, args.world)
         code = run_steps(
             steps(args.raw_db, args.sources, settings, sync_flags(args)), args.only, label, children

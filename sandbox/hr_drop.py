@@ -5,8 +5,8 @@ written into `<world>/hr_drop/` (employees, cost rates, time off, holidays), eac
 as of the end of the snapshot date. What has been delivered is remembered in
 `<world>/hr_drop.state.json` (outside the drop folder, which belongs to the "payroll system").
 
-Whatever reads a world delivers first: `generate`, `advance`, `serve` and the pipeline (before its
-ingest) call `deliver`, so a hand-written world, which has no `hr_drop/` of its own, gets its drop
+Whatever reads a world delivers first: `generate`, `advance` and `serve` (which the pipeline starts)
+call `deliver`, so a hand-written world, which has no `hr_drop/` of its own, gets its drop
 as of its clock. Delivering is idempotent: files already delivered are not written again.
 """
 
