@@ -9,7 +9,8 @@ sends the plan's creates, updates and deletes in batches of at most 30 per realm
 
 Exit codes: 0 every request answered (business rejections are reported, not failures);
 1 a transport failure outlived the retries in some realm (those lines are dead letters, resent
-next run); 2 usage or configuration (no warehouse, no ERP settings); 75 another sync runs.
+next run); 2 usage or configuration (no warehouse, no ERP settings, a ledger that is not usable or
+refuses a state change); 75 another sync runs.
 """
 
 from __future__ import annotations
@@ -19,15 +20,18 @@ import secrets
 import sqlite3
 import sys
 import time
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from billable.run_lock import EX_TEMPFAIL, LockHeld, run_lock
 from reverse_etl.client import ConfigError, QuickBooksClient, Settings, load_settings
-from reverse_etl.ledger import Ledger, LedgerError, export_snapshot, now
+from reverse_etl.ledger import IllegalTransition, Ledger, LedgerError, export_snapshot, now
 from reverse_etl.plan import Plan, PlanInputError, diff, read_lines, summarise
 from reverse_etl.reconcile import Reconciliation, reconcile
+from reverse_etl.records import Line, RunCounters, RunResult
 from reverse_etl.send import BATCH_LIMIT, Sender
+from reverse_etl.states import LineState, RunStatus
 
 EX_OK, EX_TRANSPORT, EX_USAGE = 0, 1, 2
 FOLLOW_UP_ROUNDS = 3
@@ -80,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     except LedgerError as err:
         print(f"sync: {err}", file=sys.stderr)
         return EX_USAGE
+    except IllegalTransition as err:  # the ledger and this code disagree: stop, change nothing more
+        print(
+            f"sync: the ledger {ledger_path} refused a state change: {err}; the transaction was rolled "
+            "back. Was the ledger edited by hand? Check that line (sqlite3) before re-running",
+            file=sys.stderr,
+        )
+        return EX_USAGE
     except sqlite3.DatabaseError as err:  # the ledger went bad during the run
         print(
             f"sync: {LedgerError(f'the ledger {ledger_path} failed: {err}')}; it was left untouched",
@@ -107,32 +118,45 @@ def run(args: argparse.Namespace, warehouse: Path, ledger_path: Path, settings: 
             print(
                 f"sync: {ledger_path} is a new ledger: what the ERP already holds is read and adopted first"
             )
+        sync_run = SyncRun(args, ledger, rows, run_id, started, snapshot)
         if args.dry_run:
-            return dry_run(args, ledger, rows, run_id, started, snapshot, settings)
-        return send(args, ledger, rows, run_id, started, settings, snapshot)
+            return dry_run(sync_run, settings)
+        assert settings is not None  # main stops a non-dry run without ERP settings
+        return send(sync_run, settings)
     finally:
         ledger.close()
 
 
-def dry_run(
-    args,
-    ledger: Ledger,
-    rows: list[dict],
-    run_id: str,
-    started: float,
-    snapshot: Path,
-    settings: Settings | None,
-) -> int:
+@dataclass(frozen=True)
+class SyncRun:
+    """One run: its options, ledger, the mart's rows, its id, start (monotonic) and snapshot path."""
+
+    args: argparse.Namespace
+    ledger: Ledger
+    rows: list[dict]
+    run_id: str
+    started: float
+    snapshot: Path
+
+    def finish(self, status: RunStatus, counters: RunCounters, message: str, failed: list[str]) -> None:
+        """Record how the run ended and publish the ledger's snapshot for the warehouse."""
+        duration = time.monotonic() - self.started
+        self.ledger.finish_run(self.run_id, RunResult(status, counters, message, duration, tuple(failed)))
+        export_snapshot(self.ledger.path, self.snapshot)
+
+
+def dry_run(sync_run: SyncRun, settings: Settings | None) -> int:
+    args, ledger, run_id = sync_run.args, sync_run.ledger, sync_run.run_id
     pending = ledger.pending_batches()
     found = None
     if settings is not None:
         # What the ERP holds decides the plan (the ledger learns it; nothing is sent).
-        found = reconcile(ledger, QuickBooksClient(settings), rows, run_id, full_every(settings))
+        found = reconcile(ledger, QuickBooksClient(settings), sync_run.rows, run_id, full_every(settings))
         report_reconciliation(found)
-    rows, lines = without_failed(rows, ledger, found)
+    rows, lines = without_failed(sync_run.rows, ledger, found)
     plan = diff(rows, lines, args.retry_rejected)
     if pending:
-        count = sum(len(batch["items"]) for batch in pending)
+        count = sum(len(batch.items) for batch in pending)
         print(
             f"sync: {len(pending)} batch(es) ({count} lines) from an earlier run are unanswered; "
             "a run resends them first"
@@ -140,8 +164,7 @@ def dry_run(
     print(summarise(plan, args.sample))
     counters = plan_counters(plan, found)
     message = f"dry run: {describe(counters)}; nothing sent"
-    ledger.finish_run(run_id, "dry_run", counters, [], message, time.monotonic() - started)
-    export_snapshot(ledger.path, snapshot)
+    sync_run.finish(RunStatus.DRY_RUN, counters, message, [])
     print(f"sync: {message}")
     return EX_OK
 
@@ -151,25 +174,24 @@ def full_every(settings: Settings) -> timedelta:
     return timedelta(days=settings.full_reconcile_days)
 
 
-def send(
-    args, ledger: Ledger, rows: list[dict], run_id: str, started: float, settings: Settings, snapshot: Path
-) -> int:
+def send(sync_run: SyncRun, settings: Settings) -> int:
+    args, ledger, run_id, started = sync_run.args, sync_run.ledger, sync_run.run_id, sync_run.started
     client = QuickBooksClient(settings)
     sender = Sender(ledger, client, run_id, args.batch_size)
     pending = ledger.pending_batches()
     if pending:
-        count = sum(len(batch["items"]) for batch in pending)
+        count = sum(len(batch.items) for batch in pending)
         print(
             f"sync: resending {len(pending)} batch(es) ({count} lines) an earlier run left "
             "unanswered (same requestids)"
         )
         sender.send(pending)
     # The ERP is the source of truth: learn what it holds before planning anything.
-    found = reconcile(ledger, client, rows, run_id, full_every(settings))
+    found = reconcile(ledger, client, sync_run.rows, run_id, full_every(settings))
     report_reconciliation(found)
     for realm, reason in found.realms_failed.items():
         sender.outcome.realms_failed.setdefault(realm, reason)
-    rows, lines = without_failed(rows, ledger, found)
+    rows, lines = without_failed(sync_run.rows, ledger, found)
     plan = diff(rows, lines, args.retry_rejected)
     apply_local(ledger, plan, run_id)
     print(summarise(plan, args.sample))
@@ -183,37 +205,36 @@ def send(
             f"sync: {len(followups)} line(s) had a stale SyncToken (5010) or an answer that did not match "
             "what was sent: re-read and resent"
         )
-        ops = [op for item in followups if (op := sender.refresh(item, by_key.get(item["line_key"])))]
+        ops = [op for item in followups if (op := sender.refresh(item, by_key.get(item.item.line_key)))]
         sender.send(sender.persist(ops))
-    counters = plan_counters(plan, found)
-    counts = sender.outcome.counts
-    counters.update(
+    counts = sender.outcome
+    counters = replace(
+        plan_counters(plan, found),
         requests_sent=client.requests_sent,
         transport_failures=client.transport_failures,
-        lines_acknowledged=counts["acknowledged"],
-        lines_rejected=counts["rejected"],
-        lines_deleted=counts["deleted"],
-        lines_invoiced_untouched=counts["invoiced_untouched"] + len(plan.invoiced_changed),
-        lines_dead_letter=counts["dead_letter"],
+        lines_acknowledged=counts.acknowledged,
+        lines_rejected=counts.rejected,
+        lines_deleted=counts.deleted,
+        lines_invoiced_untouched=counts.invoiced_untouched + len(plan.invoiced_changed),
+        lines_dead_letter=counts.dead_letter,
     )
     failed = sorted(sender.outcome.realms_failed)
-    status = "failed" if failed or found.duplicates else "succeeded"
+    status = RunStatus.FAILED if failed or found.duplicates else RunStatus.SUCCEEDED
     message = (
-        f"{counts['acknowledged']} acknowledged, {counts['rejected']} rejected, {counts['deleted']} deleted, "
-        f"{counters['lines_invoiced_untouched']} invoiced (untouched), {counts['dead_letter']} dead letters; "
+        f"{counts.acknowledged} acknowledged, {counts.rejected} rejected, {counts.deleted} deleted, "
+        f"{counters.lines_invoiced_untouched} invoiced (untouched), {counts.dead_letter} dead letters; "
         f"{client.requests_sent} requests ({client.transport_failures} retried), "
         f"{client.reads_sent} ERP reads ({found.records_read} records)"
     )
-    if counts["replay_mismatch"]:
-        message += f"; {counts['replay_mismatch']} answer(s) did not match what was sent (re-read, updated)"
+    if counts.replay_mismatch:
+        message += f"; {counts.replay_mismatch} answer(s) did not match what was sent (re-read, updated)"
     if plan.vanished:
         message += f"; {len(plan.vanished)} line(s) missing from the mart with no reason, left in the ERP"
     if found.duplicates:
         message += f"; {len(found.duplicates)} line(s) held more than once in the ERP"
-    ledger.finish_run(run_id, status, counters, failed, message, time.monotonic() - started)
-    export_snapshot(ledger.path, snapshot)
+    sync_run.finish(status, counters, message, failed)
     print(f"sync: {status}: {message} in {time.monotonic() - started:.1f} s")
-    rejected = ledger.count("SELECT count(*) FROM lines WHERE state = 'rejected'")
+    rejected = ledger.count_lines(LineState.REJECTED)
     if rejected:
         print(
             f"sync: {rejected} line(s) stand rejected by the ERP (ERP_REJECTED after the next transform); "
@@ -253,7 +274,9 @@ def report_reconciliation(found: Reconciliation) -> None:
         print(f"sync: realm {realm}: nothing is sent to it in this run: {reason}", file=sys.stderr)
 
 
-def without_failed(rows: list[dict], ledger: Ledger, found: Reconciliation | None) -> tuple[list[dict], dict]:
+def without_failed(
+    rows: list[dict], ledger: Ledger, found: Reconciliation | None
+) -> tuple[list[dict], dict[str, Line]]:
     """The plan's input without the realms whose ERP could not be read (never written blind)."""
     lines = ledger.lines()
     if found is None or not found.realms_failed:
@@ -268,41 +291,33 @@ def without_failed(rows: list[dict], ledger: Ledger, found: Reconciliation | Non
 def apply_local(ledger: Ledger, plan: Plan, run_id: str) -> None:
     """Ledger-only changes the diff found: lines the ERP invoiced meanwhile, rejections no longer wanted."""
     stamp = now()
-    with ledger.transaction() as conn:
+    with ledger.writing(run_id) as writer:
         for key in plan.mark_invoiced:
-            conn.execute(
-                "UPDATE lines SET state = 'invoiced', updated_at = ?, last_run_id = ? WHERE line_key = ?",
-                (stamp, run_id, key),
-            )
+            writer.mark_invoiced(key, stamp)
         for key in plan.mark_gone:
-            conn.execute(
-                "UPDATE lines SET state = 'deleted', deleted_at = ?, updated_at = ?, last_run_id = ?,"
-                " error_message = coalesce(error_message, '') || ' (line no longer ready: not retried)'"
-                " WHERE line_key = ?",
-                (stamp, stamp, run_id, key),
-            )
+            writer.drop_rejected(key, stamp)
 
 
-def plan_counters(plan: Plan, found: Reconciliation | None = None) -> dict:
-    return {
-        "lines_in_plan": plan.lines_in_plan,
-        "creates_planned": plan.count("create"),
-        "updates_planned": plan.count("update"),
-        "deletes_planned": plan.count("delete"),
-        "lines_held": len(plan.held),
-        "lines_skipped": len(plan.skipped),
-        "lines_vanished": len(plan.vanished),
-        "erp_duplicates": len(found.duplicates) if found else 0,
-        "lines_adopted": len(found.adopted) if found else 0,
-        "erp_records_read": found.records_read if found else 0,
-    }
+def plan_counters(plan: Plan, found: Reconciliation | None = None) -> RunCounters:
+    return RunCounters(
+        lines_in_plan=plan.lines_in_plan,
+        creates_planned=plan.count("create"),
+        updates_planned=plan.count("update"),
+        deletes_planned=plan.count("delete"),
+        lines_held=len(plan.held),
+        lines_skipped=len(plan.skipped),
+        lines_vanished=len(plan.vanished),
+        erp_duplicates=len(found.duplicates) if found else 0,
+        lines_adopted=len(found.adopted) if found else 0,
+        erp_records_read=found.records_read if found else 0,
+    )
 
 
-def describe(counters: dict) -> str:
+def describe(counters: RunCounters) -> str:
     return (
-        f"{counters['creates_planned']} creates, {counters['updates_planned']} updates, "
-        f"{counters['deletes_planned']} deletes, {counters['lines_held']} held, "
-        f"{counters['lines_skipped']} skipped, {counters['lines_vanished']} missing from the mart "
+        f"{counters.creates_planned} creates, {counters.updates_planned} updates, "
+        f"{counters.deletes_planned} deletes, {counters.lines_held} held, "
+        f"{counters.lines_skipped} skipped, {counters.lines_vanished} missing from the mart "
         "with no reason (not deleted)"
     )
 

@@ -72,7 +72,7 @@ def load_settings(**overrides: Any) -> Settings:
             ".dlt/config.toml / secrets.toml, or REVERSE_ETL__QUICKBOOKS__BASE_URL and "
             "REVERSE_ETL__QUICKBOOKS__ACCESS_TOKEN in the environment"
         )
-    tuning = {}
+    tuning: dict[str, Any] = {}  # each value converted to its Settings field's type below
     for name, kind in (
         ("max_requests_per_minute", float),
         ("concurrency", int),
@@ -252,7 +252,7 @@ class QuickBooksClient:
         )
 
 
-def _retry_after(response: requests.Response) -> float:
+def _retry_after(response: requests.Response | None) -> float:
     value = response.headers.get("Retry-After") if response is not None else None
     try:
         return max(0.0, float(value)) if value else 1.0

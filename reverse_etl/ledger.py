@@ -5,6 +5,12 @@ committed transaction before the next step happens, so a `kill -9` at any instan
 consistent ledger, and readers (a person with `sqlite3`, the snapshot export) never block the
 sync. It lives apart from the warehouse, so rebuilds and full refreshes never touch it.
 
+A line's state changes only through `LedgerWriter` (what `Ledger.writing` yields inside one
+transaction): one method per allowed transition of `reverse_etl.states.LINE_TRANSITIONS`, each an
+UPDATE guarded by the transition's source states, raising `IllegalTransition` otherwise. A CHECK
+constraint keeps `lines.state` and `batches.state` within their enums (`reverse_etl.schema`, which
+also upgrades a ledger an older release wrote).
+
 The warehouse cannot read SQLite here (DuckDB's sqlite extension would have to be downloaded),
 so after each run `export_snapshot` publishes `sync_runs` and `line_states` as a DuckDB file
 (`data/ledger.duckdb`) by write-then-rename; the transform attaches that read-only.
@@ -14,202 +20,43 @@ The audit log is append-only: triggers refuse UPDATE and DELETE on it.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS sync_runs (
-    run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL,
-    is_dry_run INTEGER NOT NULL DEFAULT 0, is_retry_rejected INTEGER NOT NULL DEFAULT 0,
-    warehouse_run_id TEXT, lines_in_plan INTEGER, creates_planned INTEGER, updates_planned INTEGER,
-    deletes_planned INTEGER, lines_held INTEGER, lines_skipped INTEGER, requests_sent INTEGER,
-    lines_acknowledged INTEGER, lines_rejected INTEGER, lines_deleted INTEGER,
-    lines_invoiced_untouched INTEGER, lines_dead_letter INTEGER, transport_failures INTEGER,
-    realms_failed TEXT, message TEXT, duration_s REAL, pid INTEGER);
-CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS lines (
-    line_key TEXT PRIMARY KEY, line_kind TEXT NOT NULL, erp_entity TEXT NOT NULL,
-    realm_id TEXT NOT NULL, time_entry_id INTEGER, milestone_id TEXT, state TEXT NOT NULL,
-    operation TEXT, erp_id TEXT, sync_token TEXT, content_hash TEXT, pending_hash TEXT,
-    rejected_hash TEXT, txn_date TEXT, hours TEXT, rate TEXT, amount TEXT, currency_code TEXT,
-    requestid TEXT, attempts INTEGER NOT NULL DEFAULT 0, error_code TEXT, error_message TEXT,
-    first_sent_at TEXT, acknowledged_at TEXT, last_acknowledged_at TEXT, rejected_at TEXT,
-    deleted_at TEXT, updated_at TEXT NOT NULL, last_run_id TEXT);
-CREATE INDEX IF NOT EXISTS lines_state ON lines (state);
-CREATE TABLE IF NOT EXISTS batches (
-    requestid TEXT PRIMARY KEY, realm_id TEXT NOT NULL, run_id TEXT NOT NULL,
-    created_at TEXT NOT NULL, body TEXT NOT NULL, items TEXT NOT NULL,
-    state TEXT NOT NULL, answered_at TEXT, attempts INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS batches_state ON batches (state);
-CREATE TABLE IF NOT EXISTS audit_log (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, realm_id TEXT, requestid TEXT,
-    line_key TEXT, operation TEXT, method TEXT, path TEXT, payload TEXT, status INTEGER,
-    erp_id TEXT, erp_sync_token TEXT, error_code TEXT, error TEXT, attempt INTEGER,
-    sent_at TEXT, received_at TEXT, duration_ms REAL);
-CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-"""
+from reverse_etl.records import (
+    AUDIT_COLUMNS,
+    RUN_COUNTERS,
+    AuditRow,
+    Batch,
+    ErpCopy,
+    Line,
+    PlannedLine,
+    RunResult,
+)
+from reverse_etl.schema import SNAPSHOT_LINES, SNAPSHOT_RUNS, LedgerError, create_or_upgrade
+from reverse_etl.states import (
+    BATCH_TRANSITIONS,
+    LINE_TRANSITIONS,
+    BatchState,
+    IllegalTransition,
+    LineState,
+    Operation,
+    RunStatus,
+    sources_sql,
+)
 
-LINE_COLUMNS = (
-    "line_key",
-    "line_kind",
-    "erp_entity",
-    "realm_id",
-    "time_entry_id",
-    "milestone_id",
-    "state",
-    "operation",
-    "erp_id",
-    "sync_token",
-    "content_hash",
-    "pending_hash",
-    "rejected_hash",
-    "txn_date",
-    "hours",
-    "rate",
-    "amount",
-    "currency_code",
-    "requestid",
-    "attempts",
-    "error_code",
-    "error_message",
-    "first_sent_at",
-    "acknowledged_at",
-    "last_acknowledged_at",
-    "rejected_at",
-    "deleted_at",
-    "updated_at",
-    "last_run_id",
-)
-AUDIT_COLUMNS = (
-    "run_id",
-    "realm_id",
-    "requestid",
-    "line_key",
-    "operation",
-    "method",
-    "path",
-    "payload",
-    "status",
-    "erp_id",
-    "erp_sync_token",
-    "error_code",
-    "error",
-    "attempt",
-    "sent_at",
-    "received_at",
-    "duration_ms",
-)
-RUN_COUNTERS = (
-    "lines_in_plan",
-    "creates_planned",
-    "updates_planned",
-    "deletes_planned",
-    "lines_held",
-    "lines_skipped",
-    "requests_sent",
-    "lines_acknowledged",
-    "lines_rejected",
-    "lines_deleted",
-    "lines_invoiced_untouched",
-    "lines_dead_letter",
-    "transport_failures",
-    "lines_vanished",
-    "erp_duplicates",
-    "lines_adopted",
-    "erp_records_read",
-)
-# Counters added after the first release: an older ledger gets the columns on open.
-ADDED_RUN_COLUMNS = ("lines_vanished", "erp_duplicates", "lines_adopted", "erp_records_read")
-# Snapshot columns and their warehouse types (stg_ledger__* read these).
-SNAPSHOT_LINES = {
-    "line_key": "varchar",
-    "line_kind": "varchar",
-    "erp_entity": "varchar",
-    "realm_id": "varchar",
-    "time_entry_id": "bigint",
-    "milestone_id": "varchar",
-    "state": "varchar",
-    "operation": "varchar",
-    "erp_id": "varchar",
-    "sync_token": "varchar",
-    "content_hash": "varchar",
-    "txn_date": "date",
-    "hours": "decimal(12,4)",
-    "rate": "decimal(18,4)",
-    "amount": "decimal(24,8)",
-    "currency_code": "varchar",
-    "requestid": "varchar",
-    "attempts": "integer",
-    "error_code": "varchar",
-    "error_message": "varchar",
-    "first_sent_at": "timestamp",
-    "acknowledged_at": "timestamp",
-    "last_acknowledged_at": "timestamp",
-    "rejected_at": "timestamp",
-    "deleted_at": "timestamp",
-    "updated_at": "timestamp",
-    "last_run_id": "varchar",
-}
-SNAPSHOT_RUNS = {
-    "run_id": "varchar",
-    "started_at": "timestamp",
-    "finished_at": "timestamp",
-    "status": "varchar",
-    "is_dry_run": "boolean",
-    "is_retry_rejected": "boolean",
-    "warehouse_run_id": "varchar",
-    **{name: "integer" for name in RUN_COUNTERS},
-    "realms_failed": "varchar",
-    "message": "varchar",
-    "duration_s": "double",
-}
+__all__ = ["IllegalTransition", "Ledger", "LedgerError", "LedgerWriter", "Line", "export_snapshot", "now"]
 
 
 def now() -> str:
     """UTC now as ISO text with microseconds (sorts as text)."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass
-class Line:
-    """A ledger row as a plain record."""
-
-    line_key: str
-    line_kind: str
-    erp_entity: str
-    realm_id: str
-    state: str
-    time_entry_id: int | None = None
-    milestone_id: str | None = None
-    operation: str | None = None
-    erp_id: str | None = None
-    sync_token: str | None = None
-    content_hash: str | None = None
-    pending_hash: str | None = None
-    rejected_hash: str | None = None
-    requestid: str | None = None
-    attempts: int = 0
-    error_code: str | None = None
-    error_message: str | None = None
-    txn_date: str | None = None
-    hours: str | None = None
-    amount: str | None = None
-    currency_code: str | None = None
-
-
-class LedgerError(RuntimeError):
-    """The ledger file cannot be used; the message names it, says what is wrong and what to do."""
 
 
 def unreadable(path: Path, err: Exception) -> LedgerError:
@@ -232,11 +79,7 @@ class Ledger:
             self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")  # a committed state survives a power cut
-            self.conn.executescript(SCHEMA)
-            columns = {row[1] for row in self.conn.execute("PRAGMA table_info(sync_runs)")}
-            for name in ADDED_RUN_COLUMNS:
-                if name not in columns:
-                    self.conn.execute(f"ALTER TABLE sync_runs ADD COLUMN {name} INTEGER")
+            create_or_upgrade(self.conn, self.path)  # LedgerError if an old ledger cannot be upgraded
             # A random id per ledger: requestids derive from it, so a new ledger (the old one
             # lost) never reuses a requestid the ERP would answer with an old, replayed answer.
             self.conn.execute(
@@ -255,7 +98,7 @@ class Ledger:
             self.conn.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic write: committed on exit, rolled back on error."""
         with self._lock:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -266,6 +109,13 @@ class Ledger:
                 raise
             self.conn.execute("COMMIT")
 
+    @contextmanager
+    def writing(self, run_id: str) -> Iterator[LedgerWriter]:
+        """One atomic set of state changes by run `run_id`: committed on exit, rolled back on error
+        (an IllegalTransition included: nothing of the transaction is kept)."""
+        with self._transaction() as conn:
+            yield LedgerWriter(conn, run_id)
+
     # --- reads --------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:
         """A value of `ledger_meta` (the ledger's own facts: its id, how far it is reconciled)."""
@@ -273,7 +123,7 @@ class Ledger:
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO ledger_meta (key, value) VALUES (?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -287,70 +137,363 @@ class Ledger:
                 " operation, erp_id, sync_token, content_hash, pending_hash, rejected_hash, requestid,"
                 " attempts, error_code, error_message, txn_date, hours, amount, currency_code FROM lines"
             ).fetchall()
-        return {row[0]: Line(*row) for row in rows}
+        return {row[0]: Line(row[0], row[1], row[2], row[3], LineState(row[4]), *row[5:]) for row in rows}
 
-    def pending_batches(self) -> list[dict]:
+    def pending_batches(self) -> list[Batch]:
         """Batches written but never answered, oldest first: they are resent before anything new."""
         with self._lock:
             rows = self.conn.execute(
-                "SELECT requestid, realm_id, body, items FROM batches WHERE state = 'pending'"
-                " ORDER BY created_at"
+                "SELECT requestid, realm_id, body, items FROM batches WHERE state = ? ORDER BY created_at",
+                (BatchState.PENDING.value,),
             ).fetchall()
-        return [{"requestid": r[0], "realm_id": r[1], "body": r[2], "items": json.loads(r[3])} for r in rows]
+        return [Batch(r[0], r[1], r[2], Batch.items_from_json(r[3])) for r in rows]
 
-    def count(self, sql: str, args: tuple = ()) -> int:
+    def count_lines(self, state: LineState) -> int:
         with self._lock:
-            return int(self.conn.execute(sql, args).fetchone()[0])
+            return int(
+                self.conn.execute("SELECT count(*) FROM lines WHERE state = ?", (state.value,)).fetchone()[0]
+            )
 
     # --- runs ---------------------------------------------------------------------------
     def start_run(
         self, run_id: str, dry_run: bool, retry_rejected: bool, warehouse_run_id: str | None
     ) -> None:
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             # We hold the sync lock, so any run still marked running died without finishing.
             conn.execute(
-                "UPDATE sync_runs SET status = 'abandoned', message = coalesce(message, '') || "
+                "UPDATE sync_runs SET status = ?, message = coalesce(message, '') || "
                 "'the process ended without finishing (killed?); a later run resumed its work' "
-                "WHERE status = 'running'"
+                "WHERE status = ?",
+                (RunStatus.ABANDONED.value, RunStatus.RUNNING.value),
             )
             conn.execute(
                 "INSERT INTO sync_runs (run_id, started_at, status, is_dry_run, is_retry_rejected,"
-                " warehouse_run_id, pid) VALUES (?, ?, 'running', ?, ?, ?, ?)",
-                (run_id, now(), int(dry_run), int(retry_rejected), warehouse_run_id, os.getpid()),
+                " warehouse_run_id, pid) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    now(),
+                    RunStatus.RUNNING.value,
+                    int(dry_run),
+                    int(retry_rejected),
+                    warehouse_run_id,
+                    os.getpid(),
+                ),
             )
 
-    def finish_run(
-        self,
-        run_id: str,
-        status: str,
-        counters: dict,
-        realms_failed: list[str],
-        message: str,
-        duration_s: float,
-    ) -> None:
+    def finish_run(self, run_id: str, result: RunResult) -> None:
         sets = ", ".join(f"{name} = ?" for name in RUN_COUNTERS)
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             conn.execute(
                 f"UPDATE sync_runs SET finished_at = ?, status = ?, {sets}, realms_failed = ?, message = ?,"
                 " duration_s = ? WHERE run_id = ?",
                 (
                     now(),
-                    status,
-                    *[int(counters.get(name, 0)) for name in RUN_COUNTERS],
-                    ",".join(realms_failed) or None,
-                    message,
-                    duration_s,
+                    result.status.value,
+                    *[int(getattr(result.counters, name)) for name in RUN_COUNTERS],
+                    ",".join(result.realms_failed) or None,
+                    result.message,
+                    result.duration_s,
                     run_id,
                 ),
             )
 
-    # --- audit --------------------------------------------------------------------------
-    def audit(self, conn: sqlite3.Connection, rows: list[dict]) -> None:
-        """Append audit rows inside the caller's transaction."""
+
+class LedgerWriter:
+    """The ledger's writes inside one transaction: one method per allowed transition of a line
+    (`LINE_TRANSITIONS`, same names) or a batch, and the audit log. Each line method's UPDATE is
+    guarded by the transition's source states; a line in another state raises IllegalTransition."""
+
+    def __init__(self, conn: sqlite3.Connection, run_id: str):
+        self.conn = conn
+        self.run_id = run_id
+
+    # --- the machinery ------------------------------------------------------------------
+    def _move(self, event: str, key: str, sets: str, args: tuple, requestid: str | None = None) -> bool:
+        """Move line `key` by `event`: `state = <target>, <sets>` if its state is one of the event's
+        sources (and, with `requestid`, it still belongs to that request: else False, unchanged)."""
+        transition = LINE_TRANSITIONS[event]
+        guard = f"state IN ({sources_sql(transition.sources)})"
+        extra, extra_args = ("", ()) if requestid is None else (" AND requestid = ?", (requestid,))
+        cursor = self.conn.execute(
+            f"UPDATE lines SET state = ?, {sets} WHERE line_key = ? AND {guard}{extra}",
+            (transition.target.value, *args, key, *extra_args),
+        )
+        if cursor.rowcount == 1:
+            return True
+        row = self.conn.execute("SELECT state FROM lines WHERE line_key = ?", (key,)).fetchone()
+        current = None if row is None else str(row[0])
+        if requestid is not None and current in transition.sources:
+            return False  # the line has moved on to another request: not this batch's to change
+        raise IllegalTransition("line", key, current, transition.target.value, event)
+
+    def _insert_or_move(
+        self, event: str, key: str, identity: tuple[str, str, str], sets: str, args: tuple, at: str
+    ) -> None:
+        """`_move` for an event that may also insert the line (NEW among its sources)."""
+        transition = LINE_TRANSITIONS[event]
+        assert None in transition.sources, event
+        exists = self.conn.execute("SELECT 1 FROM lines WHERE line_key = ?", (key,)).fetchone()
+        if exists is None:
+            kind, entity, realm = identity
+            self.conn.execute(
+                "INSERT INTO lines (line_key, line_kind, erp_entity, realm_id, state, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (key, kind, entity, realm, transition.target.value, at),
+            )
+            self.conn.execute(f"UPDATE lines SET {sets} WHERE line_key = ?", (*args, key))
+            return
+        self._move(event, key, sets, args)
+
+    def _batch(self, event: str, requestid: str, sets: str, args: tuple) -> None:
+        sources, target = BATCH_TRANSITIONS[event]
+        cursor = self.conn.execute(
+            f"UPDATE batches SET state = ?, {sets} WHERE requestid = ? AND state IN ({sources_sql(sources)})",
+            (target.value, *args, requestid),
+        )
+        if cursor.rowcount != 1:
+            row = self.conn.execute("SELECT state FROM batches WHERE requestid = ?", (requestid,)).fetchone()
+            raise IllegalTransition("batch", requestid, None if row is None else row[0], target.value, event)
+
+    # --- send: requestid first ----------------------------------------------------------
+    def write_batch(self, batch: Batch, at: str) -> None:
+        """A new batch, pending (a batch with the same requestid already written is kept as is)."""
+        self.conn.execute(
+            "INSERT OR IGNORE INTO batches (requestid, realm_id, run_id, created_at, body, items, state)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                batch.requestid,
+                batch.realm_id,
+                self.run_id,
+                at,
+                batch.body,
+                batch.items_json(),
+                BATCH_TRANSITIONS["write_batch"][1].value,
+            ),
+        )
+
+    def plan(self, planned: PlannedLine, at: str) -> None:
+        """The line's next operation, written with its batch (a delete keeps the facts it removes)."""
+        facts = planned.facts
+        sets = ["operation = ?", "requestid = ?", "attempts = ?", "pending_hash = ?"]
+        sets += ["updated_at = ?", "last_run_id = ?"]
+        args: list[object] = [planned.operation, planned.requestid, planned.number, planned.pending_hash]
+        args += [at, self.run_id]
+        keep = planned.operation == Operation.DELETE
+        for name, value in vars(facts).items():
+            if keep and name not in ("erp_entity", "realm_id"):
+                continue
+            if value is not None:
+                sets.append(f"{name} = ?")
+                args.append(value)
+        identity = (facts.line_kind or "time", facts.erp_entity, facts.realm_id)
+        self._insert_or_move("plan", planned.line_key, identity, ", ".join(sets), tuple(args), at)
+
+    def mark_sent(self, batch: Batch, at: str) -> None:
+        """The batch goes out (again): its lines are sent, its attempt counted."""
+        for item in batch.items:
+            self._move(
+                "mark_sent",
+                item.line_key,
+                "first_sent_at = coalesce(first_sent_at, ?), updated_at = ?, last_run_id = ?",
+                (at, at, self.run_id),
+                requestid=batch.requestid,
+            )
+        self._batch("mark_sent", batch.requestid, "attempts = attempts + 1", ())
+
+    def dead_letter(self, batch: Batch, error: str) -> None:
+        """No answer: the batch stays pending (resent as is next run); its lines are dead letters."""
+        for item in batch.items:
+            self._move(
+                "dead_letter",
+                item.line_key,
+                "error_code = 'transport', error_message = ?, updated_at = ?, last_run_id = ?",
+                (error[:2000], now(), self.run_id),
+                requestid=batch.requestid,
+            )
+
+    # --- answers --------------------------------------------------------------------------
+    def record_answer(self, batch: Batch, at: str) -> None:
+        """The batch's answer is recorded (its lines moved in the same transaction)."""
+        self._batch("record_answer", batch.requestid, "answered_at = ?", (at,))
+
+    def acknowledge(self, key: str, erp_id: str, sync_token: str, at: str) -> None:
+        self._move(
+            "acknowledge",
+            key,
+            "erp_id = ?, sync_token = ?, content_hash = pending_hash, pending_hash = NULL, error_code = NULL,"
+            " error_message = NULL, acknowledged_at = coalesce(acknowledged_at, ?), last_acknowledged_at = ?,"
+            " updated_at = ?, last_run_id = ?",
+            (erp_id, sync_token, at, at, at, self.run_id),
+        )
+
+    def record_replayed_answer(
+        self, key: str, erp_id: str, sync_token: str, mismatch: str, error: str
+    ) -> None:
+        """The answer named an object unlike the one sent: recorded as held, with a content that
+        differs from every mart content (so it is updated), and re-read."""
+        self._move(
+            "record_replayed_answer",
+            key,
+            "erp_id = ?, sync_token = ?, content_hash = ?, pending_hash = NULL, error_code = 'replay',"
+            " error_message = ?, updated_at = ?, last_run_id = ?",
+            (erp_id, sync_token, "erp-differs:" + mismatch, error, now(), self.run_id),
+        )
+
+    def record_stale_token(self, key: str, code: str, error: str) -> None:
+        """5010: the ERP still holds what we last wrote (a crash before the re-read leaves a line the
+        next plan picks up again)."""
+        self._move(
+            "record_stale_token",
+            key,
+            "pending_hash = NULL, error_code = ?, error_message = ?, updated_at = ?, last_run_id = ?",
+            (code, error, now(), self.run_id),
+        )
+
+    def record_billed_refusal(self, key: str, code: str, error: str) -> None:
+        self._move(
+            "record_billed_refusal",
+            key,
+            "error_code = ?, error_message = ?, pending_hash = NULL, updated_at = ?, last_run_id = ?",
+            (code, error, now(), self.run_id),
+        )
+
+    def record_deleted(self, key: str, at: str, code: str | None = None, error: str | None = None) -> None:
+        """A delete answered: with the deleted object (no fault), or 610 (`code`: it was gone)."""
+        if code is None:
+            sets = "deleted_at = ?, sync_token = NULL, error_code = NULL, error_message = NULL,"
+            sets += " pending_hash = NULL"
+            args: tuple = (at,)
+        else:
+            sets = "deleted_at = ?, error_code = ?, error_message = ?, pending_hash = NULL"
+            args = (at, code, error)
+        self._move(
+            "record_deleted", key, sets + ", updated_at = ?, last_run_id = ?", (*args, now(), self.run_id)
+        )
+
+    def reject(self, key: str, code: str, error: str, at: str) -> None:
+        self._move(
+            "reject",
+            key,
+            "error_code = ?, error_message = ?, rejected_hash = pending_hash, rejected_at = ?,"
+            " updated_at = ?, last_run_id = ?",
+            (code, error, at, at, self.run_id),
+        )
+
+    # --- the re-read after a 5010 or a replayed answer ------------------------------------
+    def record_reread(self, key: str, sync_token: str) -> None:
+        self._move(
+            "record_reread",
+            key,
+            "sync_token = ?, updated_at = ?, last_run_id = ?",
+            (sync_token, now(), self.run_id),
+        )
+
+    def record_billed_on_reread(self, key: str, sync_token: str) -> None:
+        self._move(
+            "record_billed_on_reread",
+            key,
+            "sync_token = ?, error_code = '6000',"
+            " error_message = 'invoiced in the ERP meanwhile: not changed', updated_at = ?, last_run_id = ?",
+            (sync_token, now(), self.run_id),
+        )
+
+    def record_gone_on_reread(self, key: str, code: str, error: str, forget_erp_object: bool = False) -> None:
+        """610 on the re-read; `forget_erp_object` when the object was one a replayed answer named."""
+        forget = "erp_id = NULL, sync_token = NULL, " if forget_erp_object else ""
+        stamp = now()
+        self._move(
+            "record_gone_on_reread",
+            key,
+            forget + "deleted_at = ?, error_code = ?, error_message = ?, updated_at = ?, last_run_id = ?",
+            (stamp, code, error, stamp, self.run_id),
+        )
+
+    def record_reread_refused(self, key: str, code: str, error: str, rejected_hash: str | None) -> None:
+        stamp = now()
+        self._move(
+            "record_reread_refused",
+            key,
+            "error_code = ?, error_message = ?, rejected_hash = ?, rejected_at = ?, updated_at = ?,"
+            " last_run_id = ?",
+            (code, error, rejected_hash, stamp, stamp, self.run_id),
+        )
+
+    # --- the plan's ledger-only changes -----------------------------------------------------
+    def mark_invoiced(self, key: str, at: str) -> None:
+        self._move("mark_invoiced", key, "updated_at = ?, last_run_id = ?", (at, self.run_id))
+
+    def drop_rejected(self, key: str, at: str) -> None:
+        self._move(
+            "drop_rejected",
+            key,
+            "deleted_at = ?, updated_at = ?, last_run_id = ?,"
+            " error_message = coalesce(error_message, '') || ' (line no longer ready: not retried)'",
+            (at, at, self.run_id),
+        )
+
+    # --- reconcile ---------------------------------------------------------------------------
+    def _erp_copy(
+        self, event: str, key: str, copy: ErpCopy, content_hash: str | None, note: str, at: str
+    ) -> None:
+        self._insert_or_move(
+            event,
+            key,
+            (copy.line_kind, copy.erp_entity, copy.realm_id),
+            "erp_id = ?, sync_token = ?, content_hash = ?, pending_hash = NULL, erp_entity = ?, realm_id = ?,"
+            " time_entry_id = coalesce(time_entry_id, ?), milestone_id = coalesce(milestone_id, ?),"
+            " txn_date = ?, hours = ?, rate = ?, amount = ?, currency_code = coalesce(?, currency_code),"
+            " error_code = 'erp', error_message = ?, acknowledged_at = coalesce(acknowledged_at, ?),"
+            " updated_at = ?, last_run_id = ?",
+            (
+                copy.erp_id,
+                copy.sync_token,
+                content_hash,
+                copy.erp_entity,
+                copy.realm_id,
+                copy.time_entry_id,
+                copy.milestone_id,
+                copy.txn_date,
+                copy.hours,
+                copy.rate,
+                copy.amount,
+                copy.currency_code,
+                note,
+                at,
+                at,
+                self.run_id,
+            ),
+            at,
+        )
+
+    def adopt(self, key: str, copy: ErpCopy, content_hash: str | None, note: str, at: str) -> None:
+        """The ERP's copy becomes the ledger's (never created a second time)."""
+        self._erp_copy("adopt", key, copy, content_hash, note, at)
+
+    def record_erp_invoiced(
+        self, key: str, copy: ErpCopy, content_hash: str | None, note: str, at: str
+    ) -> None:
+        self._erp_copy("record_erp_invoiced", key, copy, content_hash, note, at)
+
+    def record_missing_from_erp(self, key: str, at: str) -> None:
+        self._move(
+            "record_missing_from_erp",
+            key,
+            "deleted_at = ?, error_code = 'erp',"
+            " error_message = 'not found in the ERP on reconciliation: created again if ready',"
+            " updated_at = ?, last_run_id = ?",
+            (at, at, self.run_id),
+        )
+
+    def refresh_sync_token(self, key: str, sync_token: str, at: str) -> None:
+        self._move("refresh_sync_token", key, "sync_token = ?, updated_at = ?", (sync_token, at))
+
+    # --- audit ----------------------------------------------------------------------------------
+    def audit(self, rows: list[AuditRow]) -> None:
+        """Append audit rows (in this transaction)."""
         placeholders = ", ".join("?" for _ in AUDIT_COLUMNS)
-        conn.executemany(
+        self.conn.executemany(
             f"INSERT INTO audit_log ({', '.join(AUDIT_COLUMNS)}) VALUES ({placeholders})",
-            [[row.get(name) for name in AUDIT_COLUMNS] for row in rows],
+            [tuple(getattr(row, name) for name in AUDIT_COLUMNS) for row in rows],
         )
 
 
@@ -368,7 +511,7 @@ def export_snapshot(ledger_path: Path, snapshot_path: Path) -> Path:
         ):
             cursor = source.execute(f"SELECT {', '.join(columns)} FROM {sql_table}")
             rows = cursor.fetchall()
-            data = list(zip(*rows, strict=True)) if rows else [[] for _ in columns]
+            data: list[tuple[object, ...]] = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
             tables[name] = (
                 pa.table(
                     {

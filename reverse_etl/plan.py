@@ -15,9 +15,12 @@ from pathlib import Path
 
 import duckdb
 
-from reverse_etl.ledger import Line
+from reverse_etl.records import Line
+from reverse_etl.states import LineState, Operation
 
 MART = "marts.rpt_billable_lines"
+# A line whose request is unanswered belongs to that request (resent first, same requestid).
+UNANSWERED = (LineState.PLANNED, LineState.SENT, LineState.DEAD_LETTER)
 
 
 class PlanInputError(RuntimeError):
@@ -30,7 +33,7 @@ class Op:
 
     line_key: str
     realm_id: str
-    operation: str  # create | update | delete
+    operation: str  # Operation: create | update | delete
     entity: str  # TimeActivity | Invoice
     payload: dict
     content_hash: str | None
@@ -150,17 +153,17 @@ def diff(rows: list[dict], ledger: dict[str, Line], retry_rejected: bool) -> Pla
         seen.add(key)
         line = ledger.get(key)
         status = row["line_status"]
-        ours = line is not None and line.state not in ("deleted",)
+        ours = line is not None and line.state != LineState.DELETED
         realm = row["realm_id"] or ""
-        if line is not None and line.state in ("planned", "sent", "dead_letter"):
+        if line is not None and line.state in UNANSWERED:
             plan.skipped.append((key, realm, "a request from an earlier run is still unanswered"))
             continue
-        if line is not None and line.state == "invoiced":
+        if line is not None and line.state == LineState.INVOICED:
             if line.content_hash != row["content_hash"]:
                 plan.invoiced_changed.append((key, row["realm_id"]))
             continue
         if status == "invoiced":
-            if ours and line.state == "acknowledged":
+            if line is not None and ours and line.state == LineState.ACKNOWLEDGED:
                 plan.mark_invoiced.append(key)
                 if line.content_hash != row["content_hash"]:
                     plan.invoiced_changed.append((key, row["realm_id"]))
@@ -173,12 +176,13 @@ def diff(rows: list[dict], ledger: dict[str, Line], retry_rejected: bool) -> Pla
                     (key, realm, f"already in the ERP as {row['erp_record_key']}, not pushed by this sync")
                 )
             elif status == "ready":
-                plan.ops.append(_op(row, "create"))
+                plan.ops.append(_op(row, Operation.CREATE))
             elif status == "held":
                 plan.held.append((row, row["status_reason"]))
             continue
+        assert line is not None  # ours
         # The ledger has the line: acknowledged (the ERP holds it) or rejected.
-        if line.state == "rejected":
+        if line.state == LineState.REJECTED:
             if status != "ready":
                 if line.erp_id is None:
                     plan.mark_gone.append(key)  # never reached the ERP: nothing to undo
@@ -186,7 +190,7 @@ def diff(rows: list[dict], ledger: dict[str, Line], retry_rejected: bool) -> Pla
                     plan.ops.append(_delete(line, row, "withdrawn: " + (row["status_reason"] or "")))
                 continue
             if retry_rejected or line.rejected_hash != row["content_hash"]:
-                operation = "update" if line.erp_id else "create"
+                operation = Operation.UPDATE if line.erp_id else Operation.CREATE
                 plan.ops.append(_op(row, operation, line))
             else:
                 plan.skipped.append(
@@ -205,11 +209,11 @@ def diff(rows: list[dict], ledger: dict[str, Line], retry_rejected: bool) -> Pla
                     (key, realm, "milestone changed after its draft invoice was pushed: change it by hand")
                 )
             else:
-                plan.ops.append(_op(row, "update", line))
+                plan.ops.append(_op(row, Operation.UPDATE, line))
         elif status == "held" and line.content_hash != row["content_hash"]:
             plan.held.append((row, "changed but held: " + (row["status_reason"] or "")))
     for key, line in ledger.items():
-        if key in seen or line.state not in ("acknowledged",):
+        if key in seen or line.state != LineState.ACKNOWLEDGED:
             continue
         if line.erp_entity == "TimeActivity":
             # Deletes are explicit: the mart must say why (a `withdrawn` row with its reason, e.g.
@@ -221,9 +225,10 @@ def diff(rows: list[dict], ledger: dict[str, Line], retry_rejected: bool) -> Pla
     return plan
 
 
-def _op(row: dict, operation: str, line: Line | None = None) -> Op:
+def _op(row: dict, operation: Operation, line: Line | None = None) -> Op:
     payload = payload_for(row)
-    if operation == "update":
+    if operation == Operation.UPDATE:
+        assert line is not None  # an update is of a line the ledger holds
         payload = {**payload, "Id": line.erp_id, "SyncToken": line.sync_token}
     key, realm, entity = row["line_key"], row["realm_id"], row["erp_entity"]
     return Op(key, realm, operation, entity, payload, row["content_hash"], row)
@@ -246,7 +251,7 @@ def _delete(line: Line, row: dict | None, reason: str) -> Op:
     # The money and hours a delete removes are what the ERP holds (the ledger's), not the mart's.
     facts = {**(row or {}), **{k: v for k, v in ledger_facts(line).items() if v is not None}}
     payload = {"Id": line.erp_id, "SyncToken": line.sync_token}
-    return Op(line.line_key, line.realm_id, "delete", line.erp_entity, payload, None, facts, reason)
+    return Op(line.line_key, line.realm_id, Operation.DELETE, line.erp_entity, payload, None, facts, reason)
 
 
 def summarise(plan: Plan, sample: int = 3) -> str:
@@ -277,7 +282,7 @@ def summarise(plan: Plan, sample: int = 3) -> str:
             group = by_realm[realm].get(kind, [])
             if not group:
                 continue
-            money = Counter()
+            money: dict[str, Decimal] = defaultdict(Decimal)
             hours = Decimal(0)
             for row in group:
                 if row.get("amount") is not None:

@@ -40,8 +40,10 @@ from decimal import Decimal
 from urllib.parse import quote
 
 from reverse_etl.client import QuickBooksClient, TransportError
-from reverse_etl.ledger import Ledger, Line, now
+from reverse_etl.ledger import Ledger, LedgerWriter, Line, now
 from reverse_etl.plan import payload_for
+from reverse_etl.records import ErpCopy
+from reverse_etl.states import LineState
 
 PAGE = 1000  # QuickBooks' maximum MAXRESULTS
 # Objects changed this long before the previous read's ERP clock are read again: a write committed
@@ -176,7 +178,7 @@ def reconcile(
         if row.get("realm_id"):
             realms.setdefault(row["realm_id"], set()).add(row["erp_entity"])
     for line in lines.values():
-        if line.state in ("acknowledged", "rejected", "deleted"):
+        if line.state in (LineState.ACKNOWLEDGED, LineState.REJECTED, LineState.DELETED):
             realms.setdefault(line.realm_id, set()).add(line.erp_entity)
     for realm, entities in sorted(realms.items()):
         index: dict[str, list[dict]] = {}
@@ -197,7 +199,13 @@ def reconcile(
         result.realms_read.append(realm)
         if since is not None:
             result.changed_since[realm] = since.isoformat()
-        _apply(ledger, realm, index, lines, by_key, run_id, result, complete=since is None)
+        keys = set(index)
+        if since is None:  # a full read: a line it does not hold is not in the ERP
+            keys |= {k for k, row in by_key.items() if row.get("realm_id") == realm}
+            keys |= {k for k, line in lines.items() if line.realm_id == realm}
+        with ledger.writing(run_id) as writer:
+            for key in sorted(keys):
+                _apply(writer, realm, key, index.get(key, []), lines.get(key), by_key.get(key), result)
         if began is not None:  # an ERP that states no clock is read in full every time
             ledger.set_meta(f"reconciled_through:{realm}", began.isoformat())
             if since is None:
@@ -205,158 +213,116 @@ def reconcile(
     return result
 
 
+def erp_copy(key: str, realm: str, record: dict, row: dict | None) -> ErpCopy:
+    """What the ledger records of an ERP object found for line `key` (hours and money as the ERP
+    holds them: whole hours and minutes, minutes × rate)."""
+    entity = record["_entity"]
+    row = row or {}
+    hours = None
+    if entity == "TimeActivity":
+        hours = str(
+            (Decimal(int(record.get("Hours") or 0)) + Decimal(int(record.get("Minutes") or 0)) / 60).quantize(
+                Decimal("0.0001")
+            )
+        )
+    amount = record.get("TotalAmt")
+    if entity == "TimeActivity" and record.get("HourlyRate") is not None:
+        minutes = Decimal(int(record.get("Hours") or 0) * 60 + int(record.get("Minutes") or 0))
+        amount = (minutes * Decimal(str(record["HourlyRate"])) / 60).quantize(Decimal("0.00000001"))
+    return ErpCopy(
+        line_kind="time" if entity == "TimeActivity" else "milestone",
+        erp_entity=entity,
+        realm_id=realm,
+        erp_id=str(record.get("Id")),
+        sync_token=str(record.get("SyncToken")),
+        time_entry_id=row.get("time_entry_id") or (int(key[5:]) if key.startswith("time:") else None),
+        milestone_id=row.get("milestone_id") or (key[10:] if key.startswith("milestone:") else None),
+        txn_date=record.get("TxnDate"),
+        hours=hours,
+        rate=None if record.get("HourlyRate") is None else str(record.get("HourlyRate")),
+        amount=None if amount is None else str(amount),
+        currency_code=row.get("currency_code"),
+    )
+
+
 def _apply(
-    ledger: Ledger,
+    writer: LedgerWriter,
     realm: str,
-    index: dict[str, list[dict]],
-    lines: dict[str, Line],
-    by_key: dict[str, dict],
-    run_id: str,
+    key: str,
+    records: list[dict],
+    line: Line | None,
+    row: dict | None,
     result: Reconciliation,
-    complete: bool,
 ) -> None:
-    """Bring the ledger in line with `index` (the realm's objects read, by line). A read by change
-    (`complete` false) holds only what changed: a line it does not hold is simply unchanged."""
+    """Bring line `key` of `realm` in line with `records`, the ERP objects read that carry its mark.
+    A read by change holds only what changed, so it calls this only for the lines it read."""
     stamp = now()
-    if complete:
-        keys = {k for k, row in by_key.items() if row.get("realm_id") == realm}
-        keys |= {k for k, line in lines.items() if line.realm_id == realm}
-    else:
-        keys = set(index)
-    with ledger.transaction() as conn:
-
-        def put(key: str, entity: str, record: dict, state: str, content_hash: str | None, note: str) -> None:
-            row = by_key.get(key) or {}
-            kind = "time" if entity == "TimeActivity" else "milestone"
-            conn.execute(
-                "INSERT INTO lines (line_key, line_kind, erp_entity, realm_id, state, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (line_key) DO NOTHING",
-                (key, kind, entity, realm, state, stamp),
-            )
-            hours = None
-            if entity == "TimeActivity":
-                hours = str(
-                    (
-                        Decimal(int(record.get("Hours") or 0)) + Decimal(int(record.get("Minutes") or 0)) / 60
-                    ).quantize(Decimal("0.0001"))
-                )
-            amount = record.get("TotalAmt")
-            if entity == "TimeActivity" and record.get("HourlyRate") is not None:
-                minutes = Decimal(int(record.get("Hours") or 0) * 60 + int(record.get("Minutes") or 0))
-                amount = (minutes * Decimal(str(record["HourlyRate"])) / 60).quantize(Decimal("0.00000001"))
-            conn.execute(
-                "UPDATE lines SET state = ?, erp_id = ?, sync_token = ?, content_hash = ?,"
-                " pending_hash = NULL, erp_entity = ?, realm_id = ?,"
-                " time_entry_id = coalesce(time_entry_id, ?),"
-                " milestone_id = coalesce(milestone_id, ?), txn_date = ?, hours = ?, rate = ?, amount = ?,"
-                " currency_code = coalesce(?, currency_code), error_code = 'erp', error_message = ?,"
-                " acknowledged_at = coalesce(acknowledged_at, ?), updated_at = ?, last_run_id = ?"
-                " WHERE line_key = ?",
-                (
-                    state,
-                    str(record.get("Id")),
-                    str(record.get("SyncToken")),
-                    content_hash,
-                    entity,
-                    realm,
-                    row.get("time_entry_id") or (int(key[5:]) if key.startswith("time:") else None),
-                    row.get("milestone_id") or (key[10:] if key.startswith("milestone:") else None),
-                    record.get("TxnDate"),
-                    hours,
-                    None if record.get("HourlyRate") is None else str(record.get("HourlyRate")),
-                    None if amount is None else str(amount),
-                    row.get("currency_code"),
-                    note,
-                    stamp,
-                    stamp,
-                    run_id,
-                    key,
-                ),
-            )
-
-        for key in sorted(keys):
-            records = index.get(key, [])
-            line = lines.get(key)
-            row = by_key.get(key)
-            if line is not None and line.state in ("planned", "sent", "dead_letter"):
-                continue  # an unanswered request owns the line (resent first, same requestid)
-            if line is not None and line.state == "invoiced":
-                continue
-            if not records:
-                if line is not None and line.state == "acknowledged":
-                    result.missing.append(key)
-                    conn.execute(
-                        "UPDATE lines SET state = 'deleted', deleted_at = ?, error_code = 'erp',"
-                        " error_message = 'not found in the ERP on reconciliation: created again if ready',"
-                        " updated_at = ?, last_run_id = ? WHERE line_key = ?",
-                        (stamp, stamp, run_id, key),
-                    )
-                continue
-            if len(records) > 1:
-                result.duplicates[key] = [f"{realm}:{r.get('Id')}" for r in records]
-            ours = [r for r in records if line is not None and str(r.get("Id")) == line.erp_id]
-            known_history = (
-                row is not None
-                and row.get("is_in_erp")
-                and (line is None or line.state == "deleted")
-                and any(f"{realm}:{r.get('Id')}" == row.get("erp_record_key") for r in records)
-            )
-            if known_history and len(records) == 1:
-                continue  # the ERP's own record, known to the warehouse: not this sync's (skipped)
-            record = (
-                ours
-                or sorted(records, key=lambda r: int(str(r.get("Id"))) if str(r.get("Id")).isdigit() else 0)
-            )[0]
-            entity = record["_entity"]
-            if line is not None and line.state == "rejected" and ours:
-                continue  # the ERP refused our last change to it: quarantined as it is
-            if record.get("BillableStatus") == "HasBeenBilled":
-                if line is None or line.state != "invoiced":
-                    result.invoiced.append(key)
-                    put(
-                        key,
-                        entity,
-                        record,
-                        "invoiced",
-                        line.content_hash if line else None,
-                        "invoiced in the ERP (BillableStatus HasBeenBilled): never changed",
-                    )
-                continue
-            diffs = differences(record, row) if (row and entity == "TimeActivity" and _sendable(row)) else []
-            if line is None or line.state in ("deleted", "rejected") or not ours:
-                # The ledger does not know this ERP object: adopt it (never create a second one).
-                result.adopted.append(key)
-                content = (row or {}).get("content_hash") if not diffs else "erp-differs:" + ",".join(diffs)
-                if row is None or entity != "TimeActivity":
-                    content = (row or {}).get("content_hash")
-                put(
-                    key,
-                    entity,
-                    record,
-                    "acknowledged",
-                    content,
-                    "adopted from the ERP: the ledger had no record of it",
-                )
-                if diffs:
-                    result.drifted.append((key, ",".join(diffs)))
-                continue
-            # The ledger knows it as acknowledged: refresh the SyncToken, and if the ERP does not hold
-            # what the ledger believes (the mart's current content), plan an update.
-            if diffs and row is not None and line.content_hash == row.get("content_hash"):
-                result.drifted.append((key, ",".join(diffs)))
-                put(
-                    key,
-                    entity,
-                    record,
-                    "acknowledged",
-                    "erp-differs:" + ",".join(diffs),
-                    "the ERP holds other content",
-                )
-            elif str(record.get("SyncToken")) != line.sync_token:
-                conn.execute(
-                    "UPDATE lines SET sync_token = ?, updated_at = ? WHERE line_key = ?",
-                    (str(record.get("SyncToken")), stamp, key),
-                )
+    if line is not None and line.state in (LineState.PLANNED, LineState.SENT, LineState.DEAD_LETTER):
+        return  # an unanswered request owns the line (resent first, same requestid)
+    if line is not None and line.state == LineState.INVOICED:
+        return
+    if not records:
+        if line is not None and line.state == LineState.ACKNOWLEDGED:
+            result.missing.append(key)
+            writer.record_missing_from_erp(key, stamp)
+        return
+    if len(records) > 1:
+        result.duplicates[key] = [f"{realm}:{r.get('Id')}" for r in records]
+    ours = [r for r in records if line is not None and str(r.get("Id")) == line.erp_id]
+    known_history = (
+        row is not None
+        and row.get("is_in_erp")
+        and (line is None or line.state == LineState.DELETED)
+        and any(f"{realm}:{r.get('Id')}" == row.get("erp_record_key") for r in records)
+    )
+    if known_history and len(records) == 1:
+        return  # the ERP's own record, known to the warehouse: not this sync's (skipped)
+    record = (
+        ours or sorted(records, key=lambda r: int(str(r.get("Id"))) if str(r.get("Id")).isdigit() else 0)
+    )[0]
+    entity = record["_entity"]
+    if line is not None and line.state == LineState.REJECTED and ours:
+        return  # the ERP refused our last change to it: quarantined as it is
+    if record.get("BillableStatus") == "HasBeenBilled":
+        result.invoiced.append(key)
+        writer.record_erp_invoiced(
+            key,
+            erp_copy(key, realm, record, row),
+            line.content_hash if line else None,
+            "invoiced in the ERP (BillableStatus HasBeenBilled): never changed",
+            stamp,
+        )
+        return
+    diffs = differences(record, row) if (row and entity == "TimeActivity" and _sendable(row)) else []
+    if line is None or line.state in (LineState.DELETED, LineState.REJECTED) or not ours:
+        # The ledger does not know this ERP object: adopt it (never create a second one).
+        result.adopted.append(key)
+        content = (row or {}).get("content_hash") if not diffs else "erp-differs:" + ",".join(diffs)
+        if row is None or entity != "TimeActivity":
+            content = (row or {}).get("content_hash")
+        writer.adopt(
+            key,
+            erp_copy(key, realm, record, row),
+            content,
+            "adopted from the ERP: the ledger had no record of it",
+            stamp,
+        )
+        if diffs:
+            result.drifted.append((key, ",".join(diffs)))
+        return
+    # The ledger knows it as acknowledged: refresh the SyncToken, and if the ERP does not hold
+    # what the ledger believes (the mart's current content), plan an update.
+    if diffs and row is not None and line.content_hash == row.get("content_hash"):
+        result.drifted.append((key, ",".join(diffs)))
+        writer.adopt(
+            key,
+            erp_copy(key, realm, record, row),
+            "erp-differs:" + ",".join(diffs),
+            "the ERP holds other content",
+            stamp,
+        )
+    elif str(record.get("SyncToken")) != line.sync_token:
+        writer.refresh_sync_token(key, str(record.get("SyncToken")), stamp)
 
 
 def _sendable(row: dict) -> bool:

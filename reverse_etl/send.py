@@ -21,9 +21,8 @@ import json
 import os
 import signal
 import threading
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -32,15 +31,22 @@ import orjson
 from reverse_etl.client import Answer, QuickBooksClient, TransportError, crash_hook
 from reverse_etl.ledger import Ledger, now
 from reverse_etl.plan import Op, payload_for
+from reverse_etl.records import AuditRow, Batch, BatchItem, FollowUp, LineFacts, PlannedLine
+from reverse_etl.states import Operation
 
 BATCH_LIMIT = 30  # QuickBooks' maximum items per batch request
 
 
 @dataclass
 class Outcome:
-    """What a run did, for the summary and the ledger's sync_runs row."""
+    """What a run did, for the summary and the ledger's sync_runs row (lines by what their answer did)."""
 
-    counts: Counter = field(default_factory=Counter)
+    acknowledged: int = 0
+    rejected: int = 0
+    deleted: int = 0
+    invoiced_untouched: int = 0
+    dead_letter: int = 0
+    replay_mismatch: int = 0  # answers that were not about what was sent (re-read, resent)
     realms_failed: dict[str, str] = field(default_factory=dict)
     batches_sent: int = 0
 
@@ -60,6 +66,24 @@ def batch_requestid(
     return "billable-" + hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
+def planned_line(op: Op, requestid: str, number: int) -> PlannedLine:
+    """What the ledger records of an operation written with its batch."""
+    row = op.row
+    facts = LineFacts(
+        line_kind=row.get("line_kind"),
+        erp_entity=op.entity,
+        realm_id=op.realm_id,
+        time_entry_id=row.get("time_entry_id"),
+        milestone_id=row.get("milestone_id"),
+        txn_date=_text(row.get("txn_date")),
+        hours=_text(row.get("hours")),
+        rate=_text(row.get("rate")),
+        amount=_text(row.get("amount")),
+        currency_code=row.get("currency_code"),
+    )
+    return PlannedLine(op.line_key, op.operation, requestid, number, op.content_hash, facts)
+
+
 class Sender:
     """Writes batches to the ledger, sends them per realm in parallel, and records the answers."""
 
@@ -74,10 +98,10 @@ class Sender:
         self._lock = threading.Lock()
         self._writes = 0
         self._crash = crash_hook()
-        self._followups: list[Op] = []
+        self._followups: list[FollowUp] = []
 
     # --- 1. write batches before sending ---------------------------------------------------
-    def persist(self, ops: list[Op]) -> list[dict]:
+    def persist(self, ops: list[Op]) -> list[Batch]:
         """Group ops by realm into batches, write them and their lines' `planned` state; the batches."""
         attempts = {key: line.attempts for key, line in self.ledger.lines().items()}
         by_realm: dict[str, list[Op]] = {}
@@ -85,7 +109,7 @@ class Sender:
             by_realm.setdefault(op.realm_id, []).append(op)
         batches = []
         stamp = now()
-        with self.ledger.transaction() as conn:
+        with self.ledger.writing(self.run_id) as ledger:
             for realm, realm_ops in sorted(by_realm.items()):
                 for start in range(0, len(realm_ops), self.batch_size):
                     chunk = realm_ops[start : start + self.batch_size]
@@ -96,68 +120,24 @@ class Sender:
                             for op in chunk
                         ]
                     }
-                    items = [
-                        {"line_key": op.line_key, "operation": op.operation, "entity": op.entity}
-                        for op in chunk
-                    ]
                     body_text = json.dumps(body, separators=(",", ":"), sort_keys=True)
-                    requestid = batch_requestid(realm, numbered, self.ledger.ledger_id, body_text)
-                    conn.execute(
-                        "INSERT OR IGNORE INTO batches"
-                        " (requestid, realm_id, run_id, created_at, body, items, state)"
-                        " VALUES (?, ?, ?, ?, ?, ?, 'pending')",
-                        (requestid, realm, self.run_id, stamp, body_text, json.dumps(items)),
+                    batch = Batch(
+                        requestid=batch_requestid(realm, numbered, self.ledger.ledger_id, body_text),
+                        realm_id=realm,
+                        body=body_text,
+                        items=tuple(BatchItem(op.line_key, op.operation, op.entity) for op in chunk),
                     )
+                    ledger.write_batch(batch, stamp)
                     for op, (_, _, number) in zip(chunk, numbered, strict=True):
-                        self._plan_line(conn, op, requestid, number, stamp)
-                    batches.append(
-                        {"requestid": requestid, "realm_id": realm, "body": body_text, "items": items}
-                    )
+                        ledger.plan(planned_line(op, batch.requestid, number), stamp)
+                    batches.append(batch)
         return batches
 
-    def _plan_line(self, conn, op: Op, requestid: str, number: int, stamp: str) -> None:
-        row = op.row
-        facts = {
-            "line_kind": row.get("line_kind"),
-            "erp_entity": op.entity,
-            "realm_id": op.realm_id,
-            "time_entry_id": row.get("time_entry_id"),
-            "milestone_id": row.get("milestone_id"),
-            "txn_date": _text(row.get("txn_date")),
-            "hours": _text(row.get("hours")),
-            "rate": _text(row.get("rate")),
-            "amount": _text(row.get("amount")),
-            "currency_code": row.get("currency_code"),
-        }
-        conn.execute(
-            "INSERT INTO lines (line_key, line_kind, erp_entity, realm_id, state, updated_at) "
-            "VALUES (?, ?, ?, ?, 'planned', ?) ON CONFLICT (line_key) DO NOTHING",
-            (op.line_key, facts["line_kind"] or "time", op.entity, op.realm_id, stamp),
-        )
-        keep = op.operation == "delete"  # a delete keeps the facts of what it removes
-        sets = [
-            "state = 'planned'",
-            "operation = ?",
-            "requestid = ?",
-            "attempts = ?",
-            "pending_hash = ?",
-            "updated_at = ?",
-            "last_run_id = ?",
-        ]
-        args: list = [op.operation, requestid, number, op.content_hash, stamp, self.run_id]
-        for name, value in facts.items():
-            if keep and name not in ("erp_entity", "realm_id"):
-                continue
-            if value is not None:
-                sets.append(f"{name} = ?")
-                args.append(value)
-        conn.execute(f"UPDATE lines SET {', '.join(sets)} WHERE line_key = ?", (*args, op.line_key))
-
     # --- 2. send, per realm ------------------------------------------------------------------
-    def send(self, batches: list[dict]) -> None:
-        by_realm: dict[str, list[dict]] = {}
+    def send(self, batches: list[Batch]) -> None:
+        by_realm: dict[str, list[Batch]] = {}
         for batch in batches:
-            by_realm.setdefault(batch["realm_id"], []).append(batch)
+            by_realm.setdefault(batch.realm_id, []).append(batch)
         if not by_realm:
             return
         workers = max(1, self.client.settings.concurrency)
@@ -169,12 +149,12 @@ class Sender:
             for future in futures:
                 future.result()
 
-    def _send_realm(self, realm: str, batches: list[dict], workers: int) -> None:
+    def _send_realm(self, realm: str, batches: list[Batch], workers: int) -> None:
         failed = threading.Event()
 
-        def one(batch: dict) -> None:
+        def one(batch: Batch) -> None:
             if failed.is_set():  # the realm is down: leave its batches for the next run
-                self._dead_letter(batch, self.outcome.realms_failed.get(realm, "realm down"), sent=False)
+                self._dead_letter(batch, self.outcome.realms_failed.get(realm, "realm down"))
                 return
             try:
                 self._send_batch(batch)
@@ -182,59 +162,47 @@ class Sender:
                 with self._lock:
                     self.outcome.realms_failed.setdefault(realm, str(err))
                 failed.set()
-                self._dead_letter(batch, str(err), sent=True)
+                self._dead_letter(batch, str(err))
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"r{realm[-4:]}") as pool:
             list(pool.map(one, batches))
 
-    def _send_batch(self, batch: dict) -> None:
-        requestid, realm = batch["requestid"], batch["realm_id"]
-        keys = [item["line_key"] for item in batch["items"]]
-        stamp = now()
-        with self.ledger.transaction() as conn:
-            conn.executemany(
-                "UPDATE lines SET state = 'sent', first_sent_at = coalesce(first_sent_at, ?), updated_at = ?,"
-                " last_run_id = ? WHERE line_key = ? AND requestid = ?",
-                [(stamp, stamp, self.run_id, key, requestid) for key in keys],
-            )
-            conn.execute("UPDATE batches SET attempts = attempts + 1 WHERE requestid = ?", (requestid,))
+    def _send_batch(self, batch: Batch) -> None:
+        with self.ledger.writing(self.run_id) as ledger:
+            ledger.mark_sent(batch, now())
         with self._lock:
             self._writes += 1
             number = self._writes
         self._maybe_crash("before", number)
-        path = f"batch?requestid={requestid}"
-        payloads = {item["bId"]: item for item in orjson.loads(batch["body"])["BatchItemRequest"]}
+        path = f"batch?requestid={batch.requestid}"
+        payloads = {item["bId"]: item for item in orjson.loads(batch.body)["BatchItemRequest"]}
 
         def on_failure(attempt: int, status: int | None, error: str, sent_at: float) -> None:
-            received = now()
-            rows = [
-                self._audit_row(
-                    realm,
-                    requestid,
-                    item,
-                    payloads.get(item["line_key"]),
-                    path,
-                    status,
-                    None,
-                    None,
-                    "transport",
-                    error,
-                    attempt,
-                    _iso(sent_at),
-                    received,
-                    None,
-                )
-                for item in batch["items"]
-            ]
-            with self.ledger.transaction() as conn:
-                self.ledger.audit(conn, rows)
+            failure = AuditRow(
+                run_id=self.run_id,
+                realm_id=batch.realm_id,
+                requestid=batch.requestid,
+                line_key="",
+                operation="",
+                payload=None,
+                status=status,
+                attempt=attempt,
+                sent_at=_iso(sent_at),
+                received_at=now(),
+                error_code="transport",
+                error=error,
+                path=path,
+            )
+            rows = [_for_item(failure, item, payloads) for item in batch.items]
+            with self.ledger.writing(self.run_id) as ledger:
+                ledger.audit(rows)
 
         sent_at = now()
         answer = self.client.request(
-            realm,
+            batch.realm_id,
             "POST",
             path,
-            batch["body"].encode(),
+            batch.body.encode(),
             on_failure=on_failure,
             after_send=lambda _answer: self._maybe_crash("after", number),
         )
@@ -248,8 +216,8 @@ class Sender:
             os.kill(os.getpid(), signal.SIGKILL)
 
     # --- 3. answers ------------------------------------------------------------------------------
-    def _record(self, batch: dict, answer: Answer, payloads: dict, path: str, sent_at: str) -> None:
-        requestid, realm = batch["requestid"], batch["realm_id"]
+    def _record(self, batch: Batch, answer: Answer, payloads: dict, path: str, sent_at: str) -> None:
+        realm = batch.realm_id
         received = now()
         body = answer.body if isinstance(answer.body, dict) else {}
         results = {}
@@ -260,17 +228,33 @@ class Sender:
             message = _fault_text(body) or f"HTTP {answer.status}"
             with self._lock:
                 self.outcome.realms_failed.setdefault(realm, message)
-            self._dead_letter(batch, f"HTTP {answer.status}: {message}", sent=True)
+            self._dead_letter(batch, f"HTTP {answer.status}: {message}")
             return
         whole_fault = (
             None
             if results
             else (body.get("Fault") or {"Error": [{"code": str(answer.status), "Message": str(body)[:500]}]})
         )
-        audit_rows, followups = [], []
-        with self.ledger.transaction() as conn:
-            for item in batch["items"]:
-                key, operation, entity = item["line_key"], item["operation"], item["entity"]
+        exchange = AuditRow(
+            run_id=self.run_id,
+            realm_id=realm,
+            requestid=batch.requestid,
+            line_key="",
+            operation="",
+            payload=None,
+            status=answer.status,
+            attempt=answer.attempts,
+            sent_at=sent_at,
+            received_at=received,
+            duration_ms=answer.elapsed_ms,
+            path=path,
+        )
+        outcome = self.outcome
+        audit_rows: list[AuditRow] = []
+        followups: list[FollowUp] = []
+        with self.ledger.writing(self.run_id) as ledger:
+            for item in batch.items:
+                key, operation, entity = item.line_key, item.operation, item.entity
                 result = results.get(key) or {
                     "Fault": whole_fault
                     or {
@@ -280,185 +264,76 @@ class Sender:
                     }
                 }
                 record = result.get(entity)
-                erp_id = sync_token = code = error = None
+                erp_id: str | None = None
+                sync_token: str | None = None
+                code: str | None = None
+                error: str | None = None
                 if record is not None:
                     erp_id = str(record.get("Id"))
-                    if operation == "delete":
-                        self._set(
-                            conn,
-                            key,
-                            state="deleted",
-                            deleted_at=received,
-                            sync_token=None,
-                            error_code=None,
-                            error_message=None,
-                            pending_hash=None,
-                        )
-                        self.outcome.counts["deleted"] += 1
+                    if operation == Operation.DELETE:
+                        ledger.record_deleted(key, received)
+                        outcome.deleted += 1
                     elif mismatch := _answer_differs(entity, record, (payloads.get(key) or {}).get(entity)):
                         # The answer is not about what we sent (a replay of an older request with
                         # this requestid): not acknowledged. Record the ERP object, re-read it and
                         # send our content as an update.
                         sync_token = str(record.get("SyncToken"))
                         code, error = "replay", f"the ERP's answer does not match what was sent ({mismatch})"
-                        self._set(
-                            conn,
-                            key,
-                            state="acknowledged",
-                            erp_id=erp_id,
-                            sync_token=sync_token,
-                            content_hash="erp-differs:" + mismatch,
-                            pending_hash=None,
-                            error_code=code,
-                            error_message=error,
+                        ledger.record_replayed_answer(key, erp_id, sync_token, mismatch, error)
+                        outcome.replay_mismatch += 1
+                        followups.append(
+                            FollowUp(replace(item, operation=Operation.UPDATE), realm, replay=True)
                         )
-                        self.outcome.counts["replay_mismatch"] += 1
-                        followups.append({**item, "operation": "update", "replay": True})
                     else:
                         sync_token = str(record.get("SyncToken"))
-                        conn.execute(
-                            "UPDATE lines SET state = 'acknowledged', erp_id = ?, sync_token = ?,"
-                            " content_hash = pending_hash, pending_hash = NULL, error_code = NULL,"
-                            " error_message = NULL, acknowledged_at = coalesce(acknowledged_at, ?),"
-                            " last_acknowledged_at = ?, updated_at = ?, last_run_id = ? WHERE line_key = ?",
-                            (erp_id, sync_token, received, received, received, self.run_id, key),
-                        )
-                        self.outcome.counts["acknowledged"] += 1
+                        ledger.acknowledge(key, erp_id, sync_token, received)
+                        outcome.acknowledged += 1
                 else:
                     code, error = _fault(result.get("Fault"))
-                    if code == "5010" and operation in ("update", "delete"):
-                        # The ERP still holds what we last wrote: back to acknowledged (so a crash
-                        # before the re-read leaves a line the next plan picks up again), then re-read.
-                        followups.append(item)
-                        self._set(
-                            conn,
-                            key,
-                            state="acknowledged",
-                            pending_hash=None,
-                            error_code=code,
-                            error_message=error,
-                        )
-                    elif code == "6000" and operation in ("update", "delete"):
-                        self._set(
-                            conn,
-                            key,
-                            state="invoiced",
-                            error_code=code,
-                            error_message=error,
-                            pending_hash=None,
-                        )
-                        self.outcome.counts["invoiced_untouched"] += 1
-                    elif code == "610" and operation == "delete":
-                        self._set(
-                            conn,
-                            key,
-                            state="deleted",
-                            deleted_at=received,
-                            error_code=code,
-                            error_message=error,
-                            pending_hash=None,
-                        )
-                        self.outcome.counts["deleted"] += 1
+                    if code == "5010" and operation in (Operation.UPDATE, Operation.DELETE):
+                        # The ERP still holds what we last wrote: back to acknowledged, then re-read.
+                        followups.append(FollowUp(item, realm))
+                        ledger.record_stale_token(key, code, error)
+                    elif code == "6000" and operation in (Operation.UPDATE, Operation.DELETE):
+                        ledger.record_billed_refusal(key, code, error)
+                        outcome.invoiced_untouched += 1
+                    elif code == "610" and operation == Operation.DELETE:
+                        ledger.record_deleted(key, received, code, error)
+                        outcome.deleted += 1
                     else:
-                        conn.execute(
-                            "UPDATE lines SET state = 'rejected', error_code = ?, error_message = ?,"
-                            " rejected_hash = pending_hash, rejected_at = ?, updated_at = ?, last_run_id = ?"
-                            " WHERE line_key = ?",
-                            (code, error, received, received, self.run_id, key),
-                        )
-                        self.outcome.counts["rejected"] += 1
+                        ledger.reject(key, code, error, received)
+                        outcome.rejected += 1
                 audit_rows.append(
-                    self._audit_row(
-                        realm,
-                        requestid,
-                        item,
-                        payloads.get(key),
-                        path,
-                        answer.status,
-                        erp_id,
-                        sync_token,
-                        code,
-                        error,
-                        answer.attempts,
-                        sent_at,
-                        received,
-                        answer.elapsed_ms,
+                    replace(
+                        _for_item(exchange, item, payloads),
+                        erp_id=erp_id,
+                        erp_sync_token=sync_token,
+                        error_code=code,
+                        error=error,
                     )
                 )
-            conn.execute(
-                "UPDATE batches SET state = 'answered', answered_at = ? WHERE requestid = ?",
-                (received, requestid),
-            )
-            self.ledger.audit(conn, audit_rows)
+            ledger.record_answer(batch, received)
+            ledger.audit(audit_rows)
         if followups:
             with self._lock:
-                self._followups.extend({**item, "realm_id": realm} for item in followups)
+                self._followups.extend(followups)
 
-    def _set(self, conn, key: str, **values) -> None:
-        values = {**values, "updated_at": now(), "last_run_id": self.run_id}
-        conn.execute(
-            f"UPDATE lines SET {', '.join(f'{name} = ?' for name in values)} WHERE line_key = ?",
-            (*values.values(), key),
-        )
-
-    def _dead_letter(self, batch: dict, error: str, sent: bool) -> None:
+    def _dead_letter(self, batch: Batch, error: str) -> None:
         """No answer after every retry: the batch stays pending (resent as is next run)."""
-        with self.ledger.transaction() as conn:
-            for item in batch["items"]:
-                conn.execute(
-                    "UPDATE lines SET state = 'dead_letter', error_code = 'transport', error_message = ?,"
-                    " updated_at = ?, last_run_id = ? WHERE line_key = ? AND requestid = ?",
-                    (error[:2000], now(), self.run_id, item["line_key"], batch["requestid"]),
-                )
+        with self.ledger.writing(self.run_id) as ledger:
+            ledger.dead_letter(batch, error)
         with self._lock:
-            self.outcome.counts["dead_letter"] += len(batch["items"])
-
-    def _audit_row(
-        self,
-        realm,
-        requestid,
-        item,
-        payload,
-        path,
-        status,
-        erp_id,
-        sync_token,
-        code,
-        error,
-        attempt,
-        sent_at,
-        received_at,
-        elapsed_ms,
-    ) -> dict:
-        return {
-            "run_id": self.run_id,
-            "realm_id": realm,
-            "requestid": requestid,
-            "line_key": item["line_key"],
-            "operation": item["operation"],
-            "method": "POST",
-            "path": path,
-            "payload": json.dumps(payload, separators=(",", ":")) if payload is not None else None,
-            "status": status,
-            "erp_id": erp_id,
-            "erp_sync_token": sync_token,
-            "error_code": code,
-            "error": error,
-            "attempt": attempt,
-            "sent_at": sent_at,
-            "received_at": received_at,
-            "duration_ms": elapsed_ms,
-        }
+            self.outcome.dead_letter += len(batch.items)
 
     # --- 4. stale SyncTokens ---------------------------------------------------------------------
-    def take_followups(self) -> list[dict]:
+    def take_followups(self) -> list[FollowUp]:
         with self._lock:
             followups, self._followups = self._followups, []
         return followups
 
-    def refresh(self, item: dict, row: dict | None) -> Op | None:
+    def refresh(self, followup: FollowUp, row: dict | None) -> Op | None:
         """A 5010 (stale SyncToken): re-read the object; invoiced → never touch; else the op again."""
-        key, realm, entity = item["line_key"], item["realm_id"], item["entity"]
+        key, realm, entity = followup.item.line_key, followup.realm_id, followup.item.entity
         line = self.ledger.lines()[key]
         try:
             answer = self.client.request(realm, "GET", f"{entity.lower()}/{line.erp_id}")
@@ -467,64 +342,57 @@ class Sender:
                 self.outcome.realms_failed.setdefault(realm, str(err))
             return None
         record = (answer.body or {}).get(entity) if isinstance(answer.body, dict) else None
-        with self.ledger.transaction() as conn:
+        with self.ledger.writing(self.run_id) as ledger:
             if answer.status != 200 or record is None:
                 body = answer.body if isinstance(answer.body, dict) else {}
                 code, error = _fault(body.get("Fault"))
-                if code == "610" and item.get("replay") and row is not None:
+                if code == "610" and followup.replay and row is not None:
                     # The replayed answer named an object the ERP does not hold: the line is not in
                     # the ERP; create it (a new operation number, hence a new requestid).
-                    self._set(
-                        conn,
+                    ledger.record_gone_on_reread(
                         key,
-                        state="deleted",
-                        erp_id=None,
-                        sync_token=None,
-                        deleted_at=now(),
-                        error_code="replay",
-                        error_message=f"the replayed answer named {entity} {line.erp_id}, which the ERP "
+                        "replay",
+                        f"the replayed answer named {entity} {line.erp_id}, which the ERP "
                         "does not hold: created again",
+                        forget_erp_object=True,
                     )
                     return Op(
-                        key, realm, "create", entity, payload_for(row), row["content_hash"], row, "replay"
-                    )
-                if code == "610" and item["operation"] == "delete":
-                    self._set(
-                        conn, key, state="deleted", deleted_at=now(), error_code=code, error_message=error
-                    )
-                    self.outcome.counts["deleted"] += 1
-                else:
-                    self._set(
-                        conn,
                         key,
-                        state="rejected",
-                        error_code=code,
-                        error_message=error,
-                        rejected_hash=row["content_hash"] if row else None,
-                        rejected_at=now(),
+                        realm,
+                        Operation.CREATE,
+                        entity,
+                        payload_for(row),
+                        row["content_hash"],
+                        row,
+                        "replay",
                     )
-                    self.outcome.counts["rejected"] += 1
+                if code == "610" and followup.item.operation == Operation.DELETE:
+                    ledger.record_gone_on_reread(key, code, error)
+                    self.outcome.deleted += 1
+                else:
+                    ledger.record_reread_refused(key, code, error, row["content_hash"] if row else None)
+                    self.outcome.rejected += 1
                 return None
             if record.get("BillableStatus") == "HasBeenBilled":
-                self._set(
-                    conn,
-                    key,
-                    state="invoiced",
-                    sync_token=str(record.get("SyncToken")),
-                    error_code="6000",
-                    error_message="invoiced in the ERP meanwhile: not changed",
-                )
-                self.outcome.counts["invoiced_untouched"] += 1
+                ledger.record_billed_on_reread(key, str(record.get("SyncToken")))
+                self.outcome.invoiced_untouched += 1
                 return None
-            self._set(conn, key, state="acknowledged", sync_token=str(record.get("SyncToken")))
-        if item["operation"] == "delete":
+            ledger.record_reread(key, str(record.get("SyncToken")))
+        if followup.item.operation == Operation.DELETE:
             payload = {"Id": line.erp_id, "SyncToken": str(record.get("SyncToken"))}
             facts = {"line_kind": line.line_kind}
-            return Op(key, realm, "delete", entity, payload, None, facts, "retry after 5010")
+            return Op(key, realm, Operation.DELETE, entity, payload, None, facts, "retry after 5010")
         if row is None:
             return None
         payload = {**payload_for(row), "Id": line.erp_id, "SyncToken": str(record.get("SyncToken"))}
-        return Op(key, realm, "update", entity, payload, row["content_hash"], row, "retry after 5010")
+        return Op(key, realm, Operation.UPDATE, entity, payload, row["content_hash"], row, "retry after 5010")
+
+
+def _for_item(exchange: AuditRow, item: BatchItem, payloads: dict) -> AuditRow:
+    """The exchange's audit row for one item (its line, operation and the exact object sent)."""
+    payload = payloads.get(item.line_key)
+    text = json.dumps(payload, separators=(",", ":")) if payload is not None else None
+    return replace(exchange, line_key=item.line_key, operation=item.operation, payload=text)
 
 
 def _answer_differs(entity: str, record: dict, sent: dict | None) -> str:
