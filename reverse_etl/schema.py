@@ -1,6 +1,6 @@
 """The ledger's schema, its CHECK constraints, and the upgrade of a ledger an older release wrote.
 
-`data/ledger.sqlite` outlives releases (`make clean` keeps it), so opening a ledger brings its
+`data/ledger.sqlite` outlives releases (cleaning `data/` keeps it), so opening a ledger brings its
 schema up to this one: missing `sync_runs` counters are added, and tables written before the
 states had a CHECK constraint are rebuilt with it in one transaction (SQLite cannot add a CHECK in
 place), their rows copied. A row whose state is outside the enum stops that (nothing is changed)
