@@ -275,6 +275,7 @@ def land_pages(
     again by holding the cursor at their change stamp (at most REREAD_WINDOW behind).
     """
     tracker = QuarantineTracker.start(spec, refetchable=refetch is not None)
+    check = spec.check()  # this run's counts: a type change is judged on this run's records alone
 
     def converted(
         stream: Iterable[list[dict] | pa.StructArray],
@@ -282,9 +283,9 @@ def land_pages(
         for records in stream:
             if isinstance(records, pa.StructArray):  # typed by Arrow and checked: nothing to quarantine
                 if len(records):
-                    yield None, spec.from_arrow(records), []
+                    yield None, check.from_arrow(records), []
             elif records:
-                yield records, *spec.convert(records, source)
+                yield records, *check.convert(records, source)
 
     append = first_load(spec.name)
     keys: list[pa.Table] = []

@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import io
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from itertools import chain, repeat
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -31,7 +32,6 @@ FITTING_TYPES = {
     pl.Int64: {int, type(None)},
     pl.Boolean: {bool, type(None)},
 }
-_EMPTY: dict = {}
 
 # A type change is refused when this share of a run's records (and at least MIN_RECORDS) carry it;
 # below that a wrong type is a malformed record, quarantined one by one.
@@ -124,9 +124,21 @@ def dotted(record: dict, path: str) -> Any:
     return value
 
 
-@dataclass
+Schema = Mapping[str, pl.DataType]
+
+
+def frozen_mapping(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only copy of `values` (a declaration must not change once a source is built)."""
+    return MappingProxyType(dict(values))
+
+
+@dataclass(frozen=True, eq=False)
 class TableSpec:
     """How one API entity lands: its table, key, change cursor, schema and contract.
+
+    A declaration, nothing more: immutable (its mappings read-only), so a module-level spec means
+    the same on every run of a long-lived process. What a run counts (records seen, wrong types
+    of critical fields) lives in that run's `TableCheck`.
 
     `schema` is the nested Polars schema of the API record (nested objects as structs); the
     Arrow table is flattened with `__` (Harvest's `project.code` → `project__code`), as dlt names
@@ -136,24 +148,29 @@ class TableSpec:
 
     name: str
     primary_key: tuple[str, ...]
-    schema: dict[str, pl.DataType]
+    schema: Schema
     cursor: str | None = None
-    critical: dict[str, str] = field(default_factory=dict)
+    critical: Mapping[str, str] = field(default_factory=dict)
     finance_critical: bool = False
-    extra_columns: dict[str, Any] = field(default_factory=dict)  # constants added to every row
+    extra_columns: Mapping[str, Any] = field(default_factory=dict)  # constants added to every row
+    # The declared record as an Arrow struct type (what `read_json_page` checks a page against).
+    record_type: pa.StructType = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._seen = 0
-        self._wrong_types: Counter[tuple[str, str]] = Counter()
+        object.__setattr__(self, "primary_key", tuple(self.primary_key))
+        object.__setattr__(self, "schema", frozen_mapping(self.schema))
+        object.__setattr__(self, "critical", frozen_mapping(self.critical))
+        object.__setattr__(self, "extra_columns", frozen_mapping(self.extra_columns))
+        record_type = pa.struct([(name, arrow_type(dtype)) for name, dtype in self.schema.items()])
+        object.__setattr__(self, "record_type", record_type)
 
     @property
     def key_paths(self) -> tuple[str, ...]:
         return tuple(key.replace("__", ".") for key in self.primary_key if key not in self.extra_columns)
 
-    @cached_property
-    def record_type(self) -> pa.StructType:
-        """The declared record as an Arrow struct type (what `read_json_page` checks a page against)."""
-        return pa.struct([(name, arrow_type(dtype)) for name, dtype in self.schema.items()])
+    def check(self) -> TableCheck:
+        """A run's checks of this table: counts start at zero."""
+        return TableCheck(self)
 
     def fits(self, records: pa.Array) -> bool:
         """Whether a page Arrow's JSON reader parsed against `record_type` can land as it is.
@@ -174,36 +191,44 @@ class TableSpec:
                 return False
         return True
 
-    def from_arrow(self, records: pa.StructArray) -> pa.Table:
+    def from_arrow(self, records: pa.StructArray, check: TableCheck | None = None) -> pa.Table:
         """A page that `fits` as the same flat Arrow table `convert` would have made of it."""
-        self._seen += len(records)
+        (check or self.check()).seen += len(records)
         return self._finish(pl.from_arrow(pa.Table.from_struct_array(records)), [])
 
-    def problems(self, record: dict) -> list[str]:
-        """Why this record cannot land (empty when it can)."""
+    def problems(self, record: dict, check: TableCheck | None = None) -> list[str]:
+        """Why this record cannot land (empty when it can); wrong types of critical fields are
+        counted in `check`."""
         reasons = [f"missing {path}" for path in self.key_paths if dotted(record, path) is None]
         for path, expected in self.critical.items():
             actual = json_type(dotted(record, path))
             if actual not in (expected, "null"):
-                self._wrong_types[(path, actual)] += 1
+                if check is not None:
+                    check.wrong_types[(path, actual)] += 1
                 reasons.append(f"{path} is {actual} {dotted(record, path)!r}, expected {expected}")
         return reasons
 
-    def convert(self, records: list[dict], source: str) -> tuple[pa.Table, list[dict]]:
-        """Split a page into an Arrow table of valid records and quarantine rows for the rest."""
-        self._seen += len(records)
+    def convert(
+        self, records: list[dict], source: str, check: TableCheck | None = None
+    ) -> tuple[pa.Table, list[dict]]:
+        """Split a page into an Arrow table of valid records and quarantine rows for the rest.
+
+        `check`: the run's counts, which a refused type change is judged on (without one, the
+        page is judged alone, as a run of its own)."""
+        check = check or self.check()
+        check.seen += len(records)
         frame = self._strict_frame(records)
         if frame is not None:  # the common case: the whole page fits, checked column-wise
             return self._finish(frame, records), []
         good: list[dict] = []
         quarantined: list[dict] = []
         for record in records:
-            reasons = self.problems(record)
+            reasons = self.problems(record, check)
             if reasons:
                 quarantined.append(self.quarantine_row(record, "; ".join(reasons), source))
             else:
                 good.append(record)
-        self.check_type_changes()
+        check.refuse_type_changes()
         fitting = []
         for record in good:  # a record can still misfit a non-critical column's declared type
             if self._strict_frame([record]) is None:
@@ -237,17 +262,6 @@ class TableSpec:
         if lossy_columns(frame, records):
             return None
         return frame
-
-    def check_type_changes(self) -> None:
-        """Raise when a critical field's type changed for many records: a schema change, not noise."""
-        for (path, actual), count in self._wrong_types.items():
-            if count >= TYPE_CHANGE_MIN_RECORDS and count >= TYPE_CHANGE_SHARE * self._seen:
-                raise SchemaChangeRefused(
-                    f"table {self.name}: column {path.replace('.', '__')} changed type from "
-                    f"{self.expected_type(path)} to {actual} in {count} of {self._seen} records; "
-                    "refusing to load a finance-critical column with a new type. Fix the source or "
-                    "map the new type in ingestion/ and re-run; nothing was loaded for this table."
-                )
 
     def expected_type(self, path: str) -> str:
         """The JSON type a critical field must have."""
@@ -314,6 +328,37 @@ class TableSpec:
             "quarantined_at": datetime.now(UTC),
             **{f"context__{name}": str(value) for name, value in self.extra_columns.items()},
         }
+
+
+@dataclass
+class TableCheck:
+    """One run's checks of one table: the records it saw and the wrong JSON types of critical
+    fields, counted across all of the run's pages. Created by the landing loop for each table on
+    each run (`TableSpec.check`), so a long-lived process judges every run on its own records."""
+
+    spec: TableSpec
+    seen: int = 0
+    wrong_types: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def convert(self, records: list[dict], source: str) -> tuple[pa.Table, list[dict]]:
+        """`TableSpec.convert`, counted in this run."""
+        return self.spec.convert(records, source, self)
+
+    def from_arrow(self, records: pa.StructArray) -> pa.Table:
+        """`TableSpec.from_arrow`, counted in this run."""
+        return self.spec.from_arrow(records, self)
+
+    def refuse_type_changes(self) -> None:
+        """Raise when a critical field's type changed for many of this run's records: a schema
+        change, not noise (TYPE_CHANGE_MIN_RECORDS and TYPE_CHANGE_SHARE of the records seen)."""
+        for (path, actual), count in self.wrong_types.items():
+            if count >= TYPE_CHANGE_MIN_RECORDS and count >= TYPE_CHANGE_SHARE * self.seen:
+                raise SchemaChangeRefused(
+                    f"table {self.spec.name}: column {path.replace('.', '__')} changed type from "
+                    f"{self.spec.expected_type(path)} to {actual} in {count} of {self.seen} records; "
+                    "refusing to load a finance-critical column with a new type. Fix the source or "
+                    "map the new type in ingestion/ and re-run; nothing was loaded for this table."
+                )
 
 
 ARROW_SCALARS = {

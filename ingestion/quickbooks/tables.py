@@ -12,7 +12,7 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
-from ingestion.records import NUMBER, STRING, TableSpec, json_type, misfit, types_fit
+from ingestion.records import NUMBER, STRING, TableCheck, TableSpec, json_type, misfit, types_fit
 
 S, F, INT, B = pl.String, pl.Float64, pl.Int64, pl.Boolean
 REF = pl.Struct({"value": S, "name": S})
@@ -40,7 +40,7 @@ CURSOR_COLUMN = "MetaData__LastUpdatedTime"  # as it lands (before dlt's snake_c
 LINE_AMOUNT = "Line.Amount"  # a critical field inside each element of the `Line` list
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class DocumentSpec(TableSpec):
     """A transaction with a `Line` list, checked here and landed on the parent row as JSON text.
 
@@ -54,31 +54,34 @@ class DocumentSpec(TableSpec):
 
     line_type: pl.DataType = pl.Null
 
-    def convert(self, records: list[dict], source: str) -> tuple[pa.Table, list[dict]]:
+    def convert(
+        self, records: list[dict], source: str, check: TableCheck | None = None
+    ) -> tuple[pa.Table, list[dict]]:
+        check = check or self.check()
         lines = [record.get("Line") if isinstance(record, dict) else None for record in records]
         if types_fit(lines, pl.List(self.line_type)):
             landing, quarantined = records, []
         else:
             landing, quarantined = [], []
             for record in records:
-                reasons = self.line_problems(record) if isinstance(record, dict) else []
+                reasons = self.line_problems(record, check) if isinstance(record, dict) else []
                 if reasons:
-                    reasons = [*super().problems(record), *reasons]
+                    reasons = [*super().problems(record, check), *reasons]
                     quarantined.append(self.quarantine_row(record, "; ".join(reasons), source))
                 else:
                     landing.append(record)
-            self._seen += len(quarantined)
-            self.check_type_changes()
+            check.seen += len(quarantined)
+            check.refuse_type_changes()
         as_text = [
             {**record, "Line": orjson.dumps(record["Line"]).decode()}
             if isinstance(record, dict) and record.get("Line") is not None
             else record
             for record in landing
         ]
-        table, more = super().convert(as_text, source)
+        table, more = super().convert(as_text, source, check)
         return table, [*quarantined, *more]
 
-    def line_problems(self, record: dict) -> list[str]:
+    def line_problems(self, record: dict, check: TableCheck) -> list[str]:
         """Why this record's `Line` does not fit (counting wrong `Amount` types); empty when it does."""
         lines = record.get("Line")
         if lines is None:
@@ -90,7 +93,7 @@ class DocumentSpec(TableSpec):
             amount = line.get("Amount") if isinstance(line, dict) else line
             actual = json_type(amount)
             if actual not in (NUMBER, "null"):
-                self._wrong_types[(LINE_AMOUNT, actual)] += 1
+                check.wrong_types[(LINE_AMOUNT, actual)] += 1
                 reasons.append(f"Line[{index}].Amount is {actual} {amount!r}, expected number")
         if not reasons and (reason := misfit(lines, pl.List(self.line_type), "Line")):
             reasons.append(f"does not fit the declared schema: {reason}")
@@ -248,7 +251,7 @@ class Entity:
         return ("realm_id", *self.key)
 
     def spec(self, realm: str) -> TableSpec:
-        """A fresh spec for one realm (its own type-change counters, `realm_id` on every row)."""
+        """The spec of one realm's table: `realm_id` on every row and in the quarantine context."""
         common = {
             "cursor": CURSOR,
             "finance_critical": self.finance_critical,
