@@ -123,7 +123,7 @@ class OrjsonRESTClient(RESTClient):
     dlt's paginators and data selectors call `response.json()` several times per page; on pages
     of thousands of records that parsing is most of a load's CPU (measured: docs/benchmarks.md).
     The parse happens on the first call, so a caller that reads the body another way (Arrow's
-    JSON reader, `records.read_json_page`) never pays for it.
+    JSON reader, `pages.read_json_page`) never pays for it.
     """
 
     def _send_request(self, request: Any, **kwargs: Any) -> Response:

@@ -8,7 +8,6 @@ checks lands in the dataset's `quarantine` table with its raw payload and the re
 from __future__ import annotations
 
 import hashlib
-import io
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from typing import Any
 import orjson
 import polars as pl
 import pyarrow as pa
-import pyarrow.json as pa_json
 
 NUMBER, STRING, BOOLEAN = "number", "string", "boolean"
 QUARANTINE_TABLE = "quarantine"
@@ -379,38 +377,6 @@ def arrow_type(dtype: pl.DataType) -> pa.DataType:
         if dtype == declared:
             return arrow
     raise TypeError(f"no Arrow type for the declared type {dtype}")
-
-
-def read_json_page(body: bytes, schema: pa.Schema) -> pa.Table | None:
-    """One JSON page (one object) parsed by Arrow's JSON reader against `schema`, in C++ and without
-    the GIL: a one-row table, its fields that `schema` does not declare inferred. None when the
-    page does not parse against those types; the caller then parses it with orjson and takes the
-    record-by-record path, which says what was wrong and quarantines."""
-    options = pa_json.ReadOptions(block_size=len(body) + 1024, use_threads=False)
-    parse = pa_json.ParseOptions(
-        explicit_schema=schema, unexpected_field_behavior="infer", newlines_in_values=True
-    )
-    try:
-        table = pa_json.read_json(io.BytesIO(body), read_options=options, parse_options=parse)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    return table if table.num_rows == 1 else None
-
-
-def records_at(page: pa.Table | None, path: str, spec: TableSpec) -> pa.StructArray | None:
-    """The records list at `path` (`a.b`) of a page from `read_json_page`, if all of it `fits` `spec`."""
-    first, *rest = path.split(".")
-    if page is None or first not in page.column_names:
-        return None
-    values: pa.Array = page.column(first).combine_chunks()
-    for part in rest:
-        if values.null_count or not pa.types.is_struct(values.type) or part not in values.type.names:
-            return None
-        values = values.field(part)
-    if values.null_count or not pa.types.is_list(values.type):
-        return None
-    records = values.flatten()
-    return records if spec.fits(records) else None
 
 
 def lossy_columns(frame: pl.DataFrame, records: list[dict]) -> list[str]:

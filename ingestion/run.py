@@ -32,10 +32,11 @@ import dlt
 import duckdb
 
 from billable.run_lock import EX_TEMPFAIL, LockHeld, raw_db_lock, run_lock
+from ingestion.context import destination_tables, failed_parts
 from ingestion.firm.declaration import KEY as DECLARATION_KEY
 from ingestion.firm.declaration import declared_legal_entities, declared_realms, is_declared
 from ingestion.http import SystemUnreachable
-from ingestion.landing import Declared, destination_tables, empty_tables, failed_parts
+from ingestion.landing import Declared, empty_tables
 from ingestion.load_log import LoadLogEntry, write_load_log
 from ingestion.quickbooks import parse_realms, realms_to_load
 

@@ -16,7 +16,8 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from billable.sandbox_process import running_sandbox
 from ingestion import landing
-from ingestion.landing import destination_tables, land_pages, merge_hints
+from ingestion.context import destination_tables
+from ingestion.landing import land_pages, merge_hints
 from ingestion.records import NUMBER, STRING, SchemaChangeRefused, TableSpec
 from ingestion.run import MARKER, dataset_tables
 from tests.ingest_helpers import copy_world, generate_world, ingest, query

@@ -35,6 +35,7 @@ from typing import Any
 import dlt
 from dlt.common.storages.fsspec_filesystem import FileItemDict, fsspec_filesystem, glob_files
 
+from ingestion.context import part_failed
 from ingestion.hr.snapshots import (
     DEFAULT_MIN_SHARE,
     FILES_TABLE,
@@ -47,7 +48,8 @@ from ingestion.hr.snapshots import (
     shrinkage,
 )
 from ingestion.http import gc_paused
-from ingestion.landing import Declared, part_failed, quarantine_declared, to_quarantine
+from ingestion.landing import Declared, quarantine_declared
+from ingestion.quarantine import to_quarantine
 
 REFUSED_TABLE = "refused_files"
 REFUSED_COLUMNS = (
