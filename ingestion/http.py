@@ -188,7 +188,7 @@ def make_client(base_url: str, access_token: str, headers: dict[str, str] | None
 
     def setting(name: str, default: float) -> float:
         # Read key by key: dlt resolves each from the environment (RUNTIME__...) or config.toml.
-        value = dlt.config.get(f"runtime.{name}")
+        value: Any = dlt.config.get(f"runtime.{name}")
         return float(default if value is None else value)
 
     session = Client(

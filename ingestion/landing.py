@@ -7,7 +7,7 @@ still outstanding (`ingestion.quarantine`), and moves the change cursor last (`i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +62,7 @@ class Declared:
         return cls(spec.name, spec.to_arrow([]).schema, spec.primary_key)
 
     @classmethod
-    def from_columns(cls, table: str, columns: dict[str, dict[str, Any]], **options: Any) -> Declared:
+    def from_columns(cls, table: str, columns: Mapping[str, Mapping[str, Any]], **options: Any) -> Declared:
         """A table of dict rows, its columns declared as dlt column hints (`data_type`, `nullable`)."""
         hints: dict[str, Any] = {name: {**column, "name": name} for name, column in columns.items()}
         schema = columns_to_arrow(hints, DestinationCapabilitiesContext.generic_capabilities(), "UTC")

@@ -19,12 +19,19 @@ from typing import Any
 import orjson
 import polars as pl
 import pyarrow as pa
+from polars.datatypes import DataTypeClass
 
+# A declared type: a Polars type class (`pl.String`) or instance (`pl.Struct({...})`).
+DType = pl.DataType | DataTypeClass
 NUMBER, STRING, BOOLEAN = "number", "string", "boolean"
 QUARANTINE_TABLE = "quarantine"
-PYTHON_TYPES = {NUMBER: {int, float, type(None)}, STRING: {str, type(None)}, BOOLEAN: {bool, type(None)}}
+PYTHON_TYPES: dict[str, set[type]] = {
+    NUMBER: {int, float, type(None)},
+    STRING: {str, type(None)},
+    BOOLEAN: {bool, type(None)},
+}
 # The parsed-JSON types a declared scalar type accepts without conversion (None is null).
-FITTING_TYPES = {
+FITTING_TYPES: dict[DType, set[type]] = {
     pl.String: {str, type(None)},
     pl.Float64: {int, float, type(None)},
     pl.Int64: {int, type(None)},
@@ -71,7 +78,7 @@ def values_at(records: list[dict], path: str) -> list | None:
     return values
 
 
-def types_fit(values: list, dtype: pl.DataType) -> bool:
+def types_fit(values: list, dtype: DType) -> bool:
     """Whether every value (nested ones too) has the JSON type `dtype` declares, or is null.
 
     Column by column in C-level passes (no per-value Python), so a page is checked at a fraction
@@ -89,7 +96,7 @@ def types_fit(values: list, dtype: pl.DataType) -> bool:
     return set(map(type, values)) <= FITTING_TYPES.get(dtype, set())
 
 
-def misfit(value: Any, dtype: pl.DataType, path: str) -> str | None:
+def misfit(value: Any, dtype: DType, path: str) -> str | None:
     """Where and how `value` does not fit `dtype` (`Line[2].Qty is string '2', expected Float64`)."""
     if value is None:
         return None
@@ -122,7 +129,8 @@ def dotted(record: dict, path: str) -> Any:
     return value
 
 
-Schema = Mapping[str, pl.DataType]
+# A declared record: field name -> Polars type (a class such as `pl.String`, or an instance).
+Schema = Mapping[str, DType]
 
 
 def frozen_mapping(values: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -192,7 +200,9 @@ class TableSpec:
     def from_arrow(self, records: pa.StructArray, check: TableCheck | None = None) -> pa.Table:
         """A page that `fits` as the same flat Arrow table `convert` would have made of it."""
         (check or self.check()).seen += len(records)
-        return self._finish(pl.from_arrow(pa.Table.from_struct_array(records)), [])
+        frame = pl.from_arrow(pa.Table.from_struct_array(records))
+        assert isinstance(frame, pl.DataFrame)  # a table converts to a frame
+        return self._finish(frame, [])
 
     def problems(self, record: dict, check: TableCheck | None = None) -> list[str]:
         """Why this record cannot land (empty when it can); wrong types of critical fields are
@@ -367,7 +377,7 @@ ARROW_SCALARS = {
 }
 
 
-def arrow_type(dtype: pl.DataType) -> pa.DataType:
+def arrow_type(dtype: DType) -> pa.DataType:
     """The Arrow type of a declared Polars type (scalars, structs and lists of them)."""
     if isinstance(dtype, pl.Struct):
         return pa.struct([(child.name, arrow_type(child.dtype)) for child in dtype.fields])
@@ -402,7 +412,9 @@ def flatten(frame: pl.DataFrame) -> pl.DataFrame:
         if not structs:
             break
         for name in structs:
-            fields = frame.schema[name].fields  # type: ignore[union-attr]
+            struct = frame.schema[name]
+            assert isinstance(struct, pl.Struct)
+            fields = struct.fields
             if not fields:
                 frame = frame.drop(name)
                 continue

@@ -26,10 +26,12 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dlt
 import duckdb
+from dlt.common.runtime.collector import NULL_COLLECTOR
+from dlt.pipeline.progress import TCollectorArg
 
 from billable.run_lock import EX_TEMPFAIL, LockHeld, raw_db_lock, run_lock
 from ingestion.context import destination_tables, failed_parts
@@ -84,8 +86,9 @@ def make_pipeline(entry: SourceEntry, raw_db: Path) -> dlt.Pipeline:
         destination=dlt.destinations.duckdb(str(raw_db)),
         dataset_name=entry.dataset,
         pipelines_dir=str(raw_db.parent / "dlt"),
-        # dlt's progress collectors: log, tqdm, enlighten, alive_progress; "" for none.
-        progress=os.environ.get("BILLABLE_PROGRESS", "log") or None,
+        # dlt's progress collectors: log, tqdm, enlighten, alive_progress; "" for none. The name is
+        # the operator's, passed as given: dlt checks it.
+        progress=cast(TCollectorArg, os.environ.get("BILLABLE_PROGRESS", "log") or NULL_COLLECTOR),
     )
 
 
@@ -267,10 +270,13 @@ def remove_double_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> int:
             return 0
         dataset = client.dataset_name
         columns: dict[str, list[str]] = {}
-        for name, column in client.execute_sql(
-            "select table_name, column_name from information_schema.columns where table_schema = %s "
-            "order by table_name, ordinal_position",
-            dataset,
+        for name, column in (
+            client.execute_sql(
+                "select table_name, column_name from information_schema.columns where table_schema = %s "
+                "order by table_name, ordinal_position",
+                dataset,
+            )
+            or []
         ):
             columns.setdefault(name, []).append(column)
         for table in schema.data_tables():
@@ -314,16 +320,18 @@ def rows_of_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> dict[str, int]
                 "and column_name = '_dlt_load_id'",
                 client.dataset_name,
             )
+            or []
         }
         placeholders = ", ".join("%s" for _ in load_ids)
         for table in pipeline.default_schema.data_tables():
-            name = table["name"]
-            if name not in with_load_id:
+            name = table.get("name")
+            if name is None or name not in with_load_id:
                 continue
             qualified = client.make_qualified_table_name(name)
-            [(count,)] = client.execute_sql(
+            found = client.execute_sql(
                 f"select count(*) from {qualified} where _dlt_load_id in ({placeholders})", *load_ids
             )
+            count = found[0][0] if found else 0
             if count:
                 counts[name] = int(count)
     return counts
@@ -385,7 +393,7 @@ def declaration_problem(wanted: list[str]) -> str | None:
     `sources.quickbooks.realms` does not override the declared realms (an override must name
     declared realms when there is a declaration, or their data would match no legal entity).
     """
-    override = dlt.config.get(REALMS_KEY)
+    override: Any = dlt.config.get(REALMS_KEY)
     needed = "firm" in wanted or ("erp" in wanted and override is None)
     if not needed and not ("erp" in wanted and is_declared()):
         return None

@@ -91,7 +91,7 @@ def by_day(client: OrjsonRESTClient, resource: str, per_page: int) -> Reread:
     listing its `spent_date` (`from`/`to`, one day: one page, whatever the cursor)."""
 
     def fetch(payloads: list[dict]) -> Iterator[list[dict]]:
-        for day in sorted({spent_day(payload) for payload in payloads} - {None}):
+        for day in sorted({day for payload in payloads if (day := spent_day(payload)) is not None}):
             try:
                 yield from list_pages(client, resource, {"from": day, "to": day, "per_page": per_page})
             except RequestException as err:

@@ -12,12 +12,22 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
-from ingestion.records import NUMBER, STRING, TableCheck, TableSpec, json_type, misfit, types_fit
+from ingestion.records import (
+    NUMBER,
+    STRING,
+    DType,
+    Schema,
+    TableCheck,
+    TableSpec,
+    json_type,
+    misfit,
+    types_fit,
+)
 
 S, F, INT, B = pl.String, pl.Float64, pl.Int64, pl.Boolean
 REF = pl.Struct({"value": S, "name": S})
 META = pl.Struct({"CreateTime": S, "LastUpdatedTime": S})
-COMMON = {"domain": S, "sparse": B, "Id": S, "SyncToken": S, "MetaData": META}
+COMMON: Schema = {"domain": S, "sparse": B, "Id": S, "SyncToken": S, "MetaData": META}
 LINKED_TXN = pl.List(pl.Struct({"TxnId": S, "TxnType": S, "TxnLineId": S}))
 INVOICE_LINE = pl.Struct(
     {
@@ -52,17 +62,18 @@ class DocumentSpec(TableSpec):
     change like any other critical field (`Line.Amount`).
     """
 
-    line_type: pl.DataType = pl.Null
+    line_type: DType = pl.Null
 
     def convert(
         self, records: list[dict], source: str, check: TableCheck | None = None
     ) -> tuple[pa.Table, list[dict]]:
         check = check or self.check()
         lines = [record.get("Line") if isinstance(record, dict) else None for record in records]
+        quarantined: list[dict] = []
         if types_fit(lines, pl.List(self.line_type)):
-            landing, quarantined = records, []
+            landing = records
         else:
-            landing, quarantined = [], []
+            landing = []
             for record in records:
                 reasons = self.line_problems(record, check) if isinstance(record, dict) else []
                 if reasons:
@@ -119,7 +130,7 @@ class LineTable:
 
     table: str
     parent_key: str  # e.g. invoice_id
-    schema: dict[str, pl.DataType]
+    schema: Schema
 
     @property
     def primary_key(self) -> tuple[str, ...]:
@@ -140,7 +151,7 @@ class LineTable:
         invoices carry about sixty lines each, so this runs for every line QuickBooks sends.
         """
         rows: list[tuple] = []
-        no_link = ({},)
+        no_link: tuple[dict, ...] = ({},)
         for parent_id, stamp, text in zip(parent_ids, stamps, line_texts, strict=True):
             if not text:
                 continue
@@ -199,7 +210,7 @@ _ROW_FIELDS = (
 )
 
 
-LINE_COLUMNS = {
+LINE_COLUMNS: Schema = {
     "realm_id": S,
     "line_index": INT,
     "line_id": S,
@@ -241,7 +252,7 @@ class Entity:
     name: str  # as in `SELECT * FROM <name>`
     table: str
     key: tuple[str, ...]  # the record's key within a realm
-    schema: dict[str, pl.DataType]
+    schema: Schema
     critical: dict[str, str] = field(default_factory=dict)
     finance_critical: bool = False
     lines: LineTable | None = None
@@ -252,14 +263,17 @@ class Entity:
 
     def spec(self, realm: str) -> TableSpec:
         """The spec of one realm's table: `realm_id` on every row and in the quarantine context."""
-        common = {
-            "cursor": CURSOR,
-            "finance_critical": self.finance_critical,
-            "extra_columns": {"realm_id": realm},
-        }
+        realm_id = {"realm_id": realm}
         if not self.lines:
-            critical = dict(self.critical)
-            return TableSpec(self.table, self.primary_key, self.schema, critical=critical, **common)
+            return TableSpec(
+                self.table,
+                self.primary_key,
+                self.schema,
+                cursor=CURSOR,
+                critical=self.critical,
+                finance_critical=self.finance_critical,
+                extra_columns=realm_id,
+            )
         line_list = self.schema["Line"]
         assert isinstance(line_list, pl.List)
         return DocumentSpec(
@@ -268,7 +282,9 @@ class Entity:
             {**self.schema, "Line": pl.String},  # lands as the JSON text sent
             critical={path: kind for path, kind in self.critical.items() if path != LINE_AMOUNT},
             line_type=line_list.inner,
-            **common,
+            cursor=CURSOR,
+            finance_critical=self.finance_critical,
+            extra_columns=realm_id,
         )
 
 
