@@ -6,6 +6,7 @@ each row and in the primary key: QuickBooks ids are unique per realm only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import orjson
@@ -19,6 +20,7 @@ from ingestion.records import (
     Schema,
     TableCheck,
     TableSpec,
+    frozen_mapping,
     json_type,
     misfit,
     types_fit,
@@ -131,6 +133,9 @@ class LineTable:
     table: str
     parent_key: str  # e.g. invoice_id
     schema: Schema
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "schema", frozen_mapping(self.schema))
 
     @property
     def primary_key(self) -> tuple[str, ...]:
@@ -253,9 +258,13 @@ class Entity:
     table: str
     key: tuple[str, ...]  # the record's key within a realm
     schema: Schema
-    critical: dict[str, str] = field(default_factory=dict)
+    critical: Mapping[str, str] = field(default_factory=dict)
     finance_critical: bool = False
     lines: LineTable | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "schema", frozen_mapping(self.schema))
+        object.__setattr__(self, "critical", frozen_mapping(self.critical))
 
     @property
     def primary_key(self) -> tuple[str, ...]:
