@@ -123,7 +123,7 @@ class OrjsonRESTClient(RESTClient):
     dlt's paginators and data selectors call `response.json()` several times per page; on pages
     of thousands of records that parsing is most of a load's CPU (measured: docs/benchmarks.md).
     The parse happens on the first call, so a caller that reads the body another way (Arrow's
-    JSON reader, `records.read_json_page`) never pays for it.
+    JSON reader, `pages.read_json_page`) never pays for it.
     """
 
     def _send_request(self, request: Any, **kwargs: Any) -> Response:
@@ -188,7 +188,7 @@ def make_client(base_url: str, access_token: str, headers: dict[str, str] | None
 
     def setting(name: str, default: float) -> float:
         # Read key by key: dlt resolves each from the environment (RUNTIME__...) or config.toml.
-        value = dlt.config.get(f"runtime.{name}")
+        value: Any = dlt.config.get(f"runtime.{name}")
         return float(default if value is None else value)
 
     session = Client(

@@ -8,30 +8,35 @@ checks lands in the dataset's `quarantine` table with its raw payload and the re
 from __future__ import annotations
 
 import hashlib
-import io
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from itertools import chain, repeat
+from types import MappingProxyType
 from typing import Any
 
 import orjson
 import polars as pl
 import pyarrow as pa
-import pyarrow.json as pa_json
+from polars.datatypes import DataTypeClass
 
+# A declared type: a Polars type class (`pl.String`) or instance (`pl.Struct({...})`).
+DType = pl.DataType | DataTypeClass
 NUMBER, STRING, BOOLEAN = "number", "string", "boolean"
 QUARANTINE_TABLE = "quarantine"
-PYTHON_TYPES = {NUMBER: {int, float, type(None)}, STRING: {str, type(None)}, BOOLEAN: {bool, type(None)}}
+PYTHON_TYPES: dict[str, set[type]] = {
+    NUMBER: {int, float, type(None)},
+    STRING: {str, type(None)},
+    BOOLEAN: {bool, type(None)},
+}
 # The parsed-JSON types a declared scalar type accepts without conversion (None is null).
-FITTING_TYPES = {
+FITTING_TYPES: dict[DType, set[type]] = {
     pl.String: {str, type(None)},
     pl.Float64: {int, float, type(None)},
     pl.Int64: {int, type(None)},
     pl.Boolean: {bool, type(None)},
 }
-_EMPTY: dict = {}
 
 # A type change is refused when this share of a run's records (and at least MIN_RECORDS) carry it;
 # below that a wrong type is a malformed record, quarantined one by one.
@@ -73,7 +78,7 @@ def values_at(records: list[dict], path: str) -> list | None:
     return values
 
 
-def types_fit(values: list, dtype: pl.DataType) -> bool:
+def types_fit(values: list, dtype: DType) -> bool:
     """Whether every value (nested ones too) has the JSON type `dtype` declares, or is null.
 
     Column by column in C-level passes (no per-value Python), so a page is checked at a fraction
@@ -91,7 +96,7 @@ def types_fit(values: list, dtype: pl.DataType) -> bool:
     return set(map(type, values)) <= FITTING_TYPES.get(dtype, set())
 
 
-def misfit(value: Any, dtype: pl.DataType, path: str) -> str | None:
+def misfit(value: Any, dtype: DType, path: str) -> str | None:
     """Where and how `value` does not fit `dtype` (`Line[2].Qty is string '2', expected Float64`)."""
     if value is None:
         return None
@@ -124,9 +129,22 @@ def dotted(record: dict, path: str) -> Any:
     return value
 
 
-@dataclass
+# A declared record: field name -> Polars type (a class such as `pl.String`, or an instance).
+Schema = Mapping[str, DType]
+
+
+def frozen_mapping(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only copy of `values` (a declaration must not change once a source is built)."""
+    return MappingProxyType(dict(values))
+
+
+@dataclass(frozen=True, eq=False)
 class TableSpec:
     """How one API entity lands: its table, key, change cursor, schema and contract.
+
+    A declaration, nothing more: immutable (its mappings read-only), so a module-level spec means
+    the same on every run of a long-lived process. What a run counts (records seen, wrong types
+    of critical fields) lives in that run's `TableCheck`.
 
     `schema` is the nested Polars schema of the API record (nested objects as structs); the
     Arrow table is flattened with `__` (Harvest's `project.code` → `project__code`), as dlt names
@@ -136,24 +154,29 @@ class TableSpec:
 
     name: str
     primary_key: tuple[str, ...]
-    schema: dict[str, pl.DataType]
+    schema: Schema
     cursor: str | None = None
-    critical: dict[str, str] = field(default_factory=dict)
+    critical: Mapping[str, str] = field(default_factory=dict)
     finance_critical: bool = False
-    extra_columns: dict[str, Any] = field(default_factory=dict)  # constants added to every row
+    extra_columns: Mapping[str, Any] = field(default_factory=dict)  # constants added to every row
+    # The declared record as an Arrow struct type (what `read_json_page` checks a page against).
+    record_type: pa.StructType = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._seen = 0
-        self._wrong_types: Counter[tuple[str, str]] = Counter()
+        object.__setattr__(self, "primary_key", tuple(self.primary_key))
+        object.__setattr__(self, "schema", frozen_mapping(self.schema))
+        object.__setattr__(self, "critical", frozen_mapping(self.critical))
+        object.__setattr__(self, "extra_columns", frozen_mapping(self.extra_columns))
+        record_type = pa.struct([(name, arrow_type(dtype)) for name, dtype in self.schema.items()])
+        object.__setattr__(self, "record_type", record_type)
 
     @property
     def key_paths(self) -> tuple[str, ...]:
         return tuple(key.replace("__", ".") for key in self.primary_key if key not in self.extra_columns)
 
-    @cached_property
-    def record_type(self) -> pa.StructType:
-        """The declared record as an Arrow struct type (what `read_json_page` checks a page against)."""
-        return pa.struct([(name, arrow_type(dtype)) for name, dtype in self.schema.items()])
+    def check(self) -> TableCheck:
+        """A run's checks of this table: counts start at zero."""
+        return TableCheck(self)
 
     def fits(self, records: pa.Array) -> bool:
         """Whether a page Arrow's JSON reader parsed against `record_type` can land as it is.
@@ -174,36 +197,46 @@ class TableSpec:
                 return False
         return True
 
-    def from_arrow(self, records: pa.StructArray) -> pa.Table:
+    def from_arrow(self, records: pa.StructArray, check: TableCheck | None = None) -> pa.Table:
         """A page that `fits` as the same flat Arrow table `convert` would have made of it."""
-        self._seen += len(records)
-        return self._finish(pl.from_arrow(pa.Table.from_struct_array(records)), [])
+        (check or self.check()).seen += len(records)
+        frame = pl.from_arrow(pa.Table.from_struct_array(records))
+        assert isinstance(frame, pl.DataFrame)  # a table converts to a frame
+        return self._finish(frame, [])
 
-    def problems(self, record: dict) -> list[str]:
-        """Why this record cannot land (empty when it can)."""
+    def problems(self, record: dict, check: TableCheck | None = None) -> list[str]:
+        """Why this record cannot land (empty when it can); wrong types of critical fields are
+        counted in `check`."""
         reasons = [f"missing {path}" for path in self.key_paths if dotted(record, path) is None]
         for path, expected in self.critical.items():
             actual = json_type(dotted(record, path))
             if actual not in (expected, "null"):
-                self._wrong_types[(path, actual)] += 1
+                if check is not None:
+                    check.wrong_types[(path, actual)] += 1
                 reasons.append(f"{path} is {actual} {dotted(record, path)!r}, expected {expected}")
         return reasons
 
-    def convert(self, records: list[dict], source: str) -> tuple[pa.Table, list[dict]]:
-        """Split a page into an Arrow table of valid records and quarantine rows for the rest."""
-        self._seen += len(records)
+    def convert(
+        self, records: list[dict], source: str, check: TableCheck | None = None
+    ) -> tuple[pa.Table, list[dict]]:
+        """Split a page into an Arrow table of valid records and quarantine rows for the rest.
+
+        `check`: the run's counts, which a refused type change is judged on (without one, the
+        page is judged alone, as a run of its own)."""
+        check = check or self.check()
+        check.seen += len(records)
         frame = self._strict_frame(records)
         if frame is not None:  # the common case: the whole page fits, checked column-wise
             return self._finish(frame, records), []
         good: list[dict] = []
         quarantined: list[dict] = []
         for record in records:
-            reasons = self.problems(record)
+            reasons = self.problems(record, check)
             if reasons:
                 quarantined.append(self.quarantine_row(record, "; ".join(reasons), source))
             else:
                 good.append(record)
-        self.check_type_changes()
+        check.refuse_type_changes()
         fitting = []
         for record in good:  # a record can still misfit a non-critical column's declared type
             if self._strict_frame([record]) is None:
@@ -237,17 +270,6 @@ class TableSpec:
         if lossy_columns(frame, records):
             return None
         return frame
-
-    def check_type_changes(self) -> None:
-        """Raise when a critical field's type changed for many records: a schema change, not noise."""
-        for (path, actual), count in self._wrong_types.items():
-            if count >= TYPE_CHANGE_MIN_RECORDS and count >= TYPE_CHANGE_SHARE * self._seen:
-                raise SchemaChangeRefused(
-                    f"table {self.name}: column {path.replace('.', '__')} changed type from "
-                    f"{self.expected_type(path)} to {actual} in {count} of {self._seen} records; "
-                    "refusing to load a finance-critical column with a new type. Fix the source or "
-                    "map the new type in ingestion/ and re-run; nothing was loaded for this table."
-                )
 
     def expected_type(self, path: str) -> str:
         """The JSON type a critical field must have."""
@@ -316,6 +338,37 @@ class TableSpec:
         }
 
 
+@dataclass
+class TableCheck:
+    """One run's checks of one table: the records it saw and the wrong JSON types of critical
+    fields, counted across all of the run's pages. Created by the landing loop for each table on
+    each run (`TableSpec.check`), so a long-lived process judges every run on its own records."""
+
+    spec: TableSpec
+    seen: int = 0
+    wrong_types: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def convert(self, records: list[dict], source: str) -> tuple[pa.Table, list[dict]]:
+        """`TableSpec.convert`, counted in this run."""
+        return self.spec.convert(records, source, self)
+
+    def from_arrow(self, records: pa.StructArray) -> pa.Table:
+        """`TableSpec.from_arrow`, counted in this run."""
+        return self.spec.from_arrow(records, self)
+
+    def refuse_type_changes(self) -> None:
+        """Raise when a critical field's type changed for many of this run's records: a schema
+        change, not noise (TYPE_CHANGE_MIN_RECORDS and TYPE_CHANGE_SHARE of the records seen)."""
+        for (path, actual), count in self.wrong_types.items():
+            if count >= TYPE_CHANGE_MIN_RECORDS and count >= TYPE_CHANGE_SHARE * self.seen:
+                raise SchemaChangeRefused(
+                    f"table {self.spec.name}: column {path.replace('.', '__')} changed type from "
+                    f"{self.spec.expected_type(path)} to {actual} in {count} of {self.seen} records; "
+                    "refusing to load a finance-critical column with a new type. Fix the source or "
+                    "map the new type in ingestion/ and re-run; nothing was loaded for this table."
+                )
+
+
 ARROW_SCALARS = {
     pl.String: pa.string(),
     pl.Float64: pa.float64(),
@@ -324,7 +377,7 @@ ARROW_SCALARS = {
 }
 
 
-def arrow_type(dtype: pl.DataType) -> pa.DataType:
+def arrow_type(dtype: DType) -> pa.DataType:
     """The Arrow type of a declared Polars type (scalars, structs and lists of them)."""
     if isinstance(dtype, pl.Struct):
         return pa.struct([(child.name, arrow_type(child.dtype)) for child in dtype.fields])
@@ -334,38 +387,6 @@ def arrow_type(dtype: pl.DataType) -> pa.DataType:
         if dtype == declared:
             return arrow
     raise TypeError(f"no Arrow type for the declared type {dtype}")
-
-
-def read_json_page(body: bytes, schema: pa.Schema) -> pa.Table | None:
-    """One JSON page (one object) parsed by Arrow's JSON reader against `schema`, in C++ and without
-    the GIL: a one-row table, its fields that `schema` does not declare inferred. None when the
-    page does not parse against those types; the caller then parses it with orjson and takes the
-    record-by-record path, which says what was wrong and quarantines."""
-    options = pa_json.ReadOptions(block_size=len(body) + 1024, use_threads=False)
-    parse = pa_json.ParseOptions(
-        explicit_schema=schema, unexpected_field_behavior="infer", newlines_in_values=True
-    )
-    try:
-        table = pa_json.read_json(io.BytesIO(body), read_options=options, parse_options=parse)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    return table if table.num_rows == 1 else None
-
-
-def records_at(page: pa.Table | None, path: str, spec: TableSpec) -> pa.StructArray | None:
-    """The records list at `path` (`a.b`) of a page from `read_json_page`, if all of it `fits` `spec`."""
-    first, *rest = path.split(".")
-    if page is None or first not in page.column_names:
-        return None
-    values: pa.Array = page.column(first).combine_chunks()
-    for part in rest:
-        if values.null_count or not pa.types.is_struct(values.type) or part not in values.type.names:
-            return None
-        values = values.field(part)
-    if values.null_count or not pa.types.is_list(values.type):
-        return None
-    records = values.flatten()
-    return records if spec.fits(records) else None
 
 
 def lossy_columns(frame: pl.DataFrame, records: list[dict]) -> list[str]:
@@ -391,7 +412,9 @@ def flatten(frame: pl.DataFrame) -> pl.DataFrame:
         if not structs:
             break
         for name in structs:
-            fields = frame.schema[name].fields  # type: ignore[union-attr]
+            struct = frame.schema[name]
+            assert isinstance(struct, pl.Struct)
+            fields = struct.fields
             if not fields:
                 frame = frame.drop(name)
                 continue

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import os
 import sys
 import time
@@ -27,16 +26,19 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dlt
 import duckdb
+from dlt.common.runtime.collector import NULL_COLLECTOR
+from dlt.pipeline.progress import TCollectorArg
 
 from billable.run_lock import EX_TEMPFAIL, LockHeld, raw_db_lock, run_lock
+from ingestion.context import destination_tables, failed_parts
 from ingestion.firm.declaration import KEY as DECLARATION_KEY
 from ingestion.firm.declaration import declared_legal_entities, declared_realms, is_declared
 from ingestion.http import SystemUnreachable
-from ingestion.landing import Declared, destination_tables, empty_tables, failed_parts
+from ingestion.landing import Declared, empty_tables
 from ingestion.load_log import LoadLogEntry, write_load_log
 from ingestion.quickbooks import parse_realms, realms_to_load
 
@@ -62,10 +64,6 @@ class SourceEntry:
         """The tables the source always has after a successful load (`declared_tables()`)."""
         return importlib.import_module(self.module).declared_tables()
 
-    @property
-    def built(self) -> bool:
-        return importlib.util.find_spec(self.module) is not None
-
 
 # Load order: reference data first, so a run that stops early has the dimensions of what it loaded.
 # `firm` is the firm's own declaration of its legal entities (configuration, not a system).
@@ -88,8 +86,9 @@ def make_pipeline(entry: SourceEntry, raw_db: Path) -> dlt.Pipeline:
         destination=dlt.destinations.duckdb(str(raw_db)),
         dataset_name=entry.dataset,
         pipelines_dir=str(raw_db.parent / "dlt"),
-        # dlt's progress collectors: log, tqdm, enlighten, alive_progress; "" for none.
-        progress=os.environ.get("BILLABLE_PROGRESS", "log") or None,
+        # dlt's progress collectors: log, tqdm, enlighten, alive_progress; "" for none. The name is
+        # the operator's, passed as given: dlt checks it.
+        progress=cast(TCollectorArg, os.environ.get("BILLABLE_PROGRESS", "log") or NULL_COLLECTOR),
     )
 
 
@@ -271,10 +270,13 @@ def remove_double_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> int:
             return 0
         dataset = client.dataset_name
         columns: dict[str, list[str]] = {}
-        for name, column in client.execute_sql(
-            "select table_name, column_name from information_schema.columns where table_schema = %s "
-            "order by table_name, ordinal_position",
-            dataset,
+        for name, column in (
+            client.execute_sql(
+                "select table_name, column_name from information_schema.columns where table_schema = %s "
+                "order by table_name, ordinal_position",
+                dataset,
+            )
+            or []
         ):
             columns.setdefault(name, []).append(column)
         for table in schema.data_tables():
@@ -318,16 +320,18 @@ def rows_of_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> dict[str, int]
                 "and column_name = '_dlt_load_id'",
                 client.dataset_name,
             )
+            or []
         }
         placeholders = ", ".join("%s" for _ in load_ids)
         for table in pipeline.default_schema.data_tables():
-            name = table["name"]
-            if name not in with_load_id:
+            name = table.get("name")
+            if name is None or name not in with_load_id:
                 continue
             qualified = client.make_qualified_table_name(name)
-            [(count,)] = client.execute_sql(
+            found = client.execute_sql(
                 f"select count(*) from {qualified} where _dlt_load_id in ({placeholders})", *load_ids
             )
+            count = found[0][0] if found else 0
             if count:
                 counts[name] = int(count)
     return counts
@@ -389,7 +393,7 @@ def declaration_problem(wanted: list[str]) -> str | None:
     `sources.quickbooks.realms` does not override the declared realms (an override must name
     declared realms when there is a declaration, or their data would match no legal entity).
     """
-    override = dlt.config.get(REALMS_KEY)
+    override: Any = dlt.config.get(REALMS_KEY)
     needed = "firm" in wanted or ("erp" in wanted and override is None)
     if not needed and not ("erp" in wanted and is_declared()):
         return None
@@ -417,9 +421,6 @@ def run_sources(wanted: list[str], raw_db: Path) -> int:
     log: list[LoadLogEntry] = []
     unlogged: list[str] = []
     for name in wanted:
-        if not SOURCES[name].built:
-            print(f"ingest: source {name!r} is not built yet; skipped")
-            continue
         print(f"ingest: {name} …", flush=True)
         entries = run_source(SOURCES[name], raw_db, run_id)
         log.extend(entries)

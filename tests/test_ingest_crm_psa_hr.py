@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from billable.sandbox_process import running_sandbox
-from ingestion.landing import CURSOR_LOOKBACK
+from ingestion.context import CURSOR_LOOKBACK
 from sandbox import hr_drop
 from sandbox.world import World, parse_ts
 from tests.ingest_helpers import ROOT, advance, copy_world, generate_world, ingest, query

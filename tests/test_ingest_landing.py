@@ -12,11 +12,13 @@ import dlt
 import duckdb
 import polars as pl
 import pytest
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from billable.sandbox_process import running_sandbox
 from ingestion import landing
-from ingestion.landing import destination_tables, land_pages, merge_hints
-from ingestion.records import NUMBER, STRING, TableSpec
+from ingestion.context import destination_tables
+from ingestion.landing import land_pages, merge_hints
+from ingestion.records import NUMBER, STRING, SchemaChangeRefused, TableSpec
 from ingestion.run import MARKER, dataset_tables
 from tests.ingest_helpers import copy_world, generate_world, ingest, query
 from tests.test_ingest_time import assert_matches_world
@@ -120,6 +122,49 @@ def test_no_append_when_the_table_exists_or_the_runner_did_not_say(tmp_path: Pat
         (2, 3.0, "2026-01-01T00:00:00Z"),
         (3, 1.0, "2026-01-01T00:00:00Z"),
     ]
+
+
+def declared_once(pages: list[list[dict]]) -> object:
+    """A resource over the module-level SPEC itself, as a source's declarations are used: the same
+    spec object on every run of the process."""
+
+    @dlt.resource(name="things", **merge_hints(SPEC))
+    def resource() -> Iterator[object]:
+        yield from land_pages(iter(pages), SPEC, source="test")
+
+    return resource
+
+
+def run_things(tmp_path: Path, pages: list[list[dict]]) -> None:
+    pipeline = dlt.pipeline(
+        pipeline_name="declared_once",
+        destination=dlt.destinations.duckdb(str(tmp_path / "raw.duckdb")),
+        dataset_name="raw_test",
+        pipelines_dir=str(tmp_path / "dlt"),
+    )
+    pipeline.run(declared_once(pages), loader_file_format="parquet")
+
+
+def text_amount(index: int) -> dict:
+    return {**record(index), "amount": "1.0"}
+
+
+def test_each_run_judges_a_type_change_on_its_own_records(tmp_path: Path) -> None:
+    # Run 1 sees 1,000 good records. Run 2, in the same process with the same declaration, gets
+    # 30 records whose amount turned into text: 30 of 30 is a type change, refused. Counted
+    # together with run 1 (30 of 1,030) it would pass as a few malformed records.
+    run_things(tmp_path, [[record(index) for index in range(1000)]])
+    with pytest.raises(PipelineStepFailed) as failed:
+        run_things(tmp_path, [[text_amount(index) for index in range(2000, 2030)]])
+    assert isinstance(failed.value.exception.__cause__, SchemaChangeRefused)
+    assert "changed type from number to string in 30 of 30 records" in str(failed.value)
+
+    # And the other way: 19 malformed of 19 on one run and 1 of 1 on the next are each a malformed
+    # record or few (under TYPE_CHANGE_MIN_RECORDS), not together a refused change of 20 of 20.
+    run_things(tmp_path / "second", [[text_amount(index) for index in range(19)]])
+    run_things(tmp_path / "second", [[text_amount(19)]])
+    quarantined = query(tmp_path / "second" / "raw.duckdb", "select count(*) from raw_test.quarantine")
+    assert quarantined == [(20,)]
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ import requests
 from billable import bare_clients as pagers
 from billable.sandbox_process import running_sandbox
 from ingestion.http import make_client
-from ingestion.quickbooks.query import query_pages, typed_query_pages
+from ingestion.quickbooks.query import query_pages
 from ingestion.quickbooks.tables import ENTITIES
 from sandbox.world import World
 
@@ -335,7 +335,7 @@ def test_entities_without_lines_take_the_typed_path_and_land_as_the_python_path_
         client = make_client(base_url, "sandbox-token")
         for realm in sorted(World(tiny_world).realms):
             for entity in (entity for entity in ENTITIES if not entity.lines):
-                typed = list(typed_query_pages(client, realm, entity.spec(realm), entity.name, None, 50))
+                typed = list(query_pages(client, realm, entity.name, None, 50, entity.spec(realm)))
                 parsed = list(query_pages(client, realm, entity.name, None, 50))
                 pages = [page for page in typed if len(page)]
                 assert all(isinstance(page, pa.StructArray) for page in pages), (realm, entity.name)

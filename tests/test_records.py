@@ -7,6 +7,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
+from ingestion.pages import read_json_page, records_at
 from ingestion.quickbooks.tables import ENTITIES, INVOICE_LINES
 from ingestion.records import (
     NUMBER,
@@ -14,8 +15,6 @@ from ingestion.records import (
     SchemaChangeRefused,
     TableSpec,
     misfit,
-    read_json_page,
-    records_at,
     types_fit,
 )
 

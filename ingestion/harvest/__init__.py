@@ -16,57 +16,37 @@ from typing import Any
 
 import dlt
 import pyarrow as pa
-from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
 from requests import RequestException
 
+from ingestion.context import cursor_since
 from ingestion.harvest.deletions import COLUMNS as DELETION_COLUMNS
 from ingestion.harvest.deletions import deletions_resource
 from ingestion.harvest.tables import DATED, TABLES
 from ingestion.http import OrjsonRESTClient, make_client, raise_for_status
-from ingestion.landing import (
-    Declared,
-    RefetchFailed,
-    Reread,
-    cursor_since,
-    land_pages,
-    merge_hints,
-    quarantine_declared,
-)
-from ingestion.records import TableSpec, read_json_page, records_at
+from ingestion.landing import Declared, land_pages, merge_hints, quarantine_declared
+from ingestion.pages import NextLink, json_pages
+from ingestion.quarantine import RefetchFailed, Reread
+from ingestion.records import TableSpec
+
+# Harvest's next page: the URL in `links.next`, which carries the query parameters.
+NEXT_LINK = NextLink("links.next")
 
 
 def list_pages(client: OrjsonRESTClient, resource: str, params: dict[str, Any]) -> Iterator[list[dict]]:
     """Every page of a Harvest list as parsed JSON, following `links.next` to the end."""
-    paginator = JSONLinkPaginator(next_url_path="links.next")
-    for page in client.paginate(
-        f"/v2/{resource}", params=params, paginator=paginator, data_selector=resource
-    ):
-        yield list(page)
+    for page in json_pages(client, f"/v2/{resource}", params, resource, NEXT_LINK):
+        assert isinstance(page.records, list)  # without a spec, always parsed JSON
+        yield page.records
 
 
 def typed_pages(
     client: OrjsonRESTClient, spec: TableSpec, params: dict[str, Any]
 ) -> Iterator[pa.StructArray | list[dict]]:
     """Every page of a Harvest list, following `links.next`: as Arrow records of the declared types
-    when the whole page fits them (parsed by Arrow, off the GIL: most pages), else as parsed JSON
-    for `land_pages`' record-by-record checks."""
-    page_schema = pa.schema(
-        [(spec.name, pa.list_(spec.record_type)), ("links", pa.struct([("next", pa.string())]))]
-    )
-    url: str | None = f"/v2/{spec.name}"
-    while url:
-        response = client.get(url, params=params)
-        params = {}  # the next link carries them
-        raise_for_status(response)
-        page = read_json_page(response.content, page_schema)
-        records = records_at(page, spec.name, spec)
-        if records is not None and page is not None:
-            url = page.column("links")[0]["next"].as_py()
-            yield records
-        else:
-            body = response.json()
-            url = body["links"]["next"]
-            yield body[spec.name]
+    when the whole page fits them (most pages), else as parsed JSON (`json_pages`)."""
+    pages = json_pages(client, f"/v2/{spec.name}", params, spec.name, NEXT_LINK, spec, NEXT_LINK.fields)
+    for page in pages:
+        yield page.records
 
 
 # Records re-requested by id are handed on in pages of this many.
@@ -111,7 +91,7 @@ def by_day(client: OrjsonRESTClient, resource: str, per_page: int) -> Reread:
     listing its `spent_date` (`from`/`to`, one day: one page, whatever the cursor)."""
 
     def fetch(payloads: list[dict]) -> Iterator[list[dict]]:
-        for day in sorted({spent_day(payload) for payload in payloads} - {None}):
+        for day in sorted({day for payload in payloads if (day := spent_day(payload)) is not None}):
             try:
                 yield from list_pages(client, resource, {"from": day, "to": day, "per_page": per_page})
             except RequestException as err:

@@ -36,6 +36,7 @@ from enum import StrEnum
 from typing import Any
 
 import dlt
+from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 from requests import HTTPError
 
 from ingestion.http import OrjsonRESTClient
@@ -47,8 +48,8 @@ LIST_IN_FULL = 2000
 DEFAULT_CONFIRM_HOURS = 20.0
 CONFIRM_HOURS_KEY = "sources.harvest.deletion_confirm_hours"
 
-TIMESTAMP = {"data_type": "timestamp", "timezone": True}
-COLUMNS: dict[str, dict[str, Any]] = {
+TIMESTAMP: TColumnSchema = {"data_type": "timestamp", "timezone": True}
+COLUMNS: TTableSchemaColumns = {
     "id": {"data_type": "bigint", "nullable": False},
     "spent_date": {"data_type": "text"},
     "window_from": {"data_type": "text"},
@@ -145,7 +146,7 @@ def served_again(known: Deletion, now: datetime) -> Deletion:
     )
 
 
-def confirm_hours(configured: object = None) -> float:
+def confirm_hours(configured: float | str | None = None) -> float:
     """`deletion_confirm_hours`: the value given, else dlt config / environment, else 20; a clear
     error naming the setting when it is not a number of hours >= 0."""
     if configured is None:
@@ -218,7 +219,8 @@ def loaded_window(
         tables = {row[0] for row in listed or []}
         if table not in tables:
             return None
-        latest = client.execute_sql(f'select max(spent_date) from "{dataset}"."{table}"')[0][0]
+        found = client.execute_sql(f'select max(spent_date) from "{dataset}"."{table}"')
+        latest = found[0][0] if found else None
         if latest is None:
             return None
         window_from = (date.fromisoformat(latest) - timedelta(days=window_days)).isoformat()

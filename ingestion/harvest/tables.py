@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import polars as pl
 
-from ingestion.records import BOOLEAN, NUMBER, STRING, TableSpec
+from ingestion.records import BOOLEAN, NUMBER, STRING, Schema, TableSpec
 
 S, F, INT, B = pl.String, pl.Float64, pl.Int64, pl.Boolean
 REF = pl.Struct({"id": INT, "name": S})
 CLIENT_REF = pl.Struct({"id": INT, "name": S, "currency": S})
 PROJECT_REF = pl.Struct({"id": INT, "name": S, "code": S})
 INVOICE_REF = pl.Struct({"id": INT, "number": S})
-STAMPS = {"created_at": S, "updated_at": S}
+STAMPS: Schema = {"created_at": S, "updated_at": S}
 
 TABLES = (
     TableSpec(

@@ -35,6 +35,7 @@ from typing import Any
 import dlt
 from dlt.common.storages.fsspec_filesystem import FileItemDict, fsspec_filesystem, glob_files
 
+from ingestion.context import part_failed
 from ingestion.hr.snapshots import (
     DEFAULT_MIN_SHARE,
     FILES_TABLE,
@@ -47,7 +48,8 @@ from ingestion.hr.snapshots import (
     shrinkage,
 )
 from ingestion.http import gc_paused
-from ingestion.landing import Declared, part_failed, quarantine_declared, to_quarantine
+from ingestion.landing import Declared, quarantine_declared
+from ingestion.quarantine import to_quarantine
 
 REFUSED_TABLE = "refused_files"
 REFUSED_COLUMNS = (
@@ -82,7 +84,8 @@ def dataset_rows(table: str, select: str, rest: str = "") -> list[tuple]:
             )
             if not exists or not exists[0][0]:
                 return []
-            return list(client.execute_sql(f'select {select} from "{dataset}"."{table}" {rest}') or [])
+            rows = client.execute_sql(f'select {select} from "{dataset}"."{table}" {rest}') or []
+            return [tuple(row) for row in rows]
     except Exception as err:  # a destination that cannot be read yet has nothing loaded
         if "does not exist" in str(err) or "Catalog Error" in str(err):
             return []
@@ -138,9 +141,9 @@ def open_refusals() -> dict[tuple[str, str], dict]:
     if not columns:
         return {}
     rows = dataset_rows(REFUSED_TABLE, ", ".join(f'"{c}"' for c in columns), "where status = 'refused'")
-    refusals = {}
+    refusals: dict[tuple[str, str], dict] = {}
     for row in rows:
-        values = dict.fromkeys(REFUSED_COLUMNS) | dict(zip(columns, row, strict=True))
+        values: dict[str, Any] = dict.fromkeys(REFUSED_COLUMNS) | dict(zip(columns, row, strict=True))
         refusals[(values["file_name"], values["sha256"])] = values
     return refusals
 

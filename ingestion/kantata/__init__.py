@@ -15,17 +15,11 @@ import dlt
 from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
 from requests import RequestException
 
+from ingestion.context import cursor_since
 from ingestion.http import OrjsonRESTClient, make_client, raise_for_status
 from ingestion.kantata.tables import MAX_PER_PAGE, TABLES
-from ingestion.landing import (
-    Declared,
-    RefetchFailed,
-    cursor_since,
-    land_pages,
-    merge_hints,
-    quarantine_declared,
-    to_quarantine,
-)
+from ingestion.landing import Declared, land_pages, merge_hints, quarantine_declared
+from ingestion.quarantine import RefetchFailed, to_quarantine
 from ingestion.records import TableSpec
 
 

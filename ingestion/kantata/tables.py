@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from ingestion.records import NUMBER, STRING, TableSpec
+from ingestion.records import NUMBER, STRING, Schema, TableSpec
 
 S, F, INT, B = pl.String, pl.Float64, pl.Int64, pl.Boolean
 STATUS = pl.Struct({"key": INT, "message": S, "color": S})
-STAMPS = {"created_at": S, "updated_at": S}
+STAMPS: Schema = {"created_at": S, "updated_at": S}
 CURSOR = "updated_at"
 MAX_PER_PAGE = 200  # Kantata's cap on `per_page`
 

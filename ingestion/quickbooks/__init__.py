@@ -17,25 +17,18 @@ import dlt
 import orjson
 import pyarrow as pa
 
+from ingestion.context import cursor_since, has_failed, part_failed
 from ingestion.firm.declaration import KEY as DECLARATION_KEY
 from ingestion.firm.declaration import DeclarationError, declared_legal_entities, declared_realms
 from ingestion.http import OrjsonRESTClient, make_client
-from ingestion.landing import (
-    Declared,
-    cursor_since,
-    has_failed,
-    land_pages,
-    part_failed,
-    quarantine_declared,
-    to_quarantine,
-)
+from ingestion.landing import Declared, land_pages, quarantine_declared
+from ingestion.quarantine import to_quarantine
 from ingestion.quickbooks.query import (
     RealmUnavailable,
     check_page_size,
     get_company_object,
     query_pages,
     records_by_id,
-    typed_query_pages,
 )
 from ingestion.quickbooks.tables import CURSOR_COLUMN, ENTITIES, PREFERENCES, Entity, LineTable
 
@@ -134,10 +127,9 @@ def entity_resource(client: OrjsonRESTClient, entity: Entity, realm: str, page_s
     def changed() -> Iterator[Any]:
         if has_failed(realm):
             return  # reported once, by the first of this realm's calls that failed
-        if entity.lines:  # the `Line` list lands as the JSON sent: the parsed-JSON path
-            pages = query_pages(client, realm, entity.name, cursor_since(), page_size)
-        else:
-            pages = typed_query_pages(client, realm, spec, entity.name, cursor_since(), page_size)
+        # the `Line` list lands as the JSON sent: those entities take the parsed-JSON path
+        typed = None if entity.lines else spec
+        pages = query_pages(client, realm, entity.name, cursor_since(), page_size, typed)
         try:
             yield from land_pages(
                 pages,

@@ -10,55 +10,41 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
-from dlt.sources.helpers.rest_client.paginators import BasePaginator
-from requests import Request, RequestException, Response
+from requests import RequestException
 
 from ingestion.http import OrjsonRESTClient, raise_for_status
-from ingestion.landing import RefetchFailed
+from ingestion.pages import Page, json_pages
+from ingestion.quarantine import RefetchFailed
 from ingestion.quickbooks.tables import API_VERSION, CURSOR, MAX_PAGE_SIZE, MINOR_VERSION
-from ingestion.records import TableSpec, read_json_page, records_at
+from ingestion.records import TableSpec
 
-START = re.compile(r"STARTPOSITION\s+\d+", re.IGNORECASE)
+START = re.compile(r"STARTPOSITION\s+(\d+)", re.IGNORECASE)
 
 
 class RealmUnavailable(Exception):
     """A realm (company) could not be read, after dlt's retries; the message names it."""
 
 
-class StartPositionPaginator(BasePaginator):
-    """Pages a QuickBooks query by rewriting `STARTPOSITION` in the `query` parameter.
+@dataclass(frozen=True)
+class StartPosition:
+    """The `NextPage` rule of a QuickBooks query: `STARTPOSITION` moved on by a page in the `query`
+    parameter. QuickBooks gives no total or next link: a page shorter than MAXRESULTS is the last."""
 
-    QuickBooks gives no total or next link: a page shorter than MAXRESULTS is the last one.
-    """
+    page_size: int
 
-    def __init__(self, page_size: int) -> None:
-        super().__init__()
-        self.page_size = page_size
-        self.start = 1
-
-    def init_request(self, request: Request) -> None:
-        self.start = 1
-        self._rewrite(request)
-
-    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
-        if len(data or []) < self.page_size:
-            self._has_next_page = False
-        else:
-            self.start += self.page_size
-
-    def update_request(self, request: Request) -> None:
-        self._rewrite(request)
-
-    def _rewrite(self, request: Request) -> None:
-        request.params["query"] = START.sub(f"STARTPOSITION {self.start}", request.params["query"])
-
-    def __str__(self) -> str:
-        return f"{type(self).__name__} at STARTPOSITION {self.start} (MAXRESULTS {self.page_size})"
+    def __call__(self, page: Page, url: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        if len(page.records) < self.page_size:
+            return None
+        found = START.search(params["query"])
+        start = int(found.group(1)) if found else 1
+        query = START.sub(f"STARTPOSITION {start + self.page_size}", params["query"])
+        return url, {**params, "query": query}
 
 
 def changes_query(entity: str, since: str | None, page_size: int) -> str:
@@ -81,55 +67,33 @@ def company_path(realm: str, resource: str) -> str:
 
 
 def query_pages(
-    client: OrjsonRESTClient, realm: str, entity: str, since: str | None, page_size: int
-) -> Iterator[list[dict]]:
-    """Every page of a realm's changes to `entity`, stamps normalised to UTC; a dead realm raises."""
+    client: OrjsonRESTClient,
+    realm: str,
+    entity: str,
+    since: str | None,
+    page_size: int,
+    spec: TableSpec | None = None,
+) -> Iterator[pa.StructArray | list[dict]]:
+    """Every page of a realm's changes to `entity`, stamps normalised to UTC. With `spec`: as Arrow
+    records of the declared types when the whole page fits them, else as parsed JSON for
+    `land_pages`' record-by-record checks (`json_pages`); without (entities whose `Line` list
+    lands as the JSON sent), always parsed JSON. A dead realm raises `RealmUnavailable`."""
     params = {"query": changes_query(entity, since, page_size), "minorversion": MINOR_VERSION}
-    pages = client.paginate(
+    pages = json_pages(
+        client,
         company_path(realm, "query"),
-        params=params,
-        paginator=StartPositionPaginator(page_size),
-        data_selector=f"QueryResponse.{entity}",
+        params,
+        f"QueryResponse.{entity}",
+        StartPosition(page_size),
+        spec,
     )
     failure: RealmUnavailable | None = None
     try:
         for page in pages:
-            yield [utc_stamps(record) for record in page]
-    except RequestException as err:
-        failure = realm_unavailable(realm, f"{entity} query", err)
-    if failure:  # raised outside the handler so the runner reports this message, not the HTTP error
-        raise failure
-
-
-def typed_query_pages(
-    client: OrjsonRESTClient, realm: str, spec: TableSpec, entity: str, since: str | None, page_size: int
-) -> Iterator[pa.StructArray | list[dict]]:
-    """Every page of a realm's changes to `entity`, stamps normalised to UTC: as Arrow records of
-    the declared types when the whole page fits them (parsed by Arrow, off the GIL), else as parsed
-    JSON for `land_pages`' record-by-record checks. For entities without a `Line` list (those with
-    one keep it as the JSON sent: `query_pages`). A dead realm raises."""
-    page_schema = pa.schema([("QueryResponse", pa.struct([(entity, pa.list_(spec.record_type))]))])
-    query = changes_query(entity, since, page_size)
-    start = 1
-    failure: RealmUnavailable | None = None
-    try:
-        while True:
-            params = {"query": START.sub(f"STARTPOSITION {start}", query), "minorversion": MINOR_VERSION}
-            response = client.get(company_path(realm, "query"), params=params)
-            raise_for_status(response)
-            records = records_at(
-                read_json_page(response.content, page_schema), f"QueryResponse.{entity}", spec
-            )
-            if records is not None:
-                size = len(records)
-                yield utc_meta(records)
+            if isinstance(page.records, pa.StructArray):
+                yield utc_meta(page.records)
             else:
-                page = ((response.json() or {}).get("QueryResponse") or {}).get(entity) or []
-                size = len(page)
-                yield [utc_stamps(record) for record in page]
-            if size < page_size:  # QuickBooks gives no next link: a short page is the last
-                break
-            start += page_size
+                yield [utc_stamps(record) for record in page.records]
     except RequestException as err:
         failure = realm_unavailable(realm, f"{entity} query", err)
     if failure:  # raised outside the handler so the runner reports this message, not the HTTP error

@@ -6,18 +6,30 @@ each row and in the primary key: QuickBooks ids are unique per realm only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import orjson
 import polars as pl
 import pyarrow as pa
 
-from ingestion.records import NUMBER, STRING, TableSpec, json_type, misfit, types_fit
+from ingestion.records import (
+    NUMBER,
+    STRING,
+    DType,
+    Schema,
+    TableCheck,
+    TableSpec,
+    frozen_mapping,
+    json_type,
+    misfit,
+    types_fit,
+)
 
 S, F, INT, B = pl.String, pl.Float64, pl.Int64, pl.Boolean
 REF = pl.Struct({"value": S, "name": S})
 META = pl.Struct({"CreateTime": S, "LastUpdatedTime": S})
-COMMON = {"domain": S, "sparse": B, "Id": S, "SyncToken": S, "MetaData": META}
+COMMON: Schema = {"domain": S, "sparse": B, "Id": S, "SyncToken": S, "MetaData": META}
 LINKED_TXN = pl.List(pl.Struct({"TxnId": S, "TxnType": S, "TxnLineId": S}))
 INVOICE_LINE = pl.Struct(
     {
@@ -40,7 +52,7 @@ CURSOR_COLUMN = "MetaData__LastUpdatedTime"  # as it lands (before dlt's snake_c
 LINE_AMOUNT = "Line.Amount"  # a critical field inside each element of the `Line` list
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class DocumentSpec(TableSpec):
     """A transaction with a `Line` list, checked here and landed on the parent row as JSON text.
 
@@ -52,33 +64,37 @@ class DocumentSpec(TableSpec):
     change like any other critical field (`Line.Amount`).
     """
 
-    line_type: pl.DataType = pl.Null
+    line_type: DType = pl.Null
 
-    def convert(self, records: list[dict], source: str) -> tuple[pa.Table, list[dict]]:
+    def convert(
+        self, records: list[dict], source: str, check: TableCheck | None = None
+    ) -> tuple[pa.Table, list[dict]]:
+        check = check or self.check()
         lines = [record.get("Line") if isinstance(record, dict) else None for record in records]
+        quarantined: list[dict] = []
         if types_fit(lines, pl.List(self.line_type)):
-            landing, quarantined = records, []
+            landing = records
         else:
-            landing, quarantined = [], []
+            landing = []
             for record in records:
-                reasons = self.line_problems(record) if isinstance(record, dict) else []
+                reasons = self.line_problems(record, check) if isinstance(record, dict) else []
                 if reasons:
-                    reasons = [*super().problems(record), *reasons]
+                    reasons = [*super().problems(record, check), *reasons]
                     quarantined.append(self.quarantine_row(record, "; ".join(reasons), source))
                 else:
                     landing.append(record)
-            self._seen += len(quarantined)
-            self.check_type_changes()
+            check.seen += len(quarantined)
+            check.refuse_type_changes()
         as_text = [
             {**record, "Line": orjson.dumps(record["Line"]).decode()}
             if isinstance(record, dict) and record.get("Line") is not None
             else record
             for record in landing
         ]
-        table, more = super().convert(as_text, source)
+        table, more = super().convert(as_text, source, check)
         return table, [*quarantined, *more]
 
-    def line_problems(self, record: dict) -> list[str]:
+    def line_problems(self, record: dict, check: TableCheck) -> list[str]:
         """Why this record's `Line` does not fit (counting wrong `Amount` types); empty when it does."""
         lines = record.get("Line")
         if lines is None:
@@ -90,7 +106,7 @@ class DocumentSpec(TableSpec):
             amount = line.get("Amount") if isinstance(line, dict) else line
             actual = json_type(amount)
             if actual not in (NUMBER, "null"):
-                self._wrong_types[(LINE_AMOUNT, actual)] += 1
+                check.wrong_types[(LINE_AMOUNT, actual)] += 1
                 reasons.append(f"Line[{index}].Amount is {actual} {amount!r}, expected number")
         if not reasons and (reason := misfit(lines, pl.List(self.line_type), "Line")):
             reasons.append(f"does not fit the declared schema: {reason}")
@@ -116,7 +132,10 @@ class LineTable:
 
     table: str
     parent_key: str  # e.g. invoice_id
-    schema: dict[str, pl.DataType]
+    schema: Schema
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "schema", frozen_mapping(self.schema))
 
     @property
     def primary_key(self) -> tuple[str, ...]:
@@ -137,7 +156,7 @@ class LineTable:
         invoices carry about sixty lines each, so this runs for every line QuickBooks sends.
         """
         rows: list[tuple] = []
-        no_link = ({},)
+        no_link: tuple[dict, ...] = ({},)
         for parent_id, stamp, text in zip(parent_ids, stamps, line_texts, strict=True):
             if not text:
                 continue
@@ -196,7 +215,7 @@ _ROW_FIELDS = (
 )
 
 
-LINE_COLUMNS = {
+LINE_COLUMNS: Schema = {
     "realm_id": S,
     "line_index": INT,
     "line_id": S,
@@ -238,25 +257,32 @@ class Entity:
     name: str  # as in `SELECT * FROM <name>`
     table: str
     key: tuple[str, ...]  # the record's key within a realm
-    schema: dict[str, pl.DataType]
-    critical: dict[str, str] = field(default_factory=dict)
+    schema: Schema
+    critical: Mapping[str, str] = field(default_factory=dict)
     finance_critical: bool = False
     lines: LineTable | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "schema", frozen_mapping(self.schema))
+        object.__setattr__(self, "critical", frozen_mapping(self.critical))
 
     @property
     def primary_key(self) -> tuple[str, ...]:
         return ("realm_id", *self.key)
 
     def spec(self, realm: str) -> TableSpec:
-        """A fresh spec for one realm (its own type-change counters, `realm_id` on every row)."""
-        common = {
-            "cursor": CURSOR,
-            "finance_critical": self.finance_critical,
-            "extra_columns": {"realm_id": realm},
-        }
+        """The spec of one realm's table: `realm_id` on every row and in the quarantine context."""
+        realm_id = {"realm_id": realm}
         if not self.lines:
-            critical = dict(self.critical)
-            return TableSpec(self.table, self.primary_key, self.schema, critical=critical, **common)
+            return TableSpec(
+                self.table,
+                self.primary_key,
+                self.schema,
+                cursor=CURSOR,
+                critical=self.critical,
+                finance_critical=self.finance_critical,
+                extra_columns=realm_id,
+            )
         line_list = self.schema["Line"]
         assert isinstance(line_list, pl.List)
         return DocumentSpec(
@@ -265,7 +291,9 @@ class Entity:
             {**self.schema, "Line": pl.String},  # lands as the JSON text sent
             critical={path: kind for path, kind in self.critical.items() if path != LINE_AMOUNT},
             line_type=line_list.inner,
-            **common,
+            cursor=CURSOR,
+            finance_critical=self.finance_critical,
+            extra_columns=realm_id,
         )
 
 

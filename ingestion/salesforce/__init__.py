@@ -21,16 +21,10 @@ import dlt
 from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
 from requests import RequestException
 
+from ingestion.context import cursor_since
 from ingestion.http import OrjsonRESTClient, make_client
-from ingestion.landing import (
-    Declared,
-    Refetch,
-    RefetchFailed,
-    cursor_since,
-    land_pages,
-    merge_hints,
-    quarantine_declared,
-)
+from ingestion.landing import Declared, land_pages, merge_hints, quarantine_declared
+from ingestion.quarantine import Refetch, RefetchFailed
 from ingestion.records import TableSpec
 from ingestion.salesforce.objects import API_VERSION, BATCH_SIZE, CURSOR, OBJECTS
 

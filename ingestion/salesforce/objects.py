@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import polars as pl
 
-from ingestion.records import NUMBER, STRING, TableSpec
+from ingestion.records import NUMBER, STRING, Schema, TableSpec
 
 S, F, B = pl.String, pl.Float64, pl.Boolean
 API_VERSION = "v60.0"
 BATCH_SIZE = 2000  # records per query batch (Sforce-Query-Options batchSize: 200..2000)
 CURSOR = "SystemModstamp"
-STAMPS = {"CreatedDate": S, "LastModifiedDate": S, CURSOR: S}
+STAMPS: Schema = {"CreatedDate": S, "LastModifiedDate": S, CURSOR: S}
 
 
 def sobject(
-    obj: str, fields: dict[str, pl.DataType], critical: dict[str, str], finance_critical: bool = False
+    obj: str, fields: Schema, critical: dict[str, str], finance_critical: bool = False
 ) -> tuple[str, TableSpec]:
     """(API object name, its TableSpec): table `obj.lower()`, key `Id`, cursor `SystemModstamp`."""
     spec = TableSpec(
