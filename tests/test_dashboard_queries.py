@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 
 from dashboards.queries import exceptions, revenue_margin, utilisation
+from dashboards.queries.connection import tables
 from dashboards.queries.filters import Filters, ignored_filters, where
 
 
@@ -63,3 +64,13 @@ def test_the_comparison_period(start, end, year_on_year, previous):
 def test_filters_a_relation_cannot_apply_are_named():
     filters = Filters(date(2026, 9, 1), date(2026, 9, 30), regions=("DACH",), clients=("001",))
     assert ignored_filters(filters, {"legal_entity", "practice", "client"}) == ["region"]
+
+
+def test_a_query_names_only_the_relations_it_declared():
+    """`read` checks the relations a query declared; naming another one fails before any SQL."""
+    t = tables("rpt_wip", "dim_clients")
+    assert (t.rpt_wip, t.dim_clients) == ("marts.rpt_wip", "marts.dim_clients")
+    with pytest.raises(AttributeError, match="not declared"):
+        _ = t.fct_exceptions
+    with pytest.raises(ValueError, match="unknown relation"):
+        tables("dim_employees; drop table marts.rpt_wip")
