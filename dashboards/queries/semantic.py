@@ -42,8 +42,8 @@ class MetricUndefined(Exception):
 # options of a metric input that change what it computes; the dashboard composes plain inputs only
 _INPUT_OPTIONS = ("filter", "offset_window", "offset_to_grain", "join_to_timespine", "fill_nulls_with")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_AGGREGATIONS = {"sum": "sum({})", "count": "count({})", "min": "min({})", "max": "max({})"}
-_AGGREGATIONS |= {"average": "avg({})", "count_distinct": "count(distinct {})"}
+# the measure aggregations the dashboard composes: MetricFlow's agg name -> the SQL function
+_AGGREGATIONS = {"sum": "sum", "count": "count", "min": "min", "max": "max", "average": "avg"}
 
 
 def _name(item: Any) -> str:
@@ -156,7 +156,7 @@ class Definitions:
             if not _IDENTIFIER.match(expr) or not _IDENTIFIER.match(table):
                 raise MetricUndefined(f"measure `{name}` (expr `{expr}`) cannot be qualified with `{table}`")
             expr = f"{table}.{expr}"
-        return _AGGREGATIONS[agg].format(expr)
+        return f"{_AGGREGATIONS[agg]}({expr})"
 
 
 @functools.lru_cache(maxsize=4)
