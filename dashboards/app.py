@@ -16,13 +16,13 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only this folder on the pa
 import streamlit as st  # noqa: E402
 
 from dashboards import auth, ui  # noqa: E402
-from dashboards import queries as q  # noqa: E402
+from dashboards.queries.connection import run_scope  # noqa: E402
 
 PAGES = Path(__file__).resolve().parent / "app_pages"
 
 st.set_page_config(page_title="Billable", page_icon=":material/monitoring:", layout="wide")
 
-with q.run_scope():  # one snapshot and at most one read-only connection per run, closed at its end
+with run_scope():  # one snapshot and at most one read-only connection per run, closed at its end
     if auth.signed_in():
         navigation = st.navigation(
             {

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboards import queries as q
+from dashboards.queries import connection as db
+from dashboards.queries.filters import (
+    Filters,
+    add_months,
+    as_of_date,
+    currencies,
+    data_months,
+    filter_choices,
+    ignored_filters,
+    month_end,
+    month_start,
+)
+from dashboards.queries.semantic import MetricUndefined
 
 PERIODS = {"Month": 1, "3 months": 3, "Year to date": 0, "12 months": 12}
 
@@ -48,9 +60,9 @@ def guarded(render: Callable[[], Any], what: str, *, compact: bool = False) -> A
     """
     try:
         return render()
-    except q.WarehouseUnavailable as error:
+    except db.WarehouseUnavailable as error:
         st.warning(f"**{what}**: the warehouse cannot be read right now ({error}). Try again shortly.")
-    except q.MartMissing as error:
+    except db.MartMissing as error:
         names = ", ".join(f"`{name}`" for name in error.relations)
         if compact:
             with st.container(border=True):
@@ -64,6 +76,8 @@ def guarded(render: Callable[[], Any], what: str, *, compact: bool = False) -> A
             f"{'it' if len(error.relations) == 1 else 'them'}.",
             icon=":material/construction:",
         )
+    except MetricUndefined as error:
+        st.error(f"**{what}** could not be computed: {error}.")
     except duckdb.Error as error:
         st.error(f"**{what}** could not be computed: {type(error).__name__}: {error}")
     return None
@@ -76,13 +90,13 @@ def _month_label(day: date) -> str:
     return day.strftime("%b %Y")
 
 
-def sidebar_filters() -> q.Filters | None:
+def sidebar_filters() -> Filters | None:
     """The global filters in the sidebar; None when there is no warehouse to filter."""
-    snap = q.snapshot()
-    if not snap.exists or q.unreadable():
+    snap = db.snapshot()
+    if not snap.exists or db.unreadable():
         return None
-    months = guarded(q.data_months, "Period choices")
-    as_of = guarded(q.as_of_date, "As-of date")
+    months = guarded(data_months, "Period choices")
+    as_of = guarded(as_of_date, "As-of date")
     if not months:
         return None
     first, last = months
@@ -90,8 +104,8 @@ def sidebar_filters() -> q.Filters | None:
     cursor = last
     while cursor >= first:
         choices.append(cursor)
-        cursor = q.add_months(cursor, -1)
-    default_end = q.add_months(q.month_start(as_of), -1) if as_of else last
+        cursor = add_months(cursor, -1)
+    default_end = add_months(month_start(as_of), -1) if as_of else last
     default_index = choices.index(default_end) if default_end in choices else 0
 
     sidebar = st.sidebar
@@ -104,8 +118,8 @@ def sidebar_filters() -> q.Filters | None:
         "Ending", choices, index=default_index, format_func=_month_label, key="filter_period_end"
     )
     length = PERIODS[kind] or end_month.month
-    start = q.add_months(end_month, -(length - 1))
-    options = guarded(q.filter_choices, "Filter choices") or {}
+    start = add_months(end_month, -(length - 1))
+    options = guarded(filter_choices, "Filter choices") or {}
     entities = sidebar.multiselect(
         "Legal entity", options.get("legal_entity", []), key="filter_entity", placeholder="All"
     )
@@ -121,11 +135,11 @@ def sidebar_filters() -> q.Filters | None:
         key="filter_client",
         placeholder="All",
     )
-    currencies = guarded(q.currencies, "Currencies") or ["USD"]
-    currency = sidebar.selectbox("Reporting currency", currencies, key="filter_currency")
-    return q.Filters(
+    offered = guarded(currencies, "Currencies") or ["USD"]
+    currency = sidebar.selectbox("Reporting currency", offered, key="filter_currency")
+    return Filters(
         start=start,
-        end=q.month_end(end_month),
+        end=month_end(end_month),
         legal_entities=tuple(entities),
         practices=tuple(practices),
         regions=tuple(regions),
@@ -135,13 +149,13 @@ def sidebar_filters() -> q.Filters | None:
     )
 
 
-def period_label(filters: q.Filters) -> str:
+def period_label(filters: Filters) -> str:
     if filters.months == 1:
         return _month_label(filters.start)
     return f"{_month_label(filters.start)} – {_month_label(filters.end)}"
 
 
-def scope_caption(filters: q.Filters) -> None:
+def scope_caption(filters: Filters) -> None:
     parts = [f"Period **{period_label(filters)}**"]
     for label, values in (
         ("legal entity", filters.legal_entities),
@@ -155,9 +169,9 @@ def scope_caption(filters: q.Filters) -> None:
     st.caption(" · ".join(parts))
 
 
-def not_applied(filters: q.Filters, applies: Collection[str]) -> None:
+def not_applied(filters: Filters, applies: Collection[str]) -> None:
     """Name the filters the user set that this page's data cannot apply (legal_entity, practice, ...)."""
-    ignored = q.ignored_filters(filters, applies)
+    ignored = ignored_filters(filters, applies)
     if ignored:
         st.caption(f"Not filtered by {', '.join(ignored)}: this data has no such attribute.")
 
@@ -187,28 +201,28 @@ def _fmt_time(moment: datetime | None) -> str:
 
 def freshness_panel() -> None:
     """Data freshness in the sidebar on every page, and a warning on top when something failed."""
-    snap = q.snapshot()
+    snap = db.snapshot()
     box = st.sidebar.container(border=True)
     box.markdown("**Data freshness**")
     if not snap.exists:
         box.caption("No warehouse published yet.")
         return
-    if q.unreadable():
+    if db.unreadable():
         box.caption("The warehouse cannot be read.")
         return
-    fresh = guarded(q.freshness, "Data freshness")
+    fresh = guarded(db.freshness, "Data freshness")
     if fresh is None:
         return
-    published = q.parse_time(fresh.published_at)
+    published = db.parse_time(fresh.published_at)
     if published is None and fresh.last_good_build is not None:
-        published = q.parse_time(fresh.last_good_build["finished_at"])
+        published = db.parse_time(fresh.last_good_build["finished_at"])
     box.caption(f"Warehouse built **{_ago(published)}** ({_fmt_time(published)})")
-    as_of = guarded(q.as_of_date, "As-of date")
+    as_of = guarded(as_of_date, "As-of date")
     if as_of:
         box.caption(f"Data as of **{as_of:%d %b %Y}**")
     loaded = fresh.sources
     if not loaded.empty:
-        last_loaded = q.parse_time(loaded["last_loaded_at"].max())
+        last_loaded = db.parse_time(loaded["last_loaded_at"].max())
         box.caption(f"Last successful load **{_ago(last_loaded)}** ({_fmt_time(last_loaded)})")
         failed = loaded[loaded["last_status"] == "failed"]
         for row in failed.itertuples(index=False):
@@ -221,19 +235,19 @@ def freshness_panel() -> None:
 
 def freshness_line() -> None:
     """One line under every page title: how old the data is (the sidebar has the detail)."""
-    fresh = guarded(q.freshness, "Data freshness")
+    fresh = guarded(db.freshness, "Data freshness")
     if fresh is None:
         return
     parts = []
-    as_of = guarded(q.as_of_date, "As-of date")
+    as_of = guarded(as_of_date, "As-of date")
     if as_of:
         parts.append(f"data as of **{as_of:%d %b %Y}**")
-    published = q.parse_time(fresh.published_at)
+    published = db.parse_time(fresh.published_at)
     if published is None and fresh.last_good_build is not None:
-        published = q.parse_time(fresh.last_good_build["finished_at"])
+        published = db.parse_time(fresh.last_good_build["finished_at"])
     parts.append(f"warehouse built {_ago(published)}")
     if not fresh.sources.empty:
-        parts.append(f"last successful load {_ago(q.parse_time(fresh.sources['last_loaded_at'].max()))}")
+        parts.append(f"last successful load {_ago(db.parse_time(fresh.sources['last_loaded_at'].max()))}")
         failed = int((fresh.sources["last_status"] == "failed").sum())
         if failed:
             parts.append(f":red[{failed} source(s) failed at the last load]")
@@ -242,16 +256,16 @@ def freshness_line() -> None:
 
 def freshness_warnings() -> None:
     """Top-of-page warnings: a source down at the last load, or the latest build failed."""
-    if not q.snapshot().exists:
+    if not db.snapshot().exists:
         return
-    fresh = guarded(q.freshness, "Data freshness")
+    fresh = guarded(db.freshness, "Data freshness")
     if fresh is None:
         return
     failed = fresh.sources[fresh.sources["last_status"] == "failed"] if not fresh.sources.empty else None
     if failed is not None and not failed.empty:
         lines = []
         for row in failed.itertuples(index=False):
-            good = q.parse_time(row.last_loaded_at)
+            good = db.parse_time(row.last_loaded_at)
             since = f"its data is as of the load of {_fmt_time(good)}" if good else "it has never loaded"
             lines.append(f"- **{row.source_name}**: {row.last_error or 'failed'} ({since})")
         st.warning(
@@ -262,9 +276,9 @@ def freshness_warnings() -> None:
     build = fresh.last_build
     if build is not None and build["status"] != "passed":
         good = fresh.last_good_build
-        shown = _fmt_time(q.parse_time(good["finished_at"])) if good is not None else "none"
+        shown = _fmt_time(db.parse_time(good["finished_at"])) if good is not None else "none"
         st.warning(
-            f"**The latest build failed** ({_fmt_time(q.parse_time(build['started_at']))}: "
+            f"**The latest build failed** ({_fmt_time(db.parse_time(build['started_at']))}: "
             f"{build['message'] or 'see Pipeline health'}). Showing the last good build ({shown}).",
             icon=":material/error:",
         )
@@ -274,7 +288,7 @@ def freshness_warnings() -> None:
 
 
 def money(value: Any, currency: str, *, compact: bool = True) -> str:
-    number = q.finite(value)
+    number = db.finite(value)
     if number is None:
         return "—"
     if compact and abs(number) >= 1_000_000:
@@ -285,17 +299,17 @@ def money(value: Any, currency: str, *, compact: bool = True) -> str:
 
 
 def percent(value: Any, digits: int = 1) -> str:
-    number = q.finite(value)
+    number = db.finite(value)
     return "—" if number is None else f"{number * 100:.{digits}f}%"
 
 
 def days(value: Any) -> str:
-    number = q.finite(value)
+    number = db.finite(value)
     return "—" if number is None else f"{number:.1f} days"
 
 
 def count(value: Any) -> str:
-    number = q.finite(value)
+    number = db.finite(value)
     return "—" if number is None else f"{number:,.0f}"
 
 
@@ -312,7 +326,7 @@ def tile(
     delta_description: str | None = "vs previous period",
 ) -> None:
     """A KPI tile: the value, its change versus the previous period, and a sparkline."""
-    current, before = q.finite(value), q.finite(previous)
+    current, before = db.finite(value), db.finite(previous)
     delta = None
     if current is not None and before is not None:
         if delta_kind == "points":
@@ -323,8 +337,10 @@ def tile(
             delta = f"{current - before:+,.0f}"
         elif before != 0:
             delta = f"{(current - before) / abs(before) * 100:+.1f}%"
-    colour = "off" if higher_is_better is None else ("normal" if higher_is_better else "inverse")
-    points = [p for p in (q.finite(v) for v in (spark or [])) if p is not None]
+    colour: Literal["off", "normal", "inverse"] = (
+        "off" if higher_is_better is None else ("normal" if higher_is_better else "inverse")
+    )
+    points = [p for p in (db.finite(v) for v in (spark or [])) if p is not None]
     st.metric(
         label,
         formatter(value),
@@ -427,6 +443,31 @@ def stacked_bars(
     return figure
 
 
+def column_formats(frame: pd.DataFrame, *, percent: Collection[str] = ()) -> dict[str, Any]:
+    """Display formats for a table's numbers through st.column_config: the `percent` columns as
+    percentages, other fractional numbers with two decimals. The frame keeps its raw values, so
+    its CSV download holds the numbers themselves."""
+    formats: dict[str, Any] = {}
+    for column in frame.columns:
+        if column in percent:
+            formats[column] = st.column_config.NumberColumn(format="percent")
+        elif pd.api.types.is_float_dtype(frame[column]):
+            formats[column] = st.column_config.NumberColumn(format="%.2f")
+    return formats
+
+
+RATIO_COLUMNS = (
+    "billable_utilization",
+    "productive_utilization",
+    "total_utilization",
+    "target_billable_utilization",
+    "submission_compliance",
+    "billable_utilization_variance",
+    "gross_margin_pct",
+    "realization_rate",
+)
+
+
 def download(frame: pd.DataFrame, label: str, file_name: str, key: str) -> None:
     st.download_button(
         label,
@@ -441,15 +482,15 @@ def download(frame: pd.DataFrame, label: str, file_name: str, key: str) -> None:
 # --- page frame ---------------------------------------------------------------------------------
 
 
-def page(title: str, description: str, *, needs_period: bool = True) -> q.Filters | None:
+def page(title: str, description: str, *, needs_period: bool = True) -> Filters | None:
     """Title, freshness warnings and the filters in force; None (with a message) if nothing to show."""
     st.title(title)
     st.caption(description)
-    snap = q.snapshot()
+    snap = db.snapshot()
     if not snap.exists:
         no_warehouse_message(snap.path)
         return None
-    problem = q.unreadable()
+    problem = db.unreadable()
     if problem:
         st.error(
             f"**The published warehouse cannot be read**: {problem}.\n\n"
@@ -463,7 +504,7 @@ def page(title: str, description: str, *, needs_period: bool = True) -> q.Filter
     filters = st.session_state.get("filters")
     if filters is None:
         if not needs_period:  # the page does not need a period: everything, unfiltered
-            return q.Filters(start=date(1900, 1, 1), end=date(2999, 12, 31))
+            return Filters(start=date(1900, 1, 1), end=date(2999, 12, 31))
         if needs_period:
             st.info(
                 "The warehouse holds no recorded time yet, so there is no period to show. "

@@ -6,17 +6,19 @@ from datetime import date
 
 import pytest
 
-from dashboards import queries as q
+from dashboards.queries import exceptions, revenue_margin, utilisation
+from dashboards.queries.connection import tables
+from dashboards.queries.filters import Filters, ignored_filters, where
 
 
 def test_filters_become_placeholders_never_sql_text():
-    filters = q.Filters(
+    filters = Filters(
         date(2026, 7, 1),
         date(2026, 9, 30),
         legal_entities=("UK", "US"),
         clients=("x'); drop table marts.fct_exceptions; --",),
     )
-    clause, params = q.where(
+    clause, params = where(
         filters, {"legal_entity": "legal_entity", "client": "client_id"}, date_column="day"
     )
     assert clause == "true and day between ? and ? and legal_entity in (?, ?) and client_id in (?)"
@@ -31,15 +33,15 @@ def test_filters_become_placeholders_never_sql_text():
 
 
 def test_unknown_dimension_sort_or_group_is_refused_before_any_sql():
-    filters = q.Filters(date(2026, 9, 1), date(2026, 9, 30))
+    filters = Filters(date(2026, 9, 1), date(2026, 9, 30))
     with pytest.raises(ValueError, match="unknown filter dimension"):
-        q.where(filters, {"salary": "salary"})
+        where(filters, {"salary": "salary"})
     with pytest.raises(ValueError, match="unknown sort"):
-        q.exception_queue(filters, sort="rule_code; drop table x")
+        exceptions.exception_queue(filters, sort="rule_code; drop table x")
     with pytest.raises(ValueError, match="cannot group utilisation"):
-        q.utilisation_by(filters, "hourly_cost")
+        utilisation.utilisation_by(filters, "hourly_cost")
     with pytest.raises(ValueError, match="cannot group revenue"):
-        q.revenue_by(filters, "cost_rate")
+        revenue_margin.revenue_by(filters, "cost_rate")
 
 
 @pytest.mark.parametrize(
@@ -53,12 +55,22 @@ def test_unknown_dimension_sort_or_group_is_refused_before_any_sql():
     ],
 )
 def test_the_comparison_period(start, end, year_on_year, previous):
-    filters = q.Filters(start, end, practices=("Strategy",), year_on_year=year_on_year)
+    filters = Filters(start, end, practices=("Strategy",), year_on_year=year_on_year)
     before = filters.previous()
     assert (before.start, before.end) == previous
     assert before.practices == ("Strategy",)
 
 
 def test_filters_a_relation_cannot_apply_are_named():
-    filters = q.Filters(date(2026, 9, 1), date(2026, 9, 30), regions=("DACH",), clients=("001",))
-    assert q.ignored_filters(filters, {"legal_entity", "practice", "client"}) == ["region"]
+    filters = Filters(date(2026, 9, 1), date(2026, 9, 30), regions=("DACH",), clients=("001",))
+    assert ignored_filters(filters, {"legal_entity", "practice", "client"}) == ["region"]
+
+
+def test_a_query_names_only_the_relations_it_declared():
+    """`read` checks the relations a query declared; naming another one fails before any SQL."""
+    t = tables("rpt_wip", "dim_clients")
+    assert (t.rpt_wip, t.dim_clients) == ("marts.rpt_wip", "marts.dim_clients")
+    with pytest.raises(AttributeError, match="not declared"):
+        _ = t.fct_exceptions
+    with pytest.raises(ValueError, match="unknown relation"):
+        tables("dim_employees; drop table marts.rpt_wip")

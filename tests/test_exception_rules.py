@@ -352,8 +352,8 @@ def test_a_resolved_episode_keeps_its_employee_and_project(builds: dict) -> None
 
 def test_exceptions_page_shows_both_ages_and_money_in_every_sort_order(tiny_firm) -> None:
     """On the published tiny warehouse (the page needs every mart, not just the exception ones)."""
-    from dashboards import queries as q
     from dashboards import ui
+    from dashboards.queries import exceptions as q
     from tests.dashboard_helpers import metrics, run_page
 
     warehouse = tiny_firm.warehouse

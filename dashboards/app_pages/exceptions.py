@@ -4,12 +4,15 @@ the record's own date) and money at stake; filter, sort, drill down, download.""
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pandas as pd
 import streamlit as st
 
-from dashboards import queries as q
 from dashboards import ui
+from dashboards.queries import exceptions as q
+from dashboards.queries.connection import parse_time
+from dashboards.queries.filters import Filters, reporting_currency
 
 filters = ui.page(
     "Exceptions",
@@ -20,7 +23,7 @@ filters = ui.page(
 )
 
 
-def render(filters: q.Filters) -> None:
+def render(filters: Filters) -> None:
     everything = q.exception_queue(filters)
     if everything.empty:
         st.success("No open exceptions for this selection.", icon=":material/check_circle:")
@@ -41,7 +44,7 @@ def render(filters: q.Filters) -> None:
     sort = sort_box.selectbox("Sort", list(q.SORTABLE), key="exceptions_sort")
     queue = q.exception_queue(filters, owners=owners, rules=rules, buckets=buckets, sort=sort)
 
-    currency = q.reporting_currency()
+    currency = reporting_currency()
     tiles = st.columns(5)
     with tiles[0]:
         ui.tile("Open exceptions", len(queue), None, ui.count, help="Open now, after the filters above.")
@@ -192,7 +195,7 @@ def render(filters: q.Filters) -> None:
         "Drill down into an exception",
         list(labels),
         index=None,
-        format_func=labels.get,
+        format_func=lambda key: labels.get(key, str(key)),
         placeholder="Select a row above, or pick one here",
         key="exceptions_drill",
     )
@@ -207,7 +210,7 @@ def drill_down(row: pd.Series) -> None:
     st.markdown(f"**Reason:** {row['reason']}")
     st.markdown(f"**Rule:** {row['rule_reason']} (owner {row['owner']}, severity {row['severity']})")
     st.markdown(f"**Find it in {row['source_system'] or 'the source system'}:** `{row['source_ids']}`")
-    first = q.parse_time(row["first_detected_at"])
+    first = parse_time(row["first_detected_at"])
     st.caption(
         (
             f"First detected {first:%Y-%m-%d %H:%M} UTC, {row['age_days']} days ago"
@@ -234,4 +237,4 @@ def drill_down(row: pd.Series) -> None:
 
 
 if filters is not None:
-    ui.guarded(lambda: render(filters), "The exception queue")
+    ui.guarded(partial(render, filters), "The exception queue")

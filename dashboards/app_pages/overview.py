@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import pandas as pd
 import streamlit as st
 
-from dashboards import queries as q
 from dashboards import ui
+from dashboards.queries import overview as q
+from dashboards.queries.connection import finite
+from dashboards.queries.filters import Filters, add_months, currency_factor, month_start
 
 filters = ui.page(
     "Overview",
@@ -19,12 +22,12 @@ filters = ui.page(
 SPARK_MONTHS = 12
 
 
-def spark_window(filters: q.Filters) -> tuple:
-    end_month = q.month_start(filters.end)
-    return q.add_months(end_month, -(SPARK_MONTHS - 1)), end_month
+def spark_window(filters: Filters) -> tuple:
+    end_month = month_start(filters.end)
+    return add_months(end_month, -(SPARK_MONTHS - 1)), end_month
 
 
-def series_window(filters: q.Filters) -> tuple:
+def series_window(filters: Filters) -> tuple:
     """Months covering the sparkline and both periods: one monthly query feeds a whole tile."""
     spark_start, end_month = spark_window(filters)
     return min(spark_start, filters.previous().start), end_month
@@ -35,23 +38,17 @@ def months_between(frame: pd.DataFrame, start, end) -> pd.DataFrame:
     return frame[(months >= pd.Timestamp(start)) & (months <= pd.Timestamp(end))]
 
 
-def ratio(frame: pd.DataFrame, numerator: str, denominator: str) -> float | None:
-    """A rate over several months: the ratio of the summed parts (as the marts define rates)."""
-    bottom = float(frame[denominator].fillna(0).sum())
-    return float(frame[numerator].fillna(0).sum()) / bottom if bottom else None
-
-
-def utilisation_tile(filters: q.Filters) -> None:
-    start, end = series_window(filters)
-    monthly = q.utilisation_monthly(filters, start, end)
-    now = months_between(monthly, filters.start, filters.end)
-    before = months_between(monthly, filters.previous().start, filters.previous().end)
-    spark = months_between(monthly, spark_window(filters)[0], end)["billable_utilization"].tolist()
-    target = ratio(now, "target_billable_hours", "capacity_hours")
+def utilisation_tile(filters: Filters) -> None:
+    # rates over a period are the semantic layer's ratios of the period's sums, in SQL (never
+    # re-computed here from monthly rows)
+    now = q.utilisation_total(filters).iloc[0]
+    before = q.utilisation_total(filters.previous()).iloc[0]
+    spark = q.utilisation_monthly(filters, *spark_window(filters))["billable_utilization"].tolist()
+    target = finite(now["target_billable_utilization"])
     ui.tile(
         "Billable utilisation",
-        ratio(now, "billable_hours", "capacity_hours"),
-        ratio(before, "billable_hours", "capacity_hours"),
+        now["billable_utilization"],
+        before["billable_utilization"],
         ui.percent,
         spark=spark,
         delta_kind="points",
@@ -60,8 +57,8 @@ def utilisation_tile(filters: q.Filters) -> None:
     )
 
 
-def wip_tile(filters: q.Filters) -> None:
-    factor = q.currency_factor(filters.currency, filters.end)
+def wip_tile(filters: Filters) -> None:
+    factor = currency_factor(filters.currency, filters.end)
     now_date = q.nearest_wip_date(filters.end)
     before_date = q.nearest_wip_date(filters.previous().end)
 
@@ -84,7 +81,7 @@ def wip_tile(filters: q.Filters) -> None:
     )
 
 
-def time_to_invoice_tile(filters: q.Filters) -> None:
+def time_to_invoice_tile(filters: Filters) -> None:
     now = q.time_to_invoice_period(filters).iloc[0]
     before = q.time_to_invoice_period(filters.previous()).iloc[0]
     start, _end = spark_window(filters)
@@ -102,7 +99,7 @@ def time_to_invoice_tile(filters: q.Filters) -> None:
     )
 
 
-def exceptions_tile(filters: q.Filters) -> None:
+def exceptions_tile(filters: Filters) -> None:
     current = q.open_exception_count(filters)
     spark, before = None, None
     if not (filters.legal_entities or filters.clients):  # the history has no entity or client
@@ -124,8 +121,8 @@ def exceptions_tile(filters: q.Filters) -> None:
     )
 
 
-def tiles(filters: q.Filters) -> None:
-    row: list[tuple[str, Callable[[q.Filters], None]]] = [
+def tiles(filters: Filters) -> None:
+    row: list[tuple[str, Callable[[Filters], None]]] = [
         ("Billable utilisation", utilisation_tile),
         ("WIP", wip_tile),
         ("Median time to invoice", time_to_invoice_tile),
@@ -137,13 +134,13 @@ def tiles(filters: q.Filters) -> None:
     first, second = st.columns(4), st.columns(4)
     for column, (label, render) in zip([*first, *second], row, strict=False):
         with column:
-            ui.guarded(lambda render=render: render(filters), label, compact=True)
+            ui.guarded(partial(render, filters), label, compact=True)
 
 
-def dso_tile(filters: q.Filters) -> None:
-    frame = q.dso_months(filters, q.add_months(q.month_start(filters.end), -(SPARK_MONTHS - 1)), filters.end)
-    now = frame[frame["month_start_date"] == pd.Timestamp(q.month_start(filters.end))]
-    before = frame[frame["month_start_date"] == pd.Timestamp(q.month_start(filters.previous().end))]
+def dso_tile(filters: Filters) -> None:
+    frame = q.dso_months(filters, add_months(month_start(filters.end), -(SPARK_MONTHS - 1)), filters.end)
+    now = frame[frame["month_start_date"] == pd.Timestamp(month_start(filters.end))]
+    before = frame[frame["month_start_date"] == pd.Timestamp(month_start(filters.previous().end))]
     ui.tile(
         "DSO",
         now["dso_days"].iloc[0] if not now.empty else None,
@@ -157,7 +154,7 @@ def dso_tile(filters: q.Filters) -> None:
     )
 
 
-def revenue_months(filters: q.Filters) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def revenue_months(filters: Filters) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(the period's months, the previous period's, the sparkline's) from one monthly query."""
     start, end = series_window(filters)
     monthly = q.revenue_monthly(filters, start, end)
@@ -168,8 +165,8 @@ def revenue_months(filters: q.Filters) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
     )
 
 
-def revenue_tile(filters: q.Filters) -> None:
-    factor = q.currency_factor(filters.currency, filters.end)
+def revenue_tile(filters: Filters) -> None:
+    factor = currency_factor(filters.currency, filters.end)
     now, before, spark = revenue_months(filters)
     ui.tile(
         "Recognised revenue",
@@ -181,12 +178,12 @@ def revenue_tile(filters: q.Filters) -> None:
     )
 
 
-def margin_tile(filters: q.Filters) -> None:
-    now, before, spark = revenue_months(filters)
+def margin_tile(filters: Filters) -> None:
+    _now, _before, spark = revenue_months(filters)
     ui.tile(
         "Gross margin",
-        ratio(now, "gross_margin_reporting", "recognized_revenue_reporting"),
-        ratio(before, "gross_margin_reporting", "recognized_revenue_reporting"),
+        q.revenue_total(filters).iloc[0]["gross_margin_pct"],
+        q.revenue_total(filters.previous()).iloc[0]["gross_margin_pct"],
         ui.percent,
         spark=spark["gross_margin_pct"].tolist(),
         delta_kind="points",
@@ -203,7 +200,7 @@ TRACES = {
 }
 
 
-def trace(filters: q.Filters) -> None:
+def trace(filters: Filters) -> None:
     with st.container(border=True):
         choice = st.selectbox(
             "Trace a number: the rows behind a tile",
@@ -218,7 +215,9 @@ def trace(filters: q.Filters) -> None:
         def render() -> None:
             rows = TRACES[choice](filters)
             st.caption(f"{len(rows):,} rows, straight from the mart, with the same filters as the tiles.")
-            st.dataframe(rows, hide_index=True)
+            st.dataframe(
+                rows, hide_index=True, column_config=ui.column_formats(rows, percent=ui.RATIO_COLUMNS)
+            )
             ui.download(rows, "Download these rows (CSV)", "billable-trace.csv", key="overview_trace_csv")
 
         ui.guarded(render, choice)
@@ -235,7 +234,7 @@ TILE_FILTERS = {
 }
 
 
-def unapplied(filters: q.Filters) -> None:
+def unapplied(filters: Filters) -> None:
     chosen = {
         "legal_entity": ("legal entity", filters.legal_entities),
         "practice": ("practice", filters.practices),

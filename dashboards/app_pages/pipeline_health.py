@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboards import queries as q
 from dashboards import ui
+from dashboards.queries import pipeline_health as q
 
 filters = ui.page(
     "Pipeline health",

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboards import queries as q
 from dashboards import ui
+from dashboards.queries import reconciliation as q
+from dashboards.queries.connection import finite
+from dashboards.queries.filters import Filters, add_months, month_start
 
 filters = ui.page(
     "Reconciliation",
@@ -51,8 +55,8 @@ def headline(rows: pd.DataFrame) -> None:
     )
 
 
-def trend(filters: q.Filters) -> None:
-    start = q.add_months(q.month_start(filters.end), -11)
+def trend(filters: Filters) -> None:
+    start = add_months(month_start(filters.end), -11)
     monthly = q.reconciliation_monthly(filters, start, filters.end)
     if ui.is_empty(monthly, "Nothing to reconcile in the last 12 months for this selection."):
         return
@@ -68,11 +72,11 @@ def trend(filters: q.Filters) -> None:
     ui.show(figure, key="recon_trend", monthly=True)
 
 
-def table(filters: q.Filters) -> None:
+def table(filters: Filters) -> None:
     statuses = st.multiselect(
         "Status",
         list(q.RECON_STATUSES),
-        format_func=STATUS_LABELS.get,
+        format_func=lambda status: STATUS_LABELS.get(status, status),
         placeholder="All statuses",
         key="recon_status",
     )
@@ -85,7 +89,7 @@ def table(filters: q.Filters) -> None:
         return [f"background-color: {STATUS_COLOURS.get(row['reconciliation_status'], '')}"] * len(row)
 
     def differences(value) -> str:
-        number = q.finite(value)
+        number = finite(value)
         return "color: #c62828; font-weight: 600" if number else ""
 
     styled = shown.style.apply(colour, axis=1).map(
@@ -117,7 +121,7 @@ def table(filters: q.Filters) -> None:
         "The records behind a row",
         list(labels),
         index=None,
-        format_func=labels.get,
+        format_func=lambda key: labels.get(key, str(key)),
         placeholder="Pick a project-month",
         key="recon_drill",
     )
@@ -127,10 +131,10 @@ def table(filters: q.Filters) -> None:
         st.caption(
             f"{len(items):,} items (time entries, ERP TimeActivities, invoice lines), differing ones first."
         )
-        st.dataframe(items, hide_index=True)
+        st.dataframe(items, hide_index=True, column_config=ui.column_formats(items))
 
 
-def render(filters: q.Filters) -> None:
+def render(filters: Filters) -> None:
     rows = q.reconciliation_rows(filters)
     if ui.is_empty(rows, "No project-month to reconcile in this period for this selection."):
         return
@@ -142,4 +146,4 @@ def render(filters: q.Filters) -> None:
 
 if filters is not None:
     ui.not_applied(filters, {"legal_entity", "client", "practice"})
-    ui.guarded(lambda: render(filters), "Reconciliation")
+    ui.guarded(partial(render, filters), "Reconciliation")

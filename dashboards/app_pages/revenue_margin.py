@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboards import queries as q
 from dashboards import ui
+from dashboards.queries import revenue_margin as q
+from dashboards.queries.connection import finite
+from dashboards.queries.filters import Filters, add_months, currency_factor, month_start
 
 filters = ui.page(
     "Revenue & margin",
@@ -16,8 +20,8 @@ filters = ui.page(
 )
 
 
-def headline(filters: q.Filters) -> None:
-    factor = q.currency_factor(filters.currency, filters.end)
+def headline(filters: Filters) -> None:
+    factor = currency_factor(filters.currency, filters.end)
     now = q.revenue_total(filters).iloc[0]
     before = q.revenue_total(filters.previous()).iloc[0]
 
@@ -25,7 +29,7 @@ def headline(filters: q.Filters) -> None:
         return ui.money(value, filters.currency)
 
     def scaled(row, key):
-        number = q.finite(row[key])
+        number = finite(row[key])
         return None if number is None else number * factor
 
     first = st.columns(4)
@@ -80,10 +84,10 @@ def headline(filters: q.Filters) -> None:
             help="Contract value not yet recognised (fixed fee and capped T&M; retainers excluded).",
         )
     with second[3]:
-        ui.guarded(lambda: realisation_tile(filters), "Realisation", compact=True)
+        ui.guarded(partial(realisation_tile, filters), "Realisation", compact=True)
 
 
-def realisation_tile(filters: q.Filters) -> None:
+def realisation_tile(filters: Filters) -> None:
     now = q.realization_total(filters).iloc[0]
     before = q.realization_total(filters.previous()).iloc[0]
     ui.tile(
@@ -97,9 +101,9 @@ def realisation_tile(filters: q.Filters) -> None:
     )
 
 
-def trend(filters: q.Filters) -> None:
-    factor = q.currency_factor(filters.currency, filters.end)
-    start = q.add_months(q.month_start(filters.end), -11)
+def trend(filters: Filters) -> None:
+    factor = currency_factor(filters.currency, filters.end)
+    start = add_months(month_start(filters.end), -11)
     monthly = q.revenue_monthly(filters, start, filters.end)
     if ui.is_empty(monthly, "No contract activity in the last 12 months for this selection."):
         return
@@ -133,8 +137,8 @@ def trend(filters: q.Filters) -> None:
     ui.show(figure, key="revenue_trend", monthly=True)
 
 
-def breakdown(filters: q.Filters) -> None:
-    factor = q.currency_factor(filters.currency, filters.end)
+def breakdown(filters: Filters) -> None:
+    factor = currency_factor(filters.currency, filters.end)
     group = st.segmented_control("Margin by", list(q.REVENUE_GROUPS), default="client", key="revenue_group")
     group = group or "client"
     frame = q.revenue_by(filters, group)
@@ -186,7 +190,7 @@ def breakdown(filters: q.Filters) -> None:
     )
 
 
-def realisation(filters: q.Filters) -> None:
+def realisation(filters: Filters) -> None:
     group = st.segmented_control(
         "Realisation by", list(q.REALIZATION_GROUPS), default="practice", key="realization_group"
     )
@@ -208,16 +212,16 @@ def realisation(filters: q.Filters) -> None:
     ui.show(figure, key="realization_by")
 
 
-def rows(filters: q.Filters) -> None:
+def rows(filters: Filters) -> None:
     if st.toggle("Show the contract-month rows behind these figures (rpt_revenue)", key="revenue_rows"):
         frame = q.revenue_rows(filters)
-        st.dataframe(frame, hide_index=True)
+        st.dataframe(frame, hide_index=True, column_config=ui.column_formats(frame, percent=ui.RATIO_COLUMNS))
         ui.download(frame, "Download (CSV)", "billable-revenue.csv", key="revenue_csv")
 
 
-def receivables(filters: q.Filters) -> None:
-    month = q.month_start(filters.end)
-    factor = q.currency_factor(filters.currency, filters.end)
+def receivables(filters: Filters) -> None:
+    month = month_start(filters.end)
+    factor = currency_factor(filters.currency, filters.end)
     aging = q.ar_aging(filters, month)
     left, right = st.columns(2)
     with left:
@@ -236,7 +240,7 @@ def receivables(filters: q.Filters) -> None:
             figure.update_xaxes(categoryorder="array", categoryarray=list(buckets))
             ui.show(figure, key="ar_aging")
     with right:
-        start = q.add_months(month, -11)
+        start = add_months(month, -11)
         dso = q.dso_months(filters, start, filters.end)
         if not ui.is_empty(dso, "No DSO in the last 12 months."):
             figure = ui.series_figure(
@@ -252,11 +256,11 @@ def receivables(filters: q.Filters) -> None:
 
 if filters is not None:
     ui.not_applied(filters, {"legal_entity", "practice", "client"})
-    ui.guarded(lambda: headline(filters), "Revenue and margin")
-    ui.guarded(lambda: trend(filters), "Revenue trend")
-    ui.guarded(lambda: breakdown(filters), "Margin breakdown")
-    ui.guarded(lambda: realisation(filters), "Realisation")
-    ui.guarded(lambda: rows(filters), "Revenue rows")
+    ui.guarded(partial(headline, filters), "Revenue and margin")
+    ui.guarded(partial(trend, filters), "Revenue trend")
+    ui.guarded(partial(breakdown, filters), "Margin breakdown")
+    ui.guarded(partial(realisation, filters), "Realisation")
+    ui.guarded(partial(rows, filters), "Revenue rows")
     st.subheader("Receivables")
     ui.not_applied(filters, {"legal_entity"})
-    ui.guarded(lambda: receivables(filters), "Receivables")
+    ui.guarded(partial(receivables, filters), "Receivables")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboards import queries as q
 from dashboards import ui
+from dashboards.queries import utilisation as q
+from dashboards.queries.filters import Filters, add_months, month_start
 
 filters = ui.page(
     "Utilisation",
@@ -16,7 +19,7 @@ filters = ui.page(
 )
 
 
-def headline(filters: q.Filters) -> None:
+def headline(filters: Filters) -> None:
     now = q.utilisation_total(filters).iloc[0]
     before = q.utilisation_total(filters.previous()).iloc[0]
     columns = st.columns(5)
@@ -51,8 +54,8 @@ def headline(filters: q.Filters) -> None:
     st.caption("Changes are against the previous period of the same length.")
 
 
-def trend(filters: q.Filters) -> None:
-    start = q.add_months(q.month_start(filters.end), -11)
+def trend(filters: Filters) -> None:
+    start = add_months(month_start(filters.end), -11)
     monthly = q.utilisation_monthly(filters, start, filters.end)
     if ui.is_empty(monthly, "No capacity in these months for this selection."):
         return
@@ -83,7 +86,7 @@ def trend(filters: q.Filters) -> None:
     ui.show(figure, key="utilisation_trend", monthly=True)
 
 
-def by_group(filters: q.Filters) -> None:
+def by_group(filters: Filters) -> None:
     group = st.segmented_control(
         "Break down by", list(q.UTILISATION_GROUPS), default="practice", key="utilisation_group"
     )
@@ -134,7 +137,7 @@ def by_group(filters: q.Filters) -> None:
     )
 
 
-def heatmap(filters: q.Filters) -> None:
+def heatmap(filters: Filters) -> None:
     weekly = q.utilisation_weekly_people(filters)
     if ui.is_empty(weekly, "No capacity in this period for this selection."):
         return
@@ -168,7 +171,7 @@ def heatmap(filters: q.Filters) -> None:
     ui.show(figure, key="utilisation_heatmap", height=max(360, 22 * len(grid) + 140))
 
 
-def people_table(filters: q.Filters) -> None:
+def people_table(filters: Filters) -> None:
     people = q.utilisation_people(filters)
     if ui.is_empty(people, "Nobody with capacity in this period for this selection."):
         return
@@ -191,9 +194,9 @@ def people_table(filters: q.Filters) -> None:
 
 if filters is not None:
     ui.not_applied(filters, {"legal_entity", "practice", "region"})
-    ui.guarded(lambda: headline(filters), "Utilisation")
-    ui.guarded(lambda: trend(filters), "Utilisation trend")
-    ui.guarded(lambda: by_group(filters), "Utilisation by group")
+    ui.guarded(partial(headline, filters), "Utilisation")
+    ui.guarded(partial(trend, filters), "Utilisation trend")
+    ui.guarded(partial(by_group, filters), "Utilisation by group")
     st.subheader("People")
-    ui.guarded(lambda: heatmap(filters), "Person x week heatmap")
-    ui.guarded(lambda: people_table(filters), "Utilisation per person")
+    ui.guarded(partial(heatmap, filters), "Person x week heatmap")
+    ui.guarded(partial(people_table, filters), "Utilisation per person")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pandas as pd
 import streamlit as st
 
-from dashboards import queries as q
 from dashboards import ui
+from dashboards.queries import wip_billing as q
+from dashboards.queries.filters import Filters, add_months, currency_factor, month_start
 
 filters = ui.page(
     "WIP & billing",
@@ -16,7 +19,7 @@ filters = ui.page(
 )
 
 
-def wip(filters: q.Filters) -> None:
+def wip(filters: Filters) -> None:
     dates = q.wip_as_of_dates()
     if not dates:
         st.info("WIP has not been computed for any date yet.")
@@ -30,7 +33,7 @@ def wip(filters: q.Filters) -> None:
         key="wip_as_of",
         help="Month ends and every day of the last 90 days.",
     )
-    factor = q.currency_factor(filters.currency, as_of)
+    factor = currency_factor(filters.currency, as_of)
     frame = q.wip_by(filters, as_of)
     frame["wip"] = frame["wip_amount_reporting"].fillna(0) * factor
     frame["at_risk"] = frame["at_risk_amount_reporting"].fillna(0) * factor
@@ -82,9 +85,9 @@ def wip(filters: q.Filters) -> None:
     ui.download(table, "Download (CSV)", f"billable-wip-{as_of}.csv", key="wip_csv")
 
 
-def wip_trend(filters: q.Filters) -> None:
-    start = q.add_months(q.month_start(filters.end), -11)
-    factor = q.currency_factor(filters.currency, filters.end)
+def wip_trend(filters: Filters) -> None:
+    start = add_months(month_start(filters.end), -11)
+    factor = currency_factor(filters.currency, filters.end)
     frame = q.wip_month_ends(filters, start, filters.end)
     if ui.is_empty(frame, "No month-end WIP in the last 12 months."):
         return
@@ -102,7 +105,7 @@ def wip_trend(filters: q.Filters) -> None:
     ui.show(figure, key="wip_trend", monthly=True)
 
 
-def time_to_invoice(filters: q.Filters) -> None:
+def time_to_invoice(filters: Filters) -> None:
     period = q.time_to_invoice_period(filters).iloc[0]
     columns = st.columns(3)
     with columns[0]:
@@ -125,7 +128,7 @@ def time_to_invoice(filters: q.Filters) -> None:
             )
             ui.show(figure, key="tti_distribution")
     with right:
-        start = q.add_months(q.month_start(filters.end), -11)
+        start = add_months(month_start(filters.end), -11)
         trend = q.time_to_invoice_summary(filters, start, filters.end)
         if not ui.is_empty(trend, "Nothing was invoiced in the last 12 months."):
             figure = ui.series_figure(
@@ -150,14 +153,14 @@ def time_to_invoice(filters: q.Filters) -> None:
         ui.show(figure, key="tti_practice")
     if st.toggle("Show the invoiced time entries behind these figures (slowest first)", key="tti_rows"):
         rows = q.time_to_invoice_rows(filters)
-        st.dataframe(rows, hide_index=True)
+        st.dataframe(rows, hide_index=True, column_config=ui.column_formats(rows))
         ui.download(rows, "Download (CSV)", "billable-time-to-invoice.csv", key="tti_csv")
 
 
 if filters is not None:
     ui.not_applied(filters, {"legal_entity", "practice", "client"})
     st.subheader("Work in progress")
-    ui.guarded(lambda: wip(filters), "WIP")
-    ui.guarded(lambda: wip_trend(filters), "WIP trend")
+    ui.guarded(partial(wip, filters), "WIP")
+    ui.guarded(partial(wip_trend, filters), "WIP trend")
     st.subheader("Time to invoice")
-    ui.guarded(lambda: time_to_invoice(filters), "Time to invoice")
+    ui.guarded(partial(time_to_invoice, filters), "Time to invoice")
