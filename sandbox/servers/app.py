@@ -19,6 +19,7 @@ from urllib.request import urlopen
 
 import orjson
 
+from sandbox.connection import connection_settings
 from sandbox.erp_live import LiveStore
 from sandbox.servers.faults import FaultConfigError, Faults
 from sandbox.servers.state import WorldState
@@ -163,6 +164,8 @@ class App:
                     "faults": faults.describe(),
                 },
             )
+        if request.path == "/_sandbox/settings":  # how a starter points the loaders at us
+            return Response.json(200, connection_settings(request.base_url, self.context.state.world))
         if request.path == "/_sandbox/faults/log":
             if request.method == "DELETE":
                 faults.clear_log()

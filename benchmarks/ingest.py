@@ -21,9 +21,8 @@ from pathlib import Path
 
 import duckdb
 
-from billable import bare_clients
-from billable.pipeline import sandbox_settings
-from billable.sandbox_process import running_sandbox
+from benchmarks import bare_clients
+from billable.sandbox_process import running_sandbox, sandbox_settings
 from ingestion.run import SOURCES
 from sandbox.world import World
 
@@ -56,7 +55,7 @@ def bare_pass(readers: list[Callable[[], Iterator[dict]]]) -> tuple[int, float, 
 def loader_run(base_url: str, world: Path, raw_db: Path, sources: str = "") -> dict:
     """Run `python -m ingestion` (all sources, or some); wall, CPU and peak RSS of the process and,
     per source, the rows loaded and seconds from `ops.load_log`."""
-    env = {**os.environ, **sandbox_settings(base_url, world), "BILLABLE_PROGRESS": ""}
+    env = {**os.environ, **sandbox_settings(base_url), "BILLABLE_PROGRESS": ""}
     command = [sys.executable, "-m", "ingestion", "--raw-db", str(raw_db)]
     if sources:
         command += ["--sources", sources]

@@ -26,8 +26,7 @@ from pathlib import Path
 import duckdb
 import requests
 
-from billable.pipeline import sandbox_settings
-from billable.sandbox_process import running_sandbox
+from billable.sandbox_process import running_sandbox, sandbox_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,7 +101,7 @@ def bench_sync(bench_data: Path) -> str:
         warehouse = out / "wh" / "warehouse.duckdb"
         shutil.copyfile(warehouse_source, warehouse)
         with running_sandbox(world, port=0, flags=server_flags, timeout_s=600) as base_url:
-            env = {**os.environ, **sandbox_settings(base_url, world)}
+            env = {**os.environ, **sandbox_settings(base_url)}
             command = [sys.executable, "-m", "reverse_etl", "--warehouse", str(warehouse), *client_flags]
             started = time.monotonic()
             process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
