@@ -1,7 +1,8 @@
 """QuickBooks Online v3: `/v3/company/{realm}/query`, `preferences`, reads by id, and the live writes.
 
 Served records are the realm's generated history (World.state of `erp/`) merged with the live
-store (`sandbox.erp_live`): a live version of a record replaces its history version.
+store (`sandbox.erp_live`; the writes' rules in `sandbox.erp_writes`): a live version of a record
+replaces its history version.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import numpy as np
 import orjson
 import polars as pl
 
-from sandbox import erp_live
-from sandbox.erp_live import HistoryView, LiveRow, QboError, WriteContext, us_of
-from sandbox.servers.app import Context, Request, Response, System
+from sandbox import erp_live, erp_writes
+from sandbox.erp_live import HistoryView, LiveRow, QboError, us_of
+from sandbox.erp_writes import WriteContext
 from sandbox.servers.encode import iso_z, json_rows, json_rows_joined, render_datetimes
+from sandbox.servers.http_types import Context, Request, Response, System
 from sandbox.servers.state import STAMP, Served, to_us
 from sandbox.world import parse_ts
 
@@ -440,8 +442,8 @@ def write(realm: str, entity: str | None, request: Request, context: Context) ->
 
     def run(txn) -> tuple[int, dict]:
         if entity is None:
-            return erp_live.batch(txn, write_ctx, body)
-        return erp_live.write(txn, write_ctx, entity, body, operation)
+            return erp_writes.batch(txn, write_ctx, body)
+        return erp_writes.write(txn, write_ctx, entity, body, operation)
 
     try:
         status, answer, replayed = context.live.execute(realm, request.param("requestid"), run)
@@ -491,7 +493,7 @@ def handle(request: Request, context: Context) -> Response:
     if request.method == "POST" and len(parts) == 2:
         if action == "batch":
             return write(realm, None, request, context)
-        if entity in erp_live.WRITERS:
+        if entity in erp_writes.WRITERS:
             return write(realm, entity, request, context)
     if request.method == "GET" and entity is not None and len(parts) == 3:
         return read_one(realm, entity, parts[2], context)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import orjson
 import polars as pl
 
-from sandbox.servers.app import Context, Request, Response, System
 from sandbox.servers.encode import json_rows_joined, render_datetimes
+from sandbox.servers.http_types import Context, Request, Response, System
 from sandbox.servers.state import STAMP, Served
 from sandbox.world import parse_ts
 
