@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -31,18 +32,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def bare_readers(base_url: str, world: Path) -> dict[str, list[Callable[[], Iterator[dict]]]]:
     """Per source, the bare readers of every list its loader reads."""
-    return {
-        "crm": [
-            lambda name=name: bare_clients.salesforce(base_url, name) for name in bare_clients.SALESFORCE
-        ],
-        "psa": [lambda name=name: bare_clients.kantata(base_url, name) for name in bare_clients.KANTATA],
-        "time": [lambda name=name: bare_clients.harvest(base_url, name) for name in bare_clients.HARVEST],
+    readers: dict[str, list[Callable[[], Iterator[dict]]]] = {
+        "crm": [partial(bare_clients.salesforce, base_url, name) for name in bare_clients.SALESFORCE],
+        "psa": [partial(bare_clients.kantata, base_url, name) for name in bare_clients.KANTATA],
+        "time": [partial(bare_clients.harvest, base_url, name) for name in bare_clients.HARVEST],
         "erp": [
-            lambda realm=realm, name=name: bare_clients.quickbooks(base_url, realm, name)
+            partial(bare_clients.quickbooks, base_url, realm, name)
             for realm in World(world).realms
             for name in bare_clients.QUICKBOOKS
         ],
     }
+    return readers
 
 
 def bare_pass(readers: list[Callable[[], Iterator[dict]]]) -> tuple[int, float, float]:

@@ -30,7 +30,7 @@ from billable.sandbox_process import running_sandbox, sandbox_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SCENARIOS = (
+SCENARIOS: tuple[tuple[str, str, list[str], list[str]], ...] = (
     (
         "limits",
         "sandbox's real limits, client defaults (450/min, 4 concurrent per realm)",
@@ -65,11 +65,10 @@ def has_mart(warehouse: Path) -> bool:
     if not warehouse.is_file():
         return False
     with duckdb.connect(str(warehouse), read_only=True) as conn:
-        return bool(
-            conn.execute(
-                "select count(*) from information_schema.tables where table_name = 'rpt_billable_lines'"
-            ).fetchone()[0]
-        )
+        row = conn.execute(
+            "select count(*) from information_schema.tables where table_name = 'rpt_billable_lines'"
+        ).fetchone()
+        return bool(row and row[0])
 
 
 def bench_sync(bench_data: Path) -> str:

@@ -291,8 +291,8 @@ def parse_manifest(run_dir: Path, catalog: str) -> dict:
     result = subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True, check=False)
     manifest_file = target / "semantic_manifest.json"
     if result.returncode != 0 or not manifest_file.is_file():
-        output = (result.stdout + result.stderr)[-4000:]
-        raise SemanticLayerError(f"dbt parse of {PROJECT_DIR} failed:\n{output}")
+        tail = (result.stdout + result.stderr)[-4000:]
+        raise SemanticLayerError(f"dbt parse of {PROJECT_DIR} failed:\n{tail}")
     return json.loads(manifest_file.read_text())
 
 

@@ -18,7 +18,7 @@ from sandbox.world import World
 
 def month_ends(after: datetime, until: datetime) -> list[datetime]:
     """Billing-run instants (the month's last day, 18:00 UTC) in (after, until]."""
-    runs = []
+    runs: list[datetime] = []
     year, month = after.year, after.month
     while True:
         last = calendar.monthrange(year, month)[1]
@@ -113,7 +113,7 @@ def _bill(txn: Txn, ctx: WriteContext, seed: int) -> dict:
     floor = ctx.history.id_floor(ctx.realm)
     for customer, rows in sorted(by_customer.items()):
         rows.sort(key=lambda row: (row["record"]["TxnDate"], int(row["id"])))
-        lines = []
+        lines: list[dict] = []
         for number, row in enumerate(rows, start=1):
             ta = row["record"]
             qty = round(_hours(ta), 4)

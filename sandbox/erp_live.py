@@ -110,7 +110,7 @@ class HistoryView:
     def __init__(self, world: Callable[[], World]):
         self._world = world
         self._lock = threading.Lock()
-        self._cache: dict[tuple, object] = {}
+        self._cache: dict[tuple, tuple[tuple, object]] = {}
 
     @property
     def world(self) -> World:
@@ -175,7 +175,7 @@ class HistoryView:
                     continue
                 ids = frame.filter(pl.col("_realm").cast(pl.String) == realm)["Id"].cast(pl.String)
                 numeric = ids.str.extract(r"^(\d+)$").cast(pl.Int64, strict=False).max()
-                best = max(best, int(numeric or 0))
+                best = max(best, numeric if isinstance(numeric, int) else 0)
             return best
 
         return self._cached(("floor", realm), "Invoice", build)  # type: ignore[return-value]

@@ -120,6 +120,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "sandbox/1"
     app: App  # set on the subclass made by `make_server`
+    server: Server
     quiet = True
 
     def log_message(self, format: str, *args: object) -> None:
@@ -130,7 +131,7 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         split = urlsplit(self.path)
-        host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
+        host = self.headers.get("Host") or "{}:{}".format(*self.server.address())
         request = Request(
             method=self.command,
             path=split.path,
@@ -169,12 +170,24 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def address(self) -> tuple[str, int]:
+        """The (host, port) it listens on (port 0 asked for: the port it got)."""
+        host, port = self.server_address[:2]
+        return str(host), int(port)
+
 
 def make_server(
-    state: WorldState, live: LiveStore, faults: Faults, host: str, port: int, instance: str = ""
+    state: WorldState,
+    live: LiveStore,
+    faults: Faults,
+    host: str,
+    port: int,
+    instance: str = "",
+    quiet: bool = True,
 ) -> Server:
-    """A ready-to-serve HTTP server for one world (call `serve_forever`)."""
-    handler = type("BoundHandler", (Handler,), {"app": App(state, live, faults, instance)})
+    """A ready-to-serve HTTP server for one world (call `serve_forever`); `quiet=False` logs every
+    request to stderr."""
+    handler = type("BoundHandler", (Handler,), {"app": App(state, live, faults, instance), "quiet": quiet})
     return Server((host, port), handler)
 
 

@@ -163,7 +163,7 @@ def merged(context: Context, realm: str, entity: str) -> Merged:
 class Query:
     entity: str
     count: bool
-    conditions: list[tuple[str, str, object]]
+    conditions: list[tuple[str, str, int | list[str]]]  # (field, op, µs) or ("id", "in", ids)
     descending: bool
     start: int
     max_results: int
@@ -184,7 +184,7 @@ def parse(text: str, context: Context) -> Query | Response:
             f"queryable entity; use one of {', '.join(ENTITIES)}",
             context,
         )
-    conditions = []
+    conditions: list[tuple[str, str, int | list[str]]] = []
     if match["where"]:
         for clause in re.split(r"\s+AND\s+", match["where"], flags=re.IGNORECASE):
             cond = CONDITION.match(clause)
@@ -245,7 +245,7 @@ def parse(text: str, context: Context) -> Query | Response:
 def select(view: Merged, query: Query) -> pl.DataFrame:
     frame = view.order
     for field, op, value in query.conditions:
-        if field == "id":
+        if isinstance(value, list):  # Id = / IN: the parser gives only Id conditions a list
             frame = frame.filter(pl.col("Id").is_in(value))
         elif field == "metadata.lastupdatedtime":
             if frame is view.order and op in (">", ">="):
@@ -278,7 +278,9 @@ def select(view: Merged, query: Query) -> pl.DataFrame:
 def _created_us(view: Merged, frame: pl.DataFrame) -> np.ndarray:
     out = np.zeros(frame.height, dtype=np.int64)
     history_created = (
-        view.history.frame["_created_at"].dt.epoch("us").to_numpy() if view.history.height else None
+        view.history.frame["_created_at"].dt.epoch("us").to_numpy()
+        if view.history.height
+        else np.zeros(0, dtype=np.int64)
     )
     for position, (src, idx) in enumerate(zip(frame["src"].to_list(), frame["idx"].to_list(), strict=True)):
         if src == 0:
