@@ -114,7 +114,8 @@ def build_erp(
     erp.manual_last_month_end = int(run_end[-1]) if run_end.size else cal.start_day - 1
 
     # ---- customers: one per client account per realm, a job per project, legacy leftovers ----
-    cust_rows = []
+    # (entity, id, created, name, is the twin, parent, currency, external id)
+    cust_rows: list[tuple[int, str, int, str, bool, str | None, str, str | None]] = []
     next_id = [1, 1, 1]
     acc_cust: dict[int, str] = {}
     client_accounts = sorted({int(a) for a in pf.p_account[: pf.n_client]})
@@ -261,7 +262,7 @@ def build_erp(
     is_tm = known & (pf.p_method[safe_proj] == 0)
     has_job = np.array([p in erp.job_of_project for p in range(pf.n_projects)])[safe_proj]
     user_emp = entries.user < firm.n
-    created = _next_wednesday(entries.approved // DAY + 4) * DAY + 14 * HOUR
+    entered = _next_wednesday(entries.approved // DAY + 4) * DAY + 14 * HOUR  # when keyed into the ERP
     eligible = (
         is_tm
         & has_job
@@ -270,7 +271,7 @@ def build_erp(
         & (entries.approved < NEVER)
         & (entries.day <= erp.manual_last_month_end)
         & (entries.day >= cal.start_day)
-        & (created <= (run_at[-1] if run_at.size else 0))
+        & (entered <= (run_at[-1] if run_at.size else 0))
         & (entries.deleted == NEVER)
         & (entries.hours > 0)
     )
@@ -281,13 +282,13 @@ def build_erp(
         leak[rng.choice(leak_idx, size=2, replace=False)] = True
     eligible &= ~leak
     ta = np.flatnonzero(eligible)
-    ta = ta[np.lexsort((entries.id[ta], created[ta]))]
+    ta = ta[np.lexsort((entries.id[ta], entered[ta]))]
     ta_proj = proj[ta]
     ta_ent = pf.p_entity[ta_proj]
     ta_emp = entries.user[ta]
     ta_role = firm.grade[ta_emp]
     ta_day = entries.day[ta]
-    ta_created = created[ta]
+    ta_created = entered[ta]
     ta_hours = np.where(entries.corrected[ta] <= ta_created, entries.new_hours[ta], entries.hours[ta])
     rate = rates.true_rate(pf, ta_proj, ta_role, ta_day)
     fallback = role_rate(ta_role, [pf.p_currency[p] for p in ta_proj], np.ones(ta.size))
