@@ -87,7 +87,7 @@ test: lint ## lint, then the whole test suite against real components
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: setup ## benchmarks; results go to docs/benchmarks.md
-	$(PY) -m billable.bench $(BENCH_ARGS)
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 # The reverse-ETL ledger (data/ledger.sqlite, its WAL and lock, its snapshot) is the sync's memory of
 # what it put in the ERP; the warehouse cannot rebuild it, so a routine clean never deletes it.

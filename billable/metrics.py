@@ -18,8 +18,8 @@ the tests and the dashboards all go through `SemanticLayer` (docs/metrics.md):
   in-process: `mf` subcommands run with their usual options and output, and Python callers get
   rows and the SQL MetricFlow generated.
 
-`python -m billable.metrics docs` regenerates docs/metrics.md from the semantic YAML;
-`docs --check` fails when the file differs (a test runs it).
+`python -m billable.metrics docs` regenerates docs/metrics.md from the semantic YAML
+(`billable.metrics_docs`); `docs --check` fails when the file differs (a test runs it).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -45,8 +44,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_DIR = ROOT / "dbt_project"
-SEMANTIC_DIR = PROJECT_DIR / "models" / "semantic"
-DOCS_FILE = ROOT / "docs" / "metrics.md"
 DEFAULT_WAREHOUSE = Path("data") / "warehouse.duckdb"
 
 # Where the transform stores the semantic manifest of the build inside the warehouse file.
@@ -294,8 +291,8 @@ def parse_manifest(run_dir: Path, catalog: str) -> dict:
     result = subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True, check=False)
     manifest_file = target / "semantic_manifest.json"
     if result.returncode != 0 or not manifest_file.is_file():
-        output = (result.stdout + result.stderr)[-4000:]
-        raise SemanticLayerError(f"dbt parse of {PROJECT_DIR} failed:\n{output}")
+        tail = (result.stdout + result.stderr)[-4000:]
+        raise SemanticLayerError(f"dbt parse of {PROJECT_DIR} failed:\n{tail}")
     return json.loads(manifest_file.read_text())
 
 
@@ -348,265 +345,6 @@ def start_engine(run_dir: Path):
     return config
 
 
-# --- docs/metrics.md, generated from the YAML -------------------------------------------------------
-
-DESCRIPTION_FIELDS = ("Formula", "Denominator", "Grain")
-
-
-# The order docs/metrics.md lists the YAML files in (the spec's order); others follow by name.
-FILE_ORDER = ("sem_dimensions", "sem_utilization", "sem_wip", "sem_billing", "sem_finance", "sem_exceptions")
-
-
-def load_semantic_yaml(folder: Path = SEMANTIC_DIR) -> tuple[list[dict], list[dict]]:
-    """Every semantic model and metric declared in the semantic folder's YAML, in FILE_ORDER."""
-    models: list[dict] = []
-    metrics: list[dict] = []
-    rank = {name: index for index, name in enumerate(FILE_ORDER)}
-    for path in sorted(folder.glob("*.yml"), key=lambda path: (rank.get(path.stem, len(rank)), path.name)):
-        content = yaml.safe_load(path.read_text()) or {}
-        for model in content.get("semantic_models", []) or []:
-            models.append({**model, "_file": path.relative_to(ROOT).as_posix()})
-        for metric in content.get("metrics", []) or []:
-            metrics.append({**metric, "_file": path.relative_to(ROOT).as_posix()})
-    return models, metrics
-
-
-def split_description(metric: dict) -> dict[str, str]:
-    """A metric description is 'Definition. Formula: ... Denominator: ... Grain: ...'."""
-    text = " ".join(str(metric.get("description", "")).split())
-    pattern = r"\s*(" + "|".join(DESCRIPTION_FIELDS) + r"):\s*"
-    parts = re.split(pattern, text)
-    fields = {"Definition": parts[0].strip()}
-    for name, value in zip(parts[1::2], parts[2::2], strict=True):
-        fields[name] = value.strip()
-    missing = [name for name in DESCRIPTION_FIELDS if not fields.get(name)]
-    if missing:
-        raise SemanticLayerError(
-            f"metric {metric.get('name')} ({metric.get('_file')}): its description must say "
-            f"{', '.join(f'{name}:' for name in missing)} (docs/metrics.md is generated from it)"
-        )
-    return fields
-
-
-def render_docs(folder: Path = SEMANTIC_DIR) -> str:
-    """docs/metrics.md's content from the semantic YAML."""
-    models, metrics = load_semantic_yaml(folder)
-    measures = {}
-    for model in models:
-        for measure in model.get("measures", []) or []:
-            measures[measure["name"]] = (model, measure)
-    by_name = {metric["name"]: metric for metric in metrics}
-
-    def model_ref(model: dict) -> str:
-        match = re.search(r"ref\(['\"]([^'\"]+)['\"]\)", model["model"])
-        return match.group(1) if match else model["model"]
-
-    def measures_of(metric: dict, seen: set[str] | None = None) -> list[str]:
-        seen = seen or set()
-        params = metric.get("type_params", {})
-        names: list[str] = []
-        if metric["type"] in ("simple", "cumulative"):
-            names.append(_measure_name(params["measure"]))
-        else:
-            inputs = [params.get("numerator"), params.get("denominator"), *(params.get("metrics") or [])]
-            for item in inputs:
-                if item is None:
-                    continue
-                child = item["name"] if isinstance(item, dict) else item
-                if child in by_name and child not in seen:
-                    seen.add(child)
-                    names += measures_of(by_name[child], seen)
-        return list(dict.fromkeys(names))
-
-    lines = [
-        "# Metrics: the KPI glossary",
-        "",
-        "<!-- Generated by `python -m billable.metrics docs` from dbt_project/models/semantic/*.yml;",
-        "     do not edit by hand (tests/test_semantic_layer.py fails when this file drifts). -->",
-        "",
-        "Every KPI of `../shared/spec/kpis.md` has one definition: a column or expression of a mart,",
-        "aggregated by one MetricFlow metric. Ratios are ratio metrics (sum of the numerator over",
-        "sum of the denominator at the grain asked for), never averages of ratios. Query them with",
-        '`make metrics Q="--metrics billable_utilization --group-by metric_time__month,employee__practice"`',
-        "(how it works: the end of this page).",
-        "",
-        "| metric | definition | formula | denominator | grain | mart |",
-        "|---|---|---|---|---|---|",
-    ]
-    details: list[str] = []
-    for metric in metrics:
-        fields = split_description(metric)
-        lines.append(
-            f"| [`{metric['name']}`](#{metric['name']}) | {_cell(fields['Definition'])} | "
-            f"{_cell(fields['Formula'])} | {_cell(fields['Denominator'])} | {_cell(fields['Grain'])} | "
-            + ", ".join(
-                dict.fromkeys(
-                    f"`{model_ref(measures[name][0])}`" for name in measures_of(metric) if name in measures
-                )
-            )
-            + " |"
-        )
-        details += ["", f"### {metric['name']}", ""]
-        details.append(
-            f"**{metric.get('label', metric['name'])}** ({metric['type']} metric, `{metric['_file']}`)."
-        )
-        details.append(fields["Definition"])
-        details += ["", f"- Formula: {fields['Formula']}", f"- Denominator: {fields['Denominator']}"]
-        details.append(f"- Grain: {fields['Grain']}")
-        params = metric.get("type_params", {})
-        if metric["type"] == "ratio":
-            details.append(
-                f"- Ratio of metrics `{_name(params['numerator'])}` / `{_name(params['denominator'])}`"
-            )
-        elif metric["type"] == "derived":
-            inputs = ", ".join(f"`{_name(item)}`" for item in params.get("metrics", []))
-            details.append(f"- Derived: `{params['expr']}` over {inputs}")
-        if metric.get("filter"):
-            details.append(f"- Filter: `{' '.join(str(metric['filter']).split())}`")
-        for measure_name in measures_of(metric):
-            if measure_name not in measures:
-                raise SemanticLayerError(
-                    f"metric {metric['name']} uses measure {measure_name}, declared nowhere"
-                )
-            model, measure = measures[measure_name]
-            expr = " ".join(str(measure.get("expr", measure_name)).split())
-            agg = measure["agg"]
-            if measure.get("agg_params", {}).get("percentile") is not None:
-                agg = f"{agg} {measure['agg_params']['percentile']}"
-            extra = ""
-            if measure.get("non_additive_dimension"):
-                nad = measure["non_additive_dimension"]
-                choice = nad.get("window_choice", "max")
-                extra = f"; semi-additive: only the {choice} `{nad['name']}` of a period counts"
-            details.append(
-                f"- Measure `{measure_name}` = {agg}(`{expr}`) over `{model_ref(model)}` "
-                f"(semantic model `{model['name']}`, time: `{_agg_time(model, measure)}`{extra})"
-            )
-    lines += ["", "## The metrics", *details, ""]
-    lines += _dimension_section(models)
-    lines += _usage_section()
-    return "\n".join(lines).rstrip("\n") + "\n"
-
-
-def _dimension_section(models: list[dict]) -> list[str]:
-    lines = [
-        "## Dimensions",
-        "",
-        "Group by an entity's dimension as `entity__dimension`, by time as `metric_time__day`, `__week`,",
-        "`__month` or `__quarter` (each metric's own time: the day worked, the invoice date, the as-of",
-        "date, ...). A fact reaches a dimension through the entities it carries.",
-        "",
-        "| semantic model | dbt model | entities | dimensions |",
-        "|---|---|---|---|",
-    ]
-    for model in models:
-        ref = re.search(r"ref\(['\"]([^'\"]+)['\"]\)", model["model"])
-        entities = ", ".join(
-            f"`{entity['name']}` ({entity['type']})" for entity in model.get("entities", []) or []
-        )
-        primary = model.get("primary_entity")
-        if primary and primary not in {entity["name"] for entity in model.get("entities", []) or []}:
-            entities = f"`{primary}` (primary), " + entities if entities else f"`{primary}` (primary)"
-        prefix = primary or next(
-            (
-                entity["name"]
-                for entity in model.get("entities", []) or []
-                if entity["type"] in ("primary", "natural")
-            ),
-            "",
-        )
-        dims = ", ".join(
-            f"`{prefix}__{dim['name']}`" if prefix else f"`{dim['name']}`"
-            for dim in model.get("dimensions", []) or []
-        )
-        dbt_model = ref.group(1) if ref else model["model"]
-        lines.append(f"| `{model['name']}` | `{dbt_model}` | {entities} | {dims or '—'} |")
-    return [*lines, ""]
-
-
-def _usage_section() -> list[str]:
-    return [
-        "## Querying",
-        "",
-        "```sh",
-        'make metrics Q="--metrics billable_utilization --group-by metric_time__month,employee__practice"',
-        'make metrics Q="--metrics wip_amount --group-by metric_time__month --order metric_time__month" \\',
-        "  WAREHOUSE=data/dev-demo/warehouse.duckdb",
-        'make metrics Q="--metrics billable_hours --group-by employee__grade --explain"  # the SQL only',
-        'make metrics MF="list dimensions" Q="--metrics wip_amount"  # any mf command (default: query)',
-        ".venv/bin/python -m billable.metrics list metrics  # the same, without make",
-        "```",
-        "",
-        "`python -m billable.metrics [--warehouse FILE] <mf command> [options]` is the `mf` CLI",
-        "(dbt-metricflow) run against the published warehouse (default `data/warehouse.duckdb`),",
-        "read-only:",
-        "",
-        "- it pins the published build with a hard link in `<warehouse dir>/.metrics/<pid>-<token>/` for",
-        "  the session, so a publish during a query changes nothing for that query;",
-        "- it uses the semantic manifest the transform stored in that same file (`ops.semantic_manifest`),",
-        "  so the definitions match the data; a warehouse published without one is answered from a",
-        "  fresh `dbt parse` of the checkout, with a warning;",
-        "- `mf` needs a dbt project folder with `dbt_project.yml`, a profile and",
-        "  `target/semantic_manifest.json`: the session writes them into its run folder; the profile's",
-        "  DuckDB database is `:memory:` and ATTACHes the pinned file `READ_ONLY` as `warehouse`, the",
-        "  catalog the models were built under, so MetricFlow's relation names resolve and nothing can",
-        "  write to or lock the file against the next build;",
-        "- from Python: `with SemanticLayer(path) as layer: layer.query([...], group_by=[...])` returns",
-        "  columns, rows and the SQL; `layer.explain(...)` returns the SQL only.",
-        "",
-        "Regenerate this page after changing the YAML: `.venv/bin/python -m billable.metrics docs`.",
-        "",
-        "## What to know when reading the numbers",
-        "",
-        "- `employee__*` attributes are those of the dim_employees version in force on the metric's",
-        "  own day (SCD2 join on `valid_from <= day < valid_to`): the day worked for utilisation, the",
-        "  invoice date for time to invoice. For the practice that bills, use `project__practice`.",
-        "- Models whose finest grain is the month (realisation, revenue) cannot be grouped by",
-        "  `metric_time__day` or `__week`; MetricFlow refuses such a query rather than guess.",
-        "- Balances (WIP, backlog, contract balances, receivables) are semi-additive: a period shows",
-        "  its last as-of date or month, summed over everything else.",
-        "- MetricFlow returns sums and ratios as floating-point numbers (ratios are divided in",
-        "  DOUBLE); the marts keep the exact decimals. Money is in the reporting currency.",
-        "- `mf query --csv FILE` writes the rows to a file; `--order`, `--limit`, `--where",
-        "  \"{{ Dimension('employee__grade') }} = 'Partner'\"`, `--start-time` and `--end-time` work as",
-        "  in MetricFlow.",
-    ]
-
-
-def _measure_name(measure: object) -> str:
-    return measure["name"] if isinstance(measure, dict) else str(measure)
-
-
-def _name(item: object) -> str:
-    return item["name"] if isinstance(item, dict) else str(item)
-
-
-def _agg_time(model: dict, measure: dict) -> str:
-    return measure.get("agg_time_dimension") or model.get("defaults", {}).get("agg_time_dimension", "")
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def docs_command(check: bool) -> int:
-    rendered = render_docs()
-    current = DOCS_FILE.read_text() if DOCS_FILE.is_file() else ""
-    if check:
-        if current != rendered:
-            print(
-                f"metrics: {DOCS_FILE.relative_to(ROOT)} differs from what the semantic YAML generates; "
-                "run `.venv/bin/python -m billable.metrics docs`",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    if current != rendered:
-        DOCS_FILE.write_text(rendered)
-        print(f"metrics: wrote {DOCS_FILE.relative_to(ROOT)}")
-    return 0
-
-
 # --- the command line --------------------------------------------------------------------------------
 
 
@@ -624,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     if args.command[0] == "docs":
+        from billable.metrics_docs import docs_command
+
         return docs_command(check="--check" in args.command[1:])
     started = time.monotonic()
     try:

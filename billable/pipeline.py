@@ -1,19 +1,20 @@
-"""`make pipeline`, `make daily`, `make demo-day`: run every built step in order, one run at a time.
+"""`make pipeline`, `make daily`, `make demo-day`: run the steps in order, one run at a time.
 
 The steps (ingest, transform, sync, then ingest the ERP and transform again, so the warehouse
 sees what the sync pushed) are listed once, in `steps`; what differs is where the loaders read
 from:
 
-- `--world W` (make pipeline): a sandbox serving the world W, started and stopped around the run;
-  with `--advance-days N` (make demo-day) the world's clock first moves N days, as a day passes;
+- `--world W` (make pipeline): a sandbox serving the world W, started and stopped around the run
+  (`python -m sandbox serve` as a child; it answers the loaders' settings for its world, and an
+  invalid world.json is its one-line verdict and exit 2, passed on as this run's); with
+  `--advance-days N` (make demo-day) the world's clock first moves N days, as a day passes;
   the sandbox delivers the world's HR drop as of its clock when it starts and when the clock
   moves (`sandbox.hr_drop.deliver`), so any world runs, a hand-written one without `hr_drop/` too;
 - `--live` (make daily, from cron): the systems configured for the loaders; no sandbox.
 
 Each step is a command; the first that fails stops the run with its name and exit code, so an
-operator's cron mail says exactly what went wrong. Steps whose issue has not landed yet are
-listed as such rather than pretended. A lock next to the raw database (`daily.lock`) keeps two
-runs from overlapping; the second exits 75 saying which process holds it.
+operator's cron mail says exactly what went wrong. A lock next to the raw database (`daily.lock`)
+keeps two runs from overlapping; the second exits 75 saying which process holds it.
 
 Every child (the sandbox, each step) dies with the pipeline, even on `kill -9` (the kernel's
 parent-death signal), and is recorded in `daily.children.json` beside the lock while it runs; a
@@ -28,7 +29,6 @@ publishes `data/warehouse.duckdb`, built in `data/build/`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -39,8 +39,13 @@ from pathlib import Path
 
 from billable.child_process import ChildRecord, die_with_parent
 from billable.run_lock import EX_TEMPFAIL, LockHeld, run_lock
-from billable.sandbox_process import PortInUse, SandboxStartError, running_sandbox
-from sandbox.world import World, WorldError
+from billable.sandbox_process import (
+    PortInUse,
+    SandboxRefused,
+    SandboxStartError,
+    running_sandbox,
+    sandbox_settings,
+)
 
 LIVE = "live"  # the raw database's marker when it is loaded from the configured systems
 
@@ -48,33 +53,14 @@ LIVE = "live"  # the raw database's marker when it is loaded from the configured
 @dataclass(frozen=True)
 class Step:
     name: str
-    command: list[str] | None  # None: not built yet
-    issue: int
+    command: list[str]
     env: dict[str, str] = field(default_factory=dict)
-
-
-def sandbox_settings(base_url: str, world: Path) -> dict[str, str]:
-    """Configuration that points every connector at the sandbox, as an operator would set it.
-
-    The connectors read these like any deployment's settings (dlt config from the environment);
-    the tokens are the sandbox's (it accepts any), never real credentials. The firm's legal
-    entities are the world's own (`legal_entities` in world.json); the ERP loads their realms.
-    """
-    settings = {
-        "SOURCES__HR_DROP__DROP_FOLDER": str((world / "hr_drop").resolve()),
-        "SOURCES__HARVEST__ACCOUNT_ID": "1",
-        "FIRM__LEGAL_ENTITIES": json.dumps(World(world).legal_entities),
-    }
-    for system in ("SALESFORCE", "KANTATA", "HARVEST", "QUICKBOOKS"):
-        settings[f"SOURCES__{system}__BASE_URL"] = base_url
-        settings[f"SOURCES__{system}__ACCESS_TOKEN"] = "sandbox-token"
-    return settings
 
 
 def steps(
     raw_db: Path, sources: str, settings: dict[str, str], sync_flags: tuple[str, ...] = ()
 ) -> list[Step]:
-    """The steps in order, the one list every kind of run uses. Later issues replace the `None`s.
+    """The steps in order, the one list every kind of run uses.
 
     `settings` configure the loaders (the sandbox's, or nothing: the deployment's own config).
     """
@@ -84,14 +70,14 @@ def steps(
     transform += ["--warehouse", str(data / "warehouse.duckdb"), "--build-dir", str(data / "build")]
     sync = [sys.executable, "-m", "reverse_etl", "--warehouse", str(data / "warehouse.duckdb"), *sync_flags]
     planned = [
-        Step("ingest", ingest, 3, settings),
-        Step("transform", transform, 4),
-        Step("sync", sync, 6, settings),
+        Step("ingest", ingest, settings),
+        Step("transform", transform),
+        Step("sync", sync, settings),
     ]
     if "--dry-run" not in sync_flags:
         # The sync's effect, loaded back: posting latency and time-to-invoice see what it pushed.
-        planned.append(Step("ingest-erp", [*ingest[:-1], "erp"], 6, settings))
-        planned.append(Step("transform-after-sync", transform, 6))
+        planned.append(Step("ingest-erp", [*ingest[:-1], "erp"], settings))
+        planned.append(Step("transform-after-sync", transform))
     return planned
 
 
@@ -159,22 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.world is not None and not (args.world / "world.json").is_file():
         print(f"pipeline: no world at {args.world}; run `make generate` first", file=sys.stderr)
         return 2
-    if args.world is not None:
-        try:
-            World(args.world)  # an invalid world.json is one line here, not a traceback later
-        except WorldError as err:
-            print(f"{label}: {err}", file=sys.stderr)
-            return 2
-
     try:
         with run_lock(args.raw_db.parent / "daily.lock", args.wait):
             # We hold the lock, so whoever started a recorded child that still runs is gone.
             children = ChildRecord(args.raw_db.parent / "daily.children.json", label)
             children.stop_leftovers()
-            mismatch = claim_raw_db(args.raw_db, args.world)
-            if mismatch:
-                print(f"{label}: {mismatch}", file=sys.stderr)
-                return 2
             return run(args, label, children)
     except LockHeld as held:
         print(f"{label}: {held}", file=sys.stderr)
@@ -182,9 +157,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, label: str, children: ChildRecord) -> int:
-    """Run the steps against the live systems, or against the world in a sandbox."""
+    """Run the steps against the live systems, or against the world in a sandbox.
+
+    The raw database is claimed for the origin once the origin is known good: for a world, once
+    its sandbox serves it (an invalid world.json stops the run before the raw database is touched).
+    """
     started = time.monotonic()
     if args.live:
+        if not claim(args):
+            return 2
         code = run_steps(steps(args.raw_db, args.sources, {}, sync_flags(args)), args.only, label, children)
         if code == 0:
             print(f"{label}: finished in {time.monotonic() - started:.1f} s")
@@ -192,19 +173,21 @@ def run(args: argparse.Namespace, label: str, children: ChildRecord) -> int:
     with ExitStack() as stack:  # stops the sandbox however the block ends
         try:
             base_url = stack.enter_context(running_sandbox(args.world, port=args.port, children=children))
-        except PortInUse as err:  # configuration: the operator frees the port or picks another
+        except (PortInUse, SandboxRefused) as err:  # configuration: a busy port, an invalid world
             print(f"{label}: {err}", file=sys.stderr)
             return 2
         except SandboxStartError as err:
             print(f"{label}: the sandbox for {args.world} did not start: {err}", file=sys.stderr)
             return 1
         print(f"{label}: sandbox up at {base_url} for {args.world}")
+        if not claim(args):
+            return 2
         if args.advance_days:
             advance = [sys.executable, "-m", "sandbox", "advance", "--world", str(args.world)]
             code = run_step("advance", [*advance, "--days", str(args.advance_days)], {}, label, children)
             if code != 0:
                 return code
-        settings = sandbox_settings(base_url, args.world)
+        settings = sandbox_settings(base_url)
         code = run_steps(
             steps(args.raw_db, args.sources, settings, sync_flags(args)), args.only, label, children
         )
@@ -214,13 +197,19 @@ def run(args: argparse.Namespace, label: str, children: ChildRecord) -> int:
     return 0
 
 
+def claim(args: argparse.Namespace) -> bool:
+    """Claim the raw database for this run's origin; False (having said why) when it holds another's."""
+    mismatch = claim_raw_db(args.raw_db, None if args.live else args.world)
+    if mismatch:
+        print(f"{'daily' if args.live else 'pipeline'}: {mismatch}", file=sys.stderr)
+        return False
+    return True
+
+
 def run_steps(planned: list[Step], only: list[str] | None, label: str, children: ChildRecord) -> int:
     """Run the steps in order; the first failure's exit code, or 0."""
     for step in planned:
         if only and step.name not in only:
-            continue
-        if step.command is None:
-            print(f"{label}: step {step.name!r} is not built yet (issue {step.issue}); skipped")
             continue
         code = run_step(step.name, step.command, step.env, label, children)
         if code != 0:

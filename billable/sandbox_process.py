@@ -2,11 +2,16 @@
 
 `running_sandbox` starts it so that it dies with its parent (`billable.child_process`), checks
 that the server answering on its port is the one it started (a per-start instance id echoed by
-`/_sandbox/health`), and refuses a port another program holds.
+`/_sandbox/health`), and refuses a port another program holds. `sandbox_settings` asks the running
+sandbox (`/_sandbox/settings`) for the loaders' configuration for its world.
+
+This module speaks to the sandbox only over its command line and HTTP: production code never
+imports the `sandbox` package (tests/test_package_boundaries.py).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -17,6 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.request import urlopen
 
 import requests
 
@@ -33,6 +39,11 @@ class PortInUse(SandboxStartError):
     """Another program (maybe another world's sandbox) holds the port; the message names it."""
 
 
+class SandboxRefused(SandboxStartError):
+    """`sandbox serve` refused to start with its one-line verdict and exit 2 (an invalid world.json,
+    an unreadable HR drop state); the message is that line."""
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as probe:
@@ -42,13 +53,36 @@ def free_port() -> int:
 
 def port_in_use(port: int, flag: str = "--port") -> PortInUse | None:
     """A PortInUse naming who listens on 127.0.0.1:`port`, or None when it is free."""
-    # Imported here: the transform imports this module for its children and needs no server code.
-    from sandbox.servers.app import describe_listener
-
     holder = describe_listener("127.0.0.1", port)
     if holder is None:
         return None
     return PortInUse(f"port {port} is in use by {holder}; stop it or choose another {flag}")
+
+
+def describe_listener(host: str, port: int, timeout_s: float = 2.0) -> str | None:
+    """Who listens on host:port: "a sandbox serving <world> (pid N)", "a program that is not a
+    sandbox", or None when nothing accepts connections there."""
+    probe_host = "127.0.0.1" if host in ("", "0.0.0.0") else host
+    try:
+        with socket.create_connection((probe_host, port), timeout=timeout_s):
+            pass
+    except OSError:
+        return None
+    try:
+        with urlopen(f"http://{probe_host}:{port}/_sandbox/health", timeout=timeout_s) as answer:
+            health = json.loads(answer.read())
+        return f"a sandbox serving {health['world']} (pid {health.get('pid', 'unknown')})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a program that is not a sandbox"
+
+
+def sandbox_settings(base_url: str, timeout_s: float = 10.0) -> dict[str, str]:
+    """The environment that points every loader at the sandbox at `base_url`, for its world (base
+    URLs, tokens, the world's legal entities, its HR drop folder), as the sandbox answers it."""
+    answer = requests.get(f"{base_url}/_sandbox/settings", timeout=timeout_s)
+    answer.raise_for_status()
+    settings = _json(answer)
+    return {str(name): str(value) for name, value in settings.items()}
 
 
 @contextmanager
@@ -108,7 +142,7 @@ def _wait_until_healthy(
             if last.startswith("sandbox serve: port "):  # the child's own one-line verdict
                 raise PortInUse(last.removeprefix("sandbox serve: "))
             if last.startswith("sandbox serve: ") and process.returncode == 2:
-                raise SandboxStartError(last.removeprefix("sandbox serve: "))
+                raise SandboxRefused(last.removeprefix("sandbox serve: "))
             raise SandboxStartError(
                 f"sandbox exited ({process.returncode}) before serving:\n{output[-4000:]}"
             )

@@ -43,10 +43,10 @@ def advance(world: World, delta: timedelta) -> dict:
     world.set_clock(after)
 
     # Imported here: both modules are heavier than the clock itself and only needed now.
-    from sandbox import erp_live, hr_drop
+    from sandbox import erp_billing, hr_drop
 
     delivered = hr_drop.deliver(world)
-    billing = erp_live.run_billing(world, before, after)
+    billing = erp_billing.run_billing(world, before, after)
     summary = {
         "clock_before": iso(before),
         "clock": iso(after),

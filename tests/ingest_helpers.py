@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from billable.pipeline import sandbox_settings
+from sandbox.connection import connection_settings as sandbox_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import requests
 
-from billable.pipeline import sandbox_settings
+from sandbox.connection import connection_settings as sandbox_settings
 from sandbox.erp_live import LiveStore, us_of
 from sandbox.world import World
 from tests.ingest_helpers import ROOT

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pytest
 import requests
 
-from billable import bare_clients as pagers
+from benchmarks import bare_clients as pagers
 from billable.sandbox_process import running_sandbox
 from ingestion.http import make_client
 from ingestion.quickbooks.query import query_pages

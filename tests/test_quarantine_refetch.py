@@ -17,9 +17,9 @@ import orjson
 import pytest
 import requests
 
-from billable.pipeline import sandbox_settings
 from billable.sandbox_process import running_sandbox
 from ingestion.quickbooks import quickbooks
+from sandbox.connection import connection_settings as sandbox_settings
 from sandbox.world import World
 from tests.ingest_helpers import generate_world, ingest, query
 from tests.warehouse_helpers import build_models, rows

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from billable import bare_clients as pagers
+from benchmarks import bare_clients as pagers
 from billable.sandbox_process import running_sandbox
 from sandbox.world import World, iso
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from billable.sandbox_process import running_sandbox
-from sandbox.erp_live import run_billing
+from sandbox.erp_billing import run_billing
 from sandbox.servers.salesforce import locator
 from sandbox.world import World
 

@@ -107,7 +107,7 @@ def build_harvest(
     n_acc = len(pf.acc_name)
     rows = []
     for a in accounts:
-        first = int(pf.p_signed[: pf.n_client][pf.p_account[: pf.n_client] == a].min())
+        signed = int(pf.p_signed[: pf.n_client][pf.p_account[: pf.n_client] == a].min())
         from sandbox.generate.common import ENTITY_CODES
         from sandbox.generate.portfolio import COUNTRIES
 
@@ -118,7 +118,7 @@ def build_harvest(
                 "is_active": True,
                 "currency": pf.acc_currency[a],
                 "address": COUNTRIES[ENTITY_CODES[pf.acc_entity[a]]],
-                "_t": (first + 1) * DAY + 9 * HOUR,
+                "_t": (signed + 1) * DAY + 9 * HOUR,
             }
         )
     for ent, entity in enumerate(LEGAL_ENTITIES):
@@ -178,7 +178,9 @@ def build_harvest(
                     "_t": (int(pf.p_done[p]) + 1) * DAY + 9 * HOUR,
                 }
             )
-        p_codes.append(code), p_names.append(pf.p_title[p]), p_client.append(cid)
+        p_codes.append(code)
+        p_names.append(pf.p_title[p])
+        p_client.append(cid)
     for k, (a, code, name) in enumerate(mess.unknown_projects):
         cid = CLIENT_BASE + a
         p = pf.n_projects + k
@@ -200,7 +202,9 @@ def build_harvest(
                 "_t": created,
             }
         )
-        p_codes.append(code), p_names.append(name), p_client.append(cid)
+        p_codes.append(code)
+        p_names.append(name)
+        p_client.append(cid)
     projects = pl.DataFrame(rows, infer_schema_length=None)
     projects = projects.with_columns(
         date_col(projects["starts_on"].to_numpy(), "starts_on"),
@@ -332,7 +336,9 @@ def _time_entries(
             "rounded_hours": np.ceil(hours * 4) / 4,
             "notes": pl.Series(NOTE_TEXT).gather(entries.note[row]),
             "is_locked": approved | billed,
-            "locked_reason": np.where(billed, "Item Invoiced", np.where(approved, "Item Approved", None)),
+            "locked_reason": np.where(
+                billed, "Item Invoiced", np.where(approved, "Item Approved", np.array(None))
+            ),
             "is_closed": approved,
             "is_billed": billed,
             "is_running": np.zeros(row.size, dtype=bool),

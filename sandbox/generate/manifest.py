@@ -238,10 +238,10 @@ def build_manifest(
     in_erp[erp.ta_entry] = True
     tm = client & (pf.p_method[proj] == 0)
     held_back = np.zeros(e.size, dtype=bool)
-    index_of = {int(entry_id): i for i, entry_id in enumerate(e.id.tolist())}
+    index_of: dict[object, int] = {int(entry_id): i for i, entry_id in enumerate(e.id.tolist())}
     for kind in BLOCKING_TIME_ENTRY_KINDS:
         for entry_id, _when in found[kind]:
-            held_back[index_of[int(entry_id)]] = True
+            held_back[index_of[entry_id]] = True  # time-entry ids: ints
     held_back |= client & employee & (count > 1)  # priced by conflicting rate-card versions
     eligible = (
         alive

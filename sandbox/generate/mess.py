@@ -92,7 +92,7 @@ def plant_identity(cal: Calendar, firm: Firm, pf: Portfolio, seed: int) -> Mess:
     # ambiguous matches: a legacy twin with the account's exact name, and an account the ERP lacks
     rest = np.setdiff1d(clients, drift)
     first_day = pf.p_start[: pf.n_client]
-    acc_first = (
+    acc_first: np.ndarray | list[int] = (
         np.array([first_day[pf.p_account[: pf.n_client] == a].min() for a in rest]) if rest.size else []
     )
     late_start = rest[np.asarray(acc_first) >= cal.clock_day - 40] if rest.size else rest
@@ -211,7 +211,7 @@ def plant_entries(
         days = days[weekday(days) < 5]
         task = np.full(days.size, 4)
         extra.append(
-            Entries(
+            Entries.planned(
                 user=np.full(days.size, base_user + k),
                 proj=np.full(days.size, pf.n_client + entity * 3),
                 day=days,

@@ -338,8 +338,8 @@ def _staff(cal: Calendar, firm: Firm, pf: Portfolio, rng) -> None:
     for e in np.flatnonzero(firm.grade < LEAD_GRADE):
         ent = int(firm.entity[e])
         pool = by_entity[ent]
-        t = max(int(firm.hire_day[e]), cal.start_day)
-        stop = min(int(firm.term_day[e]), cal.horizon_day)
+        t = int(max(int(firm.hire_day[e]), cal.start_day))
+        stop = int(min(int(firm.term_day[e]), cal.horizon_day))
         share = min(0.95, (TARGETS[firm.grade[e]] + firm.util_bias[e]) / 0.92)
         hpw = round(firm.weekly_hours[e] * share * 4) / 4
         while t < stop:
@@ -355,19 +355,27 @@ def _staff(cal: Calendar, firm: Firm, pf: Portfolio, rng) -> None:
             if pf.p_hold[p] != NO_DAY:
                 end = min(end, int(pf.p_hold[p]) + int(rng.integers(3, 9)))
             if end > start:
-                emp_l.append(e), proj_l.append(p), st_l.append(start), en_l.append(end)
-                hpw_l.append(hpw), lead_l.append(False)
+                emp_l.append(int(e))
+                proj_l.append(p)
+                st_l.append(start)
+                en_l.append(end)
+                hpw_l.append(hpw)
+                lead_l.append(False)
             t = max(end, start) + 1 + int(rng.choice([0, 0, 0, 1, 3, 7, 14]))
     lead_hours = {4: 16.0, 5: 12.0, 6: 7.0}
     for p in range(n_client):
         if pf.p_cancelled[p]:
             continue
-        e = int(pf.p_lead[p])
-        start = max(int(pf.p_start[p]), int(firm.hire_day[e]))
-        end = min(int(open_to[p]) if pf.p_hold[p] == NO_DAY else int(pf.p_hold[p]), int(firm.term_day[e]))
+        lead = int(pf.p_lead[p])
+        start = max(int(pf.p_start[p]), int(firm.hire_day[lead]))
+        end = min(int(open_to[p]) if pf.p_hold[p] == NO_DAY else int(pf.p_hold[p]), int(firm.term_day[lead]))
         if end > start:
-            emp_l.append(e), proj_l.append(p), st_l.append(start), en_l.append(end)
-            hpw_l.append(lead_hours[int(firm.grade[e])]), lead_l.append(True)
+            emp_l.append(lead)
+            proj_l.append(p)
+            st_l.append(start)
+            en_l.append(end)
+            hpw_l.append(lead_hours[int(firm.grade[lead])])
+            lead_l.append(True)
     pf.a_emp = np.array(emp_l, dtype=np.int64)
     pf.a_proj = np.array(proj_l, dtype=np.int64)
     pf.a_start = np.array(st_l, dtype=np.int64)

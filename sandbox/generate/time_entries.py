@@ -42,7 +42,12 @@ PLANT_NEVER, PLANT_CLOSED, PLANT_LATE_FIX = 6, 7, 8
 
 @dataclass
 class Entries:
-    """One array per attribute; index = entry. `user` indexes Harvest users, `proj` Harvest projects."""
+    """One array per attribute; index = entry. `user` indexes Harvest users, `proj` Harvest projects.
+
+    The first eight are what was worked (`Entries.planned`); the lifecycle (created … invoice) is
+    set for every entry by `assign_lifecycle`, and `id` by `assign_ids`: until then they hold
+    placeholders (NEVER, -1) that nothing reads.
+    """
 
     user: np.ndarray
     proj: np.ndarray
@@ -52,38 +57,63 @@ class Entries:
     note: np.ndarray
     billable: np.ndarray
     plant: np.ndarray  # why the entry exists or was bent (PLANT_*), for protection from other changes
-    created: np.ndarray | None = None
-    submitted: np.ndarray | None = None
-    approved: np.ndarray | None = None
-    corrected: np.ndarray | None = None  # when hours changed to `new_hours`
-    new_hours: np.ndarray | None = None
-    deleted: np.ndarray | None = None
-    billed: np.ndarray | None = None  # when it was invoiced (pre-cutover ERP)
-    invoice: np.ndarray | None = None  # index of the invoice or -1
-    id: np.ndarray | None = None
+    created: np.ndarray
+    submitted: np.ndarray
+    approved: np.ndarray
+    corrected: np.ndarray  # when hours changed to `new_hours`
+    new_hours: np.ndarray
+    deleted: np.ndarray
+    billed: np.ndarray  # when it was invoiced (pre-cutover ERP)
+    invoice: np.ndarray  # index of the invoice or -1
+    id: np.ndarray
+
+    @classmethod
+    def planned(
+        cls,
+        user: np.ndarray,
+        proj: np.ndarray,
+        day: np.ndarray,
+        hours: np.ndarray,
+        task: np.ndarray,
+        note: np.ndarray,
+        billable: np.ndarray,
+        plant: np.ndarray,
+    ) -> Entries:
+        """Worked entries, before their lifecycle and ids are assigned."""
+
+        def never() -> np.ndarray:
+            return np.full(user.size, NEVER)
+
+        return cls(
+            user=user,
+            proj=proj,
+            day=day,
+            hours=hours,
+            task=task,
+            note=note,
+            billable=billable,
+            plant=plant,
+            created=never(),
+            submitted=never(),
+            approved=never(),
+            corrected=never(),
+            new_hours=hours.copy(),
+            deleted=never(),
+            billed=never(),
+            invoice=np.full(user.size, -1, dtype=np.int64),
+            id=np.full(user.size, -1, dtype=np.int64),
+        )
 
     @property
     def size(self) -> int:
         return int(self.user.size)
 
     def take(self, index: np.ndarray) -> Entries:
-        return Entries(
-            **{
-                f.name: (None if getattr(self, f.name) is None else getattr(self, f.name)[index])
-                for f in fields(self)
-            }
-        )
+        return Entries(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
     def extend(self, other: Entries) -> Entries:
         return Entries(
-            **{
-                f.name: (
-                    None
-                    if getattr(self, f.name) is None
-                    else np.concatenate([getattr(self, f.name), getattr(other, f.name)])
-                )
-                for f in fields(self)
-            }
+            **{f.name: np.concatenate([getattr(self, f.name), getattr(other, f.name)]) for f in fields(self)}
         )
 
 
@@ -135,7 +165,7 @@ def build_entries(cal: Calendar, firm: Firm, pf: Portfolio, seed: int) -> Entrie
     i_task = 4 + kind
 
     user = np.concatenate([emp, i_emp])
-    out = Entries(
+    out = Entries.planned(
         user=user,
         proj=np.concatenate([proj, i_proj]),
         day=np.concatenate([dayoff, i_off]) + cal.start_day,

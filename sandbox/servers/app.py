@@ -11,87 +11,19 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 from urllib.request import urlopen
 
-import orjson
-
+from sandbox.connection import connection_settings
 from sandbox.erp_live import LiveStore
+from sandbox.servers import harvest, kantata, quickbooks, salesforce
 from sandbox.servers.faults import FaultConfigError, Faults
+from sandbox.servers.http_types import Context, Drop, Request, Response, System
 from sandbox.servers.state import WorldState
 
 
-@dataclass
-class Request:
-    method: str
-    path: str
-    target: str  # path + query, as sent
-    query: dict[str, list[str]]
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-    base_url: str
-
-    def param(self, name: str) -> str | None:
-        values = self.query.get(name)
-        return values[-1] if values else None
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
-
-    def bearer(self) -> str | None:
-        """The bearer token, or None when missing or empty."""
-        value = self.header("authorization") or ""
-        scheme, _, token = value.partition(" ")
-        if scheme.lower() != "bearer":
-            return None
-        return token.strip() or None
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-    content_type: str = "application/json;charset=UTF-8"
-    is_write: bool = False  # a committed ERP write (a candidate for commit-then-drop)
-
-    @classmethod
-    def json(cls, status: int, value: object, **headers: str) -> Response:
-        return cls(status, orjson.dumps(value), dict(headers))
-
-
-class Drop(Exception):
-    """Close the connection without answering."""
-
-
-@dataclass
-class Context:
-    """What a dialect handler needs: the world, the live ERP store and the faults."""
-
-    state: WorldState
-    live: LiveStore
-    faults: Faults
-    instance: str = ""  # the id its starter gave this server (`serve --instance-id`), echoed by health
-
-
-@dataclass
-class System:
-    """A dialect module's entry points, as the app sees them."""
-
-    name: str
-    prefix: str
-    handle: Callable[[Request, Context], Response]
-    server_error: Callable[[int, Context], Response]
-    throttled: Callable[[int, Context], Response]
-    bucket: Callable[[Request], str]  # which rate-limit window the request counts against
-
-
 def systems() -> list[System]:
-    from sandbox.servers import harvest, kantata, quickbooks, salesforce
-
     return [module.SYSTEM for module in (salesforce, kantata, harvest, quickbooks)]
 
 
@@ -163,6 +95,8 @@ class App:
                     "faults": faults.describe(),
                 },
             )
+        if request.path == "/_sandbox/settings":  # how a starter points the loaders at us
+            return Response.json(200, connection_settings(request.base_url, self.context.state.world))
         if request.path == "/_sandbox/faults/log":
             if request.method == "DELETE":
                 faults.clear_log()
@@ -186,6 +120,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "sandbox/1"
     app: App  # set on the subclass made by `make_server`
+    server: Server
     quiet = True
 
     def log_message(self, format: str, *args: object) -> None:
@@ -196,7 +131,7 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         split = urlsplit(self.path)
-        host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
+        host = self.headers.get("Host") or "{}:{}".format(*self.server.address())
         request = Request(
             method=self.command,
             path=split.path,
@@ -235,12 +170,24 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def address(self) -> tuple[str, int]:
+        """The (host, port) it listens on (port 0 asked for: the port it got)."""
+        host, port = self.server_address[:2]
+        return str(host), int(port)
+
 
 def make_server(
-    state: WorldState, live: LiveStore, faults: Faults, host: str, port: int, instance: str = ""
+    state: WorldState,
+    live: LiveStore,
+    faults: Faults,
+    host: str,
+    port: int,
+    instance: str = "",
+    quiet: bool = True,
 ) -> Server:
-    """A ready-to-serve HTTP server for one world (call `serve_forever`)."""
-    handler = type("BoundHandler", (Handler,), {"app": App(state, live, faults, instance)})
+    """A ready-to-serve HTTP server for one world (call `serve_forever`); `quiet=False` logs every
+    request to stderr."""
+    handler = type("BoundHandler", (Handler,), {"app": App(state, live, faults, instance), "quiet": quiet})
     return Server((host, port), handler)
 
 

@@ -82,7 +82,15 @@ def main(argv: list[str]) -> int:
         return 2
     faults = Faults(world.seed if args.seed is None else args.seed, config)
     try:
-        server = make_server(state, LiveStore(world.path), faults, args.host, args.port, args.instance_id)
+        server = make_server(
+            state,
+            LiveStore(world.path),
+            faults,
+            args.host,
+            args.port,
+            args.instance_id,
+            quiet=not args.access_log,
+        )
     except OSError as err:
         if err.errno != errno.EADDRINUSE:
             print(f"sandbox serve: cannot listen on {args.host}:{args.port}: {err.strerror}", file=sys.stderr)
@@ -94,8 +102,7 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    server.RequestHandlerClass.quiet = not args.access_log
-    host, port = server.server_address[:2]
+    host, port = server.address()
 
     def stop(signum: int, frame: object) -> None:
         # shutdown() blocks until serve_forever returns, so it must run off the main thread

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 import polars as pl
+from polars.datatypes import DataTypeClass
 
 Transform = Callable[[pl.DataFrame], pl.DataFrame]
 
@@ -62,7 +63,7 @@ def iso_z(column: str | pl.Expr, millis: bool = False) -> pl.Expr:
     return expr.dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ" if millis else "%Y-%m-%dT%H:%M:%SZ")
 
 
-def _render(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr | None:
+def _render(expr: pl.Expr, dtype: pl.DataType | DataTypeClass) -> pl.Expr | None:
     """An expression rendering nested datetimes as ISO strings, or None when nothing needs it."""
     if isinstance(dtype, pl.Datetime):
         return (

@@ -14,8 +14,11 @@ import time
 from collections import defaultdict, deque
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 # The systems' documented limits: (requests, window seconds); QuickBooks also caps concurrency.
 DEFAULT_LIMITS: dict[str, dict[str, float]] = {
@@ -159,7 +162,7 @@ class Faults:
         """Whether fault `kind` strikes this request, at the given rate."""
         return rate > 0 and _unit(self.seed, kind, ticket.method, ticket.target, ticket.occurrence) < rate
 
-    def pick(self, kind: str, options: tuple, ticket: Ticket) -> object:
+    def pick(self, kind: str, options: tuple[T, ...], ticket: Ticket) -> T:
         draw = _unit(self.seed, kind, "pick", ticket.method, ticket.target, ticket.occurrence)
         return options[int(draw * len(options))]
 

@@ -12,8 +12,8 @@ import numpy as np
 import orjson
 import polars as pl
 
-from sandbox.servers.app import Context, Request, Response, System
 from sandbox.servers.encode import iso_z, json_rows, json_rows_variants, render_datetimes
+from sandbox.servers.http_types import Context, Request, Response, System
 from sandbox.servers.state import STAMP, Served
 from sandbox.world import parse_ts
 

@@ -8,8 +8,8 @@ import numpy as np
 import orjson
 import polars as pl
 
-from sandbox.servers.app import Context, Request, Response, System
 from sandbox.servers.encode import iso_z, render_datetimes, served_columns
+from sandbox.servers.http_types import Context, Request, Response, System
 from sandbox.servers.state import STAMP
 from sandbox.world import parse_ts
 

@@ -1,7 +1,8 @@
 """QuickBooks Online v3: `/v3/company/{realm}/query`, `preferences`, reads by id, and the live writes.
 
 Served records are the realm's generated history (World.state of `erp/`) merged with the live
-store (`sandbox.erp_live`): a live version of a record replaces its history version.
+store (`sandbox.erp_live`; the writes' rules in `sandbox.erp_writes`): a live version of a record
+replaces its history version.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import numpy as np
 import orjson
 import polars as pl
 
-from sandbox import erp_live
-from sandbox.erp_live import HistoryView, LiveRow, QboError, WriteContext, us_of
-from sandbox.servers.app import Context, Request, Response, System
+from sandbox import erp_live, erp_writes
+from sandbox.erp_live import HistoryView, LiveRow, QboError, us_of
+from sandbox.erp_writes import WriteContext
 from sandbox.servers.encode import iso_z, json_rows, json_rows_joined, render_datetimes
+from sandbox.servers.http_types import Context, Request, Response, System
 from sandbox.servers.state import STAMP, Served, to_us
 from sandbox.world import parse_ts
 
@@ -161,7 +163,7 @@ def merged(context: Context, realm: str, entity: str) -> Merged:
 class Query:
     entity: str
     count: bool
-    conditions: list[tuple[str, str, object]]
+    conditions: list[tuple[str, str, int | list[str]]]  # (field, op, µs) or ("id", "in", ids)
     descending: bool
     start: int
     max_results: int
@@ -182,7 +184,7 @@ def parse(text: str, context: Context) -> Query | Response:
             f"queryable entity; use one of {', '.join(ENTITIES)}",
             context,
         )
-    conditions = []
+    conditions: list[tuple[str, str, int | list[str]]] = []
     if match["where"]:
         for clause in re.split(r"\s+AND\s+", match["where"], flags=re.IGNORECASE):
             cond = CONDITION.match(clause)
@@ -243,7 +245,7 @@ def parse(text: str, context: Context) -> Query | Response:
 def select(view: Merged, query: Query) -> pl.DataFrame:
     frame = view.order
     for field, op, value in query.conditions:
-        if field == "id":
+        if isinstance(value, list):  # Id = / IN: the parser gives only Id conditions a list
             frame = frame.filter(pl.col("Id").is_in(value))
         elif field == "metadata.lastupdatedtime":
             if frame is view.order and op in (">", ">="):
@@ -276,7 +278,9 @@ def select(view: Merged, query: Query) -> pl.DataFrame:
 def _created_us(view: Merged, frame: pl.DataFrame) -> np.ndarray:
     out = np.zeros(frame.height, dtype=np.int64)
     history_created = (
-        view.history.frame["_created_at"].dt.epoch("us").to_numpy() if view.history.height else None
+        view.history.frame["_created_at"].dt.epoch("us").to_numpy()
+        if view.history.height
+        else np.zeros(0, dtype=np.int64)
     )
     for position, (src, idx) in enumerate(zip(frame["src"].to_list(), frame["idx"].to_list(), strict=True)):
         if src == 0:
@@ -440,8 +444,8 @@ def write(realm: str, entity: str | None, request: Request, context: Context) ->
 
     def run(txn) -> tuple[int, dict]:
         if entity is None:
-            return erp_live.batch(txn, write_ctx, body)
-        return erp_live.write(txn, write_ctx, entity, body, operation)
+            return erp_writes.batch(txn, write_ctx, body)
+        return erp_writes.write(txn, write_ctx, entity, body, operation)
 
     try:
         status, answer, replayed = context.live.execute(realm, request.param("requestid"), run)
@@ -491,7 +495,7 @@ def handle(request: Request, context: Context) -> Response:
     if request.method == "POST" and len(parts) == 2:
         if action == "batch":
             return write(realm, None, request, context)
-        if entity in erp_live.WRITERS:
+        if entity in erp_writes.WRITERS:
             return write(realm, entity, request, context)
     if request.method == "GET" and entity is not None and len(parts) == 3:
         return read_one(realm, entity, parts[2], context)

@@ -11,12 +11,13 @@ import base64
 import re
 import zlib
 from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
 import polars as pl
 
-from sandbox.servers.app import Context, Request, Response, System
 from sandbox.servers.encode import json_rows_joined, render_datetimes
+from sandbox.servers.http_types import Context, Request, Response, System
 from sandbox.servers.state import STAMP, Served
 from sandbox.world import parse_ts
 
@@ -100,12 +101,16 @@ def bucket(request: Request) -> str:
     return request.bearer() or "-"
 
 
+# (field, operator, a datetime literal), or ("Id", "in", the listed ids)
+Condition = tuple[str, str, datetime | list[str]]
+
+
 @dataclass
 class Query:
     text: str
     obj: str
     fields: list[str] | None  # None for COUNT()
-    conditions: list[tuple[str, str, object]]
+    conditions: list[Condition]
     order: tuple[str, bool] | None  # (field, descending)
     limit: int | None
 
@@ -154,7 +159,7 @@ def parse(text: str, context: Context) -> tuple[Query, Served]:
             resolved = _resolve(name, columns, obj)
             if resolved not in fields:
                 fields.append(resolved)
-    conditions = []
+    conditions: list[Condition] = []
     if match["where"]:
         for clause in re.split(r"\s+AND\s+", match["where"], flags=re.IGNORECASE):
             listed = IN_CONDITION.match(clause)
@@ -209,7 +214,7 @@ def parse(text: str, context: Context) -> tuple[Query, Served]:
     return Query(text, obj, fields, conditions, order, limit), served
 
 
-def id_list(listed: re.Match, columns: list[str], obj: str) -> tuple[str, str, object]:
+def id_list(listed: re.Match, columns: list[str], obj: str) -> Condition:
     """`Id IN ('a', 'b')` as a condition; Salesforce takes only quoted ids there."""
     field = _resolve(listed["field"], columns, obj)
     if field != "Id":
@@ -219,7 +224,7 @@ def id_list(listed: re.Match, columns: list[str], obj: str) -> tuple[str, str, o
     if not items or not all(ids):
         shown = listed["values"].strip()
         raise SoqlError("MALFORMED_QUERY", f"unexpected token in IN list: {shown!r} (ids must be quoted)")
-    return ("Id", "in", [found[1] for found in ids])
+    return ("Id", "in", [found[1] for found in ids if found])
 
 
 def run(query: Query, served: Served) -> pl.DataFrame:
@@ -228,7 +233,7 @@ def run(query: Query, served: Served) -> pl.DataFrame:
     if served.height == 0:
         return frame
     for field, op, moment in query.conditions:
-        if op == "in":
+        if isinstance(moment, list):  # Id IN (...)
             frame = frame.filter(pl.col("Id").is_in(moment))
             continue
         if field in ("LastModifiedDate", "SystemModstamp") and op in ("gt", "ge"):
@@ -285,7 +290,7 @@ def answer(query: Query, served: Served, offset: int, request: Request) -> Respo
     size = _batch_size(request)
     page = frame.slice(offset, size).select(["attributes", *query.fields]) if total else frame
     done = offset + size >= total
-    head = {"totalSize": total, "done": done}
+    head: dict[str, object] = {"totalSize": total, "done": done}
     if not done:
         head["nextRecordsUrl"] = f"{PREFIX}query/{locator(query.text)}-{offset + size}"
     return Response(200, orjson.dumps(head)[:-1] + b',"records":[' + json_rows_joined(page).encode() + b"]}")
@@ -297,8 +302,13 @@ def describe(obj_name: str, context: Context) -> Response:
         return fail(404, "NOT_FOUND", f"The requested resource does not exist: sObject type '{obj_name}'")
     served = context.state.served("crm", obj, shape_for(obj))
     schema = served.frame.schema if served.height else {"Id": pl.String}
-    kinds = {pl.String: "string", pl.Boolean: "boolean", pl.Float64: "double", pl.Int64: "int"}
-    fields = [{"name": "Id", "type": "id"}]
+    kinds: dict[object, str] = {
+        pl.String: "string",
+        pl.Boolean: "boolean",
+        pl.Float64: "double",
+        pl.Int64: "int",
+    }
+    fields: list[dict[str, object]] = [{"name": "Id", "type": "id"}]
     for name, dtype in schema.items():
         if name.startswith("_") or name in ("attributes", "Id"):
             continue

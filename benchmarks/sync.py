@@ -26,12 +26,11 @@ from pathlib import Path
 import duckdb
 import requests
 
-from billable.pipeline import sandbox_settings
-from billable.sandbox_process import running_sandbox
+from billable.sandbox_process import running_sandbox, sandbox_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SCENARIOS = (
+SCENARIOS: tuple[tuple[str, str, list[str], list[str]], ...] = (
     (
         "limits",
         "sandbox's real limits, client defaults (450/min, 4 concurrent per realm)",
@@ -66,11 +65,10 @@ def has_mart(warehouse: Path) -> bool:
     if not warehouse.is_file():
         return False
     with duckdb.connect(str(warehouse), read_only=True) as conn:
-        return bool(
-            conn.execute(
-                "select count(*) from information_schema.tables where table_name = 'rpt_billable_lines'"
-            ).fetchone()[0]
-        )
+        row = conn.execute(
+            "select count(*) from information_schema.tables where table_name = 'rpt_billable_lines'"
+        ).fetchone()
+        return bool(row and row[0])
 
 
 def bench_sync(bench_data: Path) -> str:
@@ -102,7 +100,7 @@ def bench_sync(bench_data: Path) -> str:
         warehouse = out / "wh" / "warehouse.duckdb"
         shutil.copyfile(warehouse_source, warehouse)
         with running_sandbox(world, port=0, flags=server_flags, timeout_s=600) as base_url:
-            env = {**os.environ, **sandbox_settings(base_url, world)}
+            env = {**os.environ, **sandbox_settings(base_url)}
             command = [sys.executable, "-m", "reverse_etl", "--warehouse", str(warehouse), *client_flags]
             started = time.monotonic()
             process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)

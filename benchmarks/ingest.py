@@ -17,13 +17,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import duckdb
 
-from billable import bare_clients
-from billable.pipeline import sandbox_settings
-from billable.sandbox_process import running_sandbox
+from benchmarks import bare_clients
+from billable.sandbox_process import running_sandbox, sandbox_settings
 from ingestion.run import SOURCES
 from sandbox.world import World
 
@@ -32,18 +32,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def bare_readers(base_url: str, world: Path) -> dict[str, list[Callable[[], Iterator[dict]]]]:
     """Per source, the bare readers of every list its loader reads."""
-    return {
-        "crm": [
-            lambda name=name: bare_clients.salesforce(base_url, name) for name in bare_clients.SALESFORCE
-        ],
-        "psa": [lambda name=name: bare_clients.kantata(base_url, name) for name in bare_clients.KANTATA],
-        "time": [lambda name=name: bare_clients.harvest(base_url, name) for name in bare_clients.HARVEST],
+    readers: dict[str, list[Callable[[], Iterator[dict]]]] = {
+        "crm": [partial(bare_clients.salesforce, base_url, name) for name in bare_clients.SALESFORCE],
+        "psa": [partial(bare_clients.kantata, base_url, name) for name in bare_clients.KANTATA],
+        "time": [partial(bare_clients.harvest, base_url, name) for name in bare_clients.HARVEST],
         "erp": [
-            lambda realm=realm, name=name: bare_clients.quickbooks(base_url, realm, name)
+            partial(bare_clients.quickbooks, base_url, realm, name)
             for realm in World(world).realms
             for name in bare_clients.QUICKBOOKS
         ],
     }
+    return readers
 
 
 def bare_pass(readers: list[Callable[[], Iterator[dict]]]) -> tuple[int, float, float]:
@@ -56,7 +55,7 @@ def bare_pass(readers: list[Callable[[], Iterator[dict]]]) -> tuple[int, float, 
 def loader_run(base_url: str, world: Path, raw_db: Path, sources: str = "") -> dict:
     """Run `python -m ingestion` (all sources, or some); wall, CPU and peak RSS of the process and,
     per source, the rows loaded and seconds from `ops.load_log`."""
-    env = {**os.environ, **sandbox_settings(base_url, world), "BILLABLE_PROGRESS": ""}
+    env = {**os.environ, **sandbox_settings(base_url), "BILLABLE_PROGRESS": ""}
     command = [sys.executable, "-m", "ingestion", "--raw-db", str(raw_db)]
     if sources:
         command += ["--sources", sources]

@@ -1,8 +1,8 @@
-"""Page an endpoint to the end and print records/s: `python -m sandbox.servers.bench`.
+"""Page an endpoint to the end and print records/s: `python -m benchmarks.paging`.
 
-python -m sandbox.servers.bench --make-world /tmp/bench-world --entries 1000000
-python -m sandbox.servers.bench --world /tmp/bench-world            # starts a server, pages both
-python -m sandbox.servers.bench --base-url http://127.0.0.1:8800 --realm 9130350000000001
+python -m benchmarks.paging --make-world /tmp/bench-world --entries 1000000
+python -m benchmarks.paging --world /tmp/bench-world            # starts a server, pages both
+python -m benchmarks.paging --base-url http://127.0.0.1:8800 --realm 9130350000000001
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def _serve(world: Path) -> tuple[subprocess.Popen, str]:
 def main(argv: list[str]) -> int:
     """Benchmark paging; prints one JSON line per endpoint (records, seconds, records_per_s)."""
     parser = argparse.ArgumentParser(
-        prog="python -m sandbox.servers.bench",
+        prog="python -m benchmarks.paging",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from billable.bench_ingest import loader_run
+from benchmarks.ingest import loader_run
 from billable.sandbox_process import running_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -117,7 +117,8 @@ def time_warehouse(warehouse: Path, log: Path) -> tuple[float, dict[str, tuple[f
 
 def entries(warehouse: Path) -> int:
     with duckdb.connect(str(warehouse), read_only=True) as connection:
-        return int(connection.execute("select count(*) from marts.fct_time_entries").fetchone()[0])
+        row = connection.execute("select count(*) from marts.fct_time_entries").fetchone()
+        return int(row[0]) if row else 0
 
 
 def bench_dashboard(bench_data: Path, presets: list[str]) -> str:

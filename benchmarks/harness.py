@@ -135,25 +135,25 @@ def world_for(preset: str, seed: int = 7) -> Path:
 
 
 def bench_ingest(args: argparse.Namespace) -> str:
-    from billable.bench_ingest import bench_ingest as run
+    from benchmarks.ingest import bench_ingest as run
 
     return run(world_for, BENCH_DATA, large_preset=args.presets[-1])
 
 
 def bench_transform(args: argparse.Namespace) -> str:
-    from billable.bench_transform import bench_transform as run
+    from benchmarks.transform import bench_transform as run
 
     return run(BENCH_DATA, [preset for preset in args.presets if preset != "tiny"])
 
 
 def bench_dashboard(args: argparse.Namespace) -> str:
-    from billable.bench_dashboard import bench_dashboard as run
+    from benchmarks.dashboard import bench_dashboard as run
 
     return run(BENCH_DATA, [preset for preset in args.presets if preset != "tiny"])
 
 
 def bench_sync(args: argparse.Namespace) -> str:
-    from billable.bench_sync import bench_sync as run
+    from benchmarks.sync import bench_sync as run
 
     return run(BENCH_DATA)
 
@@ -178,7 +178,7 @@ def write_section(name: str, body: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m billable.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--only", choices=sorted(BENCHES), action="append", help="run only these benches")
     parser.add_argument("--presets", nargs="+", default=["tiny", "demo", "large"], help="world presets")
     args = parser.parse_args(argv)
@@ -187,7 +187,3 @@ def main(argv: list[str] | None = None) -> int:
         write_section(name, BENCHES[name](args))
     print(f"results written to {REPORT.relative_to(ROOT)}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -44,7 +44,7 @@ def kantata(base_url: str, resource: str, **params: str) -> Iterator[dict]:
     session = requests.Session()
     page = 1
     while True:
-        query = {**params, "page": page, "per_page": 200}
+        query: dict[str, str | int] = {**params, "page": page, "per_page": 200}
         response = session.get(f"{base_url}/api/v1/{resource}", params=query, headers=HEADERS)
         response.raise_for_status()
         body = parse_json(response.content)
@@ -61,7 +61,8 @@ def harvest(base_url: str, resource: str, **params: str) -> Iterator[dict]:
     url: str | None = f"{base_url}/v2/{resource}"
     first = True
     while url:
-        response = session.get(url, params={**params, "per_page": 2000} if first else None, headers=HEADERS)
+        query: dict[str, str | int] | None = {**params, "per_page": 2000} if first else None
+        response = session.get(url, params=query, headers=HEADERS)
         first = False
         response.raise_for_status()
         body = parse_json(response.content)
