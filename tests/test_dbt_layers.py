@@ -1,9 +1,15 @@
-"""dbt's layers flow one way: a model reads only its own layer or lower ones, by the folder it
-lives in under dbt_project/models/: staging < intermediate < marts < semantic; within marts, a
-report (rpt_*) may read the dimensions and facts, never the reverse. So `dbt ls -s intermediate`
+"""dbt's layers flow one way, and the raw sources say how fresh they must be.
+
+The layers: a model reads only its own layer or lower ones, by the folder it lives in under
+dbt_project/models/: staging < intermediate < marts < semantic; within marts, a report (rpt_*)
+may read the dimensions and facts, never the reverse. So `dbt ls -s intermediate`
 is what builds before the marts. Read from dbt's own manifest (`dbt parse`), so a ref() inside a
 macro (with_names) counts like one in the model. A copy of the project with one upward ref
-proves the check can fail."""
+proves the check can fail.
+
+The sources: every raw table is described and either has a freshness (warn/error after) on
+dlt's load stamp or is declared `freshness: null`; `dbt source freshness` runs on a freshly
+loaded tiny world's raw database and reports on every table that has one, all fresh."""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import pytest
 
 from billable.transform import dbt_executable
 from tests.ingest_helpers import ROOT
+from tests.warehouse_helpers import load_tiny_world
 
 PROJECT = ROOT / "dbt_project"
 LAYERS = ("staging", "intermediate", "marts", "semantic")
@@ -122,3 +129,42 @@ def test_the_check_flags_an_upward_reference(work: Path) -> None:
         "dim_probe (marts) reads rpt_dso (marts (report))",
         "int_probe (intermediate) reads dim_dates (marts)",
     ]
+
+
+def checked_sources(manifest: dict) -> set[str]:
+    """unique_ids of the source tables with a warn_after or error_after."""
+    checked = set()
+    for key, node in manifest["sources"].items():
+        freshness = node.get("freshness") or {}
+        if any((freshness.get(bound) or {}).get("count") for bound in ("warn_after", "error_after")):
+            checked.add(key)
+    return checked
+
+
+def test_every_source_is_described_and_declares_its_freshness(manifest: dict) -> None:
+    sources = manifest["sources"]
+    assert len(sources) > 40
+    undescribed = sorted(key for key, node in sources.items() if not node["description"].strip())
+    assert not undescribed, undescribed
+    unsourced = sorted(key for key, node in sources.items() if not node["source_description"].strip())
+    assert not unsourced, unsourced
+    checked = checked_sources(manifest)
+    for key in checked:
+        assert sources[key]["loaded_at_field"], key
+    # the feeds are checked; what never changes is declared so, not forgotten
+    assert "source.billable.time.time_entries" in checked
+    assert "source.billable.ops.load_log" in checked
+    assert "source.billable.firm.legal_entities" not in checked
+    assert "source.billable.ledger.line_states" not in checked
+
+
+def test_source_freshness_runs_on_the_raw_database(manifest: dict, work: Path) -> None:
+    folder = work / "freshness"
+    folder.mkdir()
+    _world, raw_db = load_tiny_world(folder)
+    dbt(PROJECT, folder, "source", "freshness", raw_db=raw_db)
+    results = json.loads((folder / "target" / "sources.json").read_text())["results"]
+    reported = {result["unique_id"]: result["status"] for result in results}
+    assert set(reported) == checked_sources(manifest)
+    # just loaded: every table with rows was loaded now, and every checked table has rows
+    assert set(reported.values()) == {"pass"}, reported
