@@ -29,7 +29,13 @@ from tests.ingest_helpers import ROOT
 from tests.warehouse_helpers import load_tiny_world, rows
 
 PROJECT = ROOT / "dbt_project"
-SELECT = ("+rpt_exception_aging", "+rpt_exception_owner_totals", "+fct_reconciliation_items")
+# rpt_billable_lines: asserted below; fct_exceptions reads int_billable_lines, not the report
+SELECT = (
+    "+rpt_exception_aging",
+    "+rpt_exception_owner_totals",
+    "+fct_reconciliation_items",
+    "+rpt_billable_lines",
+)
 COPY_OFFSET = 900_000_000  # id of the planted duplicate = the leaked entry's id + this
 FIXED_FEE = ("fixed_fee_milestones", "fixed_fee_percent_complete", "retainer")
 

@@ -1,6 +1,6 @@
 {#-
-  Identity normalisation, the one definition used by every match. Unit-tested in
-  models/staging/_unit_tests.yml.
+  Identity normalisation, the one definition used by every match. Unit-tested with
+  stg_time__projects and stg_crm__accounts (their .yml).
 -#}
 
 {#- `NORTHWIND TRADERS LTD`, `Northwind Traders, Inc.` -> `northwind traders`: lower case, no

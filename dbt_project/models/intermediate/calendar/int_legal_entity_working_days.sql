@@ -2,7 +2,7 @@
     not one of the entity's public holidays, from the latest HR holiday list), and a running
     working-day number so "the fifth working day after D" is a lookup, not a loop. -#}
 with dates as (
-    select * from {{ ref('dim_dates') }}
+    select * from {{ ref('int_dates') }}
 ),
 
 legal_entities as (

@@ -16,7 +16,7 @@ client_ids as (
 ),
 
 contracts as (
-    select * from {{ ref('dim_contracts') }}
+    select * from {{ ref('int_contracts') }}
 ),
 
 legal_entities as (

@@ -5,7 +5,7 @@ with entries as (
 ),
 
 contracts as (
-    select * from {{ ref('dim_contracts') }}
+    select * from {{ ref('int_contracts') }}
 ),
 
 as_of as (

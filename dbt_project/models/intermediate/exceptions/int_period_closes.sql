@@ -28,7 +28,7 @@ working_days as (
 ),
 
 dates as (
-    select * from {{ ref('dim_dates') }}
+    select * from {{ ref('int_dates') }}
 ),
 
 as_of as (

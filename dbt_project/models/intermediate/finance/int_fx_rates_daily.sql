@@ -9,7 +9,7 @@ with quotes as (
 ),
 
 dates as (
-    select date_day from {{ ref('dim_dates') }}
+    select date_day from {{ ref('int_dates') }}
 ),
 
 direct as (

@@ -7,11 +7,11 @@ with as_of as (
 ),
 
 dates as (
-    select * from {{ ref('dim_dates') }}
+    select * from {{ ref('int_dates') }}
 ),
 
 first_entry as (
-    select min(spent_date) as first_day from {{ ref('fct_time_entries') }}
+    select min(spent_date) as first_day from {{ ref('int_time_entries') }}
 ),
 
 candidates as (

@@ -18,23 +18,23 @@
     History comes from the current version of each record: an entry approved and later
     re-opened shows as never approved (the time tool keeps only its latest approval). -#}
 with time_entries as (
-    select * from {{ ref('fct_time_entries') }}
+    select * from {{ ref('int_time_entries') }}
 ),
 
 expenses as (
-    select * from {{ ref('fct_expenses') }}
+    select * from {{ ref('int_expenses') }}
 ),
 
 milestones as (
-    select * from {{ ref('fct_milestones') }}
+    select * from {{ ref('int_milestones') }}
 ),
 
 invoices as (
-    select * from {{ ref('fct_invoices') }}
+    select * from {{ ref('int_invoices') }}
 ),
 
 projects as (
-    select * from {{ ref('dim_projects') }}
+    select * from {{ ref('int_projects') }}
 ),
 
 time_items as (

@@ -14,7 +14,7 @@ project_ids as (
 ),
 
 projects as (
-    select * from {{ ref('dim_projects') }}
+    select * from {{ ref('int_projects') }}
 ),
 
 -- one employee per e-mail: HR's own record first, then the time tool's, then the ERP's

@@ -23,7 +23,7 @@ with entries as (
 ),
 
 projects as (
-    select * from {{ ref('dim_projects') }}
+    select * from {{ ref('int_projects') }}
 ),
 
 rate_cards as (
@@ -39,7 +39,7 @@ erp_entries as (
 ),
 
 employees as (
-    select * from {{ ref('dim_employees') }}
+    select * from {{ ref('int_employees') }}
 ),
 
 fx_rates as (

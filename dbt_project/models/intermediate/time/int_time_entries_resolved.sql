@@ -19,11 +19,11 @@ project_ids as (
 ),
 
 projects as (
-    select * from {{ ref('dim_projects') }}
+    select * from {{ ref('int_projects') }}
 ),
 
 employees as (
-    select * from {{ ref('dim_employees') }}
+    select * from {{ ref('int_employees') }}
 ),
 
 legal_entities as (

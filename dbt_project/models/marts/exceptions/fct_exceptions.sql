@@ -30,7 +30,7 @@ time_entries as (
 ),
 
 billable_lines as (
-    select * from {{ ref('rpt_billable_lines') }}
+    select * from {{ ref('int_billable_lines') }}
 ),
 
 as_of as (

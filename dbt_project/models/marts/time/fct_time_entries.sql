@@ -1,9 +1,10 @@
 {#- One row per time entry (current version; deleted entries removed), resolved, rated and linked
     to the ERP line and invoice that carry it.
 
-    Incremental (delete+insert on time_entry_id). Each run computes every entry from the
-    intermediate tables and writes only the rows that are new or differ from what the table
-    holds (a hash of every column below), plus every entry whose updated_at is within
+    The rows and columns are int_time_entries' (the logic lives there). Incremental
+    (delete+insert on time_entry_id): each run reads every entry from int_time_entries and
+    writes only the rows that are new or differ from what the table holds (row_hash, a hash of
+    every column), plus every entry whose updated_at is within
     var incremental_lookback_days of the table's latest (late and corrected records). So a
     change of any rating input - a rate-card amendment, an HR cost rate, an identity fix, a
     TimeActivity posted or invoiced, an FX quote - re-writes exactly the entries it affects,
@@ -21,123 +22,19 @@
         ],
     )
 }}
-{#- every column of the fact but the key and the hash: the hash covers all of them -#}
-{%- set fact_columns = [
-    'time_user_id', 'time_project_id', 'time_project_code', 'task_id', 'task_name',
-    'employee_id', 'employee_version_id', 'is_known_employee', 'practice', 'grade', 'region', 'rate_role',
-    'project_id', 'is_known_project', 'is_internal_project', 'client_id', 'contract_id', 'billing_method',
-    'legal_entity', 'realm_id',
-    'spent_date', 'hours', 'is_billable', 'approval_status', 'is_approved', 'submitted_at', 'approved_at', 'notes',
-    'rate_card_id', 'matching_rate_count', 'rate_card_version_id', 'standard_bill_rate',
-    'is_rated_from_invoice', 'bill_rate', 'currency_code', 'bill_amount', 'standard_amount',
-    'fx_rate_to_reporting', 'bill_amount_reporting', 'standard_amount_reporting',
-    'cost_currency_code', 'cost_amount', 'cost_amount_reporting',
-    'erp_time_activity_key', 'erp_time_activity_count', 'erp_posted_at', 'erp_hours', 'erp_hourly_rate',
-    'erp_invoice_key', 'erp_invoice_line_key', 'invoice_number', 'invoice_date', 'invoiced_amount',
-    'is_invoiced', 'is_in_erp',
-    'has_blocking_exception', 'blocking_rule_codes',
-    'created_at', 'updated_at',
-] -%}
 with entries as (
-    select * from {{ ref('int_time_entries_resolved') }} where not is_deleted
-),
-
-rated as (
-    select * from {{ ref('int_time_entries_rated') }}
-),
-
-erp as (
-    select * from {{ ref('int_time_entries_erp') }}
-),
-
-blocking as (
-    select * from {{ ref('int_time_entry_blocking_exceptions') }}
-),
-
-joined as (
-    select
-        entries.time_entry_id,
-        entries.time_user_id,
-        entries.time_project_id,
-        entries.project_code as time_project_code,
-        entries.task_id,
-        entries.task_name,
-        entries.employee_id,
-        entries.employee_version_id,
-        entries.is_known_employee,
-        entries.practice,
-        entries.grade,
-        entries.region,
-        entries.rate_role,
-        entries.project_id,
-        entries.is_known_project,
-        entries.is_internal_project,
-        entries.client_id,
-        entries.contract_id,
-        entries.billing_method,
-        entries.legal_entity,
-        entries.realm_id,
-        entries.spent_date,
-        entries.hours,
-        entries.is_billable,
-        entries.approval_status,
-        entries.approval_status = 'approved' as is_approved,
-        entries.submitted_at,
-        entries.approved_at,
-        entries.notes,
-        rated.rate_card_id,
-        rated.matching_rate_count,
-        rated.rate_card_version_id,
-        rated.standard_bill_rate,
-        rated.is_rated_from_invoice,
-        rated.bill_rate,
-        rated.rate_currency_code as currency_code,
-        rated.bill_amount,
-        rated.standard_value as standard_amount,
-        rated.bill_fx_rate as fx_rate_to_reporting,
-        rated.bill_amount_reporting,
-        rated.standard_value_reporting as standard_amount_reporting,
-        rated.cost_currency_code,
-        rated.cost_amount,
-        rated.cost_amount_reporting,
-        erp.erp_time_activity_key,
-        coalesce(erp.erp_time_activity_count, 0) as erp_time_activity_count,
-        erp.erp_posted_at,
-        erp.erp_hours,
-        erp.erp_hourly_rate,
-        erp.erp_invoice_key,
-        erp.erp_invoice_line_key,
-        erp.invoice_number,
-        erp.invoice_date,
-        erp.invoiced_amount,
-        coalesce(erp.is_invoiced, false) as is_invoiced,
-        erp.erp_time_activity_key is not null as is_in_erp,
-        coalesce(blocking.blocking_exception_count, 0) > 0 as has_blocking_exception,
-        blocking.blocking_rule_codes,
-        entries.created_at,
-        entries.updated_at
-    from entries
-    inner join rated on entries.time_entry_id = rated.time_entry_id
-    left join erp on entries.time_entry_id = erp.time_entry_id
-    left join blocking on entries.time_entry_id = blocking.time_entry_id
-),
-
-hashed as (
-    select
-        *,
-        {{ row_hash(fact_columns) }} as row_hash
-    from joined
+    select * from {{ ref('int_time_entries') }}
 ),
 
 final as (
-    select hashed.*
-    from hashed
+    select entries.*
+    from entries
     {% if is_incremental() %}
-    left join {{ this }} as existing on hashed.time_entry_id = existing.time_entry_id
+    left join {{ this }} as existing on entries.time_entry_id = existing.time_entry_id
     where
         existing.time_entry_id is null
-        or existing.row_hash <> hashed.row_hash
-        or hashed.updated_at >= (
+        or existing.row_hash <> entries.row_hash
+        or entries.updated_at >= (
             select {{ dbt.dateadd('day', -var('incremental_lookback_days'), 'max(updated_at)') }} from {{ this }}
         )
     {% endif %}
