@@ -39,7 +39,8 @@
     'created_at', 'updated_at',
 ] -%}
 with entries as (
-    select * from {{ ref('int_time_entries_resolved') }} where not is_deleted
+    select * from {{ ref('int_time_entries_resolved') }}
+    where not is_deleted
 ),
 
 rated as (
@@ -136,9 +137,10 @@ final as (
     left join {{ this }} as existing on hashed.time_entry_id = existing.time_entry_id
     where
         existing.time_entry_id is null
-        or existing.row_hash <> hashed.row_hash
+        or existing.row_hash != hashed.row_hash
         or hashed.updated_at >= (
-            select {{ dbt.dateadd('day', -var('incremental_lookback_days'), 'max(updated_at)') }} from {{ this }}
+            select {{ dbt.dateadd('day', -var('incremental_lookback_days'), 'max(updated_at)') }}
+            from {{ this }}
         )
     {% endif %}
 )
