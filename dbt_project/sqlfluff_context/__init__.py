@@ -54,8 +54,14 @@ class _Exceptions:
 exceptions = _Exceptions()
 
 
+class _Column:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
 class _Adapter:
-    """The adapter calls the macros make: relations exist, with no columns known."""
+    """The adapter calls the models make: relations exist, with only an `id` column (so code that
+    adds the columns an older table lacks renders its additions too)."""
 
     def quote(self, name: str) -> str:
         return f'"{name}"'
@@ -63,8 +69,8 @@ class _Adapter:
     def get_relation(self, database: Any, schema: Any, identifier: Any) -> Any:
         return identifier
 
-    def get_columns_in_relation(self, relation: Any) -> list[Any]:
-        return []
+    def get_columns_in_relation(self, relation: Any) -> list[_Column]:
+        return [_Column("id")]
 
     @pass_context
     def dispatch(self, context: Context, name: str, macro_namespace: str | None = None) -> Any:
@@ -128,9 +134,7 @@ class _Dbt:
         return f"date_add({from_date_or_timestamp}, interval ({interval}) {datepart})"
 
     def last_day(self, date: str, datepart: str) -> str:
-        return (
-            f"cast(date_trunc('{datepart}', {date}) + interval 1 {datepart} - interval 1 day as date)"
-        )
+        return f"cast(date_trunc('{datepart}', {date}) + interval 1 {datepart} - interval 1 day as date)"
 
     def listagg(
         self,
@@ -143,9 +147,7 @@ class _Dbt:
         return f"string_agg({measure}, {delimiter_text}{order_by})"
 
     def date_spine(self, datepart: str, start_date: str, end_date: str) -> str:
-        return (
-            f"select range as date_{datepart} from range({start_date}, {end_date}, interval 1 {datepart})"
-        )
+        return f"select range as date_{datepart} from range({start_date}, {end_date}, interval 1 {datepart})"
 
 
 dbt = _Dbt()
