@@ -21,4 +21,3 @@ select {% for name, type in columns.items() -%}
 select {% for name, type in columns.items() %}cast(null as {{ type }}) as {{ adapter.quote(name) }}{{ ", " if not loop.last }}{% endfor %} where false
 {%- endif -%}
 {%- endmacro %}
-

@@ -52,10 +52,6 @@ quoted as (
     where choice = 1
 ),
 
-currencies as (
-    select distinct currency_code from quoted
-),
-
 spans as (
     select
         currency_code,

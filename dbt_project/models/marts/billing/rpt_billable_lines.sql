@@ -424,7 +424,9 @@ gone_lines as (
         erp_time_activity_key as erp_record_key,
         is_invoiced,
         erp_invoice_key,
-        {{ dbt.hash("'gone|' || cast(time_entry_id as " ~ dbt.type_string() ~ ") || '|' || withdraw_reason") }}
+        {{ dbt.hash(
+            "'gone|' || cast(time_entry_id as " ~ dbt.type_string() ~ ") || '|' || withdraw_reason"
+        ) }}
             as content_hash
     from gone_entries
 )

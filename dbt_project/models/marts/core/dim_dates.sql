@@ -2,7 +2,9 @@
     start month from var fiscal_year_start_month). -#}
 {%- set fiscal_start = var('fiscal_year_start_month') | int -%}
 with days as (
-    {{ dbt.date_spine('day', "cast('" ~ var('calendar_start') ~ "' as date)", "cast('" ~ var('calendar_end') ~ "' as date)") }}
+    {{ dbt.date_spine(
+        'day', "cast('" ~ var('calendar_start') ~ "' as date)", "cast('" ~ var('calendar_end') ~ "' as date)"
+    ) }}
 ),
 
 typed as (

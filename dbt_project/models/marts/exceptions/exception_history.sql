@@ -46,11 +46,11 @@ as_of as (
 known as (
     select
         *
-    {%- for column, column_type in added_columns.items() %}
-    {%- if existing_columns and column not in existing_columns %},
+        {%- for column, column_type in added_columns.items() %}
+        {%- if existing_columns and column not in existing_columns %},
         cast(null as {{ column_type }}) as {{ column }}
         {%- endif %}
-    {%- endfor %}
+        {%- endfor %}
     from {{ this }}
 ),
 
@@ -132,8 +132,8 @@ new_exceptions as (
 opened as (
     select
             -- the run's identity too: an exception resolved and back within one as_of is a new episode
-        {{ dbt.hash("new_exceptions.exception_id || '|' || cast(as_of.as_of_at as " ~ dbt.type_string() ~ ") || '|"
-            ~ exception_run_id() ~ "'") }}
+        {{ dbt.hash("new_exceptions.exception_id || '|' || cast(as_of.as_of_at as "
+            ~ dbt.type_string() ~ ") || '|" ~ exception_run_id() ~ "'") }}
             as episode_id,
         new_exceptions.exception_id,
         new_exceptions.rule_code,

@@ -91,7 +91,9 @@ activities_attributed as (
 lines_attributed as (
     select
         invoice_lines.*,
-        coalesce(activities_attributed.item_key, 'erp_invoice_line:' || invoice_lines.erp_invoice_line_key) as item_key
+        coalesce(
+            activities_attributed.item_key, 'erp_invoice_line:' || invoice_lines.erp_invoice_line_key
+        ) as item_key
     from invoice_lines
     left join activities_attributed
         on invoice_lines.erp_time_activity_key = activities_attributed.erp_time_activity_key

@@ -242,7 +242,8 @@ contract_months as (
     cross join as_of
     inner join dates
         on dates.date_day = dates.month_start_date
-        and dates.month_start_date between contract_bounds.first_month_date and contract_bounds.last_month_date
+        and dates.month_start_date
+        between contract_bounds.first_month_date and contract_bounds.last_month_date
 ),
 
 joined as (
@@ -273,9 +274,13 @@ joined as (
                         -- the month in progress earns the days elapsed before now
                             then round(cast(
                                     contracts.monthly_fee
-                                    * {{ dbt.datediff('contract_months.month_start_date', 'as_of.as_of_date', 'day') }}
+                                    * {{ dbt.datediff(
+                                        'contract_months.month_start_date', 'as_of.as_of_date', 'day'
+                                    ) }}
                                     / (
-                                        {{ dbt.datediff('contract_months.month_start_date', 'contract_months.month_end_date', 'day') }}
+                                        {{ dbt.datediff(
+                                            'contract_months.month_start_date', 'contract_months.month_end_date', 'day'
+                                        ) }}
                                         + 1
                                     )
                                     as decimal(24, 8)
