@@ -8,7 +8,7 @@
 {% macro exception_columns(rule_code, record_type, record_id, source_system, source_ids, reason, details,
                            occurred_on, time_entry_id='null', project_id='null', client_id='null',
                            employee_id='null', legal_entity='null', is_record_blocking='true') -%}
-        {{ dbt.hash("'" ~ rule_code ~ "|" ~ record_type ~ "|' || cast(" ~ record_id ~ " as " ~ dbt.type_string() ~ ")") }}
+{{ dbt.hash("'" ~ rule_code ~ "|" ~ record_type ~ "|' || cast(" ~ record_id ~ " as " ~ dbt.type_string() ~ ")") }}
             as exception_id,
         '{{ rule_code }}' as rule_code,
         '{{ record_type }}' as record_type,
@@ -43,33 +43,33 @@
 {#- An exception's details: a JSON object text from [key, SQL expression] pairs, built by the
     engine's JSON function so quotes or backslashes in values can never break it. -#}
 {% macro exception_details(pairs) -%}
-    {{ return(adapter.dispatch('exception_details')(pairs)) }}
+{{ return(adapter.dispatch('exception_details')(pairs)) }}
 {%- endmacro %}
 
 {% macro duckdb__exception_details(pairs) -%}
-    cast(json_object(
-        {%- for key, expression in pairs %}
+cast(json_object(
+{%- for key, expression in pairs %}
         '{{ key }}', {{ expression }}{{ "," if not loop.last }}
-        {%- endfor %}
+{%- endfor %}
     ) as {{ dbt.type_string() }})
 {%- endmacro %}
 
 {#- Postgres, Redshift and the like. -#}
 {% macro default__exception_details(pairs) -%}
-    cast(json_build_object(
-        {%- for key, expression in pairs %}
+cast(json_build_object(
+{%- for key, expression in pairs %}
         '{{ key }}', {{ expression }}{{ "," if not loop.last }}
-        {%- endfor %}
+{%- endfor %}
     ) as {{ dbt.type_string() }})
 {%- endmacro %}
 
 {#- A number as short text for a reason (8.5, not 8.5000): display only, never for arithmetic. -#}
 {% macro display_number(expression) -%}
-    cast(cast({{ expression }} as {{ dbt.type_float() }}) as {{ dbt.type_string() }})
+cast(cast({{ expression }} as {{ dbt.type_float() }}) as {{ dbt.type_string() }})
 {%- endmacro %}
 
 {#- The identity of this dbt run, as exception_history records it. A macro, not the bare
     invocation_id, so unit tests can pin it (overrides: macros: exception_run_id). -#}
 {% macro exception_run_id() -%}
-    {{ return(invocation_id) }}
+{{ return(invocation_id) }}
 {%- endmacro %}

@@ -26,23 +26,23 @@
 
 {#- Source timestamps (ISO 8601 with Z, +0000 or an offset) as UTC timestamps. -#}
 {% macro utc(column) -%}
-    cast({{ column }} as timestamp)
+cast({{ column }} as timestamp)
 {%- endmacro %}
 
 {#- Money and quantities as exact decimals: binary floats never reach a sum. -#}
 {% macro money(column) -%}
-    cast({{ column }} as decimal(18, 2))
+cast({{ column }} as decimal(18, 2))
 {%- endmacro %}
 
 {% macro rate(column) -%}
-    cast({{ column }} as decimal(18, 4))
+cast({{ column }} as decimal(18, 4))
 {%- endmacro %}
 
 {% macro hours(column) -%}
-    cast({{ column }} as decimal(12, 4))
+cast({{ column }} as decimal(12, 4))
 {%- endmacro %}
 
 {#- A hash of a row's values (for change detection): nulls and empty strings stay distinct. -#}
 {% macro row_hash(columns) -%}
-    md5(concat_ws('|' {%- for column in columns %}, coalesce(cast({{ column }} as varchar), '<null>'){% endfor %}))
+md5(concat_ws('|' {%- for column in columns %}, coalesce(cast({{ column }} as varchar), '<null>'){% endfor %}))
 {%- endmacro %}

@@ -167,17 +167,17 @@ cross join {{ now_relation }} as warehouse_now
     DuckDB error(), Spark raise_error(); elsewhere (PostgreSQL: no SQL-level raise) the message
     cast to data_type, which fails with the message quoted in the engine's error. -#}
 {% macro raise_error(message, data_type) -%}
-    {{ return(adapter.dispatch('raise_error', 'billable')(message, data_type)) }}
+{{ return(adapter.dispatch('raise_error', 'billable')(message, data_type)) }}
 {%- endmacro %}
 
 {% macro duckdb__raise_error(message, data_type) -%}
-    error({{ message }})
+error({{ message }})
 {%- endmacro %}
 
 {% macro spark__raise_error(message, data_type) -%}
-    raise_error({{ message }})
+raise_error({{ message }})
 {%- endmacro %}
 
 {% macro default__raise_error(message, data_type) -%}
-    cast({{ message }} as {{ data_type }})
+cast({{ message }} as {{ data_type }})
 {%- endmacro %}

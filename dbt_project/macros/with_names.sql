@@ -7,18 +7,18 @@
 {% macro with_names(relation, client=true, project_code=true, project_name=true, employee=false) -%}
 select
     named.*
-    {%- if client %},
+{%- if client %},
     clients.client_name
-    {%- endif %}
-    {%- if project_code %},
+{%- endif %}
+{%- if project_code %},
     projects.project_code
-    {%- endif %}
-    {%- if project_name %},
+{%- endif %}
+{%- if project_name %},
     projects.project_name
-    {%- endif %}
-    {%- if employee %},
+{%- endif %}
+{%- if employee %},
     employees.full_name as employee_name
-    {%- endif %}
+{%- endif %}
 from {{ relation }} as named
 {%- if client %}
 left join {{ ref('dim_clients') }} as clients on named.client_id = clients.client_id

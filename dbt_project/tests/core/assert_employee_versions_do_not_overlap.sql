@@ -12,5 +12,5 @@ select *
 from versions
 where
     (next_valid_from is null and valid_to is not null)
-    or (next_valid_from is not null and (valid_to is null or valid_to <> next_valid_from))
+    or (next_valid_from is not null and (valid_to is null or valid_to != next_valid_from))
     or valid_to <= valid_from

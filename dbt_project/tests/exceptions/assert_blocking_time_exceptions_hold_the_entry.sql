@@ -9,7 +9,9 @@ held as (
     select * from {{ ref('int_time_entry_blocking_exceptions') }}
 )
 
-select blocking.rule_code, blocking.time_entry_id
+select
+    blocking.rule_code,
+    blocking.time_entry_id
 from blocking
 left join held on blocking.time_entry_id = held.time_entry_id
 where

@@ -14,7 +14,7 @@ per_invoice as (
         paid_amount,
         balance
     from invoices
-    where balance <> total_amount - paid_amount
+    where balance != total_amount - paid_amount
         or abs(balance_reporting - (total_amount_reporting - paid_amount_reporting)) > 0.000001
 ),
 
@@ -27,7 +27,7 @@ per_realm as (
         sum(balance) as balance
     from invoices
     group by realm_id, currency_code
-    having sum(balance) <> sum(total_amount) - sum(paid_amount)
+    having sum(balance) != sum(total_amount) - sum(paid_amount)
 )
 
 select * from per_invoice

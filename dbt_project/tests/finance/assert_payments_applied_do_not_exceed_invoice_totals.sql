@@ -1,7 +1,9 @@
 -- No invoice is paid more than its total: the payment lines applied to it (fct_payments) sum
 -- to at most the invoice's TotalAmt (for a positive invoice).
 with applied as (
-    select erp_invoice_key, sum(amount) as applied_amount
+    select
+        erp_invoice_key,
+        sum(amount) as applied_amount
     from {{ ref('fct_payments') }}
     where erp_invoice_key is not null
     group by erp_invoice_key

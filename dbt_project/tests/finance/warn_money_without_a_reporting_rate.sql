@@ -17,13 +17,13 @@
 {% for model, day, amount, reporting, currency in facts %}
 select
     '{{ model }}.{{ amount }}' as amount_column,
-    {{ currency }} as currency_code,
+    {{ currency }},
     count(*) as row_count,
     sum({{ amount }}) as unconverted_amount,
     min({{ day }}) as first_day,
     max({{ day }}) as last_day
 from {{ ref(model) }}
-where {{ amount }} is not null and {{ amount }} <> 0 and {{ reporting }} is null
+where {{ amount }} is not null and {{ amount }} != 0 and {{ reporting }} is null
 group by {{ currency }}
 {% if not loop.last %}union all{% endif %}
 {% endfor %}

@@ -36,5 +36,5 @@ full outer join balances
     on aging_now.legal_entity = balances.legal_entity
     and aging_now.currency_code = balances.currency_code
 where
-    coalesce(aging_now.open_amount, 0) <> coalesce(balances.balance, 0)
-    or coalesce(aging_now.open_amount_reporting, 0) <> coalesce(balances.balance_reporting, 0)
+    coalesce(aging_now.open_amount, 0) != coalesce(balances.balance, 0)
+    or coalesce(aging_now.open_amount_reporting, 0) != coalesce(balances.balance_reporting, 0)

@@ -23,7 +23,8 @@ recon_mismatch as (
 
 select
     coalesce(items.time_entry_id, recon_mismatch.time_entry_id) as time_entry_id,
-    case when items.time_entry_id is null then 'RECON_MISMATCH only' else 'reconciliation only' end as flagged_by
+    case when items.time_entry_id is null then 'RECON_MISMATCH only' else 'reconciliation only' end
+        as flagged_by
 from items
 full outer join recon_mismatch on items.time_entry_id = recon_mismatch.time_entry_id
 where items.time_entry_id is null or recon_mismatch.time_entry_id is null

@@ -45,31 +45,55 @@ invoiced as (
 ),
 
 compared as (
-    select 'approved_hours' as measure, reconciliation.approved_hours as in_mart, approved.approved_hours as in_facts
+    select
+        'approved_hours' as measure,
+        reconciliation.approved_hours as in_mart,
+        approved.approved_hours as in_facts
     from reconciliation cross join approved
     union all
-    select 'approved_amount', reconciliation.approved_amount, approved.approved_amount
+    select
+        'approved_amount',
+        reconciliation.approved_amount,
+        approved.approved_amount
     from reconciliation cross join approved
     union all
-    select 'approved_amount_reporting', reconciliation.approved_amount_reporting, approved.approved_amount_reporting
+    select
+        'approved_amount_reporting',
+        reconciliation.approved_amount_reporting,
+        approved.approved_amount_reporting
     from reconciliation cross join approved
     union all
-    select 'erp_hours', reconciliation.erp_hours, erp.erp_hours
+    select
+        'erp_hours',
+        reconciliation.erp_hours,
+        erp.erp_hours
     from reconciliation cross join erp
     union all
-    select 'erp_amount', reconciliation.erp_amount, erp.erp_amount
+    select
+        'erp_amount',
+        reconciliation.erp_amount,
+        erp.erp_amount
     from reconciliation cross join erp
     union all
-    select 'invoiced_hours', reconciliation.invoiced_hours, invoiced.invoiced_hours
+    select
+        'invoiced_hours',
+        reconciliation.invoiced_hours,
+        invoiced.invoiced_hours
     from reconciliation cross join invoiced
     union all
-    select 'invoiced_amount', reconciliation.invoiced_amount, invoiced.invoiced_amount
+    select
+        'invoiced_amount',
+        reconciliation.invoiced_amount,
+        invoiced.invoiced_amount
     from reconciliation cross join invoiced
     union all
-    select 'invoiced_amount_reporting', reconciliation.invoiced_amount_reporting, invoiced.invoiced_amount_reporting
+    select
+        'invoiced_amount_reporting',
+        reconciliation.invoiced_amount_reporting,
+        invoiced.invoiced_amount_reporting
     from reconciliation cross join invoiced
 )
 
 select *
 from compared
-where coalesce(in_mart, 0) <> coalesce(in_facts, 0)
+where coalesce(in_mart, 0) != coalesce(in_facts, 0)

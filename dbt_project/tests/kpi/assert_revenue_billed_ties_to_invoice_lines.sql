@@ -33,5 +33,5 @@ full outer join lines
     on revenue.month_start_date = lines.month_start_date
     and revenue.currency_code = lines.currency_code
 where
-    coalesce(revenue.billed_amount, 0) <> coalesce(lines.billed_amount, 0)
-    or coalesce(revenue.billed_amount_reporting, 0) <> coalesce(lines.billed_amount_reporting, 0)
+    coalesce(revenue.billed_amount, 0) != coalesce(lines.billed_amount, 0)
+    or coalesce(revenue.billed_amount_reporting, 0) != coalesce(lines.billed_amount_reporting, 0)

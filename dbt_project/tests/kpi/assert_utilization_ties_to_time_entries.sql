@@ -4,8 +4,14 @@
 with facts as (
     select
         employee_id,
-        sum(case when is_billable and not coalesce(is_internal_project, false) and approval_status <> 'rejected'
-            then hours else 0 end) as billable_hours,
+        sum(
+            case when is_billable
+                    and not coalesce(is_internal_project, false)
+                    and approval_status != 'rejected'
+                    then hours
+                else 0
+            end
+        ) as billable_hours,
         sum(case when not coalesce(is_internal_project, false) then hours else 0 end) as productive_hours,
         sum(hours) as total_hours
     from {{ ref('fct_time_entries') }}
@@ -31,6 +37,6 @@ select
     mart.total_hours as mart_total_hours
 from facts
 full outer join mart on facts.employee_id = mart.employee_id
-where coalesce(facts.billable_hours, 0) <> coalesce(mart.billable_hours, 0)
-    or coalesce(facts.productive_hours, 0) <> coalesce(mart.productive_hours, 0)
-    or coalesce(facts.total_hours, 0) <> coalesce(mart.total_hours, 0)
+where coalesce(facts.billable_hours, 0) != coalesce(mart.billable_hours, 0)
+    or coalesce(facts.productive_hours, 0) != coalesce(mart.productive_hours, 0)
+    or coalesce(facts.total_hours, 0) != coalesce(mart.total_hours, 0)

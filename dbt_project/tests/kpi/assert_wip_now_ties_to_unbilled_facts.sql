@@ -6,7 +6,9 @@ with as_of as (
 ),
 
 facts as (
-    select currency_code, bill_amount as amount
+    select
+        currency_code,
+        bill_amount as amount
     from {{ ref('fct_time_entries') }}
     cross join as_of
     where is_billable and is_approved and not is_invoiced
@@ -14,12 +16,16 @@ facts as (
         and not coalesce(is_internal_project, false)
         and spent_date <= as_of.as_of_date
     union all
-    select currency_code, amount
+    select
+        currency_code,
+        amount
     from {{ ref('fct_expenses') }}
     cross join as_of
     where is_billable and is_approved and not is_invoiced and spent_date <= as_of.as_of_date
     union all
-    select currency_code, amount
+    select
+        currency_code,
+        amount
     from {{ ref('fct_milestones') }}
     cross join as_of
     where is_completed and not is_invoiced
@@ -27,11 +33,17 @@ facts as (
 ),
 
 facts_by_currency as (
-    select currency_code, sum(coalesce(amount, 0)) as amount from facts group by currency_code
+    select
+        currency_code,
+        sum(coalesce(amount, 0)) as amount
+    from facts
+    group by currency_code
 ),
 
 mart_by_currency as (
-    select currency_code, sum(wip_amount) as amount
+    select
+        currency_code,
+        sum(wip_amount) as amount
     from {{ ref('rpt_wip') }}
     where is_warehouse_now
     group by currency_code
@@ -44,4 +56,4 @@ select
 from facts_by_currency
 full outer join mart_by_currency
     on facts_by_currency.currency_code is not distinct from mart_by_currency.currency_code
-where coalesce(facts_by_currency.amount, 0) <> coalesce(mart_by_currency.amount, 0)
+where coalesce(facts_by_currency.amount, 0) != coalesce(mart_by_currency.amount, 0)

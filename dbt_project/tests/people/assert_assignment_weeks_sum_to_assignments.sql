@@ -1,7 +1,10 @@
 -- fct_assignments' planned hours are exactly the sum of its weeks, and no week plans more than
 -- hours_per_week.
 with weeks as (
-    select assignment_id, sum(planned_hours) as planned_hours, max(planned_hours - hours_per_week) as excess
+    select
+        assignment_id,
+        sum(planned_hours) as planned_hours,
+        max(planned_hours - hours_per_week) as excess
     from {{ ref('fct_assignments_weekly') }}
     group by assignment_id
 )
@@ -13,5 +16,5 @@ select
     weeks.excess
 from {{ ref('fct_assignments') }} as assignments
 left join weeks on assignments.assignment_id = weeks.assignment_id
-where assignments.planned_hours <> coalesce(weeks.planned_hours, 0)
+where assignments.planned_hours != coalesce(weeks.planned_hours, 0)
     or weeks.excess > 0

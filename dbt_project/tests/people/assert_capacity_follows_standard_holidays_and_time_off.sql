@@ -30,8 +30,8 @@ where
     or capacity.date_day >= coalesce(versions.valid_to, cast('9999-12-31' as date))
     or capacity.capacity_hours < 0
     or capacity.capacity_hours > capacity.standard_hours
-    or (capacity.is_holiday and capacity.capacity_hours <> 0)
+    or (capacity.is_holiday and capacity.capacity_hours != 0)
     or (
         not capacity.is_holiday
-        and capacity.capacity_hours <> greatest(0, capacity.standard_hours - capacity.time_off_hours)
+        and capacity.capacity_hours != greatest(0, capacity.standard_hours - capacity.time_off_hours)
     )

@@ -1,12 +1,16 @@
 {#- Tie-out: the fact holds every time entry the time tool still has, once, with its hours -
     the row count and the sum of hours equal those of the non-deleted staged entries. -#}
 with fact as (
-    select count(*) as entry_count, coalesce(sum(hours), 0) as total_hours
+    select
+        count(*) as entry_count,
+        coalesce(sum(hours), 0) as total_hours
     from {{ ref('fct_time_entries') }}
 ),
 
 source as (
-    select count(*) as entry_count, coalesce(sum(hours), 0) as total_hours
+    select
+        count(*) as entry_count,
+        coalesce(sum(hours), 0) as total_hours
     from {{ ref('stg_time__time_entries') }}
     where not is_deleted
 )
@@ -18,4 +22,4 @@ select
     source.total_hours as source_hours
 from fact
 cross join source
-where fact.entry_count <> source.entry_count or fact.total_hours <> source.total_hours
+where fact.entry_count != source.entry_count or fact.total_hours != source.total_hours

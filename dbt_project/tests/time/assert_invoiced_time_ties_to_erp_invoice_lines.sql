@@ -11,4 +11,4 @@ from {{ ref('fct_time_entries') }}
 where
     is_invoiced
     and hours = erp_hours
-    and (bill_amount is null or round(bill_amount, 2) <> invoiced_amount)
+    and (bill_amount is null or round(bill_amount, 2) != invoiced_amount)

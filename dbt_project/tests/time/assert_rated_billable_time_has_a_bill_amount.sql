@@ -1,7 +1,13 @@
 {#- Every billable, approved entry that has a rate (exactly one rate-card version, or the rate
     it was invoiced at) has a bill amount in transaction and in reporting currency: nothing
     rated silently falls out of WIP and revenue (a missing FX rate would). -#}
-select time_entry_id, spent_date, currency_code, bill_rate, bill_amount, bill_amount_reporting
+select
+    time_entry_id,
+    spent_date,
+    currency_code,
+    bill_rate,
+    bill_amount,
+    bill_amount_reporting
 from {{ ref('fct_time_entries') }}
 where
     is_billable

@@ -14,13 +14,18 @@ holidays as (
 ),
 
 latest_holiday_list as (
-    select legal_entity, max(snapshot_date) as snapshot_date
+    select
+        legal_entity,
+        max(snapshot_date) as snapshot_date
     from holidays
     group by legal_entity
 ),
 
 current_holidays as (
-    select distinct holidays.legal_entity, holidays.holiday_date, holidays.holiday_name
+    select distinct
+        holidays.legal_entity,
+        holidays.holiday_date,
+        holidays.holiday_name
     from holidays
     inner join latest_holiday_list
         on holidays.legal_entity = latest_holiday_list.legal_entity

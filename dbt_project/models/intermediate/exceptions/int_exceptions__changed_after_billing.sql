@@ -30,7 +30,7 @@ changed as (
         not entries.is_deleted
         and erp.is_invoiced
         and erp.invoice_date <= as_of.as_of_date
-        and round(entries.hours * 60, 0) <> round(erp.erp_hours * 60, 0)
+        and round(entries.hours * 60, 0) != round(erp.erp_hours * 60, 0)
 ),
 
 final as (

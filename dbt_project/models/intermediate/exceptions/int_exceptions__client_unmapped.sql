@@ -24,7 +24,7 @@ failed_realms as (
             else matches.matched_customer_count || ' ERP customers ' || matches.candidate_erp_customer_keys
         end as realm_problem
     from matches
-    where matches.matched_customer_count <> 1
+    where matches.matched_customer_count != 1
 ),
 
 by_account as (
@@ -34,7 +34,8 @@ by_account as (
         min(failed_realms.legal_entity) as first_legal_entity,
         max(failed_realms.legal_entity) as last_legal_entity,
         {{ dbt.listagg('failed_realms.realm_id', "','", 'order by failed_realms.realm_id') }} as realm_ids,
-        {{ dbt.listagg('failed_realms.realm_problem', "'; '", 'order by failed_realms.realm_id') }} as realm_problems,
+        {{ dbt.listagg('failed_realms.realm_problem', "'; '", 'order by failed_realms.realm_id') }}
+            as realm_problems,
         max(failed_realms.matched_customer_count) as max_matched_customer_count
     from failed_realms
     group by failed_realms.client_id

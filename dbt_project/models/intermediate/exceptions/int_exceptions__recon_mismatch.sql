@@ -57,7 +57,8 @@ leaked as (
     from approved_time
     inner join period_closes
         on approved_time.legal_entity = period_closes.legal_entity
-        and cast({{ dbt.date_trunc('month', 'approved_time.spent_date') }} as date) = period_closes.month_start_date
+        and cast({{ dbt.date_trunc('month', 'approved_time.spent_date') }} as date)
+        = period_closes.month_start_date
     left join erp_entries on approved_time.time_entry_id = erp_entries.time_entry_id
     left join held_back on approved_time.time_entry_id = held_back.time_entry_id
     where

@@ -12,7 +12,8 @@ time_entries as (
 ),
 
 client_ids as (
-    select * from {{ ref('int_client_source_ids') }} where source_system = 'time'
+    select * from {{ ref('int_client_source_ids') }}
+    where source_system = 'time'
 ),
 
 contracts as (
@@ -24,7 +25,8 @@ legal_entities as (
 ),
 
 closes as (
-    select * from {{ ref('int_period_closes') }} where is_closed
+    select * from {{ ref('int_period_closes') }}
+    where is_closed
 ),
 
 as_of as (
@@ -51,7 +53,9 @@ approved as (
     inner join time_entries on entries.time_entry_id = time_entries.time_entry_id
     left join client_ids on cast(time_entries.time_client_id as varchar) = client_ids.source_id
     left join client_legal_entities on client_ids.client_id = client_legal_entities.client_id
-    left join legal_entities as client_realms on client_legal_entities.legal_entity = client_realms.legal_entity
+    left join
+        legal_entities as client_realms
+        on client_legal_entities.legal_entity = client_realms.legal_entity
     cross join as_of
     where
         not entries.is_deleted

@@ -29,7 +29,8 @@ ranked as (
 ),
 
 copies as (
-    select * from ranked where copy_number > 1
+    select * from ranked
+    where copy_number > 1
 ),
 
 final as (

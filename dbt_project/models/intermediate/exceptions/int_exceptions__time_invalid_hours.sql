@@ -40,7 +40,8 @@ with_day_totals as (
 ),
 
 invalid as (
-    select * from with_day_totals where hours <= 0 or day_hours > 24
+    select * from with_day_totals
+    where hours <= 0 or day_hours > 24
 ),
 
 final as (

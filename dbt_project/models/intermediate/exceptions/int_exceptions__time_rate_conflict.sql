@@ -33,7 +33,7 @@ pairs as (
     inner join visible_versions as other_version
         on this_version.rate_card_id = other_version.rate_card_id
         and this_version.role = other_version.role
-        and this_version.rate_card_version_id <> other_version.rate_card_version_id
+        and this_version.rate_card_version_id != other_version.rate_card_version_id
         and this_version.effective_from <= coalesce(other_version.effective_to, {{ far_future }})
         and other_version.effective_from <= coalesce(this_version.effective_to, {{ far_future }})
 ),

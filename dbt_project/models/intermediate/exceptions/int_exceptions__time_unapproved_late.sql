@@ -23,7 +23,7 @@ unapproved as (
         not entries.is_deleted
         and entries.created_at <= as_of.as_of_at
         and entries.is_billable
-        and entries.approval_status <> 'approved'
+        and entries.approval_status != 'approved'
 ),
 
 -- the day worked's running working-day number (a weekend or holiday carries the number of the

@@ -6,7 +6,8 @@ with users as (
 ),
 
 employee_ids as (
-    select * from {{ ref('int_employee_source_ids') }} where source_system = 'time'
+    select * from {{ ref('int_employee_source_ids') }}
+    where source_system = 'time'
 ),
 
 time_entries as (

@@ -37,19 +37,27 @@ as_of as (
 
 -- the current preferences are an observation too (a load that kept no history still has one)
 observations as (
-    select preferences_history.realm_id, preferences_history.book_close_date, preferences_history.observed_at
+    select
+        preferences_history.realm_id,
+        preferences_history.book_close_date,
+        preferences_history.observed_at
     from preferences_history
     cross join as_of
     where preferences_history.observed_at <= as_of.as_of_at
     union
-    select preferences.realm_id, preferences.book_close_date, preferences.observed_at
+    select
+        preferences.realm_id,
+        preferences.book_close_date,
+        preferences.observed_at
     from preferences
     cross join as_of
     where preferences.observed_at <= as_of.as_of_at
 ),
 
 latest_observed_at as (
-    select realm_id, max(observed_at) as observed_at
+    select
+        realm_id,
+        max(observed_at) as observed_at
     from observations
     group by realm_id
 ),
@@ -67,7 +75,9 @@ latest_observation as (
 ),
 
 months as (
-    select distinct dates.month_start_date, dates.month_end_date
+    select distinct
+        dates.month_start_date,
+        dates.month_end_date
     from dates
     cross join as_of
     where dates.month_start_date <= as_of.as_of_date
@@ -98,7 +108,8 @@ policy as (
         and realm_months.month_end_date = month_end_day.date_day
     inner join working_days as close_day
         on realm_months.legal_entity = close_day.legal_entity
-        and close_day.working_day_number = month_end_day.working_day_number + {{ var('period_close_working_day') }}
+        and close_day.working_day_number
+        = month_end_day.working_day_number + {{ var('period_close_working_day') }}
         and close_day.is_working_day
 ),
 
@@ -125,7 +136,10 @@ first_seen_closed as (
     inner join observations
         on policy.realm_id = observations.realm_id
         and observations.book_close_date >= policy.month_end_date
-        and (last_seen_open.last_seen_open_at is null or observations.observed_at > last_seen_open.last_seen_open_at)
+        and (
+            last_seen_open.last_seen_open_at is null
+            or observations.observed_at > last_seen_open.last_seen_open_at
+        )
     group by policy.realm_id, policy.month_end_date
 ),
 
@@ -143,7 +157,8 @@ observed as (
     left join last_seen_open
         on policy.realm_id = last_seen_open.realm_id and policy.month_end_date = last_seen_open.month_end_date
     left join first_seen_closed
-        on policy.realm_id = first_seen_closed.realm_id and policy.month_end_date = first_seen_closed.month_end_date
+        on policy.realm_id = first_seen_closed.realm_id
+        and policy.month_end_date = first_seen_closed.month_end_date
 ),
 
 final as (

@@ -32,13 +32,17 @@ blocking as (
 ),
 
 own as (
-    select blocking.time_entry_id, blocking.rule_code
+    select
+        blocking.time_entry_id,
+        blocking.rule_code
     from blocking
     where blocking.record_type = 'time_entry'
 ),
 
 of_user as (
-    select entries.time_entry_id, blocking.rule_code
+    select
+        entries.time_entry_id,
+        blocking.rule_code
     from entries
     inner join blocking
         on blocking.record_type = 'time_user'
@@ -47,7 +51,9 @@ of_user as (
 ),
 
 of_rate as (
-    select rated.time_entry_id, rules.rule_code
+    select
+        rated.time_entry_id,
+        rules.rule_code
     from rated
     inner join entries on rated.time_entry_id = entries.time_entry_id
     inner join rules on rules.rule_code = 'TIME_RATE_CONFLICT'

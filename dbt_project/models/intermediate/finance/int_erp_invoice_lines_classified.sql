@@ -14,7 +14,7 @@
     which is not loaded. -#}
 with lines as (
     select * from {{ ref('stg_erp__invoice_lines') }}
-    where detail_type is null or detail_type <> 'SubTotalLineDetail'
+    where detail_type is null or detail_type != 'SubTotalLineDetail'
 ),
 
 invoices as (
@@ -30,11 +30,13 @@ time_activities as (
 ),
 
 project_ids as (
-    select * from {{ ref('int_project_source_ids') }} where source_system = 'erp'
+    select * from {{ ref('int_project_source_ids') }}
+    where source_system = 'erp'
 ),
 
 employee_ids as (
-    select * from {{ ref('int_employee_source_ids') }} where source_system = 'erp'
+    select * from {{ ref('int_employee_source_ids') }}
+    where source_system = 'erp'
 ),
 
 priced_roles as (

@@ -15,11 +15,13 @@ customers as (
 ),
 
 client_ids as (
-    select * from {{ ref('int_client_source_ids') }} where source_system = 'erp'
+    select * from {{ ref('int_client_source_ids') }}
+    where source_system = 'erp'
 ),
 
 project_ids as (
-    select * from {{ ref('int_project_source_ids') }} where source_system = 'erp'
+    select * from {{ ref('int_project_source_ids') }}
+    where source_system = 'erp'
 ),
 
 legal_entities as (
@@ -76,13 +78,17 @@ final as (
         client_ids.match_method as client_match_method,
         coalesce(
             job_projects.project_id,
-            case when line_summary.time_activity_project_count = 1 then line_summary.time_activity_project_id end
+            case
+                when line_summary.time_activity_project_count = 1 then line_summary.time_activity_project_id
+            end
         ) as project_id,
         case
             when addressed.private_note like 'milestone:%' then 'milestone'
             when addressed.private_note like 'percent\_complete:%' escape '\' then 'percent_complete'
             when addressed.private_note like 'retainer:%' then 'retainer'
-            when line_summary.line_count > 0 and line_summary.time_line_count = line_summary.line_count then 'time'
+            when
+                line_summary.line_count > 0 and line_summary.time_line_count = line_summary.line_count
+                then 'time'
             else 'other'
         end as billing_kind,
         addressed.private_note,

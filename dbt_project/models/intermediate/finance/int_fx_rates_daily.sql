@@ -35,18 +35,21 @@ inverse as (
 ),
 
 quoted as (
-    select currency_code, rate_date, rate_to_reporting
+    select
+        currency_code,
+        rate_date,
+        rate_to_reporting
     from (
         select
             *,
             row_number() over (partition by currency_code, rate_date order by preference) as choice
-        from (select * from direct union all select * from inverse) as both_ways
+        from (
+            select * from direct
+            union all
+            select * from inverse
+        ) as both_ways
     ) as ranked
     where choice = 1
-),
-
-currencies as (
-    select distinct currency_code from quoted
 ),
 
 spans as (
@@ -63,7 +66,7 @@ filled as (
         spans.currency_code,
         dates.date_day as rate_date,
         cast(spans.rate_to_reporting as decimal(18, 8)) as rate_to_reporting,
-        dates.date_day <> spans.rate_date as is_carried_forward,
+        dates.date_day != spans.rate_date as is_carried_forward,
         spans.rate_date as quoted_on
     from spans
     inner join dates

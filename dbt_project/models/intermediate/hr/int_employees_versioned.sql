@@ -13,13 +13,19 @@ cost_rates as (
 ),
 
 latest_cost_snapshot as (
-    select employee_id, max(snapshot_date) as snapshot_date
+    select
+        employee_id,
+        max(snapshot_date) as snapshot_date
     from cost_rates
     group by employee_id
 ),
 
 current_cost_rates as (
-    select cost_rates.employee_id, cost_rates.effective_from, cost_rates.hourly_cost, cost_rates.currency_code
+    select
+        cost_rates.employee_id,
+        cost_rates.effective_from,
+        cost_rates.hourly_cost,
+        cost_rates.currency_code
     from cost_rates
     inner join latest_cost_snapshot
         on cost_rates.employee_id = latest_cost_snapshot.employee_id
@@ -29,7 +35,8 @@ current_cost_rates as (
 attributes as (
     select
         *,
-        md5(concat_ws('|',
+        md5(concat_ws(
+            '|',
             grade, practice, region, legal_entity, cost_centre,
             cast(weekly_standard_hours as varchar), coalesce(manager_employee_id, '')
         )) as attribute_hash
@@ -48,19 +55,29 @@ attribute_versions as (
     select
         *,
         case when snapshot_number = 1 then least(coalesce(hire_date, snapshot_date), snapshot_date)
-            else snapshot_date end as changed_from
+            else snapshot_date
+        end as changed_from
     from attribute_changes
-    where previous_hash is null or previous_hash <> attribute_hash
+    where previous_hash is null or previous_hash != attribute_hash
 ),
 
 first_day as (
-    select employee_id, min(changed_from) as first_day from attribute_versions group by employee_id
+    select
+        employee_id,
+        min(changed_from) as first_day
+    from attribute_versions
+    group by employee_id
 ),
 
 change_points as (
-    select employee_id, changed_from as valid_from from attribute_versions
+    select
+        employee_id,
+        changed_from as valid_from
+    from attribute_versions
     union
-    select current_cost_rates.employee_id, greatest(current_cost_rates.effective_from, first_day.first_day)
+    select
+        current_cost_rates.employee_id,
+        greatest(current_cost_rates.effective_from, first_day.first_day)
     from current_cost_rates
     inner join first_day on current_cost_rates.employee_id = first_day.employee_id
 ),
@@ -106,7 +123,8 @@ with_cost as (
 ),
 
 latest as (
-    select * from (
+    select *
+    from (
         select
             *,
             row_number() over (partition by employee_id order by snapshot_date desc) as recency

@@ -14,7 +14,8 @@ legal_entities as (
 ),
 
 erp_customers as (
-    select * from {{ ref('stg_erp__customers') }} where not is_job
+    select * from {{ ref('stg_erp__customers') }}
+    where not is_job
 ),
 
 overrides as (
@@ -61,7 +62,7 @@ candidates as (
         account_realms.account_id,
         account_realms.legal_entity,
         account_realms.realm_id,
-        exists (
+        exists(
             select 1 from manual
             where manual.account_id = account_realms.account_id and manual.realm_id = account_realms.realm_id
         ) as has_override
@@ -69,13 +70,19 @@ candidates as (
 ),
 
 chosen as (
-    select candidates.*, manual.erp_customer_key, 'manual_override' as match_method
+    select
+        candidates.*,
+        manual.erp_customer_key,
+        'manual_override' as match_method
     from candidates
     inner join manual
         on candidates.account_id = manual.account_id and candidates.realm_id = manual.realm_id
     where candidates.has_override
     union all
-    select candidates.*, automatic.erp_customer_key, 'automatic' as match_method
+    select
+        candidates.*,
+        automatic.erp_customer_key,
+        'automatic' as match_method
     from candidates
     left join automatic
         on candidates.account_id = automatic.account_id and candidates.realm_id = automatic.realm_id
@@ -89,7 +96,8 @@ final as (
         realm_id,
         count(erp_customer_key) as matched_customer_count,
         case when count(erp_customer_key) = 1 then min(erp_customer_key) end as erp_customer_key,
-        {{ dbt.listagg('erp_customer_key', "','", 'order by erp_customer_key') }} as candidate_erp_customer_keys,
+        {{ dbt.listagg('erp_customer_key', "','", 'order by erp_customer_key') }}
+            as candidate_erp_customer_keys,
         min(match_method) as match_method
     from chosen
     group by account_id, legal_entity, realm_id

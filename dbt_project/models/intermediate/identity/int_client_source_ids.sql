@@ -10,11 +10,13 @@ time_clients as (
 ),
 
 erp_customers as (
-    select * from {{ ref('stg_erp__customers') }} where not is_job
+    select * from {{ ref('stg_erp__customers') }}
+    where not is_job
 ),
 
 overrides as (
-    select * from {{ ref('identity_overrides') }} where entity_type = 'client'
+    select * from {{ ref('identity_overrides') }}
+    where entity_type = 'client'
 ),
 
 internal_names as (

@@ -10,7 +10,11 @@ with hr_snapshots as (
 ),
 
 hr_people as (
-    select employee_id, email from hr_snapshots where recency = 1
+    select
+        employee_id,
+        email
+    from hr_snapshots
+    where recency = 1
 ),
 
 time_users as (
@@ -22,7 +26,8 @@ erp_employees as (
 ),
 
 overrides as (
-    select * from {{ ref('identity_overrides') }} where entity_type = 'employee'
+    select * from {{ ref('identity_overrides') }}
+    where entity_type = 'employee'
 ),
 
 hr_rows as (

@@ -10,11 +10,13 @@ time_projects as (
 ),
 
 erp_jobs as (
-    select * from {{ ref('stg_erp__customers') }} where is_job
+    select * from {{ ref('stg_erp__customers') }}
+    where is_job
 ),
 
 overrides as (
-    select * from {{ ref('identity_overrides') }} where entity_type = 'project'
+    select * from {{ ref('identity_overrides') }}
+    where entity_type = 'project'
 ),
 
 psa_codes as (
@@ -27,7 +29,10 @@ psa_codes as (
 ),
 
 override_targets as (
-    select overrides.source_system, overrides.source_id, psa_projects.psa_project_id
+    select
+        overrides.source_system,
+        overrides.source_id,
+        psa_projects.psa_project_id
     from overrides
     inner join psa_projects on overrides.canonical_source_id = psa_projects.project_code
 ),

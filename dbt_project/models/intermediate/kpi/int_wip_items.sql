@@ -55,12 +55,12 @@ time_items as (
         bill_amount as amount,
         bill_amount_reporting as amount_reporting,
         approval_status = 'approved' as is_wip_candidate,
-        approval_status <> 'rejected' as is_at_risk_candidate
+        approval_status != 'rejected' as is_at_risk_candidate
     from time_entries
     where is_billable
         and not coalesce(is_internal_project, false)
         and coalesce(billing_method, 'unknown') in ('time_and_materials', 'unknown')
-        and approval_status <> 'rejected'
+        and approval_status != 'rejected'
 ),
 
 expense_items as (

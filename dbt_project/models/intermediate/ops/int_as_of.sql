@@ -9,7 +9,8 @@ with preferences as (
 final as (
     select
         coalesce(
-            {% if var('as_of_at') %}cast('{{ var("as_of_at") }}' as timestamp),{% endif %}
+            {% if var('as_of_at') %}cast('{{ var("as_of_at") }}' as timestamp),
+            {% endif %}
             (select max(observed_at) from preferences),
             cast({{ dbt.current_timestamp() }} as timestamp)
         ) as as_of_at

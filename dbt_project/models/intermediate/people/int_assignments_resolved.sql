@@ -10,7 +10,8 @@ source_ids as (
 ),
 
 project_ids as (
-    select * from {{ ref('int_project_source_ids') }} where source_system = 'psa'
+    select * from {{ ref('int_project_source_ids') }}
+    where source_system = 'psa'
 ),
 
 projects as (
@@ -19,7 +20,9 @@ projects as (
 
 -- one employee per e-mail: HR's own record first, then the time tool's, then the ERP's
 people_by_email as (
-    select email, employee_id
+    select
+        email,
+        employee_id
     from (
         select
             email,
@@ -29,7 +32,7 @@ people_by_email as (
                 order by case source_system when 'hr' then 1 when 'time' then 2 else 3 end, employee_id
             ) as preference
         from source_ids
-        where email is not null and match_method <> 'unmatched'
+        where email is not null and match_method != 'unmatched'
     ) as ranked
     where preference = 1
 ),

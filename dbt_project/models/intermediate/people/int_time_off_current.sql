@@ -20,11 +20,15 @@ with time_off as (
 ),
 
 rosters as (
-    select distinct employee_id, snapshot_date from {{ ref('stg_hr__employees') }}
+    select distinct
+        employee_id,
+        snapshot_date
+    from {{ ref('stg_hr__employees') }}
 ),
 
 time_off_snapshots as (
-    select distinct snapshot_date from {{ ref('stg_hr__files') }} where file_kind = 'time_off'
+    select distinct snapshot_date from {{ ref('stg_hr__files') }}
+    where file_kind = 'time_off'
     union
     select distinct snapshot_date from time_off
 ),
@@ -39,7 +43,9 @@ on_roster as (
 ),
 
 with_rows as (
-    select employee_id, max(snapshot_date) as snapshot_date
+    select
+        employee_id,
+        max(snapshot_date) as snapshot_date
     from time_off
     group by employee_id
 ),

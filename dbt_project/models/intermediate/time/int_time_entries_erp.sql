@@ -41,7 +41,8 @@ invoice_lines_dated as (
 ),
 
 latest_invoice_line as (
-    select * from invoice_lines_dated where line_rank = 1
+    select * from invoice_lines_dated
+    where line_rank = 1
 ),
 
 activities_invoiced as (

@@ -48,13 +48,19 @@ fx_rates as (
 
 -- the project's own rate cards; a project without one takes its contract's
 cards_by_project as (
-    select projects.project_id, rate_cards.rate_card_id, rate_cards.currency_code
+    select
+        projects.project_id,
+        rate_cards.rate_card_id,
+        rate_cards.currency_code
     from projects
     inner join rate_cards on projects.psa_project_id = rate_cards.psa_project_id
 ),
 
 cards_by_contract as (
-    select projects.project_id, rate_cards.rate_card_id, rate_cards.currency_code
+    select
+        projects.project_id,
+        rate_cards.rate_card_id,
+        rate_cards.currency_code
     from projects
     inner join rate_cards on projects.contract_number = rate_cards.contract_number
     where projects.project_id not in (select project_id from cards_by_project)
@@ -133,7 +139,10 @@ applied as (
         employees.hourly_cost as cost_rate,
         employees.cost_currency_code,
         coalesce(erp_entries.is_invoiced, false) as is_rated_from_invoice,
-        case when erp_entries.is_invoiced then erp_entries.erp_hourly_rate else standard_rated.standard_bill_rate end
+        case
+            when erp_entries.is_invoiced then erp_entries.erp_hourly_rate else
+                standard_rated.standard_bill_rate
+        end
             as bill_rate,
         case
             when erp_entries.is_invoiced
@@ -189,7 +198,8 @@ final as (
             case when amounts.bill_amount = 0 then 0 else amounts.bill_amount * bill_fx.rate_to_reporting end
             as decimal(24, 8)
         ) as bill_amount_reporting,
-        cast(amounts.standard_value * standard_fx.rate_to_reporting as decimal(24, 8)) as standard_value_reporting,
+        cast(amounts.standard_value * standard_fx.rate_to_reporting as decimal(24, 8))
+            as standard_value_reporting,
         amounts.cost_rate,
         amounts.cost_currency_code,
         amounts.cost_amount,

@@ -11,11 +11,13 @@ time_users as (
 ),
 
 employee_ids as (
-    select * from {{ ref('int_employee_source_ids') }} where source_system = 'time'
+    select * from {{ ref('int_employee_source_ids') }}
+    where source_system = 'time'
 ),
 
 project_ids as (
-    select * from {{ ref('int_project_source_ids') }} where source_system = 'time'
+    select * from {{ ref('int_project_source_ids') }}
+    where source_system = 'time'
 ),
 
 projects as (
@@ -34,7 +36,7 @@ resolved as (
     select
         time_entries.*,
         employee_ids.employee_id,
-        employee_ids.match_method <> 'unmatched' as is_known_employee,
+        employee_ids.match_method != 'unmatched' as is_known_employee,
         project_ids.project_id,
         projects.is_in_psa as is_known_project,
         projects.client_id,

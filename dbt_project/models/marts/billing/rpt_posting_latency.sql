@@ -31,7 +31,7 @@ final as (
         entries.erp_posted_at,
         cast({{ dbt.date_trunc('month', 'entries.erp_posted_at') }} as date) as posted_month,
         cast({{ dbt.datediff('entries.approved_at', 'entries.erp_posted_at', 'second') }} as decimal(18, 0))
-            / 3600 as posting_latency_hours,
+        / 3600 as posting_latency_hours,
         {{ dbt.datediff('cast(entries.approved_at as date)', 'cast(entries.erp_posted_at as date)', 'day') }}
             as posting_latency_days,
         ledger.line_key is not null as is_posted_by_sync,
@@ -44,4 +44,5 @@ final as (
 )
 
 {#- names beside the ids (macro with_names) -#}
+
 {{ with_names('final', employee=true) }}

@@ -34,7 +34,7 @@ as_of as (
 {#- (in a unit test `this` is the fixture's name, a string, with every column) -#}
 {%- set existing_columns = [] -%}
 {%- if this is not string -%}
-    {%- set existing_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+{%- set existing_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
 {%- endif -%}
 {#- (the record's context columns came later still: null on episodes written before them) -#}
 {%- set added_columns = {
@@ -55,7 +55,8 @@ known as (
 ),
 
 open_episodes as (
-    select * from known where resolved_at is null
+    select * from known
+    where resolved_at is null
 ),
 
 still_open as (
@@ -130,9 +131,10 @@ new_exceptions as (
 
 opened as (
     select
-        -- the run's identity too: an exception resolved and back within one as_of is a new episode
-        {{ dbt.hash("new_exceptions.exception_id || '|' || cast(as_of.as_of_at as " ~ dbt.type_string() ~ ") || '|"
-            ~ exception_run_id() ~ "'") }} as episode_id,
+            -- the run's identity too: an exception resolved and back within one as_of is a new episode
+        {{ dbt.hash("new_exceptions.exception_id || '|' || cast(as_of.as_of_at as "
+            ~ dbt.type_string() ~ ") || '|" ~ exception_run_id() ~ "'") }}
+            as episode_id,
         new_exceptions.exception_id,
         new_exceptions.rule_code,
         new_exceptions.record_type,

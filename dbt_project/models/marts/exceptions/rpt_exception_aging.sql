@@ -27,7 +27,9 @@ aged as (
         history.*,
         history.resolved_at is null as is_open,
         cast(floor(
-            {{ dbt.datediff('history.first_detected_at', 'coalesce(history.resolved_at, as_of.as_of_at)', 'second') }}
+            {{ dbt.datediff(
+                'history.first_detected_at', 'coalesce(history.resolved_at, as_of.as_of_at)', 'second'
+            ) }}
             / 86400.0
         ) as integer) as age_days
     from history

@@ -20,7 +20,8 @@ customers as (
 ),
 
 client_ids as (
-    select * from {{ ref('int_client_source_ids') }} where source_system = 'erp'
+    select * from {{ ref('int_client_source_ids') }}
+    where source_system = 'erp'
 ),
 
 legal_entities as (
@@ -55,7 +56,7 @@ unapplied as (
     from payments
     left join payment_lines on payments.erp_payment_key = payment_lines.erp_payment_key
     group by payments.erp_payment_key, payments.total_amount
-    having payments.total_amount - coalesce(sum(payment_lines.amount), 0) <> 0
+    having payments.total_amount - coalesce(sum(payment_lines.amount), 0) != 0
 ),
 
 all_lines as (

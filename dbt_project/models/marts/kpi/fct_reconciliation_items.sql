@@ -26,7 +26,8 @@ activities as (
 ),
 
 invoice_lines as (
-    select * from {{ ref('fct_invoice_lines') }} where line_kind = 'time'
+    select * from {{ ref('fct_invoice_lines') }}
+    where line_kind = 'time'
 ),
 
 exceptions as (
@@ -38,7 +39,8 @@ exception_rules as (
 ),
 
 erp_project_ids as (
-    select * from {{ ref('int_project_source_ids') }} where source_system = 'erp'
+    select * from {{ ref('int_project_source_ids') }}
+    where source_system = 'erp'
 ),
 
 projects as (
@@ -74,7 +76,9 @@ activities_attributed as (
     select
         activities.*,
         case
-            when entries.time_entry_id is not null then 'time_entry:' || cast(entries.time_entry_id as varchar)
+            when
+                entries.time_entry_id is not null
+                then 'time_entry:' || cast(entries.time_entry_id as varchar)
             else 'erp_time_activity:' || activities.erp_time_activity_key
         end as item_key,
         erp_project_ids.project_id
@@ -87,10 +91,9 @@ activities_attributed as (
 lines_attributed as (
     select
         invoice_lines.*,
-        case
-            when activities_attributed.item_key is not null then activities_attributed.item_key
-            else 'erp_invoice_line:' || invoice_lines.erp_invoice_line_key
-        end as item_key
+        coalesce(
+            activities_attributed.item_key, 'erp_invoice_line:' || invoice_lines.erp_invoice_line_key
+        ) as item_key
     from invoice_lines
     left join activities_attributed
         on invoice_lines.erp_time_activity_key = activities_attributed.erp_time_activity_key
@@ -137,7 +140,8 @@ approved as (
 ),
 
 item_keys as (
-    select item_key from approved where is_approved_billable_time
+    select item_key from approved
+    where is_approved_billable_time
     union
     select item_key from pushed
     union
@@ -179,15 +183,23 @@ items as (
         approved.time_entry_id,
         coalesce(approved.project_id, pushed.project_id, invoiced.project_id) as project_id,
         coalesce(approved.spent_date, pushed.txn_date, invoiced.service_date) as work_date,
-        coalesce(approved.currency_code, invoiced.currency_code, projects.currency_code, legal_entities.erp_home_currency_code)
+        coalesce(
+            approved.currency_code,
+            invoiced.currency_code,
+            projects.currency_code,
+            legal_entities.erp_home_currency_code
+        )
             as currency_code,
         coalesce(approved.is_approved_billable_time, false) as is_approved_billable_time,
         coalesce(approved.is_known_employee, false) as is_known_employee,
         coalesce(projects.legal_entity, legal_entities.legal_entity) as legal_entity,
         approved.hours as time_tool_hours,
         case when approved.is_approved_billable_time then approved.hours else 0 end as approved_hours,
-        case when approved.is_approved_billable_time then coalesce(approved.bill_amount, 0) else 0 end as approved_amount,
-        case when approved.is_approved_billable_time then coalesce(approved.bill_amount_reporting, 0) else 0 end
+        case when approved.is_approved_billable_time then coalesce(approved.bill_amount, 0) else 0 end
+            as approved_amount,
+        case
+            when approved.is_approved_billable_time then coalesce(approved.bill_amount_reporting, 0) else 0
+        end
             as approved_amount_reporting,
         coalesce(pushed.erp_time_activity_count, 0) as erp_time_activity_count,
         pushed.last_posted_at,
@@ -203,7 +215,9 @@ items as (
     left join pushed on item_keys.item_key = pushed.item_key
     left join invoiced on item_keys.item_key = invoiced.item_key
     left join entry_exceptions on approved.time_entry_id = entry_exceptions.time_entry_id
-    left join projects on coalesce(approved.project_id, pushed.project_id, invoiced.project_id) = projects.project_id
+    left join
+        projects
+        on coalesce(approved.project_id, pushed.project_id, invoiced.project_id) = projects.project_id
     left join legal_entities on pushed.realm_id = legal_entities.erp_realm_id
 ),
 
@@ -212,10 +226,10 @@ compared as (
         items.*,
         cast({{ dbt.date_trunc('month', 'items.work_date') }} as date) as month_start_date,
         cast(items.erp_amount * fx_rates.rate_to_reporting as decimal(24, 8)) as erp_amount_reporting,
-        items.approved_hours <> items.erp_hours
-        or round(items.approved_amount - items.erp_amount, 2) <> 0 as differs_time_tool_erp,
-        items.erp_hours <> items.invoiced_hours
-        or round(items.erp_amount, 2) <> items.invoiced_amount as differs_erp_invoice,
+        items.approved_hours != items.erp_hours
+        or round(items.approved_amount - items.erp_amount, 2) != 0 as differs_time_tool_erp,
+        items.erp_hours != items.invoiced_hours
+        or round(items.erp_amount, 2) != items.invoiced_amount as differs_erp_invoice,
         coalesce(period_closes.is_closed, false) as is_closed_month,
         coalesce(items.last_posted_at > cast(last_billing.last_time_invoice_date as timestamp), false)
             as is_posted_after_last_billing
@@ -261,15 +275,19 @@ final as (
         case
             when not differs_time_tool_erp and not differs_erp_invoice then null
             when item_type = 'erp_invoice_line' then 'invoiced time line with no TimeActivity'
-            when item_type = 'erp_time_activity' then 'TimeActivity whose time entry the time tool does not have'
-            when erp_time_activity_count > 1 then 'posted to the ERP ' || cast(erp_time_activity_count as varchar) || ' times'
+            when
+                item_type = 'erp_time_activity'
+                then 'TimeActivity whose time entry the time tool does not have'
+            when
+                erp_time_activity_count > 1
+                then 'posted to the ERP ' || cast(erp_time_activity_count as varchar) || ' times'
             when not is_approved_billable_time and erp_time_activity_count > 0
                 then 'in the ERP but not approved billable T&M time in the time tool'
-            when erp_time_activity_count = 0 and approved_hours <> 0 then 'approved, never pushed to the ERP'
-            when approved_hours <> erp_hours then 'ERP hours differ from the time tool'
+            when erp_time_activity_count = 0 and approved_hours != 0 then 'approved, never pushed to the ERP'
+            when approved_hours != erp_hours then 'ERP hours differ from the time tool'
             when differs_time_tool_erp then 'ERP rate differs from the time tool'
-            when invoice_line_count = 0 and erp_hours <> 0 then 'pushed, not invoiced'
-            when erp_hours <> invoiced_hours then 'invoiced hours differ from the ERP'
+            when invoice_line_count = 0 and erp_hours != 0 then 'pushed, not invoiced'
+            when erp_hours != invoiced_hours then 'invoiced hours differ from the ERP'
             when differs_erp_invoice then 'invoiced amount differs from the ERP'
         end as difference_reason,
         case

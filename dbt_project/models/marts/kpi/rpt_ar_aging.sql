@@ -24,11 +24,25 @@ as_of as (
 ),
 
 buckets as (
-    select 'current' as aging_bucket, 1 as aging_bucket_order
-    union all select '1-30', 2
-    union all select '31-60', 3
-    union all select '61-90', 4
-    union all select '90+', 5
+    select
+        'current' as aging_bucket,
+        1 as aging_bucket_order
+    union all
+    select
+        '1-30',
+        2
+    union all
+    select
+        '31-60',
+        3
+    union all
+    select
+        '61-90',
+        4
+    union all
+    select
+        '90+',
+        5
 ),
 
 snapshots as (
@@ -40,7 +54,8 @@ snapshots as (
     cross join as_of
     where
         dates.date_day = dates.month_start_date
-        and dates.month_start_date >= (select cast({{ dbt.date_trunc('month', 'min(invoice_date)') }} as date) from invoices)
+        and dates.month_start_date
+        >= (select cast({{ dbt.date_trunc('month', 'min(invoice_date)') }} as date) from invoices)
         and dates.month_start_date <= as_of.as_of_date
 ),
 
@@ -81,7 +96,7 @@ aged as (
             else '90+'
         end as aging_bucket
     from open_at_snapshot
-    where open_amount <> 0
+    where open_amount != 0
 ),
 
 bucket_totals as (
@@ -98,7 +113,10 @@ bucket_totals as (
 ),
 
 entity_currencies as (
-    select distinct legal_entity, currency_code from invoices
+    select distinct
+        legal_entity,
+        currency_code
+    from invoices
 ),
 
 grid as (
@@ -118,7 +136,7 @@ grid as (
 final as (
     select
         grid.legal_entity || ':' || grid.currency_code || ':' || cast(grid.month_start_date as varchar)
-            || ':' || grid.aging_bucket as ar_aging_key,
+        || ':' || grid.aging_bucket as ar_aging_key,
         grid.legal_entity,
         grid.currency_code,
         grid.month_start_date,

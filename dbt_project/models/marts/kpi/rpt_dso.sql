@@ -19,7 +19,8 @@ open_receivables as (
         as_of_date,
         is_month_end,
         sum(open_amount_reporting) as open_receivables_reporting,
-        sum(case when aging_bucket <> 'current' then open_amount_reporting else 0 end) as overdue_receivables_reporting,
+        sum(case when aging_bucket != 'current' then open_amount_reporting else 0 end)
+            as overdue_receivables_reporting,
         sum(open_invoice_count) as open_invoice_count
     from ar_aging
     group by legal_entity, month_start_date, as_of_date, is_month_end
@@ -47,16 +48,20 @@ final as (
         open_receivables.as_of_date,
         open_receivables.is_month_end,
         cast(open_receivables.open_receivables_reporting as decimal(24, 8)) as open_receivables_reporting,
-        cast(open_receivables.overdue_receivables_reporting as decimal(24, 8)) as overdue_receivables_reporting,
+        cast(open_receivables.overdue_receivables_reporting as decimal(24, 8))
+            as overdue_receivables_reporting,
         open_receivables.open_invoice_count,
-        cast(coalesce(invoiced_90_days.invoiced_90_days_reporting, 0) as decimal(24, 8)) as invoiced_90_days_reporting,
+        cast(coalesce(invoiced_90_days.invoiced_90_days_reporting, 0) as decimal(24, 8))
+            as invoiced_90_days_reporting,
         invoiced_90_days.invoice_count_90_days,
         case
             when invoiced_90_days.invoiced_90_days_reporting > 0
                 then cast(
-                    open_receivables.open_receivables_reporting / invoiced_90_days.invoiced_90_days_reporting * 90
-                    as decimal(12, 2)
-                )
+                        open_receivables.open_receivables_reporting
+                        / invoiced_90_days.invoiced_90_days_reporting
+                        * 90
+                        as decimal(12, 2)
+                    )
         end as dso_days
     from open_receivables
     left join invoiced_90_days

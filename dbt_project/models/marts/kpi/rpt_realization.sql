@@ -26,12 +26,13 @@
     Reporting-currency amounts use the ERP rate of the day worked (time) or of the invoice date
     (fees). -#}
 with time_entries as (
-    select * from {{ ref('fct_time_entries') }} where not coalesce(is_internal_project, false)
+    select * from {{ ref('fct_time_entries') }}
+    where not coalesce(is_internal_project, false)
 ),
 
 invoice_lines as (
     select * from {{ ref('fct_invoice_lines') }}
-    where line_kind <> 'time' and project_id is not null
+    where line_kind != 'time' and project_id is not null
 ),
 
 projects as (
@@ -44,28 +45,39 @@ time_monthly as (
         cast({{ dbt.date_trunc('month', 'time_entries.spent_date') }} as date) as month_start_date,
         coalesce(time_entries.currency_code, projects.currency_code) as currency_code,
         sum(time_entries.hours) as client_hours,
-        sum(case when time_entries.is_billable and time_entries.approval_status <> 'rejected'
-            then time_entries.hours else 0 end) as billable_hours,
-        sum(case when time_entries.is_billable and time_entries.approval_status <> 'rejected'
-            then time_entries.standard_amount end) as standard_value,
-        sum(case when time_entries.is_billable and time_entries.approval_status <> 'rejected'
-            then time_entries.standard_amount_reporting end) as standard_value_reporting,
+        sum(case when time_entries.is_billable and time_entries.approval_status != 'rejected'
+                then time_entries.hours
+            else 0
+        end) as billable_hours,
+        sum(case when time_entries.is_billable and time_entries.approval_status != 'rejected'
+                then time_entries.standard_amount
+        end) as standard_value,
+        sum(case when time_entries.is_billable and time_entries.approval_status != 'rejected'
+                then time_entries.standard_amount_reporting
+        end) as standard_value_reporting,
         sum(case when time_entries.is_invoiced then time_entries.hours else 0 end) as billed_hours,
-        sum(case when time_entries.is_billable and time_entries.approval_status <> 'rejected'
+        sum(case when time_entries.is_billable and time_entries.approval_status != 'rejected'
                 and time_entries.standard_amount is null
-            then time_entries.hours else 0 end) as unrated_billable_hours,
-        sum(case when time_entries.is_invoiced then time_entries.standard_amount end) as billed_standard_value,
+                then time_entries.hours
+            else 0
+        end) as unrated_billable_hours,
+        sum(case when time_entries.is_invoiced then time_entries.standard_amount end)
+            as billed_standard_value,
         sum(case when time_entries.is_invoiced and time_entries.standard_amount is not null
-            then time_entries.invoiced_amount end) as billed_rated_time_amount,
+                then time_entries.invoiced_amount
+        end) as billed_rated_time_amount,
         sum(case when time_entries.is_invoiced then time_entries.invoiced_amount end) as billed_time_amount,
         sum(case when time_entries.is_invoiced
-            then time_entries.invoiced_amount * time_entries.fx_rate_to_reporting end) as billed_time_amount_reporting,
+                then time_entries.invoiced_amount * time_entries.fx_rate_to_reporting
+        end) as billed_time_amount_reporting,
         sum(case when time_entries.billing_method = 'time_and_materials'
                 and time_entries.is_billable and time_entries.is_approved
-            then time_entries.bill_amount end) as tm_revenue,
+                then time_entries.bill_amount
+        end) as tm_revenue,
         sum(case when time_entries.billing_method = 'time_and_materials'
                 and time_entries.is_billable and time_entries.is_approved
-            then time_entries.bill_amount_reporting end) as tm_revenue_reporting
+                then time_entries.bill_amount_reporting
+        end) as tm_revenue_reporting
     from time_entries
     left join projects on time_entries.project_id = projects.project_id
     group by 1, 2, 3
@@ -129,28 +141,41 @@ final as (
         cast(combined.billed_time_amount + combined.billed_fee_amount as decimal(24, 8)) as billed_amount,
         cast(combined.billed_time_amount_reporting + combined.billed_fee_amount_reporting as decimal(24, 8))
             as billed_amount_reporting,
-        case when combined.standard_value <> 0
-            then cast((combined.billed_time_amount + combined.billed_fee_amount) / combined.standard_value
-                as decimal(12, 6)) end as realization_rate,
+        case when combined.standard_value != 0
+                then cast(
+                        (combined.billed_time_amount + combined.billed_fee_amount) / combined.standard_value
+                        as decimal(12, 6)
+                    )
+        end as realization_rate,
         cast(combined.billed_standard_value as decimal(24, 8)) as billed_standard_value,
-        case when combined.billed_standard_value <> 0
-            then cast(combined.billed_rated_time_amount / combined.billed_standard_value as decimal(12, 6)) end
+        case when combined.billed_standard_value != 0
+                then cast(
+                        combined.billed_rated_time_amount / combined.billed_standard_value as decimal(12, 6)
+                    )
+        end
             as billed_time_realization_rate,
         cast(combined.tm_revenue as decimal(24, 8)) as tm_revenue,
         cast(combined.tm_revenue + combined.billed_fee_amount as decimal(24, 8)) as revenue,
         cast(combined.tm_revenue_reporting + combined.billed_fee_amount_reporting as decimal(24, 8))
             as revenue_reporting,
         case when combined.client_hours > 0
-            then cast((combined.tm_revenue + combined.billed_fee_amount) / combined.client_hours as decimal(18, 4))
-            end as effective_bill_rate,
+                then cast(
+                        (combined.tm_revenue + combined.billed_fee_amount)
+                        / combined.client_hours as decimal(18, 4)
+                    )
+        end as effective_bill_rate,
         case when combined.client_hours > 0
-            then cast(
-                (combined.tm_revenue_reporting + combined.billed_fee_amount_reporting) / combined.client_hours
-                as decimal(18, 4)
-            ) end as effective_bill_rate_reporting
+                then cast(
+                        (combined.tm_revenue_reporting + combined.billed_fee_amount_reporting)
+                        / combined.client_hours
+                        as decimal(18, 4)
+                    )
+        end as effective_bill_rate_reporting
     from combined
     left join projects on combined.project_id = projects.project_id
 )
 
 {#- names beside the ids (macro with_names) -#}
+
+
 {{ with_names('final') }}

@@ -21,10 +21,12 @@ by_project_month as (
         count(distinct currency_code) as currency_count,
         max(case when is_closed_month then 1 else 0 end) = 1 as is_closed_month,
         count(*) as item_count,
-        sum(case when reconciliation_status <> 'matched' then 1 else 0 end) as differing_item_count,
+        sum(case when reconciliation_status != 'matched' then 1 else 0 end) as differing_item_count,
         sum(case when reconciliation_status = 'unexplained' then 1 else 0 end) as unexplained_item_count,
-        sum(case when reconciliation_status = 'explained_by_exception' then 1 else 0 end) as explained_item_count,
-        sum(case when reconciliation_status = 'not_yet_billed' then 1 else 0 end) as not_yet_billed_item_count,
+        sum(case when reconciliation_status = 'explained_by_exception' then 1 else 0 end)
+            as explained_item_count,
+        sum(case when reconciliation_status = 'not_yet_billed' then 1 else 0 end)
+            as not_yet_billed_item_count,
         sum(approved_hours) as approved_hours,
         sum(erp_hours) as erp_hours,
         sum(invoiced_hours) as invoiced_hours,
@@ -60,7 +62,9 @@ codes as (
 
 final as (
     select
-        coalesce(by_project_month.project_id, 'unassigned') || ':' || cast(by_project_month.month_start_date as varchar)
+        coalesce(by_project_month.project_id, 'unassigned')
+        || ':'
+        || cast(by_project_month.month_start_date as varchar)
             as reconciliation_key,
         by_project_month.project_id,
         projects.project_code,
@@ -80,13 +84,17 @@ final as (
         cast(by_project_month.approved_hours as decimal(12, 4)) as approved_hours,
         cast(by_project_month.erp_hours as decimal(12, 4)) as erp_hours,
         cast(by_project_month.invoiced_hours as decimal(12, 4)) as invoiced_hours,
-        cast(by_project_month.approved_hours - by_project_month.erp_hours as decimal(12, 4)) as hours_not_in_erp,
-        cast(by_project_month.erp_hours - by_project_month.invoiced_hours as decimal(12, 4)) as hours_not_invoiced,
+        cast(by_project_month.approved_hours - by_project_month.erp_hours as decimal(12, 4))
+            as hours_not_in_erp,
+        cast(by_project_month.erp_hours - by_project_month.invoiced_hours as decimal(12, 4))
+            as hours_not_invoiced,
         cast(by_project_month.approved_amount as decimal(24, 8)) as approved_amount,
         cast(by_project_month.erp_amount as decimal(24, 8)) as erp_amount,
         cast(by_project_month.invoiced_amount as decimal(18, 2)) as invoiced_amount,
-        cast(by_project_month.approved_amount - by_project_month.erp_amount as decimal(24, 8)) as amount_not_in_erp,
-        cast(by_project_month.erp_amount - by_project_month.invoiced_amount as decimal(24, 8)) as amount_not_invoiced,
+        cast(by_project_month.approved_amount - by_project_month.erp_amount as decimal(24, 8))
+            as amount_not_in_erp,
+        cast(by_project_month.erp_amount - by_project_month.invoiced_amount as decimal(24, 8))
+            as amount_not_invoiced,
         cast(by_project_month.approved_amount_reporting as decimal(24, 8)) as approved_amount_reporting,
         cast(by_project_month.erp_amount_reporting as decimal(24, 8)) as erp_amount_reporting,
         cast(by_project_month.invoiced_amount_reporting as decimal(24, 8)) as invoiced_amount_reporting,

@@ -136,7 +136,10 @@ time_costs as (
         sum(
             case
                 when time_entries.cost_currency_code = contracts.currency_code then time_entries.cost_amount
-                else cast(time_entries.cost_amount_reporting / contract_rates.rate_to_reporting as decimal(24, 8))
+                else cast(
+                        time_entries.cost_amount_reporting
+                        / contract_rates.rate_to_reporting as decimal(24, 8)
+                    )
             end
         ) as cost_amount,
         sum(time_entries.cost_amount_reporting) as cost_amount_reporting
@@ -145,7 +148,7 @@ time_costs as (
     left join fx_rates as contract_rates
         on contracts.currency_code = contract_rates.currency_code
         and time_entries.spent_date = contract_rates.rate_date
-    where time_entries.approval_status <> 'rejected' and time_entries.hours > 0
+    where time_entries.approval_status != 'rejected' and time_entries.hours > 0
     group by 1, 2
 ),
 
@@ -165,34 +168,61 @@ expense_costs as (
     left join fx_rates as contract_rates
         on contracts.currency_code = contract_rates.currency_code
         and expenses.spent_date = contract_rates.rate_date
-    where expenses.approval_status <> 'rejected'
+    where expenses.approval_status != 'rejected'
     group by 1, 2
 ),
 
 activity_months as (
-    select contract_id, month_start_date from time_and_materials_revenue
+    select
+        contract_id,
+        month_start_date
+    from time_and_materials_revenue
     union all
-    select contract_id, month_start_date from milestone_revenue
+    select
+        contract_id,
+        month_start_date
+    from milestone_revenue
     union all
-    select contract_id, month_start_date from progress_hours
+    select
+        contract_id,
+        month_start_date
+    from progress_hours
     union all
-    select contract_id, month_start_date from billed
+    select
+        contract_id,
+        month_start_date
+    from billed
     union all
-    select contract_id, month_start_date from time_costs
+    select
+        contract_id,
+        month_start_date
+    from time_costs
     union all
-    select contract_id, month_start_date from expense_costs
+    select
+        contract_id,
+        month_start_date
+    from expense_costs
 ),
 
 contract_bounds as (
     select
         contracts.contract_id,
         least(
-            coalesce(cast({{ dbt.date_trunc('month', 'contracts.start_date') }} as date), min(activity_months.month_start_date)),
-            coalesce(min(activity_months.month_start_date), cast({{ dbt.date_trunc('month', 'contracts.start_date') }} as date))
+            coalesce(
+                cast({{ dbt.date_trunc('month', 'contracts.start_date') }} as date),
+                min(activity_months.month_start_date)
+            ),
+            coalesce(
+                min(activity_months.month_start_date),
+                cast({{ dbt.date_trunc('month', 'contracts.start_date') }} as date)
+            )
         ) as first_month_date,
         greatest(
             cast({{ dbt.date_trunc('month', 'as_of.as_of_date') }} as date),
-            coalesce(max(activity_months.month_start_date), cast({{ dbt.date_trunc('month', 'as_of.as_of_date') }} as date))
+            coalesce(
+                max(activity_months.month_start_date),
+                cast({{ dbt.date_trunc('month', 'as_of.as_of_date') }} as date)
+            )
         ) as last_month_date
     from contracts
     cross join as_of
@@ -206,12 +236,14 @@ contract_months as (
         dates.month_start_date,
         dates.month_end_date,
         least(dates.month_end_date, as_of.as_of_date) as valuation_date,
-        dates.month_start_date = cast({{ dbt.date_trunc('month', 'as_of.as_of_date') }} as date) as is_current_month
+        dates.month_start_date
+        = cast({{ dbt.date_trunc('month', 'as_of.as_of_date') }} as date) as is_current_month
     from contract_bounds
     cross join as_of
     inner join dates
         on dates.date_day = dates.month_start_date
-        and dates.month_start_date between contract_bounds.first_month_date and contract_bounds.last_month_date
+        and dates.month_start_date
+        between contract_bounds.first_month_date and contract_bounds.last_month_date
 ),
 
 joined as (
@@ -238,16 +270,23 @@ joined as (
                 and contract_months.month_end_date >= contracts.start_date
                 and (contracts.end_date is null or contract_months.month_start_date <= contracts.end_date)
                 then case
-                    when contract_months.is_current_month
+                        when contract_months.is_current_month
                         -- the month in progress earns the days elapsed before now
-                        then round(cast(
-                            contracts.monthly_fee
-                            * {{ dbt.datediff('contract_months.month_start_date', 'as_of.as_of_date', 'day') }}
-                            / ({{ dbt.datediff('contract_months.month_start_date', 'contract_months.month_end_date', 'day') }} + 1)
-                            as decimal(24, 8)
-                        ), 2)
-                    else contracts.monthly_fee
-                end
+                            then round(cast(
+                                    contracts.monthly_fee
+                                    * {{ dbt.datediff(
+                                        'contract_months.month_start_date', 'as_of.as_of_date', 'day'
+                                    ) }}
+                                    / (
+                                        {{ dbt.datediff(
+                                            'contract_months.month_start_date', 'contract_months.month_end_date', 'day'
+                                        ) }}
+                                        + 1
+                                    )
+                                    as decimal(24, 8)
+                                ), 2)
+                        else contracts.monthly_fee
+                    end
         end as retainer_amount,
         coalesce(billed.billed_amount, 0) as billed_amount,
         coalesce(billed.billed_amount_reporting, 0) as billed_amount_reporting,
@@ -286,7 +325,8 @@ progress as (
     select
         *,
         sum(progress_hours) over (
-            partition by contract_id order by month_start_date rows between unbounded preceding and current row
+            partition by contract_id
+            order by month_start_date rows between unbounded preceding and current row
         ) as progress_hours_to_date
     from joined
 ),
@@ -296,14 +336,22 @@ progress_recognized as (
         *,
         case
             when billing_method = 'fixed_fee_percent_complete' and budget_hours > 0
-                then least(cast(1 as decimal(12, 8)), cast(progress_hours_to_date / budget_hours as decimal(12, 8)))
+                then least(
+                        cast(1 as decimal(12, 8)),
+                        cast(progress_hours_to_date / budget_hours as decimal(12, 8))
+                    )
         end as percent_complete,
         case
             when billing_method = 'fixed_fee_percent_complete' and budget_hours > 0
                 then cast(
-                    least(fee_amount, round(cast(fee_amount * progress_hours_to_date / budget_hours as decimal(24, 8)), 2))
-                    as decimal(24, 8)
-                )
+                        least(
+                            fee_amount,
+                            round(
+                                cast(fee_amount * progress_hours_to_date / budget_hours as decimal(24, 8)), 2
+                            )
+                        )
+                        as decimal(24, 8)
+                    )
         end as percent_complete_to_date_amount
     from progress
 ),
@@ -315,10 +363,12 @@ recognized as (
             case billing_method
                 when 'time_and_materials' then coalesce(tm_amount, 0)
                 when 'fixed_fee_milestones' then coalesce(milestone_amount, 0)
-                when 'fixed_fee_percent_complete' then
-                    coalesce(percent_complete_to_date_amount, 0) - coalesce(lag(percent_complete_to_date_amount) over (
-                        partition by contract_id order by month_start_date
-                    ), 0)
+                when 'fixed_fee_percent_complete'
+                    then
+                        coalesce(percent_complete_to_date_amount, 0)
+                        - coalesce(lag(percent_complete_to_date_amount) over (
+                            partition by contract_id order by month_start_date
+                        ), 0)
                 when 'retainer' then coalesce(retainer_amount, 0)
                 else 0
             end
@@ -328,10 +378,14 @@ recognized as (
             case billing_method
                 when 'time_and_materials' then coalesce(tm_amount_reporting, 0)
                 when 'fixed_fee_milestones' then coalesce(milestone_amount_reporting, 0)
-                when 'fixed_fee_percent_complete' then
-                    (coalesce(percent_complete_to_date_amount, 0) - coalesce(lag(percent_complete_to_date_amount) over (
-                        partition by contract_id order by month_start_date
-                    ), 0)) * closing_rate_to_reporting
+                when 'fixed_fee_percent_complete'
+                    then
+                        (
+                            coalesce(percent_complete_to_date_amount, 0)
+                            - coalesce(lag(percent_complete_to_date_amount) over (
+                                partition by contract_id order by month_start_date
+                            ), 0)
+                        ) * closing_rate_to_reporting
                 when 'retainer' then coalesce(retainer_amount, 0) * closing_rate_to_reporting
                 else 0
             end
@@ -344,16 +398,20 @@ cumulative as (
     select
         *,
         sum(recognized_amount) over (
-            partition by contract_id order by month_start_date rows between unbounded preceding and current row
+            partition by contract_id
+            order by month_start_date rows between unbounded preceding and current row
         ) as cumulative_recognized_amount,
         sum(recognized_amount_reporting) over (
-            partition by contract_id order by month_start_date rows between unbounded preceding and current row
+            partition by contract_id
+            order by month_start_date rows between unbounded preceding and current row
         ) as cumulative_recognized_amount_reporting,
         sum(billed_amount) over (
-            partition by contract_id order by month_start_date rows between unbounded preceding and current row
+            partition by contract_id
+            order by month_start_date rows between unbounded preceding and current row
         ) as cumulative_billed_amount,
         sum(billed_amount_reporting) over (
-            partition by contract_id order by month_start_date rows between unbounded preceding and current row
+            partition by contract_id
+            order by month_start_date rows between unbounded preceding and current row
         ) as cumulative_billed_amount_reporting
     from recognized
 ),
@@ -372,7 +430,9 @@ balances as (
             else 0
         end as deferred_revenue_amount,
         case
-            when billing_method in ('fixed_fee_milestones', 'fixed_fee_percent_complete', 'time_and_materials')
+            when billing_method in (
+                    'fixed_fee_milestones', 'fixed_fee_percent_complete', 'time_and_materials'
+                )
                 and contract_value is not null
                 then greatest(contract_value - cumulative_recognized_amount, 0)
         end as backlog_amount
@@ -401,21 +461,27 @@ final as (
         cast(billed_amount as decimal(18, 2)) as billed_amount,
         cast(billed_amount_reporting as decimal(24, 8)) as billed_amount_reporting,
         cast(cumulative_recognized_amount as decimal(24, 8)) as cumulative_recognized_amount,
-        cast(cumulative_recognized_amount_reporting as decimal(24, 8)) as cumulative_recognized_amount_reporting,
+        cast(cumulative_recognized_amount_reporting as decimal(24, 8))
+            as cumulative_recognized_amount_reporting,
         cast(cumulative_billed_amount as decimal(18, 2)) as cumulative_billed_amount,
         cast(cumulative_billed_amount_reporting as decimal(24, 8)) as cumulative_billed_amount_reporting,
         cast(unbilled_receivable_amount as decimal(24, 8)) as unbilled_receivable_amount,
         cast(unbilled_receivable_amount * closing_rate_to_reporting as decimal(24, 8))
             as unbilled_receivable_amount_reporting,
         cast(deferred_revenue_amount as decimal(24, 8)) as deferred_revenue_amount,
-        cast(deferred_revenue_amount * closing_rate_to_reporting as decimal(24, 8)) as deferred_revenue_amount_reporting,
+        cast(deferred_revenue_amount * closing_rate_to_reporting as decimal(24, 8))
+            as deferred_revenue_amount_reporting,
         cast(cost_amount as decimal(24, 8)) as cost_amount,
         cast(cost_amount_reporting as decimal(24, 8)) as cost_amount_reporting,
         cast(recognized_amount - cost_amount as decimal(24, 8)) as gross_margin_amount,
-        cast(recognized_amount_reporting - cost_amount_reporting as decimal(24, 8)) as gross_margin_amount_reporting,
+        cast(recognized_amount_reporting - cost_amount_reporting as decimal(24, 8))
+            as gross_margin_amount_reporting,
         case
-            when recognized_amount_reporting <> 0
-                then cast((recognized_amount_reporting - cost_amount_reporting) / recognized_amount_reporting as decimal(12, 6))
+            when recognized_amount_reporting != 0
+                then cast(
+                        (recognized_amount_reporting - cost_amount_reporting)
+                        / recognized_amount_reporting as decimal(12, 6)
+                    )
         end as gross_margin_pct,
         cast(backlog_amount as decimal(24, 8)) as backlog_amount,
         cast(backlog_amount * closing_rate_to_reporting as decimal(24, 8)) as backlog_amount_reporting
@@ -423,4 +489,6 @@ final as (
 )
 
 {#- names beside the ids (macro with_names) -#}
+
+
 {{ with_names('final', project_code=false, project_name=false) }}

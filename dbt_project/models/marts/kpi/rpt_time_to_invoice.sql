@@ -4,7 +4,8 @@
     days_approved_to_invoice is negative if the ERP invoiced before the time tool's approval
     (kept, not hidden: it says the approval was recorded late). -#}
 with time_entries as (
-    select * from {{ ref('fct_time_entries') }} where is_invoiced
+    select * from {{ ref('fct_time_entries') }}
+    where is_invoiced
 ),
 
 projects as (
@@ -32,7 +33,8 @@ final as (
         time_entries.currency_code,
         time_entries.bill_amount,
         time_entries.bill_amount_reporting,
-        {{ dbt.datediff('time_entries.spent_date', 'time_entries.invoice_date', 'day') }} as days_worked_to_invoice,
+        {{ dbt.datediff('time_entries.spent_date', 'time_entries.invoice_date', 'day') }}
+            as days_worked_to_invoice,
         {{ dbt.datediff('cast(time_entries.approved_at as date)', 'time_entries.invoice_date', 'day') }}
             as days_approved_to_invoice
     from time_entries
@@ -40,4 +42,6 @@ final as (
 )
 
 {#- names beside the ids (macro with_names) -#}
+
+
 {{ with_names('final', employee=true) }}

@@ -61,29 +61,35 @@ final as (
         cast(monthly.productive_hours as decimal(14, 4)) as productive_hours,
         cast(monthly.total_hours as decimal(14, 4)) as total_hours,
         case when monthly.capacity_hours > 0
-            then cast(monthly.billable_hours / monthly.capacity_hours as decimal(10, 6)) end
+                then cast(monthly.billable_hours / monthly.capacity_hours as decimal(10, 6))
+        end
             as billable_utilization,
         case when monthly.capacity_hours > 0
-            then cast(monthly.productive_hours / monthly.capacity_hours as decimal(10, 6)) end
+                then cast(monthly.productive_hours / monthly.capacity_hours as decimal(10, 6))
+        end
             as productive_utilization,
         case when monthly.capacity_hours > 0
-            then cast(monthly.total_hours / monthly.capacity_hours as decimal(10, 6)) end
+                then cast(monthly.total_hours / monthly.capacity_hours as decimal(10, 6))
+        end
             as total_utilization,
         cast(
             case when monthly.capacity_hours > 0
-                then monthly.target_billable_hours / monthly.capacity_hours
+                    then monthly.target_billable_hours / monthly.capacity_hours
                 else month_end_attributes.month_end_target
             end as decimal(10, 6)
         ) as target_billable_utilization,
         cast(monthly.target_billable_hours as decimal(14, 4)) as target_billable_hours,
         case when monthly.capacity_hours > 0
-            then cast(
-                (monthly.billable_hours - monthly.target_billable_hours) / monthly.capacity_hours as decimal(10, 6)
-            ) end as billable_utilization_variance,
+                then cast(
+                        (monthly.billable_hours - monthly.target_billable_hours)
+                        / monthly.capacity_hours as decimal(10, 6)
+                    )
+        end as billable_utilization_variance,
         cast(monthly.submitted_on_time_hours as decimal(14, 4)) as submitted_on_time_hours,
         cast(monthly.compliant_capacity_hours as decimal(14, 4)) as compliant_capacity_hours,
         case when monthly.capacity_hours > 0
-            then cast(monthly.compliant_capacity_hours / monthly.capacity_hours as decimal(10, 6)) end
+                then cast(monthly.compliant_capacity_hours / monthly.capacity_hours as decimal(10, 6))
+        end
             as submission_compliance,
         cast(monthly.missing_hours as decimal(14, 4)) as missing_hours
     from monthly
@@ -93,4 +99,5 @@ final as (
 )
 
 {#- names beside the ids (macro with_names) -#}
+
 {{ with_names('final', client=false, project_code=false, project_name=false, employee=true) }}

@@ -34,7 +34,8 @@ as_of as (
 ),
 
 first_work as (
-    select min(spent_date) as first_day from {{ ref('stg_time__time_entries') }} where not is_deleted
+    select min(spent_date) as first_day from {{ ref('stg_time__time_entries') }}
+    where not is_deleted
     union all
     select min(txn_date) as first_day from {{ ref('stg_erp__time_activities') }}
 ),

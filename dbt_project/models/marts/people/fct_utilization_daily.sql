@@ -20,7 +20,8 @@ with capacity as (
 ),
 
 time_entries as (
-    select * from {{ ref('fct_time_entries') }} where is_known_employee
+    select * from {{ ref('fct_time_entries') }}
+    where is_known_employee
 ),
 
 employees as (
@@ -43,8 +44,8 @@ entry_flags as (
         time_entries.submitted_at,
         not coalesce(time_entries.is_internal_project, false) as is_client_work,
         time_entries.is_billable
-            and not coalesce(time_entries.is_internal_project, false)
-            and time_entries.approval_status <> 'rejected' as is_billable_work
+        and not coalesce(time_entries.is_internal_project, false)
+        and time_entries.approval_status != 'rejected' as is_billable_work
     from time_entries
 ),
 
@@ -166,12 +167,14 @@ final as (
         cast(versioned.productive_hours as decimal(12, 4)) as productive_hours,
         cast(versioned.total_hours as decimal(12, 4)) as total_hours,
         versioned.time_entry_count,
-        cast(coalesce(submitted_on_time.submitted_on_time_hours, 0) as decimal(12, 4)) as submitted_on_time_hours,
+        cast(coalesce(submitted_on_time.submitted_on_time_hours, 0) as decimal(12, 4))
+            as submitted_on_time_hours,
         cast(
             least(versioned.capacity_hours, coalesce(submitted_on_time.submitted_on_time_hours, 0))
             as decimal(12, 4)
         ) as compliant_capacity_hours,
-        cast(greatest(versioned.capacity_hours - versioned.total_hours, 0) as decimal(12, 4)) as missing_hours,
+        cast(greatest(versioned.capacity_hours - versioned.total_hours, 0) as decimal(12, 4))
+            as missing_hours,
         versioned.capacity_hours > 0 and versioned.total_hours = 0 as is_missing_day,
         day_targets.target_billable_utilization,
         cast(versioned.capacity_hours * day_targets.target_billable_utilization as decimal(14, 6))

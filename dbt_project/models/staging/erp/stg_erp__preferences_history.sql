@@ -1,6 +1,9 @@
 {#- What each load saw of each realm's close date, with the ERP's clock at that moment. -#}
 with source as (
-    {{ optional_source('erp', 'preferences_history', {'realm_id': 'varchar', 'book_close_date': 'varchar', 'server_time': 'varchar', '_dlt_load_id': 'varchar'}) }}
+    {{ optional_source('erp', 'preferences_history', {
+        'realm_id': 'varchar', 'book_close_date': 'varchar',
+        'server_time': 'varchar', '_dlt_load_id': 'varchar',
+    }) }}
 ),
 
 final as (

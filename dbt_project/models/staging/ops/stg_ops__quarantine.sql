@@ -18,7 +18,10 @@ with
 
 unioned as (
     {% for dataset in ['crm', 'psa', 'time', 'hr', 'erp'] %}
-    select '{{ dataset }}' as dataset, * from {{ dataset }}_quarantine
+    select
+        '{{ dataset }}' as dataset,
+        *
+    from {{ dataset }}_quarantine
     {{ "union all" if not loop.last }}
     {% endfor %}
 ),
@@ -36,7 +39,7 @@ final as (
         cast(resolved_at as timestamp) as resolved_at,
         resolution,
         resolved_by_load,
-        case when dataset <> 'hr' then resolved_at is null end as is_outstanding
+        case when dataset != 'hr' then resolved_at is null end as is_outstanding
     from unioned
 )
 
