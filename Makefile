@@ -79,9 +79,11 @@ dashboard: setup ## serve the dashboard over the published warehouse (WAREHOUSE=
 metrics: setup ## query the metrics layer (MetricFlow) on the published warehouse: Q="--metrics ... --group-by ..." (WAREHOUSE=path)
 	$(PY) -m billable.metrics $(if $(WAREHOUSE),--warehouse $(WAREHOUSE)) $(or $(MF),query) $(Q)
 
-lint: setup ## ruff lint and format check
+lint: setup ## ruff (Python lint and format), sqlfluff (the models' SQL), mypy (the packages' types)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/sqlfluff lint dbt_project --processes 2 --disable-progress-bar
+	$(VENV)/bin/mypy
 
 test: lint ## lint, then the whole test suite against real components
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)

@@ -22,7 +22,7 @@
 with ledger_time as (
     -- time entries the reverse ETL has pushed (or is pushing): their lines stay visible here
     select distinct time_entry_id from {{ ref('stg_ledger__line_states') }}
-    where time_entry_id is not null and line_state <> 'deleted'
+    where time_entry_id is not null and line_state != 'deleted'
 ),
 
 entries as (
@@ -66,7 +66,10 @@ gone_entries as (
             source.is_deleted
             or not (coalesce(facts.is_billable, false) and facts.billing_method = 'time_and_materials')
         )
-        and (source.time_entry_id in (select time_entry_id from ledger_time) or coalesce(facts.is_in_erp, false))
+        and (
+            source.time_entry_id in (select time_entry_id from ledger_time)
+            or coalesce(facts.is_in_erp, false)
+        )
 ),
 
 milestones as (
@@ -171,13 +174,14 @@ time_lines as (
         entries.spent_date as txn_date,
         entries.hours,
         cast(floor(round(entries.hours * 60, 0) / 60) as integer) as hours_whole,
-        cast(round(entries.hours * 60, 0) - 60 * floor(round(entries.hours * 60, 0) / 60) as integer) as minutes,
+        cast(round(entries.hours * 60, 0) - 60 * floor(round(entries.hours * 60, 0) / 60) as integer)
+            as minutes,
         entries.bill_rate as rate,
         entries.currency_code,
         cast(entries.hours * entries.bill_rate as decimal(24, 8)) as amount,
         entries.bill_amount_reporting as amount_reporting,
         'harvest:' || cast(entries.time_entry_id as {{ dbt.type_string() }})
-            || coalesce(' ' || left(entries.notes, 200), '') as description,
+        || coalesce(' ' || left(entries.notes, 200), '') as description,
         cast(null as {{ dbt.type_string() }}) as private_note,
         entries.approved_at,
         entries.is_approved,
@@ -232,7 +236,7 @@ milestone_lines as (
         cast(milestones.amount as decimal(24, 8)) as amount,
         milestones.amount_reporting,
         'milestone:' || milestones.milestone_id || ' ' || coalesce(milestones.milestone_name, '')
-            || ' (' || coalesce(projects.project_code, milestones.project_id) || ')' as description,
+        || ' (' || coalesce(projects.project_code, milestones.project_id) || ')' as description,
         'milestone:' || milestones.milestone_id as private_note,
         cast(null as {{ dbt.type_timestamp() }}) as approved_at,
         true as is_approved,
@@ -267,40 +271,55 @@ judged as (
     select
         unioned.*,
         case
-            when not is_approved
-                then 'not approved in the time tool (status ' || coalesce(approval_status, 'unknown') || ')'
-            when has_blocking_exception
-                then 'held back by blocking exception(s) ' || coalesce(blocking_rule_codes, '')
+            when not unioned.is_approved
+                then 'not approved in the time tool (status '
+                    || coalesce(unioned.approval_status, 'unknown')
+                    || ')'
+            when unioned.has_blocking_exception
+                then 'held back by blocking exception(s) ' || coalesce(unioned.blocking_rule_codes, '')
         end as withdraw_reason,
         case
-            when realm_id is null
-                then 'no legal entity (ERP realm) for project ' || coalesce(project_code, project_id, 'unknown')
-            when coalesce(job_count, 0) = 0
-                then 'no ERP customer (job) for project ' || coalesce(project_code, project_id, 'unknown')
-                    || ' in realm ' || realm_id
-            when job_count > 1
-                then cast(job_count as {{ dbt.type_string() }}) || ' ERP jobs match project '
-                    || coalesce(project_code, project_id) || ' in realm ' || realm_id
-            when line_kind = 'time' and coalesce(erp_employee_count, 0) = 0
-                then 'no ERP employee for ' || coalesce(employee_id, 'an unknown person') || ' in realm ' || realm_id
-            when line_kind = 'time' and erp_employee_count > 1
-                then cast(erp_employee_count as {{ dbt.type_string() }}) || ' ERP employees match '
-                    || employee_id || ' in realm ' || realm_id
-            when coalesce(item_count, 0) <> 1
-                then 'no single active ERP service item named ' || coalesce(erp_item_name, '(no role)')
-                    || ' in realm ' || realm_id
-            when line_kind = 'time' and (rate is null or hours is null or hours <= 0)
+            when unioned.realm_id is null
+                then 'no legal entity (ERP realm) for project '
+                    || coalesce(unioned.project_code, unioned.project_id, 'unknown')
+            when coalesce(unioned.job_count, 0) = 0
+                then 'no ERP customer (job) for project '
+                    || coalesce(unioned.project_code, unioned.project_id, 'unknown')
+                    || ' in realm ' || unioned.realm_id
+            when unioned.job_count > 1
+                then cast(unioned.job_count as {{ dbt.type_string() }}) || ' ERP jobs match project '
+                    || coalesce(unioned.project_code, unioned.project_id) || ' in realm ' || unioned.realm_id
+            when unioned.line_kind = 'time' and coalesce(unioned.erp_employee_count, 0) = 0
+                then 'no ERP employee for '
+                    || coalesce(unioned.employee_id, 'an unknown person')
+                    || ' in realm '
+                    || unioned.realm_id
+            when unioned.line_kind = 'time' and unioned.erp_employee_count > 1
+                then cast(unioned.erp_employee_count as {{ dbt.type_string() }}) || ' ERP employees match '
+                    || unioned.employee_id || ' in realm ' || unioned.realm_id
+            when coalesce(unioned.item_count, 0) != 1
+                then 'no single active ERP service item named '
+                    || coalesce(unioned.erp_item_name, '(no role)')
+                    || ' in realm ' || unioned.realm_id
+            when unioned.line_kind = 'time'
+                and (unioned.rate is null or unioned.hours is null or unioned.hours <= 0)
                 then 'no bill rate or no positive hours'
             -- the ERP keeps whole minutes; 1.3333 h is 1 h 20 min (as CHANGED_AFTER_BILLING compares)
-            when line_kind = 'time' and abs(hours * 60 - round(hours * 60, 0)) > 0.01
-                then 'hours ' || {{ display_number('hours') }} || ' are not whole minutes, as the ERP keeps them'
-            when line_kind = 'time' and hours_whole > 24
+            when unioned.line_kind = 'time' and abs(unioned.hours * 60 - round(unioned.hours * 60, 0)) > 0.01
+                then 'hours '
+                    || {{ display_number('hours') }}
+                    || ' are not whole minutes, as the ERP keeps them'
+            when unioned.line_kind = 'time' and unioned.hours_whole > 24
                 then 'more than 24 hours on one line'
-            when txn_date is null
+            when unioned.txn_date is null
                 then 'no date'
-            when txn_date <= book_close_date
-                then 'dated ' || cast(txn_date as {{ dbt.type_string() }}) || ', on or before the ERP book close date '
-                    || cast(book_close_date as {{ dbt.type_string() }}) || ' of realm ' || realm_id
+            when unioned.txn_date <= unioned.book_close_date
+                then 'dated '
+                    || cast(unioned.txn_date as {{ dbt.type_string() }})
+                    || ', on or before the ERP book close date '
+                    || cast(unioned.book_close_date as {{ dbt.type_string() }})
+                    || ' of realm '
+                    || unioned.realm_id
         end as hold_reason
     from unioned
 ),
@@ -317,7 +336,11 @@ final as (
             else 'ready'
         end as line_status,
         case
-            when is_invoiced then 'invoiced in the ERP (' || coalesce(erp_invoice_key, 'invoice unknown') || '); never changed again'
+            when
+                is_invoiced
+                then 'invoiced in the ERP ('
+                    || coalesce(erp_invoice_key, 'invoice unknown')
+                    || '); never changed again'
             else coalesce(withdraw_reason, hold_reason)
         end as status_reason,
         realm_id,
@@ -365,7 +388,11 @@ gone_lines as (
         'TimeActivity' as erp_entity,
         case when is_invoiced then 'invoiced' else 'withdrawn' end as line_status,
         case
-            when is_invoiced then 'invoiced in the ERP (' || coalesce(erp_invoice_key, 'invoice unknown') || '); never changed again'
+            when
+                is_invoiced
+                then 'invoiced in the ERP ('
+                    || coalesce(erp_invoice_key, 'invoice unknown')
+                    || '); never changed again'
             else withdraw_reason
         end as status_reason,
         realm_id,
@@ -397,7 +424,9 @@ gone_lines as (
         erp_time_activity_key as erp_record_key,
         is_invoiced,
         erp_invoice_key,
-        {{ dbt.hash("'gone|' || cast(time_entry_id as " ~ dbt.type_string() ~ ") || '|' || withdraw_reason") }}
+        {{ dbt.hash(
+            "'gone|' || cast(time_entry_id as " ~ dbt.type_string() ~ ") || '|' || withdraw_reason"
+        ) }}
             as content_hash
     from gone_entries
 )

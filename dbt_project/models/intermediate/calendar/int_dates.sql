@@ -2,7 +2,9 @@
     start month from var fiscal_year_start_month). -#}
 {%- set fiscal_start = var('fiscal_year_start_month') | int -%}
 with days as (
-    {{ dbt.date_spine('day', "cast('" ~ var('calendar_start') ~ "' as date)", "cast('" ~ var('calendar_end') ~ "' as date)") }}
+    {{ dbt.date_spine(
+        'day', "cast('" ~ var('calendar_start') ~ "' as date)", "cast('" ~ var('calendar_end') ~ "' as date)"
+    ) }}
 ),
 
 typed as (
@@ -22,7 +24,9 @@ final as (
         extract(isodow from date_day) in (6, 7) as is_weekend,
         cast({{ dbt.last_day('date_day', 'month') }} as date) as month_end_date,
         extract(year from date_day)
-            + case when {{ fiscal_start }} > 1 and extract(month from date_day) >= {{ fiscal_start }} then 1 else 0 end
+        + case
+            when {{ fiscal_start }} > 1 and extract(month from date_day) >= {{ fiscal_start }} then 1 else 0
+        end
             as fiscal_year,
         ((extract(month from date_day) - {{ fiscal_start }} + 12) % 12) + 1 as fiscal_month,
         cast(floor(((extract(month from date_day) - {{ fiscal_start }} + 12) % 12) / 3) + 1 as integer)

@@ -27,11 +27,13 @@ by_project as (
         min(case when source_system = 'time' then source_id end) as time_project_id,
         {{ dbt.listagg("case when source_system = 'time' then source_id end", "','", "order by source_id") }}
             as time_project_ids,
-        {{ dbt.listagg("case when source_system = 'time' then source_code end", "','", "order by source_code") }}
+        {{ dbt.listagg(
+            "case when source_system = 'time' then source_code end", "','", "order by source_code"
+        ) }}
             as time_project_codes,
         {{ dbt.listagg("case when source_system = 'erp' then source_id end", "','", "order by source_id") }}
             as erp_job_keys,
-        {{ dbt.listagg("distinct match_method", "','") }} as source_match_methods
+        {{ dbt.listagg("distinct match_method", "','", "order by match_method") }} as source_match_methods
     from source_ids
     group by project_id
 ),

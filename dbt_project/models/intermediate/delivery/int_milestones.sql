@@ -9,11 +9,13 @@
     revenue is recognised), else on the due date (a future date carries the latest quote
     forward, see int_fx_rates_daily). -#}
 with milestones as (
-    select * from {{ ref('stg_psa__milestones') }} where story_type = 'milestone'
+    select * from {{ ref('stg_psa__milestones') }}
+    where story_type = 'milestone'
 ),
 
 project_ids as (
-    select * from {{ ref('int_project_source_ids') }} where source_system = 'psa'
+    select * from {{ ref('int_project_source_ids') }}
+    where source_system = 'psa'
 ),
 
 projects as (
@@ -21,7 +23,8 @@ projects as (
 ),
 
 invoice_lines as (
-    select * from {{ ref('int_erp_invoice_lines_classified') }} where milestone_id is not null
+    select * from {{ ref('int_erp_invoice_lines_classified') }}
+    where milestone_id is not null
 ),
 
 fx_rates as (
@@ -55,7 +58,8 @@ billed as (
 ),
 
 first_billing as (
-    select * from ranked_lines where billing_rank = 1
+    select * from ranked_lines
+    where billing_rank = 1
 ),
 
 final as (

@@ -8,7 +8,8 @@ with invoices as (
 ),
 
 payment_lines as (
-    select * from {{ ref('stg_erp__payment_lines') }} where erp_invoice_key is not null
+    select * from {{ ref('stg_erp__payment_lines') }}
+    where erp_invoice_key is not null
 ),
 
 fx_rates as (

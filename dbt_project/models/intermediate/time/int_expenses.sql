@@ -4,15 +4,18 @@
     rate for the day spent. Expenses are billed through the time tool's invoices (Harvest
     invoice id); they never reach the ERP as lines of their own. Small: a plain table. -#}
 with expenses as (
-    select * from {{ ref('stg_time__expenses') }} where not is_deleted
+    select * from {{ ref('stg_time__expenses') }}
+    where not is_deleted
 ),
 
 employee_ids as (
-    select * from {{ ref('int_employee_source_ids') }} where source_system = 'time'
+    select * from {{ ref('int_employee_source_ids') }}
+    where source_system = 'time'
 ),
 
 project_ids as (
-    select * from {{ ref('int_project_source_ids') }} where source_system = 'time'
+    select * from {{ ref('int_project_source_ids') }}
+    where source_system = 'time'
 ),
 
 projects as (
@@ -35,7 +38,7 @@ resolved as (
     select
         expenses.*,
         employee_ids.employee_id,
-        coalesce(employee_ids.match_method <> 'unmatched', false) as is_known_employee,
+        coalesce(employee_ids.match_method != 'unmatched', false) as is_known_employee,
         project_ids.project_id,
         coalesce(projects.is_in_psa, false) as is_known_project,
         coalesce(projects.is_internal, false) as is_internal_project,

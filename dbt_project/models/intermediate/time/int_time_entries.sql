@@ -21,7 +21,8 @@
     'created_at', 'updated_at',
 ] -%}
 with entries as (
-    select * from {{ ref('int_time_entries_resolved') }} where not is_deleted
+    select * from {{ ref('int_time_entries_resolved') }}
+    where not is_deleted
 ),
 
 rated as (

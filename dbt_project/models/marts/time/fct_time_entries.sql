@@ -33,9 +33,10 @@ final as (
     left join {{ this }} as existing on entries.time_entry_id = existing.time_entry_id
     where
         existing.time_entry_id is null
-        or existing.row_hash <> entries.row_hash
+        or existing.row_hash != entries.row_hash
         or entries.updated_at >= (
-            select {{ dbt.dateadd('day', -var('incremental_lookback_days'), 'max(updated_at)') }} from {{ this }}
+            select {{ dbt.dateadd('day', -var('incremental_lookback_days'), 'max(updated_at)') }}
+            from {{ this }}
         )
     {% endif %}
 )
