@@ -164,7 +164,7 @@ def run(args: argparse.Namespace, label: str, children: ChildRecord) -> int:
     """
     started = time.monotonic()
     if args.live:
-        if not claim(args):
+        if not claim(args, label):
             return 2
         code = run_steps(steps(args.raw_db, args.sources, {}, sync_flags(args)), args.only, label, children)
         if code == 0:
@@ -173,6 +173,7 @@ def run(args: argparse.Namespace, label: str, children: ChildRecord) -> int:
     with ExitStack() as stack:  # stops the sandbox however the block ends
         try:
             base_url = stack.enter_context(running_sandbox(args.world, port=args.port, children=children))
+            settings = sandbox_settings(base_url)  # the loaders' configuration for its world
         except (PortInUse, SandboxRefused) as err:  # configuration: a busy port, an invalid world
             print(f"{label}: {err}", file=sys.stderr)
             return 2
@@ -180,14 +181,13 @@ def run(args: argparse.Namespace, label: str, children: ChildRecord) -> int:
             print(f"{label}: the sandbox for {args.world} did not start: {err}", file=sys.stderr)
             return 1
         print(f"{label}: sandbox up at {base_url} for {args.world}")
-        if not claim(args):
+        if not claim(args, label):
             return 2
         if args.advance_days:
             advance = [sys.executable, "-m", "sandbox", "advance", "--world", str(args.world)]
             code = run_step("advance", [*advance, "--days", str(args.advance_days)], {}, label, children)
             if code != 0:
                 return code
-        settings = sandbox_settings(base_url)
         code = run_steps(
             steps(args.raw_db, args.sources, settings, sync_flags(args)), args.only, label, children
         )
@@ -197,11 +197,11 @@ def run(args: argparse.Namespace, label: str, children: ChildRecord) -> int:
     return 0
 
 
-def claim(args: argparse.Namespace) -> bool:
+def claim(args: argparse.Namespace, label: str) -> bool:
     """Claim the raw database for this run's origin; False (having said why) when it holds another's."""
     mismatch = claim_raw_db(args.raw_db, None if args.live else args.world)
     if mismatch:
-        print(f"{'daily' if args.live else 'pipeline'}: {mismatch}", file=sys.stderr)
+        print(f"{label}: {mismatch}", file=sys.stderr)
         return False
     return True
 

@@ -78,10 +78,16 @@ def describe_listener(host: str, port: int, timeout_s: float = 2.0) -> str | Non
 
 def sandbox_settings(base_url: str, timeout_s: float = 10.0) -> dict[str, str]:
     """The environment that points every loader at the sandbox at `base_url`, for its world (base
-    URLs, tokens, the world's legal entities, its HR drop folder), as the sandbox answers it."""
-    answer = requests.get(f"{base_url}/_sandbox/settings", timeout=timeout_s)
-    answer.raise_for_status()
+    URLs, tokens, the world's legal entities, its HR drop folder), as the sandbox answers it.
+    Raises SandboxStartError when it does not answer them."""
+    try:
+        answer = requests.get(f"{base_url}/_sandbox/settings", timeout=timeout_s)
+        answer.raise_for_status()
+    except requests.RequestException as err:
+        raise SandboxStartError(f"no settings from {base_url}/_sandbox/settings: {err}") from None
     settings = _json(answer)
+    if not settings:
+        raise SandboxStartError(f"no settings from {base_url}/_sandbox/settings: {answer.text[:200]!r}")
     return {str(name): str(value) for name, value in settings.items()}
 
 

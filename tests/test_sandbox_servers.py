@@ -3,6 +3,7 @@ the live ERP's writes and idempotency, the moving clock and billing runs (hand-w
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from billable.sandbox_process import running_sandbox
+from billable.sandbox_process import running_sandbox, sandbox_settings
+from sandbox.connection import connection_settings
 from sandbox.erp_billing import run_billing
 from sandbox.servers.salesforce import locator
 from sandbox.world import World
@@ -391,6 +393,19 @@ def test_commit_then_drop_then_replay_gives_one_object(session, base) -> None:
     assert replay.status_code == 200
     same = [r for r in qbo_all(session, base, "TimeActivity") if r["Description"] == body["Description"]]
     assert [r["Id"] for r in same] == [replay.json()["TimeActivity"]["Id"]]
+
+
+# --- the loaders' settings ----------------------------------------------------------------------
+def test_the_sandbox_answers_the_loaders_settings_for_its_world(base: str, world_path: Path) -> None:
+    """What the pipeline configures the loaders with comes from the sandbox it started (production
+    code does not import the sandbox): every system at this base URL, the world's own legal
+    entities and HR drop folder."""
+    settings = sandbox_settings(base)
+    assert settings == connection_settings(base, World(world_path))
+    for system in ("SALESFORCE", "KANTATA", "HARVEST", "QUICKBOOKS"):
+        assert settings[f"SOURCES__{system}__BASE_URL"] == base
+    assert json.loads(settings["FIRM__LEGAL_ENTITIES"]) == World(world_path).legal_entities
+    assert settings["SOURCES__HR_DROP__DROP_FOLDER"] == str((world_path / "hr_drop").resolve())
 
 
 # --- the clock and billing ---------------------------------------------------------------------
