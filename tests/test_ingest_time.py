@@ -156,6 +156,24 @@ def test_malformed_records_are_quarantined_with_their_payload(world: Path, tmp_p
     assert loaded + len(quarantined) == expected, "every served entry is either loaded or quarantined"
 
 
+def test_a_record_without_an_id_does_not_stop_the_next_run(world: Path, tmp_path: Path) -> None:
+    """The second run checks the window for deletions against the ids Harvest lists; a listed
+    record without an id (quarantined on the first run) must not crash that check."""
+    raw_db = tmp_path / "raw.duckdb"
+    with running_sandbox(world, flags=["--malformed-rate", "0.05"]) as base_url:
+        first = ingest(base_url, world, raw_db, "time")
+        second = ingest(base_url, world, raw_db, "time")
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stdout + second.stderr
+    missing = query(raw_db, "select count(*) from raw_time.quarantine where reason like 'missing id%'")[0][0]
+    assert missing > 0, "the sandbox should have served records without an id"
+    flagged = query(
+        raw_db,
+        "select count(*) from raw_time.time_entries_deletions where status in ('suspected', 'confirmed')",
+    )[0][0]
+    assert flagged == 0, "nothing was deleted in the world: no entry may be suspected or confirmed deleted"
+
+
 def test_a_type_change_on_money_or_hours_is_refused_loudly(world: Path, tmp_path: Path) -> None:
     raw_db = tmp_path / "raw.duckdb"
     with running_sandbox(world, flags=["--drift-from", "2026-01-01"]) as base_url:
