@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from billable.metrics import SemanticLayer
 from tests.ingest_helpers import ROOT, copy_world
 from tests.warehouse_helpers import built, load_tiny_world
 
@@ -36,6 +38,13 @@ def tiny_firm(tmp_path_factory: pytest.TempPathFactory) -> Firm:
     world, raw_db = load_tiny_world(folder, seed=7)
     warehouse = built(raw_db, folder / "wh")
     return Firm(world=world, raw_db=raw_db, warehouse=warehouse, build_dir=folder / "wh" / "build")
+
+
+@pytest.fixture(scope="module")
+def layer(tiny_firm: Firm) -> Iterator[SemanticLayer]:
+    """MetricFlow's semantic layer over the tiny firm's published warehouse, one session a module."""
+    with SemanticLayer(tiny_firm.warehouse) as session:
+        yield session
 
 
 @pytest.fixture(scope="session")

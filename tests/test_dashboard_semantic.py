@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -31,12 +30,6 @@ ENTITY = "US"
 @pytest.fixture(scope="module")
 def warehouse(tiny_firm) -> Path:
     return tiny_firm.warehouse
-
-
-@pytest.fixture(scope="module")
-def layer(warehouse: Path) -> Iterator[SemanticLayer]:
-    with SemanticLayer(warehouse) as session:
-        yield session
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -124,12 +123,6 @@ def divides(sql: str, numerator: str, denominator: str) -> bool:
 @pytest.fixture(scope="module")
 def warehouse(tiny_firm) -> Path:
     return tiny_firm.warehouse
-
-
-@pytest.fixture(scope="module")
-def layer(warehouse: Path) -> Iterator[SemanticLayer]:
-    with SemanticLayer(warehouse) as session:
-        yield session
 
 
 # --- the YAML and its documentation ----------------------------------------------------------------

@@ -13,7 +13,6 @@ import socket
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
-from urllib.request import urlopen
 
 from sandbox.connection import connection_settings
 from sandbox.erp_live import LiveStore
@@ -189,20 +188,3 @@ def make_server(
     request to stderr."""
     handler = type("BoundHandler", (Handler,), {"app": App(state, live, faults, instance), "quiet": quiet})
     return Server((host, port), handler)
-
-
-def describe_listener(host: str, port: int, timeout_s: float = 2.0) -> str | None:
-    """Who listens on host:port: "a sandbox serving <world> (pid N)", "a program that is not a
-    sandbox", or None when nothing accepts connections there."""
-    probe_host = "127.0.0.1" if host in ("", "0.0.0.0") else host
-    try:
-        with socket.create_connection((probe_host, port), timeout=timeout_s):
-            pass
-    except OSError:
-        return None
-    try:
-        with urlopen(f"http://{probe_host}:{port}/_sandbox/health", timeout=timeout_s) as answer:
-            health = json.loads(answer.read())
-        return f"a sandbox serving {health['world']} (pid {health.get('pid', 'unknown')})"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "a program that is not a sandbox"

@@ -12,9 +12,10 @@ import signal
 import sys
 import threading
 
+from billable.sandbox_process import describe_listener  # the one probe, shared with the runner
 from sandbox import hr_drop
 from sandbox.erp_live import LiveStore
-from sandbox.servers.app import describe_listener, make_server
+from sandbox.servers.app import make_server
 from sandbox.servers.faults import FaultConfig, FaultConfigError, Faults
 from sandbox.servers.state import WorldState
 from sandbox.world import WorldError
