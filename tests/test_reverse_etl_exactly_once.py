@@ -80,6 +80,7 @@ def test_kill_9_then_rerun_leaves_each_line_once(tiny_firm, tmp_path, kill_after
     fired = False
     for attempt in range(attempts):
         fired = kill_then_rerun(tiny_firm, tmp_path / f"attempt{attempt}", kill_after, commit_drop)
+        print(f"attempt {attempt}: commit-then-drop fired: {fired}")
         if fired or not commit_drop:
             break
     if commit_drop:
