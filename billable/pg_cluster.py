@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -56,7 +58,9 @@ class ThrowawayCluster:
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.folder: Path | None = None
-        self.user = "postgres"  # the database superuser, trust authentication on loopback only
+        self.user = "postgres"  # the database superuser
+        # a password of its own: dlt's PostgreSQL credentials need one, and loopback TCP asks for it
+        self.password = secrets.token_hex(12)
 
     @property
     def data_dir(self) -> Path:
@@ -70,11 +74,17 @@ class ThrowawayCluster:
 
     def start(self) -> ThrowawayCluster:
         self.folder = Path(tempfile.mkdtemp(prefix="billable-pg-"))
-        if os.geteuid() == 0:
-            owner = pwd.getpwnam(os.environ.get("BILLABLE_PG_OS_USER", "postgres"))
+        owner = pwd.getpwnam(os.environ.get("BILLABLE_PG_OS_USER", "postgres")) if os.geteuid() == 0 else None
+        if owner:
             os.chown(self.folder, owner.pw_uid, owner.pw_gid)
-        self._run([pg_bin("initdb"), "-D", str(self.data_dir), "-U", self.user, "--auth=trust",
-                   "--encoding=UTF8", "--locale=C", "--no-sync"])  # fmt: skip
+        password_file = self.folder / "password"
+        password_file.write_text(self.password + "\n")
+        if owner:
+            os.chown(password_file, owner.pw_uid, owner.pw_gid)
+        self._run([pg_bin("initdb"), "-D", str(self.data_dir), "-U", self.user, "--auth-local=trust",
+                   "--auth-host=scram-sha-256", f"--pwfile={password_file}", "--encoding=UTF8", "--locale=C",
+                   "--no-sync"])  # fmt: skip
+        password_file.unlink()
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
@@ -106,7 +116,7 @@ class ThrowawayCluster:
             raise RuntimeError(f"{name} failed ({done.returncode}): {done.stderr.strip()}\n{tail}")
 
     def dsn(self, database: str = "postgres") -> str:
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
 
     def environment(self, database: str = "billable") -> dict[str, str]:
         """The settings that run the whole pipeline on this cluster: the engine, and the connection
@@ -138,12 +148,16 @@ class ThrowawayCluster:
 
 
 def main() -> int:
+    def stop_on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_on_term)  # `kill` stops and removes the cluster too
     with ThrowawayCluster() as cluster:
         cluster.create_database("billable")
         for key, value in cluster.environment().items():
             print(f"export {key}={value}")
-        where = cluster.dsn("billable")
-        print(f"# a throwaway PostgreSQL 15 at {where} (Ctrl-C stops and removes it)", flush=True)
+        where = f"127.0.0.1:{cluster.port}, database billable"
+        print(f"# a throwaway PostgreSQL 15 ({where}); Ctrl-C stops and removes it", flush=True)
         try:
             while True:
                 time.sleep(3600)

@@ -1,7 +1,9 @@
 """The load log: one row per run, source and table (rows, duration, status, error), in `ops.load_log`.
 
-It lives in the raw DuckDB beside the data, append-only, so the warehouse and the dashboard's
-pipeline-health page read the same facts the operator saw on the console.
+It lives beside the raw data, append-only, so the warehouse and the dashboard's pipeline-health
+page read the same facts the operator saw on the console: `ops.load_log` in the raw DuckDB;
+`raw_ops.load_log` in PostgreSQL (the warehouse's database has an `ops` of its own); on the
+lake, one Parquet file per source and run under `raw_ops/load_log/`, written then renamed.
 """
 
 from __future__ import annotations
@@ -10,21 +12,18 @@ from dataclasses import astuple, dataclass, fields
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
+from billable import engine as engines
 
-DDL = """
-create schema if not exists ops;
-create table if not exists ops.load_log (
+COLUMNS = """
     run_id varchar not null,
     source varchar not null,
     dataset varchar not null,
     table_name varchar,
     rows bigint not null,
     started_at timestamptz not null,
-    duration_s double not null,
+    duration_s double precision not null,
     status varchar not null,
     error varchar
-);
 """
 
 
@@ -48,14 +47,63 @@ class LoadLogEntry:
 
 
 def write_load_log(raw_db: Path, entries: list[LoadLogEntry]) -> None:
-    """Append entries to `ops.load_log` (creating it on first use)."""
+    """Append entries to the load log (creating it on first use), in the configured engine."""
     if not entries:
         return
-    columns = ", ".join(field.name for field in fields(LoadLogEntry))
-    placeholders = ", ".join("?" for _ in fields(LoadLogEntry))
-    with duckdb.connect(str(raw_db)) as connection:
-        connection.execute(DDL)
-        connection.executemany(
-            f"insert into ops.load_log ({columns}) values ({placeholders})",
-            [astuple(entry) for entry in entries],
-        )
+    engine = engines.engine_name()
+    schema = engines.raw_ops_schema(engine)
+    names = [field.name for field in fields(LoadLogEntry)]
+    insert = f"insert into {schema}.load_log ({', '.join(names)}) values ({{}})"
+    ddl = f"create schema if not exists {schema}; create table if not exists {schema}.load_log ({COLUMNS});"
+    if engine == "spark":
+        write_lake_log(raw_db.parent, entries)
+    elif engine == "postgres":
+        from ingestion.destination import postgres_connection
+
+        with postgres_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(ddl)
+            cursor.executemany(
+                insert.format(", ".join("%s" for _ in names)),
+                [astuple(entry) for entry in entries],
+            )
+    else:
+        import duckdb
+
+        with duckdb.connect(str(raw_db)) as connection:
+            connection.execute(ddl)
+            connection.executemany(
+                insert.format(", ".join("?" for _ in names)),
+                [astuple(entry) for entry in entries],
+            )
+
+
+def write_lake_log(data_dir: Path, entries: list[LoadLogEntry]) -> None:
+    """One Parquet file per source and run in the lake's raw_ops/load_log, by write-then-rename."""
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ingestion.destination import lake_path
+
+    folder = lake_path(data_dir) / engines.raw_ops_schema("spark") / "load_log"
+    folder.mkdir(parents=True, exist_ok=True)
+    schema = pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("source", pa.string()),
+            ("dataset", pa.string()),
+            ("table_name", pa.string()),
+            ("rows", pa.int64()),
+            ("started_at", pa.timestamp("us", tz="UTC")),
+            ("duration_s", pa.float64()),
+            ("status", pa.string()),
+            ("error", pa.string()),
+        ]
+    )
+    rows = [dict(zip(schema.names, astuple(entry), strict=True)) for entry in entries]
+    table = pa.Table.from_pylist(rows, schema)
+    target = folder / f"{entries[0].run_id}.{entries[0].source}.parquet"
+    partial = target.with_name(target.name + ".partial")
+    pq.write_table(table, partial)
+    os.replace(partial, target)

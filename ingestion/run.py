@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import dlt
-import duckdb
 from dlt.common.runtime.collector import NULL_COLLECTOR
 from dlt.pipeline.progress import TCollectorArg
 
 from billable.run_lock import EX_TEMPFAIL, LockHeld, raw_db_lock, run_lock
 from ingestion.context import destination_tables, failed_parts
+from ingestion.destination import dataset_tables, lake_path, raw_destination, row_identity
 from ingestion.firm.declaration import KEY as DECLARATION_KEY
 from ingestion.firm.declaration import declared_legal_entities, declared_realms, is_declared
 from ingestion.http import SystemUnreachable
@@ -83,7 +83,7 @@ SOURCES = {
 def make_pipeline(entry: SourceEntry, raw_db: Path) -> dlt.Pipeline:
     return dlt.pipeline(
         pipeline_name=f"billable_{entry.name}",
-        destination=dlt.destinations.duckdb(str(raw_db)),
+        destination=raw_destination(raw_db),
         dataset_name=entry.dataset,
         pipelines_dir=str(raw_db.parent / "dlt"),
         # dlt's progress collectors: log, tqdm, enlighten, alive_progress; "" for none. The name is
@@ -157,17 +157,6 @@ def normalized_rows(pipeline: dlt.Pipeline) -> dict[str, int]:
     trace = pipeline.last_trace
     info = trace.last_normalize_info if trace else None
     return dict(info.row_counts) if info and info.row_counts else {}
-
-
-def dataset_tables(raw_db: Path, dataset: str) -> set[str]:
-    """The tables the dataset already has in the raw database (none if the file does not exist)."""
-    if not raw_db.exists():
-        return set()
-    with duckdb.connect(str(raw_db), read_only=True) as connection:
-        rows = connection.execute(
-            "select table_name from information_schema.tables where table_schema = ?", [dataset]
-        ).fetchall()
-    return {name for (name,) in rows}
 
 
 MARKER = "resumed-package.marker"
@@ -265,6 +254,9 @@ def remove_double_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> int:
     """
     removed = 0
     schema = pipeline.default_schema
+    row_id = row_identity()
+    if row_id is None:  # the lake is append-only: Spark's views read one row per key (billable.spark_engine)
+        return 0
     with pipeline.sql_client() as client:
         if not client.has_dataset():
             return 0
@@ -295,9 +287,9 @@ def remove_double_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> int:
                 continue
             key_list = ", ".join(client.escape_column_name(column) for column in partition)
             rows = client.execute_sql(
-                f"delete from {qualified} where rowid in (select rowid from (select rowid, row_number() "
-                f"over (partition by {key_list}) as copy from {qualified} {where}) where copy > 1) "
-                "returning 1",
+                f"delete from {qualified} where {row_id} in (select {row_id} from (select {row_id}, "
+                f"row_number() over (partition by {key_list}) as copy from {qualified} {where}) as copies "
+                "where copy > 1) returning 1",
                 *params,
             )
             removed += len(rows or [])
@@ -309,6 +301,8 @@ def rows_of_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> dict[str, int]
     a resumed package's normalize step ran in the process that was killed."""
     if not load_ids:
         return {}
+    if row_identity() is None:
+        return lake_rows_of_loads(pipeline, load_ids)
     counts: dict[str, int] = {}
     with pipeline.sql_client() as client:
         if not client.has_dataset():
@@ -334,6 +328,24 @@ def rows_of_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> dict[str, int]
             count = found[0][0] if found else 0
             if count:
                 counts[name] = int(count)
+    return counts
+
+
+def lake_rows_of_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> dict[str, int]:
+    """`rows_of_loads` on the lake: the rows of each table's files these loads wrote
+    (`<dataset>/<table>/<load_id>.<file_id>.parquet`, dlt's default layout)."""
+    import pyarrow.parquet as pq
+
+    root = lake_path(Path(pipeline.pipelines_dir).parent) / pipeline.dataset_name
+    counts: dict[str, int] = {}
+    for table in pipeline.default_schema.data_tables():
+        name = table.get("name")
+        if name is None:
+            continue
+        files = [path for load_id in load_ids for path in (root / name).glob(f"{load_id}.*.parquet")]
+        count = sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+        if count:
+            counts[name] = count
     return counts
 
 

@@ -167,7 +167,7 @@ def confirm_hours(configured: float | str | None = None) -> float:
 
 def table_columns(client: Any, dataset: str, table: str) -> set[str]:
     rows = client.execute_sql(
-        "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+        "select column_name from information_schema.columns where table_schema = %s and table_name = %s",
         dataset,
         table,
     )
@@ -195,8 +195,8 @@ def loaded_since(dataset: str, table: str, active: dict[int, Deletion]) -> set[i
     pipeline = dlt.current.pipeline()
     with pipeline.sql_client() as client:
         rows = client.execute_sql(
-            f'select id, max(cast("_dlt_load_id" as double)) from "{dataset}"."{table}" '
-            "where id in (select unnest(?::bigint[])) group by id",
+            f'select id, max(cast("_dlt_load_id" as double precision)) from "{dataset}"."{table}" '
+            "where id in (select unnest(%s::bigint[])) group by id",
             sorted(active),
         )
     return {
@@ -214,7 +214,7 @@ def loaded_window(
     pipeline = dlt.current.pipeline()
     with pipeline.sql_client() as client:
         listed = client.execute_sql(
-            "select table_name from information_schema.tables where table_schema = ?", dataset
+            "select table_name from information_schema.tables where table_schema = %s", dataset
         )
         tables = {row[0] for row in listed or []}
         if table not in tables:
@@ -225,7 +225,7 @@ def loaded_window(
             return None
         window_from = (date.fromisoformat(latest) - timedelta(days=window_days)).isoformat()
         rows = client.execute_sql(
-            f'select id, spent_date from "{dataset}"."{table}" where spent_date >= ?', window_from
+            f'select id, spent_date from "{dataset}"."{table}" where spent_date >= %s', window_from
         )
     by_day: dict[str, dict[int, str]] = {}
     for key, spent in rows or []:

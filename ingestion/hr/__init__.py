@@ -78,7 +78,7 @@ def dataset_rows(table: str, select: str, rest: str = "") -> list[tuple]:
     try:
         with pipeline.sql_client() as client:
             exists = client.execute_sql(
-                "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                "select count(*) from information_schema.tables where table_schema = %s and table_name = %s",
                 dataset,
                 table,
             )
@@ -97,7 +97,7 @@ def dataset_columns(table: str) -> list[str]:
     pipeline = dlt.current.pipeline()
     with pipeline.sql_client() as client:
         rows = client.execute_sql(
-            "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+            "select column_name from information_schema.columns where table_schema = %s and table_name = %s",
             pipeline.dataset_name,
             table,
         )
@@ -113,12 +113,13 @@ def loaded_sizes() -> dict[str, dict[date, SnapshotSize]]:
     """Per kind, per snapshot date already loaded: what that snapshot holds in raw (0 rows for an
     empty file that loaded)."""
     sizes: dict[str, dict[date, SnapshotSize]] = {}
-    names = dataset_rows(FILES_TABLE, "kind, snapshot_date, max(file_name)", "group by all")
+    names = dataset_rows(FILES_TABLE, "kind, snapshot_date, max(file_name)", "group by kind, snapshot_date")
     for kind, snapshot_date, file_name in names:
         sizes.setdefault(kind, {})[snapshot_date] = SnapshotSize(file_name, snapshot_date, 0, 0)
     for kind, known in sizes.items():
         people = KINDS[kind].people
-        counts = dataset_rows(kind, f'snapshot_date, count(*), count(distinct "{people}")', "group by all")
+        select = f'snapshot_date, count(*), count(distinct "{people}")'
+        counts = dataset_rows(kind, select, "group by snapshot_date")
         for snapshot_date, rows, distinct in counts:
             if snapshot_date in known:
                 known[snapshot_date] = SnapshotSize(
