@@ -114,6 +114,7 @@ def _configured(key: str) -> str | None:
         return os.environ[env_name]
     import dlt
 
+    value: object
     try:
         value = dlt.secrets.get(key)
     except Exception:  # dlt raises several kinds for an absent or unreadable key

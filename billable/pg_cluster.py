@@ -61,6 +61,7 @@ class ThrowawayCluster:
         self.user = "postgres"  # the database superuser
         # a password of its own: dlt's PostgreSQL credentials need one, and loopback TCP asks for it
         self.password = secrets.token_hex(12)
+        self.reader: tuple[str, str] | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -122,10 +123,31 @@ class ThrowawayCluster:
         """The settings that run the whole pipeline on this cluster: the engine, and the connection
         in dlt's usual configuration (the same key as `[destination.postgres] credentials` in
         .dlt/secrets.toml), which billable.engine hands on to dbt and the readers."""
-        return {
+        settings = {
             "BILLABLE_ENGINE": "postgres",
             "DESTINATION__POSTGRES__CREDENTIALS": self.dsn(database),
         }
+        if self.reader:  # the readers' read-only role, when create_reader made one
+            role, password = self.reader
+            reader = f"postgresql://{role}:{password}@127.0.0.1:{self.port}/{database}"
+            settings["BILLABLE__POSTGRES__READER_CREDENTIALS"] = reader
+        return settings
+
+    def create_reader(self, role: str = "billable_reader") -> str:
+        """A login role with no rights of its own (the publish step grants it the published schemas);
+        its DSN for `billable.postgres.reader_credentials`."""
+        import psycopg2
+
+        password = secrets.token_hex(12)
+        connection = psycopg2.connect(self.dsn())
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(f'create role "{role}" login password %s', [password])
+        finally:
+            connection.close()
+        self.reader = (role, password)
+        return f"postgresql://{role}:{password}@127.0.0.1:{self.port}"
 
     def create_database(self, name: str) -> None:
         import psycopg2
@@ -154,6 +176,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop_on_term)  # `kill` stops and removes the cluster too
     with ThrowawayCluster() as cluster:
         cluster.create_database("billable")
+        cluster.create_reader()
         for key, value in cluster.environment().items():
             print(f"export {key}={value}")
         where = f"127.0.0.1:{cluster.port}, database billable"

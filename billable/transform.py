@@ -24,9 +24,9 @@ still alive says so and stops it before building.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -35,9 +35,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
-
 from billable.child_process import ChildRecord, die_with_parent
+from billable.engine import EngineError, engine_name
+from billable.publish_duckdb import publish, record_run, seed_working_db, store_semantic_manifest
+from billable.publish_postgres import PostgresWarehouse, advisory_lock
 from billable.run_lock import EX_TEMPFAIL, LockHeld, raw_db_lock, run_lock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,18 +168,24 @@ def main(argv: list[str] | None = None) -> int:
         build_dir=args.build_dir.resolve(),
         project_dir=args.project_dir.resolve(),
     )
-    problem = check_inputs(paths, args.wait)
+    try:
+        store = warehouse_store(engine_name())
+        problem = check_inputs(paths, args.wait, store)
+    except EngineError as err:
+        problem = str(err)
     if problem:
         print(f"transform: {problem}", file=sys.stderr)
         return EX_USAGE
     try:
-        with run_lock(paths.lock, args.wait):
+        with run_lock(paths.lock, args.wait), store_lock(store, args.wait):
             # We hold the lock, so a recorded dbt that still runs belongs to a transform that is gone.
             children = ChildRecord(paths.children, "transform")
             children.stop_leftovers()
             # No loader writes the raw database while dbt reads it (the loader exits 75 meanwhile).
             with run_lock(raw_db_lock(paths.raw_db), args.wait):
-                return transform(paths, full_refresh=args.full_refresh, dbt_vars=args.vars, children=children)
+                return transform(
+                    paths, full_refresh=args.full_refresh, dbt_vars=args.vars, children=children, store=store
+                )
     except LockHeld as held:
         print(f"transform: {held}", file=sys.stderr)
         return EX_TEMPFAIL
@@ -226,11 +233,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def check_inputs(paths: Paths, wait_s: float) -> str | None:
+def warehouse_store(engine: str) -> PostgresWarehouse | None:
+    """Where the warehouse is built and published: None for DuckDB's files (this module)."""
+    if engine == "postgres":
+        return PostgresWarehouse()
+    if engine == "spark":
+        raise EngineError("BILLABLE_ENGINE=spark: the transform on Spark is not wired in yet")
+    return None
+
+
+def store_lock(store: PostgresWarehouse | None, wait_s: float) -> contextlib.AbstractContextManager[None]:
+    """The database's own lock (two machines sharing one PostgreSQL); nothing more for DuckDB's files."""
+    return advisory_lock(wait_s) if store is not None else contextlib.nullcontext()
+
+
+def check_inputs(paths: Paths, wait_s: float, store: PostgresWarehouse | None = None) -> str | None:
     """What is missing or wrong before anything starts; None when all is in place."""
     if wait_s < 0:
         return f"--wait must be 0 or more seconds, got {wait_s:g}"
-    if not paths.raw_db.is_file():
+    if store is not None:
+        problem = store.check_inputs()
+        if problem:
+            return problem
+    elif not paths.raw_db.is_file():
         return f"no raw database at {paths.raw_db}; run `make ingest` first"
     if not (paths.project_dir / "dbt_project.yml").is_file():
         return f"no dbt project at {paths.project_dir} (dbt_project.yml missing)"
@@ -240,17 +265,26 @@ def check_inputs(paths: Paths, wait_s: float) -> str | None:
 
 
 def transform(
-    paths: Paths, full_refresh: bool, dbt_vars: str = "", children: ChildRecord | None = None
+    paths: Paths,
+    full_refresh: bool,
+    dbt_vars: str = "",
+    children: ChildRecord | None = None,
+    store: PostgresWarehouse | None = None,
 ) -> int:
     """Build, audit and (if all passed) publish; returns the exit code. Runs under the lock."""
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     started_at = datetime.now(UTC)
     started = time.monotonic()
     paths.build_dir.mkdir(parents=True, exist_ok=True)
-    seed_working_db(paths)
+    if store is None:
+        seed_working_db(paths)
+    else:
+        store.prepare()
+    where = store.describe() if store is not None else str(paths.working_db)
+    published_name = "the published schemas" if store is not None else str(paths.warehouse)
 
-    print(f"transform: run {run_id}: dbt build into {paths.working_db}", flush=True)
-    outcome = run_dbt_build(paths, full_refresh, dbt_vars, children)
+    print(f"transform: run {run_id}: dbt build into {where}", flush=True)
+    outcome = run_dbt_build(paths, full_refresh, dbt_vars, children, store)
     duration_s = time.monotonic() - started
     run = {
         "run_id": run_id,
@@ -271,34 +305,34 @@ def transform(
         "nodes_warned": len(outcome.warned),
         "warnings": [node.describe() for node in outcome.warned],
     }
-    recorded = record_run(paths.working_db, run)
+    if store is None:
+        recorded = record_run(paths.working_db, run, RUNS_COLUMNS)
+    else:
+        recorded = store.record_run(run, RUNS_COLUMNS)
 
     if not outcome.ok:
-        report_failure(paths, outcome, run_id)
+        report_failure(paths, outcome, run_id, store)
         return EX_FAILED
     if not recorded:
         # A passing build whose working file cannot be opened cannot be checkpointed either.
-        print(f"transform: FAILED: cannot open {paths.working_db} to publish it", file=sys.stderr)
+        print(f"transform: FAILED: cannot open {where} to publish it", file=sys.stderr)
         return EX_FAILED
 
-    store_semantic_manifest(paths, run_id)
-    publish(paths, run, outcome)
+    if store is None:
+        store_semantic_manifest(paths, run_id)
+        publish(paths, publication(paths, run, outcome))
+    else:
+        manifest = paths.target_dir / "semantic_manifest.json"
+        if manifest.is_file():
+            store.store_semantic_manifest(run_id, manifest.read_text())
+        store.publish(publication(paths, run, outcome))
     counts = Counter(node.resource_type for node in outcome.results)
     kinds = ", ".join(f"{count} {kind}s" for kind, count in sorted(counts.items()))
-    print(f"transform: published {paths.warehouse} (run {run_id}: {kinds} passed in {duration_s:.1f} s)")
+    print(f"transform: published {published_name} (run {run_id}: {kinds} passed in {duration_s:.1f} s)")
     if outcome.warned:  # published, but someone should look: also in ops.transform_runs.warnings
         print(f"transform: {len(outcome.warned)} warning(s), published anyway:")
         print("\n".join(f"  {node.describe()}" for node in outcome.warned))
     return EX_OK
-
-
-def seed_working_db(paths: Paths) -> None:
-    """Start a lost working file from the published warehouse, so incremental state and history
-    survive losing the build folder; the first run ever starts from nothing."""
-    if paths.working_db.exists() or not paths.warehouse.exists():
-        return
-    print(f"transform: no working warehouse; starting it from the published {paths.warehouse}")
-    copy_durably(paths.warehouse, paths.working_db)
 
 
 def dbt_executable() -> list[str]:
@@ -311,7 +345,11 @@ def dbt_executable() -> list[str]:
 
 
 def run_dbt_build(
-    paths: Paths, full_refresh: bool, dbt_vars: str = "", children: ChildRecord | None = None
+    paths: Paths,
+    full_refresh: bool,
+    dbt_vars: str = "",
+    children: ChildRecord | None = None,
+    store: PostgresWarehouse | None = None,
 ) -> BuildOutcome:
     """`dbt build` into the working file, its output passed through; results from run_results.json."""
     results_file = paths.target_dir / "run_results.json"
@@ -340,6 +378,9 @@ def run_dbt_build(
     if dbt_vars:
         command += ["--vars", dbt_vars]
     env = {**os.environ, "BILLABLE_RAW_DB": str(paths.raw_db), "BILLABLE_BUILD_DB": str(paths.working_db)}
+    if store is not None:
+        command += ["--target", store.target]
+        env.update(store.dbt_env())
     # The reverse-ETL ledger's snapshot beside the warehouse (docs/reverse_etl.md), attached
     # read-only when a sync has published one; else the profile attaches an empty stand-in.
     ledger = paths.warehouse.with_name("ledger.duckdb")
@@ -418,10 +459,17 @@ def failure_summary(outcome: BuildOutcome) -> str:
     return f"dbt build exited {outcome.returncode} without a failed node: {last.strip()}"[:2000]
 
 
-def report_failure(paths: Paths, outcome: BuildOutcome, run_id: str) -> None:
+def report_failure(
+    paths: Paths, outcome: BuildOutcome, run_id: str, store: PostgresWarehouse | None = None
+) -> None:
     """Name every failed node on stderr, and say what readers still see."""
-    kept = f"{paths.warehouse} still holds the last published build" if paths.warehouse.exists() else ""
-    kept = kept or f"nothing has been published at {paths.warehouse} yet"
+    where = store.describe() if store is not None else str(paths.warehouse)
+    exists = store.published_exists() if store is not None else paths.warehouse.exists()
+    kept = (
+        f"{where} still holds the last published build"
+        if exists
+        else f"nothing has been published at {where} yet"
+    )
     lines = [f"transform: FAILED: run {run_id} did not publish; {kept}"]
     if outcome.failed:
         lines.append(f"transform: {len(outcome.failed)} node(s) failed:")
@@ -445,48 +493,8 @@ def describe_skipped(skipped: list[NodeResult], shown: int = 10) -> str:
     return f"{len(skipped)} downstream node(s) skipped: {models}, {tests} test(s)"
 
 
-def record_run(working_db: Path, run: dict) -> bool:
-    """Append the run to ops.transform_runs in the working file; False when it cannot be opened."""
-    placeholders = ", ".join("?" for _ in RUNS_COLUMNS)
-    try:
-        with duckdb.connect(str(working_db)) as connection:
-            connection.execute("create schema if not exists ops")
-            connection.execute("create table if not exists ops.transform_runs (run_id varchar not null)")
-            for column, sql_type in RUNS_COLUMNS.items():
-                add = f"alter table ops.transform_runs add column if not exists {column} {sql_type}"
-                connection.execute(add)
-            connection.execute(
-                f"insert into ops.transform_runs ({', '.join(RUNS_COLUMNS)}) values ({placeholders})",
-                [run[column] for column in RUNS_COLUMNS],
-            )
-    except duckdb.Error as err:
-        print(f"transform: warning: could not record the run in {working_db}: {err}", file=sys.stderr)
-        return False
-    return True
-
-
-def store_semantic_manifest(paths: Paths, run_id: str) -> None:
-    """Keep this build's semantic manifest (the metric definitions dbt parsed) inside the working
-    file, so the published warehouse carries the definitions of its own build (billable.metrics)."""
-    manifest = paths.target_dir / "semantic_manifest.json"
-    if not manifest.is_file():
-        return
-    with duckdb.connect(str(paths.working_db)) as connection:
-        connection.execute("create schema if not exists ops")
-        connection.execute(
-            "create or replace table ops.semantic_manifest"
-            " (run_id varchar, stored_at timestamp, manifest varchar)"
-        )
-        connection.execute(
-            "insert into ops.semantic_manifest values (?, ?, ?)",
-            [run_id, datetime.now(UTC).replace(tzinfo=None), manifest.read_text()],
-        )
-
-
-def publish(paths: Paths, run: dict, outcome: BuildOutcome) -> None:
-    """Checkpoint the working file, then replace the published warehouse and its metadata."""
-    checkpoint(paths.working_db)
-    copy_durably(paths.working_db, paths.warehouse, verify=True)
+def publication(paths: Paths, run: dict, outcome: BuildOutcome) -> dict:
+    """What a publication is: warehouse.json on DuckDB, a row of ops.publications elsewhere."""
     counts_by_status = Counter(node.status for node in outcome.results)
     counts_by_type = Counter(node.resource_type for node in outcome.results)
     metadata = {
@@ -505,57 +513,7 @@ def publish(paths: Paths, run: dict, outcome: BuildOutcome) -> None:
             "by_status": dict(sorted(counts_by_status.items())),
         },
     }
-    # After the database: the metadata never announces a build readers cannot open yet.
-    write_durably(paths.metadata, (json.dumps(metadata, indent=2) + "\n").encode())
-
-
-def checkpoint(database: Path) -> None:
-    """Fold the write-ahead log into the file, so a byte copy of the file is the whole database."""
-    with duckdb.connect(str(database)) as connection:
-        connection.execute("checkpoint")
-    wal = database.with_name(database.name + ".wal")
-    if wal.exists() and wal.stat().st_size > 0:
-        raise RuntimeError(f"{wal} is still there after a checkpoint; a copy of {database} would miss it")
-
-
-def copy_durably(source: Path, target: Path, verify: bool = False) -> None:
-    """Copy `source` over `target` atomically: readers see the old file or the new, never a part."""
-    staging = target.with_name(target.name + ".publishing")  # same folder: rename cannot cross disks
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(source, "rb") as reader, open(staging, "wb") as writer:
-        shutil.copyfileobj(reader, writer, length=8 * 1024 * 1024)
-        writer.flush()
-        os.fsync(writer.fileno())
-    if verify:
-        verify_database(staging)
-    os.replace(staging, target)
-    fsync_directory(target.parent)
-
-
-def write_durably(target: Path, content: bytes) -> None:
-    """Write a small file atomically, the same way."""
-    staging = target.with_name(target.name + ".publishing")
-    with open(staging, "wb") as writer:
-        writer.write(content)
-        writer.flush()
-        os.fsync(writer.fileno())
-    os.replace(staging, target)
-    fsync_directory(target.parent)
-
-
-def verify_database(database: Path) -> None:
-    """The copy opens as a DuckDB database and has the run log: never rename a broken file in."""
-    with duckdb.connect(str(database), read_only=True) as connection:
-        connection.execute("select count(*) from ops.transform_runs").fetchone()
-
-
-def fsync_directory(folder: Path) -> None:
-    """Make a rename in `folder` survive a power cut."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    return metadata
 
 
 def git_commit() -> str | None:
