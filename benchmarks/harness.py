@@ -158,12 +158,19 @@ def bench_sync(args: argparse.Namespace) -> str:
     return run(BENCH_DATA)
 
 
+def bench_engines(args: argparse.Namespace) -> str:
+    from benchmarks.engines import bench_engines as run
+
+    return run(world_for, BENCH_DATA, preset=args.engine_preset)
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], str]] = {
     "sandbox": lambda args: bench_sandbox(args.presets),
     "ingest": bench_ingest,
     "transform": bench_transform,
     "dashboard": bench_dashboard,
     "sync": bench_sync,
+    "engines": bench_engines,
 }
 
 
@@ -181,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--only", choices=sorted(BENCHES), action="append", help="run only these benches")
     parser.add_argument("--presets", nargs="+", default=["tiny", "demo", "large"], help="world presets")
+    parser.add_argument("--engine-preset", default="demo", help="the world the engines bench builds")
     args = parser.parse_args(argv)
     for name in args.only or sorted(BENCHES):
         print(f"bench {name} …", flush=True)
