@@ -14,9 +14,10 @@ SANDBOX_URL   := http://127.0.0.1:$(PORT)
 DASHBOARD_PORT ?= 8501
 TEST_WORKERS  ?= 2
 
-.PHONY: help setup lock run dashboard metrics pipeline sandbox generate advance ingest transform daily demo-day sync test lint bench clean
+.PHONY: help setup lock run dashboard metrics pipeline sandbox generate advance ingest transform daily demo-day sync test lint bench clean postgres
 
 help: ## list the targets
+	@echo "  BILLABLE_ENGINE=duckdb|postgres|spark (default duckdb) picks the warehouse's engine for every target: docs/deploy.md"
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 # flock: two make runs started at once (cron and a person) must not install into the venv together.
@@ -45,12 +46,12 @@ sandbox: generate ## serve the sandbox systems on http://127.0.0.1:$(PORT) (Ctrl
 advance: setup ## move the world's clock forward (DAYS=n, default 1)
 	$(PY) -m sandbox advance --world $(WORLD) --days $(or $(DAYS),1)
 
-ingest: setup ## load the raw DuckDB (SOURCES=firm,crm,psa,time,hr,erp) from the sandbox world; LIVE=1: from the configured systems
+ingest: setup ## load the raw data (SOURCES=firm,crm,psa,time,hr,erp) from the sandbox world; LIVE=1: from the configured systems
 	@if [ -n "$(LIVE)" ]; then $(PY) -m ingestion --sources "$(SOURCES)" $(if $(WAIT),--wait $(WAIT)); \
 	else $(MAKE) --no-print-directory generate && \
 	  $(PY) -m billable.pipeline --world $(WORLD) --port $(PORT) --only ingest --sources "$(SOURCES)" $(if $(WAIT),--wait $(WAIT)); fi
 
-transform: setup ## build the warehouse, run every test, publish data/warehouse.duckdb only if all pass (FULL_REFRESH=1)
+transform: setup ## build the warehouse, run every test, publish it only if all pass (FULL_REFRESH=1)
 	$(PY) -m billable.transform $(if $(FULL_REFRESH),--full-refresh) $(if $(WAIT),--wait $(WAIT))
 
 sync: setup ## push approved billable lines to the ERP exactly once (DRY_RUN=1: plan only; RETRY_REJECTED=1; LIVE=1: configured ERP)
@@ -87,6 +88,9 @@ lint: setup ## ruff (Python lint and format), sqlfluff (the models' SQL), mypy (
 
 test: lint ## lint, then the whole test suite against real components
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+postgres: setup ## a throwaway PostgreSQL 15 to try BILLABLE_ENGINE=postgres: prints the settings to export (Ctrl-C removes it)
+	$(PY) -m billable.pg_cluster
 
 bench: setup ## benchmarks; results go to docs/benchmarks.md
 	$(PY) -m benchmarks $(BENCH_ARGS)
