@@ -4,7 +4,7 @@
   read-only role `[billable.postgres] reader_credentials` when configured, else the warehouse's
   own). One pool per Streamlit server process (module level, keyed by the connection), at most
   BILLABLE_DASHBOARD_PG_POOL connections (default 8): a page run borrows one per query and gives it
-  back, so many visitors share a few sessions.
+  back, so many visitors share a few sessions (two stay open between reads).
 - **Every session is read-only**: each new connection runs `SET default_transaction_read_only =
   on` (a write fails even when the configured role could write) and a statement timeout
   (BILLABLE_DASHBOARD_STATEMENT_TIMEOUT_S, default 60 s), so one runaway query cannot hold a
@@ -41,6 +41,7 @@ from billable.engine import PostgresSettings, postgres_reader_settings
 
 POOL_SIZE_ENV = "BILLABLE_DASHBOARD_PG_POOL"
 STATEMENT_TIMEOUT_ENV = "BILLABLE_DASHBOARD_STATEMENT_TIMEOUT_S"
+KEPT_OPEN = 2
 PUBLISHED_SCHEMAS = ("intermediate", "marts", "ops", "seeds", "staging")
 
 # PostgreSQL type OID -> the Arrow type its values travel as (anything else: Arrow infers).
@@ -99,12 +100,14 @@ def _pool(reader: PostgresSettings) -> psycopg2.pool.ThreadedConnectionPool:
     with _pools_lock:
         if key not in _pools:
             size = max(1, int(os.environ.get(POOL_SIZE_ENV, "") or 8))
+            # psycopg2 keeps `minconn` sessions open between reads (opened now) and closes the
+            # ones above it when they come back; up to `size` at once under load
             _pools[key] = psycopg2.pool.ThreadedConnectionPool(
-                0,
+                min(KEPT_OPEN, size),
                 size,
                 connection_factory=ReaderConnection,
                 connect_timeout=10,
-                **reader.connect_kwargs(),  # type: ignore[arg-type]  # str/int keyword values
+                **reader.connect_kwargs(),
             )
         return _pools[key]
 
