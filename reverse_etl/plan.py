@@ -65,8 +65,9 @@ def read_lines(warehouse: Path, ours: set[str] | None = None) -> tuple[list[dict
     mart) come back with their key and realm only: the plan just counts them.
 
     The engine (BILLABLE_ENGINE) says where the published mart is: the DuckDB file `warehouse`
-    (the default), or PostgreSQL's published `marts` schema through the readers' connection in a
-    read-only session (`warehouse` is then not read). Spark is not read yet (PlanInputError).
+    (the default); PostgreSQL's published `marts` schema through the readers' connection in a
+    read-only session; Spark's published Parquet snapshot (`data/spark/published/`, beside
+    `warehouse`) read with DuckDB.
     """
     from billable.engine import EngineError, engine_name
 
@@ -77,36 +78,12 @@ def read_lines(warehouse: Path, ours: set[str] | None = None) -> tuple[list[dict
     if engine == "postgres":
         return _read_lines_postgres(sorted(ours or ()))
     if engine == "spark":
-        raise PlanInputError(
-            "BILLABLE_ENGINE=spark: the reverse ETL does not read a Spark warehouse yet (not supported "
-            "yet); run the sync on a DuckDB or PostgreSQL build (docs/reverse_etl.md)"
-        )
-    import pyarrow as pa
-
+        return _read_lines_spark(warehouse.parent, ours)
     if not warehouse.is_file():
         raise PlanInputError(f"no published warehouse at {warehouse}; run `make transform` first")
     try:
         with duckdb.connect(str(warehouse), read_only=True) as conn:
-            found = conn.execute(
-                "select count(*) from information_schema.tables "
-                "where table_schema = 'marts' and table_name = 'rpt_billable_lines'"
-            ).fetchall()[0][0]
-            if not found:
-                raise PlanInputError(
-                    f"{warehouse} has no {MART}: it was built before the reverse ETL existed; "
-                    "run `make transform`"
-                )
-            conn.register("ledger_keys", pa.table({"line_key": pa.array(sorted(ours or ()), pa.string())}))
-            cursor = conn.execute(
-                f"select * from {MART} where line_status <> 'invoiced' "
-                "or line_key in (select line_key from ledger_keys) order by line_key"
-            )
-            names = [d[0] for d in cursor.description]
-            rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
-            history = conn.execute(
-                f"select line_key, realm_id from {MART} where line_status = 'invoiced' "
-                "and line_key not in (select line_key from ledger_keys) order by line_key"
-            ).fetchall()
+            rows, history = _read_mart(conn, str(warehouse), ours)
     except duckdb.Error as err:
         raise PlanInputError(f"cannot read {MART} from {warehouse}: {err}") from err
     rows += [{"line_key": key, "realm_id": realm, "line_status": "invoiced"} for key, realm in history]
@@ -114,6 +91,54 @@ def read_lines(warehouse: Path, ours: set[str] | None = None) -> tuple[list[dict
     metadata = warehouse.with_suffix(".json")
     if metadata.is_file():
         run_id = json.loads(metadata.read_text()).get("run_id")
+    return rows, run_id
+
+
+def _read_mart(conn: duckdb.DuckDBPyConnection, where: str, ours: set[str] | None) -> tuple[list[dict], list]:
+    """The mart's rows on a DuckDB connection (the published file, or views over Spark's Parquet)."""
+    import pyarrow as pa
+
+    found = conn.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'marts' and table_name = 'rpt_billable_lines'"
+    ).fetchall()[0][0]
+    if not found:
+        raise PlanInputError(
+            f"{where} has no {MART}: it was built before the reverse ETL existed; run `make transform`"
+        )
+    conn.register("ledger_keys", pa.table({"line_key": pa.array(sorted(ours or ()), pa.string())}))
+    cursor = conn.execute(
+        f"select * from {MART} where line_status <> 'invoiced' "
+        "or line_key in (select line_key from ledger_keys) order by line_key"
+    )
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+    history = conn.execute(
+        f"select line_key, realm_id from {MART} where line_status = 'invoiced' "
+        "and line_key not in (select line_key from ledger_keys) order by line_key"
+    ).fetchall()
+    return rows, history
+
+
+def _read_lines_spark(data_dir: Path, ours: set[str] | None) -> tuple[list[dict], str | None]:
+    """read_lines on Spark: the mart in the published Parquet snapshot, read with DuckDB (no JVM):
+    `data/spark/published/CURRENT` names the run, its `marts/rpt_billable_lines/` holds the files."""
+    root = data_dir / "spark" / "published"
+    pointer = root / "CURRENT"
+    run_id = pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else ""
+    if not run_id:
+        raise PlanInputError(f"no published Spark warehouse under {root}; run `make transform` first")
+    folder = root / run_id / "marts" / "rpt_billable_lines"
+    try:
+        with duckdb.connect() as conn:
+            conn.execute("create schema marts")
+            if any(folder.glob("*.parquet")):
+                files = str(folder / "*.parquet").replace("'", "''")
+                conn.execute(f"create view {MART} as select * from read_parquet('{files}')")
+            rows, history = _read_mart(conn, str(root / run_id), ours)
+    except duckdb.Error as err:
+        raise PlanInputError(f"cannot read {MART} from {folder}: {err}") from err
+    rows += [{"line_key": key, "realm_id": realm, "line_status": "invoiced"} for key, realm in history]
     return rows, run_id
 
 

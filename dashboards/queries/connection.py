@@ -3,7 +3,7 @@
 The engine (`BILLABLE_ENGINE`, billable/engine.py) decides where the published warehouse is:
 DuckDB (the default), the file data/warehouse.duckdb; PostgreSQL, the published schemas of the
 configured database, read through a pool of read-only sessions (dashboards/queries/postgres.py);
-Spark: not read by the dashboards yet (the page says so).
+Spark, the published Parquet snapshot read with DuckDB (dashboards/queries/spark.py).
 
 Rules every query module keeps (docs/dashboards.md):
 - the SQL runs on DuckDB and on PostgreSQL alike: standard SQL both engines run, no engine-only
@@ -41,7 +41,7 @@ import streamlit as st
 
 from billable.engine import EngineError, engine_name
 from dashboards import settings
-from dashboards.queries import postgres
+from dashboards.queries import postgres, spark
 
 # The relations the dashboard may read, by short name. A query names the ones it needs; a missing
 # one (a partial warehouse, a mart not built yet) becomes a clear message, not a traceback.
@@ -82,11 +82,6 @@ RELATIONS: dict[str, str] = {
 # What a read may raise from either engine's driver (the page shows it as a message).
 READ_ERRORS: tuple[type[Exception], ...] = (duckdb.Error, psycopg2.Error)
 
-SPARK_UNSUPPORTED = (
-    "BILLABLE_ENGINE=spark: the dashboards do not read a Spark warehouse yet (not supported yet); "
-    "run them on a DuckDB or PostgreSQL build of the same data (docs/dashboards.md)"
-)
-
 
 class WarehouseUnavailable(Exception):
     """There is no published warehouse to read (first run) or it cannot be opened."""
@@ -112,7 +107,7 @@ class Snapshot:
     version: str
     published: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
     engine: str = "duckdb"
-    problem: str | None = None  # why it cannot be read (no connection, an engine not supported)
+    problem: str | None = None  # why it cannot be read (no connection, no configuration)
 
 
 # Connections. Opening a DuckDB file costs tens of milliseconds of CPU (its catalog, its thread
@@ -139,9 +134,14 @@ def _identity(path: Path) -> str | None:
 
 
 def _engine_snapshot(engine: str) -> Snapshot:
-    """The published warehouse on PostgreSQL (its schemas' identity) or Spark (not read yet)."""
+    """The published warehouse on PostgreSQL (its schemas' identity) or Spark (its current snapshot)."""
     if engine == "spark":
-        return Snapshot("spark", True, "spark", engine=engine, problem=SPARK_UNSUPPORTED)
+        data_dir = settings.warehouse_path().parent
+        published = spark.current(data_dir)
+        if published is None:
+            return Snapshot(str(spark.published_root(data_dir)), False, "missing", engine=engine)
+        folder, run, facts = published
+        return Snapshot(str(folder), True, f"spark:{run}", facts, engine=engine)
     try:
         where = postgres.settings().describe()
     except EngineError as error:
@@ -235,12 +235,23 @@ def _postgres_checked(version: str, frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _spark_cursor(snapshot: str) -> duckdb.DuckDBPyConnection:
+    """A cursor over a published Spark snapshot (DuckDB over its Parquet)."""
+    try:
+        return spark.reader(snapshot)
+    except (FileNotFoundError, duckdb.Error) as error:
+        raise WarehouseUnavailable(f"cannot read the Spark snapshot {snapshot}: {error}") from error
+
+
 @st.cache_data(show_spinner=False, max_entries=1024, ttl=6 * 3600)
 def _fetch(engine: str, path: str, version: str, sql: str, params: tuple) -> pd.DataFrame:
     # `version` is part of the cache key: a newly published file has another identity (inode,
     # mtime, size; on PostgreSQL the published schemas' OIDs), so it misses the cache.
     if engine == "postgres":
         return _postgres_checked(version, postgres.fetch(sql, params))
+    if engine == "spark":
+        with _spark_cursor(path) as cursor:
+            return cursor.execute(sql, list(params)).df()
     with _open(path, version) as cursor:
         return cursor.execute(sql, list(params)).df()
 
@@ -252,7 +263,7 @@ def _relations(engine: str, path: str, version: str) -> frozenset[str]:
             return postgres.relations()
         except psycopg2.Error as error:
             raise WarehouseUnavailable(f"cannot read {path}: {' '.join(str(error).split())}") from error
-    with _open(path, version) as cursor:
+    with _spark_cursor(path) if engine == "spark" else _open(path, version) as cursor:
         rows = cursor.execute(
             "select table_schema || '.' || table_name from information_schema.tables"
         ).fetchall()
@@ -260,7 +271,7 @@ def _relations(engine: str, path: str, version: str) -> frozenset[str]:
 
 
 def unreadable() -> str | None:
-    """Why the published warehouse cannot be read (not a DuckDB file, unreachable, Spark), or None."""
+    """Why the published warehouse cannot be read (not a DuckDB file, unreachable), or None."""
     snap = snapshot()
     if not snap.exists:
         return None

@@ -1,0 +1,625 @@
+"""The readers follow the engine (issue 16): on PostgreSQL the dashboards, the reverse ETL's plan
+and the semantic layer give the same answers as on DuckDB for the same warehouse; the dashboard's
+sessions are read-only; the ledger's snapshot is replaced atomically; on Spark the dashboards read
+the published Parquet with DuckDB and `make metrics` says in one line that MetricFlow has no Spark
+engine.
+
+One tiny-world warehouse (tests/conftest.py `tiny_firm`) is copied into a throwaway PostgreSQL 15
+cluster (tests/readers_pg_helpers.py); every query then runs on both engines.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psycopg2
+import psycopg2.errors
+import pytest
+
+from billable.metrics import SPARK_UNSUPPORTED, SemanticLayer
+from dashboards.queries import (
+    connection,
+    exceptions,
+    filters,
+    overview,
+    pipeline_health,
+    postgres,
+    reconciliation,
+    revenue_margin,
+    semantic,
+    utilisation,
+    wip_billing,
+)
+from dashboards.queries.filters import Filters, add_months, month_end
+from reverse_etl.ledger import Ledger, export_snapshot, now
+from reverse_etl.plan import diff, read_lines
+from reverse_etl.records import ErpCopy, RunCounters, RunResult
+from reverse_etl.states import RunStatus
+from tests.ingest_helpers import ROOT
+from tests.readers_pg_helpers import cluster_with, spark_snapshot
+
+ENGINE_KEYS = ("BILLABLE_ENGINE", "DESTINATION__POSTGRES__CREDENTIALS", "BILLABLE_WAREHOUSE")
+
+
+@pytest.fixture(scope="module")
+def cluster(tiny_firm) -> Iterator[Any]:
+    with cluster_with(tiny_firm.warehouse) as running:
+        yield running
+        postgres.close_pools()
+
+
+@contextmanager
+def engine(name: str, cluster: Any, warehouse: Path) -> Iterator[None]:
+    """The process's environment set for one engine (restored afterwards)."""
+    saved = {key: os.environ.get(key) for key in ENGINE_KEYS}
+    os.environ["BILLABLE_WAREHOUSE"] = str(warehouse)
+    if name == "duckdb" or cluster is None:
+        os.environ.pop("BILLABLE_ENGINE", None)
+        os.environ.pop("DESTINATION__POSTGRES__CREDENTIALS", None)
+    else:
+        os.environ.update(cluster.environment())
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# --- every dashboard read, on both engines ------------------------------------------------------
+
+QUERY_MODULES = (
+    connection,
+    exceptions,
+    filters,
+    overview,
+    pipeline_health,
+    reconciliation,
+    revenue_margin,
+    semantic,
+    utilisation,
+    wip_billing,
+)
+# Functions of the query modules that read nothing (helpers, SQL builders): no engine to compare.
+NOT_READS = {
+    "add_months", "month_start", "month_end", "where", "ignored_filters", "tables", "finite",
+    "parse_time", "lines_of", "latest", "snapshot", "run_scope", "unreadable", "available",
+    "missing", "read",
+}  # fmt: skip
+
+
+def dashboard_reads() -> dict[str, Callable[[], Any]]:
+    """Every read the pages make, by name, with arguments that reach every branch of its SQL."""
+    months = filters.data_months()
+    assert months is not None
+    last = month_end(months[1])
+    period = Filters(start=add_months(months[1], -5), end=last)
+    choices = filters.filter_choices()
+    client = tuple(choices["client"][0][:1])
+    entity = replace(period, legal_entities=tuple(choices["legal_entity"][:2]))
+    narrow = replace(entity, practices=tuple(choices["practice"][:2]))
+    by_client = replace(period, clients=client)
+    start = add_months(months[1], -11)
+    queue = exceptions.exception_queue(period)
+    exception_id = str(queue.iloc[0]["exception_id"]) if not queue.empty else "none"
+    with_entry = queue.dropna(subset=["time_entry_id"])
+    entry_exception = str(with_entry.iloc[0]["exception_id"]) if not with_entry.empty else exception_id
+    recon = reconciliation.reconciliation_rows(period)
+    project, month = recon.iloc[0]["project_id"], pd.Timestamp(recon.iloc[0]["month_start_date"]).date()
+    as_of = wip_billing.nearest_wip_date(last)
+    reads: dict[str, Callable[[], Any]] = {
+        "freshness.sources": lambda: connection.freshness().sources,
+        "freshness.last_build": lambda: connection.freshness().last_build,
+        "freshness.last_good_build": lambda: connection.freshness().last_good_build,
+        "as_of_date": filters.as_of_date,
+        "data_months": filters.data_months,
+        "filter_choices": filters.filter_choices,
+        "reporting_currency": filters.reporting_currency,
+        "currencies": filters.currencies,
+        "currency_factor": lambda: [filters.currency_factor(code, last) for code in filters.currencies()],
+        "open_exception_count": lambda: [
+            overview.open_exception_count(f) for f in (period, narrow, by_client)
+        ],
+        "open_exceptions_at_month_ends": lambda: overview.open_exceptions_at_month_ends(
+            start, add_months(date.today(), 2)
+        ),
+        "exception_record": lambda: exceptions.exception_record(exception_id),
+        "exception_record.time_entry": lambda: exceptions.exception_record(entry_exception),
+        "time_entry_rows": lambda: exceptions.time_entry_rows(
+            list(with_entry["time_entry_id"].astype(str)[:5])
+        ),
+        "ingest_runs": pipeline_health.ingest_runs,
+        "transform_runs": pipeline_health.transform_runs,
+        "quarantine_summary": pipeline_health.quarantine_summary,
+        "erp_rejections": pipeline_health.erp_rejections,
+        "sync_runs": pipeline_health.sync_runs,
+        "dead_letters": pipeline_health.dead_letters,
+        "reconciliation_rows": lambda: reconciliation.reconciliation_rows(period),
+        "reconciliation_rows.statuses": lambda: reconciliation.reconciliation_rows(
+            entity, ("unexplained", "matched", "not_yet_billed")
+        ),
+        "reconciliation_monthly": lambda: reconciliation.reconciliation_monthly(entity, start, last),
+        "reconciliation_items": lambda: reconciliation.reconciliation_items(project, month),
+        "revenue_total": lambda: revenue_margin.revenue_total(narrow),
+        "revenue_monthly": lambda: revenue_margin.revenue_monthly(period, start, last),
+        "revenue_rows": lambda: revenue_margin.revenue_rows(entity),
+        "realization_total": lambda: revenue_margin.realization_total(period),
+        "dso_months": lambda: revenue_margin.dso_months(period, start, last),
+        "ar_aging": lambda: revenue_margin.ar_aging(period, months[1]),
+        "utilisation_monthly": lambda: utilisation.utilisation_monthly(narrow, start, last),
+        "utilisation_total": lambda: utilisation.utilisation_total(period),
+        "utilisation_people": lambda: utilisation.utilisation_people(period),
+        "utilisation_weekly_people": lambda: utilisation.utilisation_weekly_people(narrow),
+        "utilisation_rows": lambda: utilisation.utilisation_rows(period),
+        "wip_as_of_dates": wip_billing.wip_as_of_dates,
+        "nearest_wip_date": lambda: wip_billing.nearest_wip_date(last),
+        "wip_by": lambda: wip_billing.wip_by(period, as_of),
+        "wip_month_ends": lambda: wip_billing.wip_month_ends(period, start, last),
+        "time_to_invoice_summary": lambda: wip_billing.time_to_invoice_summary(period, start, last),
+        "time_to_invoice_period": lambda: wip_billing.time_to_invoice_period(by_client),
+        "time_to_invoice_by_practice": lambda: wip_billing.time_to_invoice_by_practice(period),
+        "time_to_invoice_distribution": lambda: wip_billing.time_to_invoice_distribution(period),
+        "time_to_invoice_rows": lambda: wip_billing.time_to_invoice_rows(period),
+        "definitions": lambda: semantic.definitions().metrics,
+    }
+    for sort in exceptions.SORTABLE:
+        reads[f"exception_queue.{sort}"] = lambda sort=sort: exceptions.exception_queue(entity, sort=sort)
+    reads["exception_queue.filtered"] = lambda: exceptions.exception_queue(
+        period, owners=("Finance", "PMO"), rules=tuple(queue["rule_code"][:2]), buckets=("0-2", "30+")
+    )
+    for group in revenue_margin.REVENUE_GROUPS:
+        reads[f"revenue_by.{group}"] = lambda group=group: revenue_margin.revenue_by(period, group)
+    for group in revenue_margin.REALIZATION_GROUPS:
+        reads[f"realization_by.{group}"] = lambda group=group: revenue_margin.realization_by(entity, group)
+    for group in utilisation.UTILISATION_GROUPS:
+        reads[f"utilisation_by.{group}"] = lambda group=group: utilisation.utilisation_by(period, group)
+    return reads
+
+
+def _read_all(name: str, cluster: Any, warehouse: Path) -> dict[str, Any]:
+    with engine(name, cluster, warehouse), connection.run_scope():
+        assert connection.snapshot().engine == name and connection.unreadable() is None
+        return {key: read() for key, read in dashboard_reads().items()}
+
+
+@pytest.fixture(scope="module")
+def both(cluster, tiny_firm) -> tuple[dict[str, Any], dict[str, Any]]:
+    return _read_all("duckdb", cluster, tiny_firm.warehouse), _read_all(
+        "postgres", cluster, tiny_firm.warehouse
+    )
+
+
+def test_every_read_of_the_query_modules_is_compared():
+    """A new read in a query module must join dashboard_reads (else PostgreSQL could break unseen)."""
+    defined = {
+        name
+        for module in QUERY_MODULES
+        for name, function in inspect.getmembers(module, inspect.isfunction)
+        if function.__module__ == module.__name__ and not name.startswith("_")
+    }
+    source = inspect.getsource(dashboard_reads)
+    uncovered = sorted(name for name in defined - NOT_READS if not re.search(rf"\.{name}\b", source))
+    assert len(defined) > 40 and uncovered == []
+
+
+def _same(pg: Any, duck: Any, what: str) -> None:
+    if isinstance(duck, pd.DataFrame):
+        assert isinstance(pg, pd.DataFrame), what
+        assert list(pg.columns) == list(duck.columns), what
+        assert len(pg) == len(duck), what
+        pd.testing.assert_frame_equal(
+            pg.reset_index(drop=True), duck.reset_index(drop=True), check_dtype=False, rtol=1e-9, obj=what
+        )
+    elif isinstance(duck, pd.Series):
+        pd.testing.assert_series_equal(pg, duck, check_dtype=False, check_names=False, rtol=1e-9, obj=what)
+    elif isinstance(duck, dict):
+        assert pg.keys() == duck.keys(), what
+        for key in duck:
+            _same(pg[key], duck[key], f"{what}[{key}]")
+    elif isinstance(duck, list | tuple):
+        assert len(pg) == len(duck), what
+        for index, (left, right) in enumerate(zip(pg, duck, strict=True)):
+            _same(left, right, f"{what}[{index}]")
+    elif isinstance(duck, float):
+        assert pg == pytest.approx(duck, rel=1e-9), what
+    else:
+        assert pg == duck, what
+
+
+def test_every_dashboard_read_returns_the_same_on_postgres_as_on_duckdb(both):
+    duck, pg = both
+    assert duck.keys() == pg.keys()
+    # the comparison means something: the pages' main reads hold rows
+    for key in (
+        "utilisation_rows",
+        "wip_by",
+        "reconciliation_rows",
+        "time_to_invoice_rows",
+        "revenue_monthly",
+    ):
+        assert len(duck[key]) > 1, key
+    assert len(duck["exception_queue.Oldest first"]) > 0 and len(duck["freshness.sources"]) > 3
+    for key in (
+        "utilisation_weekly_people",
+        "reconciliation_rows.statuses",
+        "reconciliation_monthly",
+        "revenue_rows",
+        "realization_by.practice",
+        "open_exceptions_at_month_ends",
+    ):
+        assert len(duck[key]) > 0, key
+    assert len(duck["utilisation_weekly_people"]) > 5 and len(duck["reconciliation_rows.statuses"]) > 0
+    for key in duck:
+        _same(pg[key], duck[key], key)
+
+
+def test_the_same_frame_types_reach_the_pages(both):
+    """Dates arrive as datetimes, numerics as floats, on both engines (the pages use .dt and maths)."""
+    duck, pg = both
+    for key in ("revenue_monthly", "wip_by", "utilisation_rows", "time_to_invoice_rows"):
+        for column in duck[key].columns:
+            left, right = duck[key][column].dtype, pg[key][column].dtype
+            assert left.kind == right.kind or {left.kind, right.kind} <= {"i", "u", "f"}, (key, column)
+
+
+def test_published_metadata_comes_from_the_engine(cluster, tiny_firm):
+    """On PostgreSQL what was published is ops.publications' latest row (the publish step's),
+    falling back to the latest passed build; a new publication is a new cache key."""
+    with engine("postgres", cluster, tiny_firm.warehouse):
+        before = connection.snapshot()
+        assert before.published.get("run_id")  # from ops.transform_runs: no publications yet
+        admin = psycopg2.connect(cluster.dsn("billable"))
+        try:
+            with admin, admin.cursor() as cursor:
+                cursor.execute(
+                    "create table ops.publications (run_id text, published_at timestamptz, git_commit text,"
+                    " dbt_invocation_id text, engine text)"
+                )
+                cursor.execute(
+                    "insert into ops.publications values ('run-a', '2026-01-02 03:04:05+00', 'abc', 'inv', "
+                    "'postgres')"
+                )
+            after = connection.snapshot()
+            assert after.published["run_id"] == "run-a" and after.published["engine"] == "postgres"
+            assert connection.parse_time(after.published["published_at"]).year == 2026
+            assert after.version != before.version
+            assert connection.freshness().run_id == "run-a"
+        finally:
+            with admin, admin.cursor() as cursor:
+                cursor.execute("drop table ops.publications")
+            admin.close()
+
+
+# --- the dashboard's sessions -----------------------------------------------------------------
+
+
+def test_the_dashboard_session_is_read_only_even_for_a_writer_role(cluster, tiny_firm):
+    with engine("postgres", cluster, tiny_firm.warehouse):
+        assert postgres.settings().user == "postgres"  # a superuser: only the session stops writes
+        for write in (
+            "create table marts.intruder (id int)",
+            "delete from marts.dim_clients",
+            "update ops.transform_runs set status = 'failed'",
+        ):
+            with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
+                postgres.fetch(write, ())
+        settings = postgres.fetch(
+            "select current_setting('default_transaction_read_only') as read_only,"
+            " current_setting('statement_timeout') as timeout",
+            (),
+        )
+        assert settings.iloc[0]["read_only"] == "on" and settings.iloc[0]["timeout"] == "1min"
+        assert postgres.fetch("select count(*) as n from marts.dim_clients", ()).iloc[0]["n"] > 0
+
+
+def test_sessions_are_pooled_per_process(cluster, tiny_firm):
+    with engine("postgres", cluster, tiny_firm.warehouse):
+        pids = {int(postgres.fetch("select pg_backend_pid() as pid", ()).iloc[0]["pid"]) for _ in range(5)}
+        assert len(pids) == 1  # one after another: the same pooled session
+        assert len(postgres._pools) == 1
+
+
+def test_a_statement_over_the_timeout_is_cancelled(cluster, tiny_firm, monkeypatch):
+    monkeypatch.setenv(postgres.STATEMENT_TIMEOUT_ENV, "0.2")
+    postgres.close_pools()
+    try:
+        with engine("postgres", cluster, tiny_firm.warehouse), pytest.raises(psycopg2.errors.QueryCanceled):
+            postgres.fetch("select pg_sleep(2)", ())
+    finally:
+        monkeypatch.delenv(postgres.STATEMENT_TIMEOUT_ENV)
+        postgres.close_pools()
+
+
+def test_on_spark_the_pages_read_the_published_parquet_with_duckdb(tiny_firm, tmp_path, monkeypatch):
+    """A Spark build's published snapshot (Parquet per table, CURRENT naming the run) read with
+    DuckDB gives every read the DuckDB warehouse gives; a new snapshot is a new cache key."""
+    duck = _read_all("duckdb", None, tiny_firm.warehouse)
+    monkeypatch.setenv("BILLABLE_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))  # no such file
+    monkeypatch.setenv("BILLABLE_ENGINE", "spark")
+    with connection.run_scope():
+        assert not connection.snapshot().exists  # nothing published yet: the page says so
+    spark_snapshot(tiny_firm.warehouse, tmp_path, "run-1")
+    with connection.run_scope():
+        snap = connection.snapshot()
+        assert snap.exists and snap.engine == "spark" and snap.published["run_id"] == "run-1"
+        assert connection.unreadable() is None
+        on_spark = {key: read() for key, read in dashboard_reads().items()}
+    for key in duck:
+        _same(on_spark[key], duck[key], key)
+    spark_snapshot(tiny_firm.warehouse, tmp_path, "run-2")
+    with connection.run_scope():
+        assert connection.snapshot().version == "spark:run-2" and connection.freshness().run_id == "run-2"
+
+
+# --- the reverse ETL ---------------------------------------------------------------------------
+
+
+def test_the_reverse_etl_plan_on_postgres_and_spark_equals_duckdbs(cluster, tiny_firm, tmp_path, monkeypatch):
+    with engine("duckdb", cluster, tiny_firm.warehouse):
+        rows, _ = read_lines(tiny_firm.warehouse)
+        ours = {row["line_key"] for row in rows if row["line_status"] == "invoiced"}
+        ours = set(sorted(ours)[:7]) | {"time:does-not-exist"}
+        duck_rows, duck_run = read_lines(tiny_firm.warehouse, ours)
+    with engine("postgres", cluster, tiny_firm.warehouse):
+        pg_rows, pg_run = read_lines(Path("/nonexistent/warehouse.duckdb"), ours)
+    assert len(duck_rows) > 100 and pg_rows == duck_rows
+    assert pg_run is not None and pg_run == duck_run  # the latest passed build (no ops.publications here)
+    duck_plan, pg_plan = diff(duck_rows, {}, False), diff(pg_rows, {}, False)
+    assert len(duck_plan.ops) + len(duck_plan.skipped) + len(duck_plan.held) > 100
+    assert [(op.line_key, op.operation, op.payload, op.content_hash) for op in pg_plan.ops] == [
+        (op.line_key, op.operation, op.payload, op.content_hash) for op in duck_plan.ops
+    ]
+    assert (pg_plan.held, pg_plan.skipped) == (duck_plan.held, duck_plan.skipped)
+    # Spark: the published Parquet snapshot beside the (absent) warehouse file, read with DuckDB
+    spark_snapshot(tiny_firm.warehouse, tmp_path, "run-s")
+    monkeypatch.setenv("BILLABLE_ENGINE", "spark")
+    spark_rows, spark_run = read_lines(tmp_path / "warehouse.duckdb", ours)
+    assert spark_rows == duck_rows and spark_run == "run-s"
+
+
+# --- the ledger's snapshot ---------------------------------------------------------------------
+
+
+def _ledger_with(path: Path, runs: int, lines: int, first_run: int = 0) -> None:
+    ledger = Ledger(path)
+    try:
+        for number in range(first_run, first_run + runs):
+            run_id = f"run-{number:03d}"
+            ledger.start_run(run_id, number % 2 == 0, False, "build-1")
+            ledger.finish_run(
+                run_id, RunResult(RunStatus.SUCCEEDED, RunCounters(lines_in_plan=number), "ok", 1.25)
+            )
+        with ledger.writing(f"run-{first_run:03d}") as writer:
+            for number in range(lines):
+                copy = ErpCopy(
+                    "time", "TimeActivity", "realm-1", str(1000 + number), "0", number, None,
+                    "2026-01-05", "1.5000", "120.0000", "180.00000000", "USD",
+                )  # fmt: skip
+                writer.adopt(f"time:{number}", copy, f"hash-{number}", "adopted", now())
+    finally:
+        ledger.close()
+
+
+def _snapshot(dsn: str) -> dict[str, list[tuple]]:
+    connection = psycopg2.connect(dsn)
+    try:
+        with connection.cursor() as cursor:
+            found = {}
+            for table in ("line_states", "sync_runs"):
+                cursor.execute(f"select * from raw_ledger.{table} order by 1")
+                found[table] = cursor.fetchall()
+            return found
+    finally:
+        connection.close()
+
+
+def _types(dsn: str) -> dict[str, dict[str, str]]:
+    connection = psycopg2.connect(dsn)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "select table_name, column_name, data_type from information_schema.columns"
+                " where table_schema = 'raw_ledger' order by table_name, ordinal_position"
+            )
+            found: dict[str, dict[str, str]] = {}
+            for table, column, kind in cursor.fetchall():
+                found.setdefault(table, {})[column] = kind
+            return found
+    finally:
+        connection.close()
+
+
+def test_the_ledger_snapshot_on_postgres_has_the_duckdb_snapshots_columns(cluster, tiny_firm, tmp_path):
+    import duckdb
+
+    ledger = tmp_path / "ledger.sqlite"
+    _ledger_with(ledger, runs=3, lines=4)
+    with engine("duckdb", cluster, tiny_firm.warehouse):
+        export_snapshot(ledger, tmp_path / "ledger.duckdb")
+    with engine("postgres", cluster, tiny_firm.warehouse):
+        export_snapshot(ledger, tmp_path / "ledger.duckdb")
+    pg = _snapshot(cluster.dsn("billable"))
+    with duckdb.connect(str(tmp_path / "ledger.duckdb"), read_only=True) as duck:
+        for table in ("line_states", "sync_runs"):
+            assert pg[table] == duck.execute(f"select * from {table} order by 1").fetchall()
+            columns = duck.execute(
+                "select column_name, data_type from information_schema.columns where table_name = ?"
+                " order by ordinal_position",
+                [table],
+            ).fetchall()
+            pg_types = _types(cluster.dsn("billable"))[table]
+            assert list(pg_types) == [name for name, _ in columns]
+            for name, kind in columns:
+                expected = {"VARCHAR": "character varying", "DOUBLE": "double precision"}.get(
+                    kind, kind.lower()
+                )
+                expected = "timestamp without time zone" if kind == "TIMESTAMP" else expected
+                assert pg_types[name].replace("numeric", "decimal") == expected.split("(")[0], (table, name)
+    assert len(pg["line_states"]) == 4 and len(pg["sync_runs"]) == 3
+
+
+def test_the_ledger_snapshot_is_replaced_in_one_transaction(cluster, tiny_firm, tmp_path):
+    """An export that dies after replacing line_states (waiting for sync_runs) leaves BOTH tables
+    as they were; readers never see the new line_states with the old sync_runs."""
+    dsn = cluster.dsn("billable")
+    ledger = tmp_path / "ledger.sqlite"
+    _ledger_with(ledger, runs=2, lines=3)
+    with engine("postgres", cluster, tiny_firm.warehouse):
+        export_snapshot(ledger, tmp_path / "ledger.duckdb")
+        first = _snapshot(dsn)
+        _ledger_with(ledger, runs=5, lines=0, first_run=2)  # more runs: the next snapshot differs
+        holder = psycopg2.connect(dsn)
+        outcome: list[BaseException | None] = []
+        try:
+            with holder.cursor() as cursor:  # a long reader of sync_runs (a build) holds its lock
+                cursor.execute("select count(*) from raw_ledger.sync_runs")
+
+            def export() -> None:
+                try:
+                    export_snapshot(ledger, tmp_path / "ledger.duckdb")
+                    outcome.append(None)
+                except BaseException as error:  # the exporter's session is terminated below
+                    outcome.append(error)
+
+            thread = threading.Thread(target=export)
+            thread.start()
+            waiting = _wait_for_lock_waiter(dsn)
+            assert waiting is not None, "the export never waited for the held sync_runs"
+            reader = psycopg2.connect(dsn)
+            try:
+                with reader.cursor() as cursor:  # meanwhile a reader does not see the new line_states
+                    cursor.execute("set lock_timeout = '200ms'")
+                    with pytest.raises(psycopg2.errors.LockNotAvailable):
+                        cursor.execute("select count(*) from raw_ledger.line_states")
+            finally:
+                reader.close()
+            admin = psycopg2.connect(dsn)
+            admin.autocommit = True
+            with admin.cursor() as cursor:
+                cursor.execute("select pg_terminate_backend(%s)", [waiting])
+            admin.close()
+            thread.join(30)
+            assert outcome and isinstance(outcome[0], psycopg2.Error)
+        finally:
+            holder.rollback()
+            holder.close()
+        assert _snapshot(dsn) == first  # nothing of the dead export is visible
+        export_snapshot(ledger, tmp_path / "ledger.duckdb")
+    second = _snapshot(dsn)
+    assert len(second["sync_runs"]) == 7 and second["line_states"] == first["line_states"]
+
+
+def _wait_for_lock_waiter(dsn: str) -> int | None:
+    admin = psycopg2.connect(dsn)
+    admin.autocommit = True
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with admin.cursor() as cursor:
+                cursor.execute(
+                    "select pid from pg_stat_activity where wait_event_type = 'Lock'"
+                    " and query ilike 'drop table if exists raw_ledger.sync_runs%%'"
+                )
+                row = cursor.fetchone()
+            if row:
+                return int(row[0])
+            time.sleep(0.1)
+        return None
+    finally:
+        admin.close()
+
+
+def test_the_ledger_snapshot_on_spark_is_parquet_swapped_in(cluster, tiny_firm, tmp_path, monkeypatch):
+    import duckdb
+
+    ledger = tmp_path / "ledger.sqlite"
+    _ledger_with(ledger, runs=2, lines=3)
+    monkeypatch.setenv("BILLABLE_ENGINE", "spark")
+    where = export_snapshot(ledger, tmp_path / "ledger.duckdb")
+    assert where == tmp_path / "lake" / "raw_ledger"
+    _ledger_with(ledger, runs=1, lines=0, first_run=2)
+    export_snapshot(ledger, tmp_path / "ledger.duckdb")  # replaces: one file per table, no leftovers
+    assert sorted(path.name for path in (tmp_path / "lake" / "raw_ledger").iterdir()) == [
+        "line_states",
+        "sync_runs",
+    ]
+    runs = tmp_path / "lake" / "raw_ledger" / "sync_runs"
+    assert [path.name for path in runs.iterdir()] == ["snapshot.parquet"]
+    with duckdb.connect() as duck:
+        assert duck.execute(f"select count(*) from '{runs}/*.parquet'").fetchall() == [(3,)]
+        kinds = dict(
+            duck.execute(
+                f"select column_name, column_type from (describe select * from '{runs}/*.parquet')"
+            ).fetchall()
+        )
+    assert (
+        kinds["started_at"] == "TIMESTAMP"
+        and kinds["is_dry_run"] == "BOOLEAN"
+        and kinds["duration_s"] == "DOUBLE"
+    )
+    assert not (tmp_path / "ledger.duckdb").exists()
+
+
+# --- the semantic layer ---------------------------------------------------------------------------
+
+METRIC_QUERIES = (
+    (("billable_utilization", "billable_hours"), ("metric_time__month", "employee__practice")),
+    (("recognized_revenue", "gross_margin_pct"), ("metric_time__month",)),
+    (("dso",), ("metric_time__month",)),
+)
+
+
+def test_metricflow_on_postgres_returns_duckdbs_numbers(cluster, tiny_firm):
+    answers = {}
+    for name in ("duckdb", "postgres"):
+        with engine(name, cluster, tiny_firm.warehouse), SemanticLayer(tiny_firm.warehouse) as layer:
+            answers[name] = [
+                layer.query(metrics, group_by, order_by=group_by) for metrics, group_by in METRIC_QUERIES
+            ]
+            if name == "postgres":  # the published schema, through a read-only session
+                assert '"billable"."marts".' in answers[name][0].sql
+                with layer._session_environ():
+                    shown = layer.config.sql_client.query(
+                        "select current_setting('default_transaction_read_only')"
+                    )
+                    assert list(shown.rows) == [("on",)]
+                    with pytest.raises(Exception, match="read-only transaction"):
+                        layer.config.sql_client.query("create table marts.intruder as select 1 as x")
+    for duck, pg in zip(answers["duckdb"], answers["postgres"], strict=True):
+        assert pg.columns == duck.columns and len(pg.rows) == len(duck.rows) > 0
+        for pg_row, duck_row in zip(pg.rows, duck.rows, strict=True):
+            for left, right in zip(pg_row, duck_row, strict=True):
+                if isinstance(right, int | float) or hasattr(right, "as_tuple"):
+                    assert left is not None and float(left) == pytest.approx(
+                        float(right), rel=1e-9, abs=0.005
+                    )
+                elif hasattr(right, "date") and hasattr(left, "date"):
+                    assert pd.Timestamp(left).tz_localize(None) == pd.Timestamp(right).tz_localize(None)
+                else:
+                    assert left == right
+
+
+def test_make_metrics_on_spark_is_one_clear_line_and_exit_2():
+    environ = {**os.environ, "BILLABLE_ENGINE": "spark"}
+    done = subprocess.run(
+        [sys.executable, "-m", "billable.metrics", "query", "--metrics", "billable_utilization"],
+        cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"metrics: {SPARK_UNSUPPORTED}"]
+    assert "Databricks" in done.stderr and "dbt-databricks" in done.stderr and done.stdout == ""
