@@ -137,10 +137,10 @@ def _engine_snapshot(engine: str) -> Snapshot:
     """The published warehouse on PostgreSQL (its schemas' identity) or Spark (its current snapshot)."""
     if engine == "spark":
         data_dir = settings.warehouse_path().parent
-        published = spark.current(data_dir)
-        if published is None:
+        found = spark.current(data_dir)
+        if found is None:
             return Snapshot(str(spark.published_root(data_dir)), False, "missing", engine=engine)
-        folder, run, facts = published
+        folder, run, facts = found
         return Snapshot(str(folder), True, f"spark:{run}", facts, engine=engine)
     try:
         where = postgres.settings().describe()
