@@ -327,6 +327,48 @@ def test_the_dashboard_session_is_read_only_even_for_a_writer_role(cluster, tiny
         assert postgres.fetch("select count(*) as n from marts.dim_clients", ()).iloc[0]["n"] > 0
 
 
+def test_the_configured_reader_role_is_used_and_sees_the_next_builds_schemas(cluster, tiny_firm, monkeypatch):
+    """[billable.postgres] reader_credentials: the dashboards connect as that role. Default
+    privileges (docs/dashboards.md) give it the schemas and tables a later build creates."""
+    admin = psycopg2.connect(cluster.dsn("billable"))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("create role billable_reader login")
+        for schema in connection_schemas():
+            cursor.execute(f"grant usage on schema {schema} to billable_reader")
+            cursor.execute(f"grant select on all tables in schema {schema} to billable_reader")
+        cursor.execute("alter default privileges for role postgres grant usage on schemas to billable_reader")
+        cursor.execute("alter default privileges for role postgres grant select on tables to billable_reader")
+        cursor.execute("create schema build_next; create table build_next.t as select 1 as x")
+    monkeypatch.setenv(
+        "BILLABLE__POSTGRES__READER_CREDENTIALS",
+        cluster.dsn("billable").replace("postgres@", "billable_reader@"),
+    )
+    postgres.close_pools()
+    try:
+        with engine("postgres", cluster, tiny_firm.warehouse):
+            assert postgres.fetch("select current_user as who", ()).iloc[0]["who"] == "billable_reader"
+            assert postgres.fetch("select count(*) as n from build_next.t", ()).iloc[0]["n"] == 1
+            with connection.run_scope():
+                assert connection.unreadable() is None and connection.available("rpt_wip", "transform_runs")
+                assert not wip_billing.wip_by(
+                    Filters(start=date(1900, 1, 1), end=date(2999, 12, 31)),
+                    wip_billing.nearest_wip_date(date.today()),
+                ).empty
+            with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
+                postgres.fetch("create table build_next.u (x int)", ())
+    finally:
+        postgres.close_pools()
+        with admin.cursor() as cursor:
+            cursor.execute("drop schema build_next cascade")
+            cursor.execute("drop owned by billable_reader; drop role billable_reader")
+        admin.close()
+
+
+def connection_schemas() -> tuple[str, ...]:
+    return postgres.PUBLISHED_SCHEMAS
+
+
 def test_sessions_are_pooled_per_process(cluster, tiny_firm):
     with engine("postgres", cluster, tiny_firm.warehouse):
         pids = {int(postgres.fetch("select pg_backend_pid() as pid", ()).iloc[0]["pid"]) for _ in range(5)}
