@@ -126,17 +126,22 @@ def test_published_metadata_comes_from_the_engine(cluster, tiny_firm):
         admin = psycopg2.connect(cluster.dsn("billable"))
         try:
             with admin, admin.cursor() as cursor:
+                # as billable/publish_postgres.py records it: naive UTC, one row per publication
                 cursor.execute(
-                    "create table ops.publications (run_id text, published_at timestamptz, git_commit text,"
-                    " dbt_invocation_id text, engine text)"
+                    "create table ops.publications (published_at timestamp not null, run_id varchar not null,"
+                    " engine varchar, git_commit varchar, dbt_version varchar, dbt_invocation_id varchar,"
+                    " full_refresh boolean, duration_s double precision, nodes varchar)"
                 )
                 cursor.execute(
-                    "insert into ops.publications values ('run-a', '2026-01-02 03:04:05+00', 'abc', 'inv', "
-                    "'postgres')"
+                    "insert into ops.publications values ('2026-01-01 00:00:00', 'run-0', 'postgres', 'abc',"
+                    " '1.11', 'inv-0', false, 1.0, '{}'), ('2026-01-02 03:04:05', 'run-a', 'postgres', 'def',"
+                    " '1.11', 'inv-a', false, 1.0, '{}')"
                 )
             after = connection.snapshot()
             assert after.published["run_id"] == "run-a" and after.published["engine"] == "postgres"
-            assert connection.parse_time(after.published["published_at"]).year == 2026
+            assert after.published["published_at"] == "2026-01-02T03:04:05+00:00"
+            assert after.published["dbt_invocation_id"] == "inv-a"
+            assert read_lines(Path("/nonexistent/warehouse.duckdb"))[1] == "run-a"  # the sync's build id too
             assert after.version != before.version
             assert connection.freshness().run_id == "run-a"
         finally:

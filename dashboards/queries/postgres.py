@@ -228,6 +228,6 @@ def build_identity() -> tuple[str | None, dict[str, Any]]:
 
 
 def _text(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
+    if isinstance(value, dt.datetime):  # the publish step records UTC (naive `timestamp`)
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
     return None if value is None else str(value)
