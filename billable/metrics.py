@@ -18,6 +18,15 @@ the tests and the dashboards all go through `SemanticLayer` (docs/metrics.md):
   in-process: `mf` subcommands run with their usual options and output, and Python callers get
   rows and the SQL MetricFlow generated.
 
+- **the engine of the warehouse** (BILLABLE_ENGINE): on PostgreSQL the session reads the
+  published schemas (`marts`, ...) through the readers' connection (billable.engine), every
+  session read-only (`default_transaction_read_only`, through libpq's PGOPTIONS while MetricFlow
+  connects); the definitions come from `dbt parse` of the checkout with BILLABLE_SCHEMA_PREFIX=''
+  (the build's schemas are `build_*` until the publish step renames them, so the stored manifest
+  names relations that are gone once published). No build is pinned there: the publish step swaps
+  schemas in one transaction, so each query reads one whole build. On Spark there is no
+  MetricFlow engine: `make metrics` exits 2 saying so and naming the alternatives.
+
 `python -m billable.metrics docs` regenerates docs/metrics.md from the semantic YAML
 (`billable.metrics_docs`); `docs --check` fails when the file differs (a test runs it).
 """
@@ -56,6 +65,15 @@ PROFILE_NAME = "billable_metrics"
 _ENGINE_LOCK = threading.RLock()
 
 
+SPARK_UNSUPPORTED = (
+    "BILLABLE_ENGINE=spark: MetricFlow has no Spark engine; use Databricks via dbt-databricks "
+    "(MetricFlow supports it), or the dashboards / the marts in SQL (docs/metrics.md)"
+)
+# The password reaches the generated profile through the environment, never a file on disk.
+PASSWORD_ENV = "BILLABLE_METRICS_PG_PASSWORD"
+STATEMENT_TIMEOUT_S = 300
+
+
 class SemanticLayerError(RuntimeError):
     """The semantic layer cannot answer: no warehouse, no manifest, a bad query; the message says why."""
 
@@ -85,6 +103,8 @@ class SemanticLayer:
         self.run_dir: Path | None = None
         self.manifest_source = ""
         self._config = None
+        self.engine = "duckdb"
+        self._environ: dict[str, str] = {}  # set while MetricFlow connects (PostgreSQL)
 
     def __enter__(self) -> SemanticLayer:
         try:
@@ -98,6 +118,17 @@ class SemanticLayer:
         self.close()
 
     def open(self) -> None:
+        from billable.engine import EngineError, engine_name
+
+        try:
+            self.engine = engine_name()
+        except EngineError as error:
+            raise SemanticLayerError(str(error)) from error
+        if self.engine == "spark":
+            raise SemanticLayerError(SPARK_UNSUPPORTED)
+        if self.engine == "postgres":
+            self._open_postgres()
+            return
         if not self.warehouse.is_file():
             raise SemanticLayerError(
                 f"no published warehouse at {self.warehouse}; run `make transform` (or `make pipeline`) first"
@@ -118,6 +149,49 @@ class SemanticLayer:
         catalog = manifest_catalog(manifest)
         write_project(self.run_dir, pinned, catalog, manifest)
         self._config = start_engine(self.run_dir)
+
+    def _open_postgres(self) -> None:
+        import tempfile
+
+        from billable.engine import EngineError, postgres_reader_settings
+
+        try:
+            reader = postgres_reader_settings()
+        except EngineError as error:
+            raise SemanticLayerError(str(error)) from error
+        check_published_postgres(reader)
+        self.run_dir = Path(tempfile.mkdtemp(prefix="billable-metrics-"))
+        output = postgres_output(reader)
+        self._environ = {
+            PASSWORD_ENV: reader.password,
+            "PGOPTIONS": "-c default_transaction_read_only=on"
+            f" -c statement_timeout={STATEMENT_TIMEOUT_S * 1000}",
+        }
+        manifest = parse_manifest(
+            self.run_dir,
+            catalog=reader.database,
+            output=output,
+            env={**self._environ, "BILLABLE_SCHEMA_PREFIX": ""},
+        )
+        self.manifest_source = f"parsed from {PROJECT_DIR} for {reader.describe()}"
+        write_project(self.run_dir, None, reader.database, manifest, output=output)
+        with self._session_environ():
+            self._config = start_engine(self.run_dir)
+
+    @contextlib.contextmanager
+    def _session_environ(self):
+        """The session's environment (PostgreSQL: the password, read-only PGOPTIONS) while MetricFlow
+        may open a connection; restored afterwards, so other connections of the process are not read-only."""
+        saved = {name: os.environ.get(name) for name in self._environ}
+        os.environ.update(self._environ)
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     def close(self) -> None:
         if self._config is not None:
@@ -146,7 +220,7 @@ class SemanticLayer:
     ) -> QueryResult:
         """Run a metric query; rows come back in MetricFlow's column order."""
         request = _request(metrics, group_by, where, order_by, limit, start_time, end_time)
-        with _ENGINE_LOCK:
+        with _ENGINE_LOCK, self._session_environ():
             result = self.config.mf.query(mf_request=request)
         table = result.result_df
         columns = list(table.column_names) if table is not None else []
@@ -163,7 +237,7 @@ class SemanticLayer:
     ) -> str:
         """The SQL MetricFlow would run for a query, without running it."""
         request = _request(metrics, group_by, where, order_by, limit, None, None)
-        with _ENGINE_LOCK:
+        with _ENGINE_LOCK, self._session_environ():
             explained = self.config.mf.explain(mf_request=request)
         return explained.sql_statement.without_descriptions.sql
 
@@ -181,7 +255,7 @@ class SemanticLayer:
             raise SemanticLayerError(f"unknown mf command {args[0]!r}; one of {known}")
         # The subcommand directly, not mf's group: the group checks PyPI for a newer release first.
         try:
-            with _ENGINE_LOCK:
+            with _ENGINE_LOCK, self._session_environ():
                 command.main(args=list(args[1:]), prog_name=f"mf {args[0]}", obj=self.config)
         except SystemExit as done:
             code = done.code
@@ -263,14 +337,17 @@ def stored_manifest(warehouse: Path) -> dict | None:
     return json.loads(rows[0][0]) if rows else None
 
 
-def parse_manifest(run_dir: Path, catalog: str) -> dict:
-    """`dbt parse` of the checkout's project (8-10 s); its semantic_manifest.json."""
+def parse_manifest(
+    run_dir: Path, catalog: str, output: dict | None = None, env: dict[str, str] | None = None
+) -> dict:
+    """`dbt parse` of the checkout's project (8-10 s); its semantic_manifest.json. `output`: the
+    profile target to parse for (default: DuckDB), `env`: added to dbt's environment."""
     target = run_dir / "parse-target"
     profiles = run_dir / "parse-profiles"
     profiles.mkdir()
     # Parsing opens no database, but dbt-duckdb names the catalog after the path's file name, and
     # the manifest's relations must carry the catalog the models were built under.
-    output = {"type": "duckdb", "path": str(profiles / f"{catalog}.duckdb")}
+    output = output or {"type": "duckdb", "path": str(profiles / f"{catalog}.duckdb")}
     (profiles / "profiles.yml").write_text(
         yaml.safe_dump({"billable": {"target": "parse", "outputs": {"parse": output}}})
     )
@@ -288,7 +365,10 @@ def parse_manifest(run_dir: Path, catalog: str) -> dict:
         "--no-partial-parse",
         "--quiet",
     ]
-    result = subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True, check=False)
+    environ = {**os.environ, **(env or {})}
+    result = subprocess.run(
+        command, cwd=PROJECT_DIR, capture_output=True, text=True, check=False, env=environ
+    )
     manifest_file = target / "semantic_manifest.json"
     if result.returncode != 0 or not manifest_file.is_file():
         tail = (result.stdout + result.stderr)[-4000:]
@@ -308,11 +388,14 @@ def manifest_catalog(manifest: dict) -> str:
     return catalogs.pop()
 
 
-def write_project(run_dir: Path, warehouse: Path, catalog: str, manifest: dict) -> None:
-    """What `mf` reads: dbt_project.yml, profiles.yml and target/semantic_manifest.json."""
+def write_project(
+    run_dir: Path, warehouse: Path | None, catalog: str, manifest: dict, output: dict | None = None
+) -> None:
+    """What `mf` reads: dbt_project.yml, profiles.yml and target/semantic_manifest.json. `output`:
+    the profile target (PostgreSQL's); default, DuckDB attaching `warehouse` read-only."""
     project = {"name": PROFILE_NAME, "version": "1.0", "config-version": 2, "profile": PROFILE_NAME}
     (run_dir / "dbt_project.yml").write_text(yaml.safe_dump(project))
-    output = {
+    output = output or {
         "type": "duckdb",
         # An in-memory database that attaches the warehouse read-only: DuckDB then takes only a
         # shared lock, nothing can be written, and the build (another file) never waits on us.
@@ -324,6 +407,45 @@ def write_project(run_dir: Path, warehouse: Path, catalog: str, manifest: dict) 
     (run_dir / "profiles.yml").write_text(yaml.safe_dump(profiles))
     (run_dir / "target").mkdir(exist_ok=True)
     (run_dir / "target" / "semantic_manifest.json").write_text(json.dumps(manifest))
+
+
+def postgres_output(reader) -> dict:
+    """The profile target over the published schemas (the password from the environment)."""
+    return {
+        "type": "postgres",
+        "host": reader.host,
+        "port": reader.port,
+        "user": reader.user,
+        "password": "{{ env_var('" + PASSWORD_ENV + "', '') }}",
+        "dbname": reader.database,
+        "schema": "marts",
+        "threads": 1,
+        "connect_timeout": 30,
+        "application_name": "billable-metrics",
+    }
+
+
+def check_published_postgres(reader) -> None:
+    """SemanticLayerError unless the database is reachable and has a published `marts` schema."""
+    import psycopg2
+
+    try:
+        connection = psycopg2.connect(connect_timeout=30, **reader.connect_kwargs())
+    except psycopg2.Error as error:
+        raise SemanticLayerError(
+            f"cannot connect to {reader.describe()}: {' '.join(str(error).split())}"
+        ) from error
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("select exists (select 1 from pg_namespace where nspname = 'marts')")
+            row = cursor.fetchone()
+    finally:
+        connection.close()
+    if not (row and row[0]):
+        raise SemanticLayerError(
+            f"no published warehouse in {reader.describe()} (no `marts` schema); run `make transform` "
+            "(or `make pipeline`) with BILLABLE_ENGINE=postgres first"
+        )
 
 
 def start_engine(run_dir: Path):
@@ -366,6 +488,15 @@ def main(argv: list[str] | None = None) -> int:
 
         return docs_command(check="--check" in args.command[1:])
     started = time.monotonic()
+    try:
+        from billable.engine import EngineError, engine_name
+
+        if engine_name() == "spark":  # before anything starts: one line, exit 2
+            print(f"metrics: {SPARK_UNSUPPORTED}", file=sys.stderr)
+            return 2
+    except EngineError as err:
+        print(f"metrics: {err}", file=sys.stderr)
+        return 2
     try:
         with SemanticLayer(args.warehouse, quiet=False) as layer:
             ready = time.monotonic()

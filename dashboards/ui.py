@@ -6,7 +6,6 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-import duckdb
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -78,7 +77,7 @@ def guarded(render: Callable[[], Any], what: str, *, compact: bool = False) -> A
         )
     except MetricUndefined as error:
         st.error(f"**{what}** could not be computed: {error}.")
-    except duckdb.Error as error:
+    except db.READ_ERRORS as error:
         st.error(f"**{what}** could not be computed: {type(error).__name__}: {error}")
     return None
 

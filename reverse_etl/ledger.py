@@ -13,7 +13,9 @@ also upgrades a ledger an older release wrote).
 
 The warehouse cannot read SQLite here (DuckDB's sqlite extension would have to be downloaded),
 so after each run `export_snapshot` publishes `sync_runs` and `line_states` as a DuckDB file
-(`data/ledger.duckdb`) by write-then-rename; the transform attaches that read-only.
+(`data/ledger.duckdb`) by write-then-rename; the transform attaches that read-only. On
+PostgreSQL the snapshot is schema raw_ledger of the warehouse's database, on Spark Parquet under
+data/lake/raw_ledger/ (reverse_etl/ledger_snapshot.py); the ledger stays in SQLite on every engine.
 
 The audit log is append-only: triggers refuse UPDATE and DELETE on it.
 """
@@ -28,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from reverse_etl.records import (
     AUDIT_COLUMNS,
@@ -497,9 +500,44 @@ class LedgerWriter:
         )
 
 
-def export_snapshot(ledger_path: Path, snapshot_path: Path) -> Path:
-    """Publish sync_runs and line_states as a DuckDB file by write-then-rename (readers never see a part)."""
+def export_snapshot(ledger_path: Path, snapshot_path: Path) -> Path | str:
+    """Publish sync_runs and line_states for the warehouse's build to read; readers never see a part.
+
+    DuckDB (the default): a DuckDB file at `snapshot_path` by write-then-rename. PostgreSQL: schema
+    raw_ledger, replaced in one transaction. Spark: Parquet under data/lake/raw_ledger/<table>/
+    (the lake beside `snapshot_path`), folder by folder swapped in (reverse_etl/ledger_snapshot.py).
+    The ledger itself stays in SQLite on every engine. Returns where the snapshot went.
+    """
     import duckdb
+
+    from billable.engine import engine_name
+    from reverse_etl import ledger_snapshot
+
+    engine = engine_name()
+    tables = _snapshot_tables(ledger_path)
+    if engine != "duckdb":
+        with duckdb.connect() as conn:  # in memory: the same typed tables as the DuckDB snapshot
+            _create_snapshot_tables(conn, tables)
+            if engine == "postgres":
+                return ledger_snapshot.to_postgres(conn, {name: cols for name, (_, cols) in tables.items()})
+            return ledger_snapshot.to_parquet(conn, list(tables), snapshot_path.parent / "lake")
+    staging = snapshot_path.with_name(snapshot_path.name + ".publishing")
+    for leftover in (staging, staging.with_name(staging.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    with duckdb.connect(str(staging)) as conn:
+        _create_snapshot_tables(conn, tables)
+        conn.execute("CHECKPOINT")
+    fd = os.open(staging, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(staging, snapshot_path)
+    return snapshot_path
+
+
+def _snapshot_tables(ledger_path: Path) -> dict[str, tuple[Any, dict[str, str]]]:
+    """The two tables read from the ledger as Arrow text columns, with their snapshot types."""
     import pyarrow as pa
 
     source = sqlite3.connect(f"file:{ledger_path}?mode=ro", uri=True, timeout=60)
@@ -523,23 +561,15 @@ def export_snapshot(ledger_path: Path, snapshot_path: Path) -> Path:
             )
     finally:
         source.close()
-    staging = snapshot_path.with_name(snapshot_path.name + ".publishing")
-    for leftover in (staging, staging.with_name(staging.name + ".wal")):
-        leftover.unlink(missing_ok=True)
-    with duckdb.connect(str(staging)) as conn:
-        for name, (table, columns) in tables.items():
-            conn.register("incoming", table)
-            casts = ", ".join(_cast(col, sql_type) for col, sql_type in columns.items())
-            conn.execute(f"CREATE TABLE {name} AS SELECT {casts} FROM incoming")
-            conn.unregister("incoming")
-        conn.execute("CHECKPOINT")
-    fd = os.open(staging, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(staging, snapshot_path)
-    return snapshot_path
+    return tables
+
+
+def _create_snapshot_tables(conn: Any, tables: dict[str, tuple[Any, dict[str, str]]]) -> None:
+    for name, (table, columns) in tables.items():
+        conn.register("incoming", table)
+        casts = ", ".join(_cast(col, sql_type) for col, sql_type in columns.items())
+        conn.execute(f"CREATE TABLE {name} AS SELECT {casts} FROM incoming")
+        conn.unregister("incoming")
 
 
 def _cast(column: str, sql_type: str) -> str:

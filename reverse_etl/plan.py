@@ -63,33 +63,27 @@ def read_lines(warehouse: Path, ours: set[str] | None = None) -> tuple[list[dict
 
     Lines the ERP invoiced that this integration never pushed (the ERP's history: most of the
     mart) come back with their key and realm only: the plan just counts them.
-    """
-    import pyarrow as pa
 
+    The engine (BILLABLE_ENGINE) says where the published mart is: the DuckDB file `warehouse`
+    (the default); PostgreSQL's published `marts` schema through the readers' connection in a
+    read-only session; Spark's published Parquet snapshot (`data/spark/published/`, beside
+    `warehouse`) read with DuckDB.
+    """
+    from billable.engine import EngineError, engine_name
+
+    try:
+        engine = engine_name()
+    except EngineError as err:
+        raise PlanInputError(str(err)) from err
+    if engine == "postgres":
+        return _read_lines_postgres(sorted(ours or ()))
+    if engine == "spark":
+        return _read_lines_spark(warehouse.parent, ours)
     if not warehouse.is_file():
         raise PlanInputError(f"no published warehouse at {warehouse}; run `make transform` first")
     try:
         with duckdb.connect(str(warehouse), read_only=True) as conn:
-            found = conn.execute(
-                "select count(*) from information_schema.tables "
-                "where table_schema = 'marts' and table_name = 'rpt_billable_lines'"
-            ).fetchall()[0][0]
-            if not found:
-                raise PlanInputError(
-                    f"{warehouse} has no {MART}: it was built before the reverse ETL existed; "
-                    "run `make transform`"
-                )
-            conn.register("ledger_keys", pa.table({"line_key": pa.array(sorted(ours or ()), pa.string())}))
-            cursor = conn.execute(
-                f"select * from {MART} where line_status <> 'invoiced' "
-                "or line_key in (select line_key from ledger_keys) order by line_key"
-            )
-            names = [d[0] for d in cursor.description]
-            rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
-            history = conn.execute(
-                f"select line_key, realm_id from {MART} where line_status = 'invoiced' "
-                "and line_key not in (select line_key from ledger_keys) order by line_key"
-            ).fetchall()
+            rows, history = _read_mart(conn, str(warehouse), ours)
     except duckdb.Error as err:
         raise PlanInputError(f"cannot read {MART} from {warehouse}: {err}") from err
     rows += [{"line_key": key, "realm_id": realm, "line_status": "invoiced"} for key, realm in history]
@@ -98,6 +92,114 @@ def read_lines(warehouse: Path, ours: set[str] | None = None) -> tuple[list[dict
     if metadata.is_file():
         run_id = json.loads(metadata.read_text()).get("run_id")
     return rows, run_id
+
+
+def _read_mart(conn: duckdb.DuckDBPyConnection, where: str, ours: set[str] | None) -> tuple[list[dict], list]:
+    """The mart's rows on a DuckDB connection (the published file, or views over Spark's Parquet)."""
+    import pyarrow as pa
+
+    found = conn.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'marts' and table_name = 'rpt_billable_lines'"
+    ).fetchall()[0][0]
+    if not found:
+        raise PlanInputError(
+            f"{where} has no {MART}: it was built before the reverse ETL existed; run `make transform`"
+        )
+    conn.register("ledger_keys", pa.table({"line_key": pa.array(sorted(ours or ()), pa.string())}))
+    cursor = conn.execute(
+        f"select * from {MART} where line_status <> 'invoiced' "
+        "or line_key in (select line_key from ledger_keys) order by line_key"
+    )
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+    history = conn.execute(
+        f"select line_key, realm_id from {MART} where line_status = 'invoiced' "
+        "and line_key not in (select line_key from ledger_keys) order by line_key"
+    ).fetchall()
+    return rows, history
+
+
+def _read_lines_spark(data_dir: Path, ours: set[str] | None) -> tuple[list[dict], str | None]:
+    """read_lines on Spark: the mart in the published Parquet snapshot, read with DuckDB (no JVM):
+    `data/spark/published/CURRENT` names the run, its `marts/rpt_billable_lines/` holds the files."""
+    root = data_dir / "spark" / "published"
+    pointer = root / "CURRENT"
+    run_id = pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else ""
+    if not run_id:
+        raise PlanInputError(f"no published Spark warehouse under {root}; run `make transform` first")
+    folder = root / run_id / "marts" / "rpt_billable_lines"
+    try:
+        with duckdb.connect() as conn:
+            conn.execute("create schema marts")
+            if any(folder.glob("*.parquet")):
+                files = str(folder / "*.parquet").replace("'", "''")
+                conn.execute(f"create view {MART} as select * from read_parquet('{files}')")
+            rows, history = _read_mart(conn, str(root / run_id), ours)
+    except duckdb.Error as err:
+        raise PlanInputError(f"cannot read {MART} from {folder}: {err}") from err
+    rows += [{"line_key": key, "realm_id": realm, "line_status": "invoiced"} for key, realm in history]
+    return rows, run_id
+
+
+def _read_lines_postgres(ours: list[str]) -> tuple[list[dict], str | None]:
+    """read_lines on PostgreSQL: one read-only transaction (one snapshot of the mart and of what
+    was published), the run id from ops.publications, else the latest passed ops.transform_runs."""
+    import psycopg2
+
+    from billable.engine import EngineError, postgres_reader_settings
+
+    try:
+        settings = postgres_reader_settings()
+    except EngineError as err:
+        raise PlanInputError(str(err)) from err
+    where = settings.describe()
+    try:
+        connection = psycopg2.connect(connect_timeout=30, **settings.connect_kwargs())
+    except psycopg2.Error as err:
+        raise PlanInputError(f"cannot connect to {where}: {' '.join(str(err).split())}") from err
+    try:
+        connection.set_session(readonly=True, isolation_level="REPEATABLE READ")
+        with connection, connection.cursor() as cursor:
+            cursor.execute(
+                "select to_regclass(%s) is not null, to_regclass('ops.publications') is not null,"
+                " to_regclass('ops.transform_runs') is not null",
+                [MART],
+            )
+            found, has_publications, has_runs = cursor.fetchone() or (False, False, False)
+            if not found:
+                raise PlanInputError(
+                    f"{where} has no published {MART}: run `make transform` (BILLABLE_ENGINE=postgres)"
+                )
+            cursor.execute(
+                f"select * from {MART} where line_status <> 'invoiced' or line_key = any(%s::text[])"
+                ' order by line_key collate "C"',
+                [ours],
+            )
+            names = [d[0] for d in cursor.description or ()]
+            rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+            cursor.execute(
+                f"select line_key, realm_id from {MART} where line_status = 'invoiced'"
+                ' and not (line_key = any(%s::text[])) order by line_key collate "C"',
+                [ours],
+            )
+            history = cursor.fetchall()
+            run_id = None
+            if has_publications:
+                cursor.execute("select run_id from ops.publications order by published_at desc limit 1")
+                run_id = cursor.fetchone()
+            elif has_runs:
+                cursor.execute(
+                    "select run_id from ops.transform_runs where status = 'passed'"
+                    " order by finished_at desc nulls last limit 1"
+                )
+                run_id = cursor.fetchone()
+    except psycopg2.Error as err:
+        raise PlanInputError(f"cannot read {MART} from {where}: {' '.join(str(err).split())}") from err
+    finally:
+        connection.close()
+    rows += [{"line_key": key, "realm_id": realm, "line_status": "invoiced"} for key, realm in history]
+    return rows, None if run_id is None or run_id[0] is None else str(run_id[0])
 
 
 def payload_for(row: dict) -> dict:

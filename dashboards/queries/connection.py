@@ -1,6 +1,13 @@
-"""The published warehouse: which file, its freshness, the connections, the cache, every read.
+"""The published warehouse: which file (or database), its freshness, the connections, the cache, every read.
+
+The engine (`BILLABLE_ENGINE`, billable/engine.py) decides where the published warehouse is:
+DuckDB (the default), the file data/warehouse.duckdb; PostgreSQL, the published schemas of the
+configured database, read through a pool of read-only sessions (dashboards/queries/postgres.py);
+Spark, the published Parquet snapshot read with DuckDB (dashboards/queries/spark.py).
 
 Rules every query module keeps (docs/dashboards.md):
+- the SQL runs on DuckDB and on PostgreSQL alike: standard SQL both engines run, no engine-only
+  function (no `group by all`, `arg_max`, `any_value`, `interval 1 day`);
 - values travel as `?` parameters, never inside the SQL text; the only names put into SQL text
   are relations from RELATIONS (through `tables(...)`), columns from the query modules'
   allow-lists and the semantic layer's measure expressions (dashboards/queries/semantic.py), never
@@ -29,9 +36,12 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import psycopg2
 import streamlit as st
 
+from billable.engine import EngineError, engine_name
 from dashboards import settings
+from dashboards.queries import postgres, spark
 
 # The relations the dashboard may read, by short name. A query names the ones it needs; a missing
 # one (a partial warehouse, a mart not built yet) becomes a clear message, not a traceback.
@@ -69,6 +79,10 @@ RELATIONS: dict[str, str] = {
 }
 
 
+# What a read may raise from either engine's driver (the page shows it as a message).
+READ_ERRORS: tuple[type[Exception], ...] = (duckdb.Error, psycopg2.Error)
+
+
 class WarehouseUnavailable(Exception):
     """There is no published warehouse to read (first run) or it cannot be opened."""
 
@@ -88,10 +102,12 @@ class MartMissing(Exception):
 class Snapshot:
     """Identity of the published warehouse at one moment: the cache key of every read."""
 
-    path: str
+    path: str  # the file, or the database (postgresql://user@host:port/db, no password)
     exists: bool
     version: str
     published: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    engine: str = "duckdb"
+    problem: str | None = None  # why it cannot be read (no connection, no configuration)
 
 
 # Connections. Opening a DuckDB file costs tens of milliseconds of CPU (its catalog, its thread
@@ -117,7 +133,36 @@ def _identity(path: Path) -> str | None:
     return f"{stat.st_dev}:{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
 
 
+def _engine_snapshot(engine: str) -> Snapshot:
+    """The published warehouse on PostgreSQL (its schemas' identity) or Spark (its current snapshot)."""
+    if engine == "spark":
+        data_dir = settings.warehouse_path().parent
+        found = spark.current(data_dir)
+        if found is None:
+            return Snapshot(str(spark.published_root(data_dir)), False, "missing", engine=engine)
+        folder, run, facts = found
+        return Snapshot(str(folder), True, f"spark:{run}", facts, engine=engine)
+    try:
+        where = postgres.settings().describe()
+    except EngineError as error:
+        return Snapshot("postgresql", True, "unconfigured", engine=engine, problem=str(error))
+    try:
+        identity, published = postgres.build_identity()
+    except psycopg2.Error as error:
+        problem = f"cannot reach {where}: {' '.join(str(error).split())}"
+        return Snapshot(where, True, "unreachable", engine=engine, problem=problem)
+    if identity is None:
+        return Snapshot(where, False, "missing", engine=engine)
+    return Snapshot(where, True, identity, published, engine=engine)
+
+
 def _read_snapshot() -> Snapshot:
+    try:
+        engine = engine_name()
+    except EngineError as error:
+        return Snapshot("?", True, "unconfigured", engine="?", problem=str(error))
+    if engine != "duckdb":
+        return _engine_snapshot(engine)
     path = settings.warehouse_path()
     key = str(path)
     with _registry_lock:
@@ -182,17 +227,43 @@ def _open(path: str, version: str) -> duckdb.DuckDBPyConnection:
     return connection.cursor()
 
 
+def _postgres_checked(version: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame, if the build it was read from is still the one this run keys its reads by."""
+    if postgres.build_identity()[0] != version:
+        # a publish swapped the schemas between this run's snapshot and this read
+        raise WarehouseUnavailable("a new build was published while this page loaded; reload the page")
+    return frame
+
+
+def _spark_cursor(snapshot: str) -> duckdb.DuckDBPyConnection:
+    """A cursor over a published Spark snapshot (DuckDB over its Parquet)."""
+    try:
+        return spark.reader(snapshot)
+    except (FileNotFoundError, duckdb.Error) as error:
+        raise WarehouseUnavailable(f"cannot read the Spark snapshot {snapshot}: {error}") from error
+
+
 @st.cache_data(show_spinner=False, max_entries=1024, ttl=6 * 3600)
-def _fetch(path: str, version: str, sql: str, params: tuple) -> pd.DataFrame:
+def _fetch(engine: str, path: str, version: str, sql: str, params: tuple) -> pd.DataFrame:
     # `version` is part of the cache key: a newly published file has another identity (inode,
-    # mtime, size), so it misses the cache and is read afresh.
+    # mtime, size; on PostgreSQL the published schemas' OIDs), so it misses the cache.
+    if engine == "postgres":
+        return _postgres_checked(version, postgres.fetch(sql, params))
+    if engine == "spark":
+        with _spark_cursor(path) as cursor:
+            return cursor.execute(sql, list(params)).df()
     with _open(path, version) as cursor:
         return cursor.execute(sql, list(params)).df()
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=6 * 3600)
-def _relations(path: str, version: str) -> frozenset[str]:
-    with _open(path, version) as cursor:
+def _relations(engine: str, path: str, version: str) -> frozenset[str]:
+    if engine == "postgres":
+        try:
+            return postgres.relations()
+        except psycopg2.Error as error:
+            raise WarehouseUnavailable(f"cannot read {path}: {' '.join(str(error).split())}") from error
+    with _spark_cursor(path) if engine == "spark" else _open(path, version) as cursor:
         rows = cursor.execute(
             "select table_schema || '.' || table_name from information_schema.tables"
         ).fetchall()
@@ -200,12 +271,14 @@ def _relations(path: str, version: str) -> frozenset[str]:
 
 
 def unreadable() -> str | None:
-    """Why the published warehouse cannot be read (not a DuckDB file, unreadable), or None."""
+    """Why the published warehouse cannot be read (not a DuckDB file, unreachable), or None."""
     snap = snapshot()
     if not snap.exists:
         return None
+    if snap.problem:
+        return snap.problem
     try:
-        _relations(snap.path, snap.version)
+        _relations(snap.engine, snap.path, snap.version)
     except WarehouseUnavailable as error:
         return str(error)
     return None
@@ -216,7 +289,9 @@ def available(*names: str) -> bool:
     snap = snapshot()
     if not snap.exists:
         return False
-    present = _relations(snap.path, snap.version)
+    if snap.problem:
+        raise WarehouseUnavailable(snap.problem)
+    present = _relations(snap.engine, snap.path, snap.version)
     return all(RELATIONS[name] in present for name in names)
 
 
@@ -224,7 +299,9 @@ def missing(*names: str) -> list[str]:
     snap = snapshot()
     if not snap.exists:
         return [RELATIONS[name] for name in names]
-    present = _relations(snap.path, snap.version)
+    if snap.problem:
+        raise WarehouseUnavailable(snap.problem)
+    present = _relations(snap.engine, snap.path, snap.version)
     return [RELATIONS[name] for name in names if RELATIONS[name] not in present]
 
 
@@ -259,7 +336,15 @@ def read(sql: str, params: Sequence[Any] = (), *, tables: Tables) -> pd.DataFram
     absent = missing(*tables.names)
     if absent:
         raise MartMissing(absent)
-    return _fetch(snap.path, snap.version, sql, tuple(params)).copy()
+    return _fetch(snap.engine, snap.path, snap.version, sql, tuple(params)).copy()
+
+
+def latest(value: str, by: str) -> str:
+    """SQL for `value` on the row with the greatest `by`, skipping rows where either is null
+    (DuckDB's arg_max, which PostgreSQL lacks), in SQL both engines run. Names from constants only."""
+    return (
+        f"(array_agg({value} order by {by} desc) filter (where {value} is not null and {by} is not null))[1]"
+    )
 
 
 # --- freshness ---------------------------------------------------------------------------------
@@ -275,7 +360,8 @@ class Freshness:
 
 
 def freshness() -> Freshness:
-    """Last build and last load per source: warehouse.json, ops.transform_runs and the load log."""
+    """Last build and last load per source: what was published (warehouse.json on DuckDB,
+    ops.publications on PostgreSQL), ops.transform_runs and the load log."""
     snap = snapshot()
     published = dict(snap.published)
     last_build = last_good = None
@@ -283,7 +369,7 @@ def freshness() -> Freshness:
         t = tables("transform_runs")
         runs = read(
             "select run_id, started_at, finished_at, status, message, nodes_failed, failed_nodes,"
-            f" duration_s from {t.transform_runs} order by started_at desc limit 50",
+            f" duration_s from {t.transform_runs} order by started_at desc nulls last limit 50",
             tables=t,
         )
         if not runs.empty:
@@ -300,8 +386,8 @@ def freshness() -> Freshness:
             select
                 source_name,
                 max(started_at) as last_attempt_at,
-                arg_max(load_status, started_at) as last_status,
-                arg_max(error_message, started_at) as last_error,
+                {latest("load_status", "started_at")} as last_status,
+                {latest("error_message", "started_at")} as last_error,
                 max(started_at) filter (where load_status = 'loaded') as last_loaded_at
             from {t.load_log}
             group by source_name

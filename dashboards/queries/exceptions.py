@@ -13,14 +13,17 @@ from dashboards.queries.filters import Filters, where
 
 # Sort orders the exception queue offers: label -> ORDER BY text (fixed strings, never user input).
 SORTABLE: dict[str, str] = {
-    "Oldest first": "age_days desc, rule_code, record_id",
-    "Most money at stake first": "amount_at_stake_reporting desc nulls last, age_days desc, record_id",
-    "Oldest business date first": "business_age_days desc nulls last, age_days desc, record_id",
+    "Oldest first": "age_days desc nulls last, rule_code, record_id",
+    "Most money at stake first": (
+        "amount_at_stake_reporting desc nulls last, age_days desc nulls last, record_id"
+    ),
+    "Oldest business date first": "business_age_days desc nulls last, age_days desc nulls last, record_id",
     "Newest first": "age_days asc, rule_code, record_id",
     "Severity, then age": (
-        "case aging.severity when 'high' then 0 when 'medium' then 1 else 2 end, age_days desc, record_id"
+        "case aging.severity when 'high' then 0 when 'medium' then 1 else 2 end,"
+        " age_days desc nulls last, record_id"
     ),
-    "Owner, then rule": "owner, rule_code, age_days desc, record_id",
+    "Owner, then rule": "owner, rule_code, age_days desc nulls last, record_id",
 }
 
 EXCEPTION_AGE_BUCKETS = ("0-2", "3-7", "8-30", "30+")

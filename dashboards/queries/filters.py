@@ -197,7 +197,7 @@ def currency_factor(currency: str, on: date) -> float:
         return 1.0
     frame = read(
         f"select rate_to_reporting from {t.fx_rates} where currency_code = ? and rate_date <= ?"
-        " order by rate_date desc limit 1",
+        " order by rate_date desc nulls last limit 1",
         [currency, on],
         tables=t,
     )

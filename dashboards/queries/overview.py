@@ -75,8 +75,9 @@ def open_exceptions_at_month_ends(start: date, end: date) -> pd.DataFrame:
             select min(first_detected_at) as first_build from {t.exception_history}
         ),
         month_ends as (
-            select (unnest(generate_series(?::date, ?::date, interval 1 month)) + interval 1 month
-                    - interval 1 day)::date as month_end
+            select cast(months.month_start + interval '1 month' - interval '1 day' as date) as month_end
+            from generate_series(cast(? as timestamp), cast(? as timestamp), interval '1 month')
+                as months (month_start)
         )
         select
             month_ends.month_end,
@@ -84,8 +85,9 @@ def open_exceptions_at_month_ends(start: date, end: date) -> pd.DataFrame:
         from month_ends
         cross join bounds
         left join {t.exception_history} as history
-            on history.first_detected_at < month_ends.month_end + interval 1 day
-            and (history.resolved_at is null or history.resolved_at >= month_ends.month_end + interval 1 day)
+            on history.first_detected_at < month_ends.month_end + interval '1 day'
+            and (history.resolved_at is null
+                or history.resolved_at >= month_ends.month_end + interval '1 day')
         where month_ends.month_end >= cast(bounds.first_build as date)
         group by month_ends.month_end
         order by month_ends.month_end

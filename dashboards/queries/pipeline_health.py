@@ -17,7 +17,7 @@ def ingest_runs(limit: int = 20) -> pd.DataFrame:
     return read(
         f"""
         with runs as (
-            select distinct run_id from {t.load_log} order by run_id desc limit ?
+            select distinct run_id from {t.load_log} order by run_id desc nulls last limit ?
         )
         select
             log.run_id,
@@ -31,7 +31,7 @@ def ingest_runs(limit: int = 20) -> pd.DataFrame:
         from {t.load_log} as log
         inner join runs on runs.run_id = log.run_id
         group by log.run_id, log.source_name
-        order by log.run_id desc, log.source_name
+        order by log.run_id desc nulls last, log.source_name
         """,
         [limit],
         tables=t,
@@ -57,7 +57,9 @@ def transform_runs(limit: int = 20) -> pd.DataFrame:
     """The last builds, newest first; list columns as text, one item per line. Columns that a
     build from before them lacks (nodes_warned, warnings) are left out rather than failing the page."""
     t = tables("transform_runs")
-    frame = read(f"select * from {t.transform_runs} order by started_at desc limit ?", [limit], tables=t)
+    frame = read(
+        f"select * from {t.transform_runs} order by started_at desc nulls last limit ?", [limit], tables=t
+    )
     for column in ("failed_nodes", "warnings"):  # one line per item
         if column in frame:
             frame[column] = frame[column].map(lines_of)
@@ -71,7 +73,8 @@ def quarantine_summary() -> pd.DataFrame:
     return read(
         "select source_system, table_name, reason, count(*) filter (where is_outstanding) as outstanding,"
         " count(resolved_at) as resolved, count(*) as records, max(quarantined_at) as last_at"
-        f" from {t.quarantine} group by all order by outstanding desc, records desc",
+        f" from {t.quarantine} group by source_system, table_name, reason"
+        " order by outstanding desc nulls last, records desc nulls last",
         tables=t,
     )
 
@@ -82,7 +85,7 @@ def erp_rejections() -> pd.DataFrame:
     return read(
         "select exception_id, record_id, source_ids, reason, details, occurred_on, legal_entity,"
         f" project_id, detected_at from {t.fct_exceptions} where rule_code = 'ERP_REJECTED'"
-        " order by occurred_on desc",
+        " order by occurred_on desc nulls last",
         tables=t,
     )
 
@@ -97,7 +100,7 @@ def sync_runs(limit: int = 20) -> pd.DataFrame:
         " updates_planned, deletes_planned, lines_held, lines_acknowledged, lines_rejected, lines_deleted,"
         " lines_dead_letter, lines_vanished, erp_duplicates, lines_adopted, transport_failures,"
         " realms_failed, duration_s, message"
-        f" from {t.sync_runs} order by started_at desc limit ?",
+        f" from {t.sync_runs} order by started_at desc nulls last limit ?",
         [limit],
         tables=t,
     )
@@ -110,6 +113,6 @@ def dead_letters() -> pd.DataFrame:
         "select line_key, line_kind, realm_id, time_entry_id, milestone_id, txn_date, hours, amount,"
         " currency_code,"
         " attempts, erp_error_code, erp_error_message, first_sent_at, updated_at, last_sync_run_id"
-        f" from {t.line_states} where line_state = 'dead_letter' order by updated_at desc",
+        f" from {t.line_states} where line_state = 'dead_letter' order by updated_at desc nulls last",
         tables=t,
     )

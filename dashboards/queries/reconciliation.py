@@ -47,7 +47,7 @@ def reconciliation_rows(filters: Filters, statuses: Sequence[str] = ()) -> pd.Da
         order by
             case recon.reconciliation_status when 'unexplained' then 0 when 'explained_by_exception' then 1
                 when 'not_yet_billed' then 2 else 3 end,
-            abs(recon.hours_not_in_erp) + abs(recon.hours_not_invoiced) desc,
+            abs(recon.hours_not_in_erp) + abs(recon.hours_not_invoiced) desc nulls last,
             recon.month_start_date, recon.project_code
         """,
         params,

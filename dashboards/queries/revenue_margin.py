@@ -228,7 +228,7 @@ def ar_aging(filters: Filters, month: date) -> pd.DataFrame:
             sum(open_invoice_count) as open_invoice_count, sum(open_amount_reporting) as open_amount_reporting
         from {t.rpt_ar_aging}
         where month_start_date = ? and {clause}
-        group by all
+        group by legal_entity, aging_bucket, aging_bucket_order
         order by aging_bucket_order, legal_entity
         """,
         [month, *params],

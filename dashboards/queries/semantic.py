@@ -167,7 +167,9 @@ def _parse(text: str) -> Definitions:
 def definitions() -> Definitions:
     """The definitions of the build this page run reads (its stored semantic manifest)."""
     t = tables("semantic_manifest")
-    frame = read(f"select manifest from {t.semantic_manifest} order by stored_at desc limit 1", tables=t)
+    frame = read(
+        f"select manifest from {t.semantic_manifest} order by stored_at desc nulls last limit 1", tables=t
+    )
     if frame.empty:
         raise MetricUndefined("this build stored no semantic manifest (ops.semantic_manifest is empty)")
     return _parse(str(frame.iloc[0, 0]))

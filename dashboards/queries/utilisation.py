@@ -9,7 +9,7 @@ from datetime import date
 import pandas as pd
 
 from dashboards.queries import semantic
-from dashboards.queries.connection import read, tables
+from dashboards.queries.connection import latest, read, tables
 from dashboards.queries.filters import Filters, where
 
 _UTILISATION_FILTERS = {"legal_entity": "legal_entity", "practice": "practice", "region": "region"}
@@ -96,11 +96,11 @@ def utilisation_people(filters: Filters) -> pd.DataFrame:
         with util as (select * from {t.rpt_utilization})
         select
             util.employee_id,
-            any_value(util.employee_name) as full_name,
-            arg_max(util.practice, util.month_start_date) as practice,
-            arg_max(util.grade, util.month_start_date) as grade,
-            arg_max(util.region, util.month_start_date) as region,
-            arg_max(util.legal_entity, util.month_start_date) as legal_entity,
+            min(util.employee_name) as full_name,
+            {latest("util.practice", "util.month_start_date")} as practice,
+            {latest("util.grade", "util.month_start_date")} as grade,
+            {latest("util.region", "util.month_start_date")} as region,
+            {latest("util.legal_entity", "util.month_start_date")} as legal_entity,
             {sums},
             sum(util.missing_day_count) as missing_days
         from util

@@ -21,7 +21,7 @@ _WIP_FILTERS = {"legal_entity": "wip.legal_entity", "practice": "wip.practice", 
 def wip_as_of_dates() -> list[date]:
     """The as-of dates rpt_wip holds (month ends, the last 90 days, the warehouse's now)."""
     t = tables("rpt_wip")
-    frame = read(f"select distinct as_of_date from {t.rpt_wip} order by 1 desc", tables=t)
+    frame = read(f"select distinct as_of_date from {t.rpt_wip} order by 1 desc nulls last", tables=t)
     return [pd.Timestamp(value).date() for value in frame["as_of_date"]]
 
 
@@ -59,8 +59,9 @@ def wip_by(filters: Filters, as_of: date | None) -> pd.DataFrame:
             sum(wip.wip_item_count) as wip_item_count
         from {t.rpt_wip} as wip
         where wip.as_of_date = ? and {clause}
-        group by all
-        order by wip_amount_reporting desc
+        group by wip.client_id, wip.client_name, wip.project_id, wip.project_code, wip.project_name,
+            wip.practice, wip.legal_entity, wip.aging_bucket, wip.aging_bucket_order
+        order by wip_amount_reporting desc nulls last, wip.project_id, wip.aging_bucket_order, wip.client_id
         """,
         [as_of, *params],
         tables=t,
@@ -147,7 +148,7 @@ def time_to_invoice_by_practice(filters: Filters) -> pd.DataFrame:
         from {t.rpt_time_to_invoice}
         where {clause}
         group by practice
-        order by median_days desc
+        order by median_days desc nulls last
         """,
         params,
         tables=t,
@@ -177,7 +178,8 @@ def time_to_invoice_rows(filters: Filters, limit: int = 5000) -> pd.DataFrame:
     return read(
         "select time_entry_id, spent_date, approved_date, invoice_date, erp_invoice_key, project_id,"
         " client_id, practice, legal_entity, hours, days_worked_to_invoice, days_approved_to_invoice"
-        f" from {t.rpt_time_to_invoice} where {clause} order by days_worked_to_invoice desc limit ?",
+        f" from {t.rpt_time_to_invoice} where {clause}"
+        " order by days_worked_to_invoice desc nulls last, time_entry_id limit ?",
         [*params, limit],
         tables=t,
     )
