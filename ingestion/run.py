@@ -34,7 +34,7 @@ from dlt.pipeline.progress import TCollectorArg
 
 from billable.run_lock import EX_TEMPFAIL, LockHeld, raw_db_lock, run_lock
 from ingestion.context import destination_tables, failed_parts
-from ingestion.destination import dataset_tables, lake_path, raw_destination, row_identity
+from ingestion.destination import dataset_tables, lake_path, loader_file_format, raw_destination, row_identity
 from ingestion.firm.declaration import KEY as DECLARATION_KEY
 from ingestion.firm.declaration import declared_legal_entities, declared_realms, is_declared
 from ingestion.http import SystemUnreachable
@@ -109,7 +109,7 @@ def run_source(entry: SourceEntry, raw_db: Path, run_id: str) -> list[LoadLogEnt
         rows.update(finish_pending(pipeline))
         present = dataset_tables(raw_db, entry.dataset)
         with destination_tables(present), failed_parts() as failures:
-            pipeline.run(entry.build(), loader_file_format="parquet")
+            pipeline.run(entry.build(), loader_file_format=loader_file_format())
         rows.update(normalized_rows(pipeline))
         if not failures:  # a failed part may hold rows: its tables are not declared empty
             create_declared(pipeline, entry, raw_db)
@@ -146,7 +146,7 @@ def create_declared(pipeline: dlt.Pipeline, entry: SourceEntry, raw_db: Path) ->
     ]
     if not missing:
         return []
-    pipeline.run(empty_tables(missing), loader_file_format="parquet")
+    pipeline.run(empty_tables(missing), loader_file_format=loader_file_format())
     names = [naming.normalize_table_identifier(table.table) for table in missing]
     print(f"ingest:   created empty (nothing of them yet): {', '.join(names)}", flush=True)
     return names

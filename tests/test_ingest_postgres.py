@@ -155,8 +155,8 @@ def test_the_resume_repair_removes_copies_by_ctid_and_keeps_history(
         0
     ]
     assert history == (3 * realms, 3)
-    duplicates = pg_rows(dsn, "select count(*) - count(distinct id) from raw_erp.time_activities")[0][0]
-    assert duplicates == 0
+    duplicates = pg_rows(dsn, "select count(*) - count(distinct (realm_id, id)) from raw_erp.time_activities")
+    assert duplicates == [(0,)]
 
 
 @pytest.mark.parametrize(("source", "stage"), [("time", "completed"), ("erp", "completed")])
