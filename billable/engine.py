@@ -108,28 +108,35 @@ class PostgresSettings:
 
 
 def _configured(key: str) -> str | None:
-    """A value from dlt's configuration (environment, .dlt/secrets.toml, .dlt/config.toml)."""
+    """A value from dlt's configuration: the environment (`A__B__C`), then `.dlt/secrets.toml` and
+    `.dlt/config.toml` in the working directory or the checkout, as dlt looks them up. Read here
+    without importing dlt (seconds of import in a dashboard's first request)."""
     env_name = key.upper().replace(".", "__")
     if os.environ.get(env_name):
         return os.environ[env_name]
-    import dlt
+    import tomllib
+    from pathlib import Path
 
-    value: object
-    try:
-        value = dlt.secrets.get(key)
-    except Exception:  # dlt raises several kinds for an absent or unreadable key
-        value = None
-    if value is None:
-        return None
-    if isinstance(value, dict):  # the [destination.postgres.credentials] table form
-        return PostgresSettings(
-            host=str(value.get("host", "")),
-            port=int(value.get("port", 5432)),
-            user=str(value.get("username", value.get("user", ""))),
-            password=str(value.get("password", "")),
-            database=str(value.get("database", "")),
-        ).dsn()
-    return str(value)
+    folders = dict.fromkeys([Path.cwd() / ".dlt", Path(__file__).resolve().parent.parent / ".dlt"])
+    for folder in folders:
+        for name in ("secrets.toml", "config.toml"):
+            try:
+                value: object = tomllib.loads((folder / name).read_text())
+            except (OSError, tomllib.TOMLDecodeError):
+                continue
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            if isinstance(value, dict):  # the [destination.postgres.credentials] table form
+                return PostgresSettings(
+                    host=str(value.get("host", "")),
+                    port=int(value.get("port", 5432)),
+                    user=str(value.get("username", value.get("user", ""))),
+                    password=str(value.get("password", "")),
+                    database=str(value.get("database", "")),
+                ).dsn()
+            if value:
+                return str(value)
+    return None
 
 
 def postgres_settings() -> PostgresSettings:

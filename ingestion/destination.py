@@ -40,6 +40,26 @@ def lake_path(data_dir: Path) -> Path:
     return Path(url.removeprefix("file://"))
 
 
+def engine_problem(data_dir: Path) -> str | None:
+    """What is wrong with the engine's settings, checked before anything loads (None: all fine):
+    an unknown engine, PostgreSQL's connection missing or refused, a lake that is not a folder."""
+    try:
+        engine = engines.engine_name()
+        if engine == "postgres":
+            settings = engines.postgres_settings()
+            import psycopg2
+
+            try:
+                psycopg2.connect(**settings.connect_kwargs(), connect_timeout=15).close()
+            except psycopg2.Error as err:
+                return f"cannot connect to PostgreSQL at {settings.describe()}: {str(err).strip()}"
+        elif engine == "spark":
+            lake_path(data_dir)
+    except engines.EngineError as err:
+        return str(err)
+    return None
+
+
 def raw_destination(raw_db: Path, engine: str | None = None) -> Any:
     """The dlt destination the loaders write to."""
     engine = engine or engines.engine_name()

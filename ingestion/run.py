@@ -34,7 +34,14 @@ from dlt.pipeline.progress import TCollectorArg
 
 from billable.run_lock import EX_TEMPFAIL, LockHeld, raw_db_lock, run_lock
 from ingestion.context import destination_tables, failed_parts
-from ingestion.destination import dataset_tables, lake_path, loader_file_format, raw_destination, row_identity
+from ingestion.destination import (
+    dataset_tables,
+    engine_problem,
+    lake_path,
+    loader_file_format,
+    raw_destination,
+    row_identity,
+)
 from ingestion.firm.declaration import KEY as DECLARATION_KEY
 from ingestion.firm.declaration import declared_legal_entities, declared_realms, is_declared
 from ingestion.http import SystemUnreachable
@@ -372,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingestion", description=__doc__)
     parser.add_argument("--sources", default="", help="comma-separated subset of firm,crm,psa,time,hr,erp")
     default_db = Path(os.environ.get("BILLABLE_RAW_DB", DEFAULT_RAW_DB))
-    parser.add_argument("--raw-db", type=Path, default=default_db, help="the raw DuckDB file")
+    where = "the raw DuckDB file (other engines: dlt's local state goes beside it)"
+    parser.add_argument("--raw-db", type=Path, default=default_db, help=where)
     parser.add_argument(
         "--wait",
         type=float,
@@ -385,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in wanted if name not in SOURCES]
     if unknown:
         parser.error(f"unknown source(s) {unknown}; choose from {', '.join(SOURCES)}")
-    problem = declaration_problem(wanted)
+    problem = engine_problem(args.raw_db.parent) or declaration_problem(wanted)
     if problem:  # configuration: one line, nothing loaded
         print(f"ingest: {problem}", file=sys.stderr)
         return 2
