@@ -95,3 +95,55 @@ cast(cast({{ expression }} as {{ dbt.type_float() }}) as {{ dbt.type_string() }}
 {% macro postgres__display_number(expression) -%}
 regexp_replace(cast(cast({{ expression }} as real) as {{ dbt.type_string() }}), '^(-?[0-9]+)$', '\1.0')
 {%- endmacro %}
+
+
+{#- exception_details (exceptions.sql) on PostgreSQL: compact JSON text in DuckDB's layout
+    ({"key":value,...}, keys in the given order, null kept), timestamps as DuckDB writes them
+    ("2026-01-02 10:00:00", no "T"). Numbers keep PostgreSQL's scale (2.5000 where DuckDB's JSON
+    writes a decimal of up to 15 digits as a double, 2.5): equal as JSON values, not as text. -#}
+{% macro postgres__exception_details(pairs) -%}
+cast('{' ||
+{%- for key, expression in pairs %}
+        '{{ "," if not loop.first }}"{{ key }}":' || coalesce(cast(
+            case when pg_typeof({{ expression }}) in ('timestamp without time zone'::regtype, 'timestamp with time zone'::regtype) then to_json(cast({{ expression }} as text))
+            else to_json({{ expression }}) end as text), 'null') ||
+{%- endfor %}
+    '}' as {{ dbt.type_string() }})
+{%- endmacro %}
+
+
+{#- Division as DuckDB does it: `/` on decimals or integers yields a double there. PostgreSQL
+    divides numerics exactly, so a ratio cast to a decimal could round the other way on a tie
+    (1.0171875 is 1.01718749999... as a double): it divides doubles too. -#}
+{% macro divide(numerator, denominator) -%}
+{{ return(adapter.dispatch('divide')(numerator, denominator)) }}
+{%- endmacro %}
+
+{% macro default__divide(numerator, denominator) -%}
+{{ numerator }} / {{ denominator }}
+{%- endmacro %}
+
+{% macro postgres__divide(numerator, denominator) -%}
+cast({{ numerator }} as double precision) / cast({{ denominator }} as double precision)
+{%- endmacro %}
+
+
+{#- A double (e.g. a `divide`) as decimal(precision, scale), rounded as DuckDB's cast does: the
+    double times 10^scale, rounded half away from zero. PostgreSQL's own cast of a double to
+    numeric goes through 15 significant digits first, which can round a tie the other way. -#}
+{% macro double_to_decimal(expression, precision, scale) -%}
+{{ return(adapter.dispatch('double_to_decimal')(expression, precision, scale)) }}
+{%- endmacro %}
+
+{% macro default__double_to_decimal(expression, precision, scale) -%}
+cast({{ expression }} as decimal({{ precision }}, {{ scale }}))
+{%- endmacro %}
+
+{% macro postgres__double_to_decimal(expression, precision, scale) -%}
+{%- set factor = 10 ** scale -%}
+cast(
+    cast(trunc(({{ expression }}) * {{ factor }} + sign({{ expression }}) * 0.5) as bigint)
+    / cast({{ factor }} as numeric)
+    as decimal({{ precision }}, {{ scale }})
+)
+{%- endmacro %}

@@ -54,7 +54,8 @@ cast(json_object(
     ) as {{ dbt.type_string() }})
 {%- endmacro %}
 
-{#- Postgres, Redshift and the like. -#}
+{#- Engines with json_build_object (Redshift and the like; PostgreSQL has its own, in
+    cross_engine.sql). -#}
 {% macro default__exception_details(pairs) -%}
 cast(json_build_object(
 {%- for key, expression in pairs %}
