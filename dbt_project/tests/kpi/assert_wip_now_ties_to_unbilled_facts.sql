@@ -56,5 +56,5 @@ select
 from facts_by_currency
 full outer join mart_by_currency
     -- a null currency matches a null currency (PostgreSQL's full join needs an equality)
-    on coalesce(facts_by_currency.currency_code, '<none>') = coalesce(mart_by_currency.currency_code, '<none>')
+    on coalesce(facts_by_currency.currency_code, '?') = coalesce(mart_by_currency.currency_code, '?')
 where coalesce(facts_by_currency.amount, 0) != coalesce(mart_by_currency.amount, 0)

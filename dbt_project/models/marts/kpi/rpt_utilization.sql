@@ -61,15 +61,21 @@ final as (
         cast(monthly.productive_hours as decimal(14, 4)) as productive_hours,
         cast(monthly.total_hours as decimal(14, 4)) as total_hours,
         case when monthly.capacity_hours > 0
-                then {{ double_to_decimal(divide('monthly.billable_hours', 'monthly.capacity_hours'), 10, 6) }}
+                then {{ double_to_decimal(
+                        divide('monthly.billable_hours', 'monthly.capacity_hours'), 10, 6
+                    ) }}
         end
             as billable_utilization,
         case when monthly.capacity_hours > 0
-                then {{ double_to_decimal(divide('monthly.productive_hours', 'monthly.capacity_hours'), 10, 6) }}
+                then {{ double_to_decimal(
+                        divide('monthly.productive_hours', 'monthly.capacity_hours'), 10, 6
+                    ) }}
         end
             as productive_utilization,
         case when monthly.capacity_hours > 0
-                then {{ double_to_decimal(divide('monthly.total_hours', 'monthly.capacity_hours'), 10, 6) }}
+                then {{ double_to_decimal(
+                        divide('monthly.total_hours', 'monthly.capacity_hours'), 10, 6
+                    ) }}
         end
             as total_utilization,
         {{ double_to_decimal(
@@ -88,7 +94,9 @@ final as (
         cast(monthly.submitted_on_time_hours as decimal(14, 4)) as submitted_on_time_hours,
         cast(monthly.compliant_capacity_hours as decimal(14, 4)) as compliant_capacity_hours,
         case when monthly.capacity_hours > 0
-                then {{ double_to_decimal(divide('monthly.compliant_capacity_hours', 'monthly.capacity_hours'), 10, 6) }}
+                then {{ double_to_decimal(
+                        divide('monthly.compliant_capacity_hours', 'monthly.capacity_hours'), 10, 6
+                    ) }}
         end
             as submission_compliance,
         cast(monthly.missing_hours as decimal(14, 4)) as missing_hours
