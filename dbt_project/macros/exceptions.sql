@@ -54,7 +54,8 @@ cast(json_object(
     ) as {{ dbt.type_string() }})
 {%- endmacro %}
 
-{#- Postgres, Redshift and the like. -#}
+{#- Engines with json_build_object (Redshift and the like; PostgreSQL has its own, in
+    cross_engine.sql). -#}
 {% macro default__exception_details(pairs) -%}
 cast(json_build_object(
 {%- for key, expression in pairs %}
@@ -63,9 +64,10 @@ cast(json_build_object(
     ) as {{ dbt.type_string() }})
 {%- endmacro %}
 
-{#- A number as short text for a reason (8.5, not 8.5000): display only, never for arithmetic. -#}
+{#- A number as short text for a reason (8.5, not 8.5000; 100.0): display only, never for
+    arithmetic. Engine variants in cross_engine.sql. -#}
 {% macro display_number(expression) -%}
-cast(cast({{ expression }} as {{ dbt.type_float() }}) as {{ dbt.type_string() }})
+{{ return(adapter.dispatch('display_number')(expression)) }}
 {%- endmacro %}
 
 {#- The identity of this dbt run, as exception_history records it. A macro, not the bare

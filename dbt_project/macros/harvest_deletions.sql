@@ -30,7 +30,7 @@
 -#}
 {% macro harvest_deletion_status(source, deletions) -%}
     case
-        when to_timestamp(cast({{ source }}._dlt_load_id as double)) > {{ deletions }}.last_missing_at then null
+        when {{ epoch_to_timestamp(source ~ '._dlt_load_id') }} > {{ deletions }}.last_missing_at then null
         else {{ deletions }}.deletion_status
     end
 {%- endmacro %}

@@ -26,7 +26,7 @@
 
 {#- Source timestamps (ISO 8601 with Z, +0000 or an offset) as UTC timestamps. -#}
 {% macro utc(column) -%}
-cast({{ column }} as timestamp)
+{{ utc_timestamp(column) }}
 {%- endmacro %}
 
 {#- Money and quantities as exact decimals: binary floats never reach a sum. -#}

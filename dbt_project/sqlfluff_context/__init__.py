@@ -115,6 +115,9 @@ class _Dbt:
     def cast(self, field: str, type: str) -> str:
         return f"cast({field} as {type})"
 
+    def safe_cast(self, field: str, type: str) -> str:
+        return f"try_cast({field} as {type})"
+
     def hash(self, field: str) -> str:
         return f"md5(cast({field} as varchar))"
 

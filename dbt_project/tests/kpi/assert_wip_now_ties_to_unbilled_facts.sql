@@ -55,5 +55,6 @@ select
     mart_by_currency.amount as wip_amount
 from facts_by_currency
 full outer join mart_by_currency
-    on facts_by_currency.currency_code is not distinct from mart_by_currency.currency_code
+    -- a null currency matches a null currency (PostgreSQL's full join needs an equality)
+    on coalesce(facts_by_currency.currency_code, '?') = coalesce(mart_by_currency.currency_code, '?')
 where coalesce(facts_by_currency.amount, 0) != coalesce(mart_by_currency.amount, 0)

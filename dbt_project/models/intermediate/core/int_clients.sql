@@ -23,7 +23,7 @@ by_client as (
             as erp_customer_keys,
         min(source_name) as any_source_name,
         max(case when match_method = 'internal' then 1 else 0 end) = 1 as is_internal,
-        {{ dbt.listagg("distinct match_method", "','") }} as match_methods
+        {{ dbt.listagg("distinct match_method", "','", "order by match_method") }} as match_methods
     from source_ids
     group by client_id
 ),

@@ -27,7 +27,7 @@ inverse as (
     select
         target_currency_code as currency_code,
         rate_date,
-        avg(1 / rate) as rate_to_reporting,
+        avg({{ divide('1', 'rate') }}) as rate_to_reporting,
         2 as preference
     from quotes
     where source_currency_code = '{{ reporting }}' and rate > 0

@@ -63,7 +63,9 @@ final as (
         time_off.employee_id,
         time_off.time_off_date,
         sum(time_off.hours) as time_off_hours,
-        {{ dbt.listagg('distinct time_off.time_off_type', "','") }} as time_off_types,
+        {{ dbt.listagg(
+            'distinct time_off.time_off_type', "','", 'order by time_off.time_off_type'
+        ) }} as time_off_types,
         min(time_off.snapshot_date) as snapshot_date
     from time_off
     inner join chosen

@@ -30,7 +30,8 @@ final as (
         entries.approved_at,
         entries.erp_posted_at,
         cast({{ dbt.date_trunc('month', 'entries.erp_posted_at') }} as date) as posted_month,
-        cast({{ dbt.datediff('entries.approved_at', 'entries.erp_posted_at', 'second') }} as decimal(18, 0))
+        -- a double on every engine (DuckDB divides a decimal by an integer in doubles)
+        {{ dbt.cast(dbt.datediff('entries.approved_at', 'entries.erp_posted_at', 'second'), type_double()) }}
         / 3600 as posting_latency_hours,
         {{ dbt.datediff('cast(entries.approved_at as date)', 'cast(entries.erp_posted_at as date)', 'day') }}
             as posting_latency_days,

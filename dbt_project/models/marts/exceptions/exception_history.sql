@@ -11,6 +11,8 @@
     Resolved episodes are never touched again.
     Each episode also keeps the record's context (business date, project, client, employee,
     legal entity, whether the row blocked), as last seen while open, so a resolved episode still says whose it was. -#}
+{#- Strategy: delete+insert, which DuckDB and PostgreSQL 15 both support: the episodes this run
+    writes replace theirs by episode_id. -#}
 {{
     config(
         materialized='incremental',

@@ -56,12 +56,13 @@ final as (
         invoiced_90_days.invoice_count_90_days,
         case
             when invoiced_90_days.invoiced_90_days_reporting > 0
-                then cast(
-                        open_receivables.open_receivables_reporting
-                        / invoiced_90_days.invoiced_90_days_reporting
-                        * 90
-                        as decimal(12, 2)
-                    )
+                then {{ double_to_decimal(
+                        divide(
+                            'open_receivables.open_receivables_reporting',
+                            'invoiced_90_days.invoiced_90_days_reporting'
+                        ) ~ ' * 90',
+                        12, 2
+                    ) }}
         end as dso_days
     from open_receivables
     left join invoiced_90_days

@@ -142,16 +142,16 @@ final as (
         cast(combined.billed_time_amount_reporting + combined.billed_fee_amount_reporting as decimal(24, 8))
             as billed_amount_reporting,
         case when combined.standard_value != 0
-                then cast(
-                        (combined.billed_time_amount + combined.billed_fee_amount) / combined.standard_value
-                        as decimal(12, 6)
-                    )
+                then {{ double_to_decimal(
+                        divide('(combined.billed_time_amount + combined.billed_fee_amount)', 'combined.standard_value'),
+                        12, 6
+                    ) }}
         end as realization_rate,
         cast(combined.billed_standard_value as decimal(24, 8)) as billed_standard_value,
         case when combined.billed_standard_value != 0
-                then cast(
-                        combined.billed_rated_time_amount / combined.billed_standard_value as decimal(12, 6)
-                    )
+                then {{ double_to_decimal(
+                        divide('combined.billed_rated_time_amount', 'combined.billed_standard_value'), 12, 6
+                    ) }}
         end
             as billed_time_realization_rate,
         cast(combined.tm_revenue as decimal(24, 8)) as tm_revenue,
@@ -159,17 +159,19 @@ final as (
         cast(combined.tm_revenue_reporting + combined.billed_fee_amount_reporting as decimal(24, 8))
             as revenue_reporting,
         case when combined.client_hours > 0
-                then cast(
-                        (combined.tm_revenue + combined.billed_fee_amount)
-                        / combined.client_hours as decimal(18, 4)
-                    )
+                then {{ double_to_decimal(
+                        divide('(combined.tm_revenue + combined.billed_fee_amount)', 'combined.client_hours'),
+                        18, 4
+                    ) }}
         end as effective_bill_rate,
         case when combined.client_hours > 0
-                then cast(
-                        (combined.tm_revenue_reporting + combined.billed_fee_amount_reporting)
-                        / combined.client_hours
-                        as decimal(18, 4)
-                    )
+                then {{ double_to_decimal(
+                        divide(
+                            '(combined.tm_revenue_reporting + combined.billed_fee_amount_reporting)',
+                            'combined.client_hours'
+                        ),
+                        18, 4
+                    ) }}
         end as effective_bill_rate_reporting
     from combined
     left join projects on combined.project_id = projects.project_id

@@ -136,10 +136,9 @@ time_costs as (
         sum(
             case
                 when time_entries.cost_currency_code = contracts.currency_code then time_entries.cost_amount
-                else cast(
-                        time_entries.cost_amount_reporting
-                        / contract_rates.rate_to_reporting as decimal(24, 8)
-                    )
+                else {{ double_to_decimal(
+                        divide('time_entries.cost_amount_reporting', 'contract_rates.rate_to_reporting'), 24, 8
+                    ) }}
             end
         ) as cost_amount,
         sum(time_entries.cost_amount_reporting) as cost_amount_reporting
@@ -159,7 +158,9 @@ expense_costs as (
         sum(
             case
                 when expenses.currency_code = contracts.currency_code then expenses.amount
-                else cast(expenses.amount_reporting / contract_rates.rate_to_reporting as decimal(24, 8))
+                else {{ double_to_decimal(
+                        divide('expenses.amount_reporting', 'contract_rates.rate_to_reporting'), 24, 8
+                    ) }}
             end
         ) as cost_amount,
         sum(expenses.amount_reporting) as cost_amount_reporting
@@ -272,19 +273,17 @@ joined as (
                 then case
                         when contract_months.is_current_month
                         -- the month in progress earns the days elapsed before now
-                            then round(cast(
-                                    contracts.monthly_fee
-                                    * {{ dbt.datediff(
-                                        'contract_months.month_start_date', 'as_of.as_of_date', 'day'
-                                    ) }}
-                                    / (
-                                        {{ dbt.datediff(
+                            then round({{ double_to_decimal(
+                                    divide(
+                                        'contracts.monthly_fee * ' ~ dbt.datediff(
+                                            'contract_months.month_start_date', 'as_of.as_of_date', 'day'
+                                        ),
+                                        '(' ~ dbt.datediff(
                                             'contract_months.month_start_date', 'contract_months.month_end_date', 'day'
-                                        ) }}
-                                        + 1
-                                    )
-                                    as decimal(24, 8)
-                                ), 2)
+                                        ) ~ ' + 1)'
+                                    ),
+                                    24, 8
+                                ) }}, 2)
                         else contracts.monthly_fee
                     end
         end as retainer_amount,
@@ -338,7 +337,7 @@ progress_recognized as (
             when billing_method = 'fixed_fee_percent_complete' and budget_hours > 0
                 then least(
                         cast(1 as decimal(12, 8)),
-                        cast(progress_hours_to_date / budget_hours as decimal(12, 8))
+                        {{ double_to_decimal(divide('progress_hours_to_date', 'budget_hours'), 12, 8) }}
                     )
         end as percent_complete,
         case
@@ -347,7 +346,9 @@ progress_recognized as (
                         least(
                             fee_amount,
                             round(
-                                cast(fee_amount * progress_hours_to_date / budget_hours as decimal(24, 8)), 2
+                                {{ double_to_decimal(
+                                    divide('fee_amount * progress_hours_to_date', 'budget_hours'), 24, 8
+                                ) }}, 2
                             )
                         )
                         as decimal(24, 8)
@@ -478,10 +479,10 @@ final as (
             as gross_margin_amount_reporting,
         case
             when recognized_amount_reporting != 0
-                then cast(
-                        (recognized_amount_reporting - cost_amount_reporting)
-                        / recognized_amount_reporting as decimal(12, 6)
-                    )
+                then {{ double_to_decimal(
+                        divide('(recognized_amount_reporting - cost_amount_reporting)', 'recognized_amount_reporting'),
+                        12, 6
+                    ) }}
         end as gross_margin_pct,
         cast(backlog_amount as decimal(24, 8)) as backlog_amount,
         cast(backlog_amount * closing_rate_to_reporting as decimal(24, 8)) as backlog_amount_reporting

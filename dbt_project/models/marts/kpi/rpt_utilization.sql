@@ -61,34 +61,42 @@ final as (
         cast(monthly.productive_hours as decimal(14, 4)) as productive_hours,
         cast(monthly.total_hours as decimal(14, 4)) as total_hours,
         case when monthly.capacity_hours > 0
-                then cast(monthly.billable_hours / monthly.capacity_hours as decimal(10, 6))
+                then {{ double_to_decimal(
+                        divide('monthly.billable_hours', 'monthly.capacity_hours'), 10, 6
+                    ) }}
         end
             as billable_utilization,
         case when monthly.capacity_hours > 0
-                then cast(monthly.productive_hours / monthly.capacity_hours as decimal(10, 6))
+                then {{ double_to_decimal(
+                        divide('monthly.productive_hours', 'monthly.capacity_hours'), 10, 6
+                    ) }}
         end
             as productive_utilization,
         case when monthly.capacity_hours > 0
-                then cast(monthly.total_hours / monthly.capacity_hours as decimal(10, 6))
+                then {{ double_to_decimal(
+                        divide('monthly.total_hours', 'monthly.capacity_hours'), 10, 6
+                    ) }}
         end
             as total_utilization,
-        cast(
-            case when monthly.capacity_hours > 0
-                    then monthly.target_billable_hours / monthly.capacity_hours
-                else month_end_attributes.month_end_target
-            end as decimal(10, 6)
-        ) as target_billable_utilization,
+        {{ double_to_decimal(
+            "case when monthly.capacity_hours > 0 then "
+                ~ divide('monthly.target_billable_hours', 'monthly.capacity_hours')
+                ~ " else month_end_attributes.month_end_target end",
+            10, 6
+        ) }} as target_billable_utilization,
         cast(monthly.target_billable_hours as decimal(14, 4)) as target_billable_hours,
         case when monthly.capacity_hours > 0
-                then cast(
-                        (monthly.billable_hours - monthly.target_billable_hours)
-                        / monthly.capacity_hours as decimal(10, 6)
-                    )
+                then {{ double_to_decimal(
+                        divide('(monthly.billable_hours - monthly.target_billable_hours)', 'monthly.capacity_hours'),
+                        10, 6
+                    ) }}
         end as billable_utilization_variance,
         cast(monthly.submitted_on_time_hours as decimal(14, 4)) as submitted_on_time_hours,
         cast(monthly.compliant_capacity_hours as decimal(14, 4)) as compliant_capacity_hours,
         case when monthly.capacity_hours > 0
-                then cast(monthly.compliant_capacity_hours / monthly.capacity_hours as decimal(10, 6))
+                then {{ double_to_decimal(
+                        divide('monthly.compliant_capacity_hours', 'monthly.capacity_hours'), 10, 6
+                    ) }}
         end
             as submission_compliance,
         cast(monthly.missing_hours as decimal(14, 4)) as missing_hours

@@ -11,6 +11,8 @@
     without a hand-kept list of inputs and their stamps, and an incremental run equals a full
     refresh (tests/test_warehouse_incremental.py). Entries deleted in the time tool are removed
     by the post-hook. -#}
+{#- Strategy: delete+insert, which DuckDB and PostgreSQL 15 both support (PostgreSQL's merge would
+    do too): the rows whose time_entry_id comes again are deleted, then all are inserted. -#}
 {{
     config(
         materialized='incremental',

@@ -14,7 +14,7 @@ final as (
         {{ hours('coalesce(hours, 0) + coalesce(minutes, 0) / 60.0') }} as hours,
         description,
         -- the source time entry, written by whoever posted the line (`harvest:<id> ...`)
-        try_cast(regexp_extract(description, '^harvest:([0-9]+)', 1) as bigint) as time_entry_id,
+        {{ dbt.safe_cast(regexp_group('description', '^harvest:([0-9]+)'), 'bigint') }} as time_entry_id,
         employee_ref__value as erp_employee_id,
         customer_ref__value as erp_customer_id,
         item_ref__value as erp_item_id,

@@ -8,7 +8,7 @@ with source as (
         'lines_skipped': 'integer', 'requests_sent': 'integer', 'lines_acknowledged': 'integer',
         'lines_rejected': 'integer', 'lines_deleted': 'integer', 'lines_invoiced_untouched': 'integer',
         'lines_dead_letter': 'integer', 'transport_failures': 'integer', 'realms_failed': 'varchar',
-        'message': 'varchar', 'duration_s': 'double', 'lines_vanished': 'integer',
+        'message': 'varchar', 'duration_s': type_double(), 'lines_vanished': 'integer',
         'erp_duplicates': 'integer', 'lines_adopted': 'integer', 'erp_records_read': 'integer'
     }) }}
 ),

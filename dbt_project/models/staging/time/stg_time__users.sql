@@ -14,7 +14,7 @@ final as (
         {{ hours('weekly_capacity / 3600.0') }} as weekly_capacity_hours,
         {{ rate('default_hourly_rate') }} as default_hourly_rate,
         {{ rate('cost_rate') }} as cost_rate,
-        json_extract_string(roles, '$[0]') as role,
+        {{ json_array_first_text('roles') }} as role,
         {{ utc('created_at') }} as created_at,
         {{ utc('updated_at') }} as updated_at
     from source
