@@ -252,14 +252,19 @@ def current_run(data_dir: Path = DATA_DIR) -> str | None:
 
 
 def built_tables(spark: SparkSession, prefix: str = BUILD_PREFIX) -> dict[str, list[str]]:
-    """Each published schema's tables as built in its `build_` database (views included)."""
+    """Each published schema's tables as built in its `build_` database (views included; not dbt's
+    scratch tables, `<name>__dbt_tmp`, `<name>__dbt_keep`)."""
     found: dict[str, list[str]] = {}
     databases = {row[0] for row in spark.sql("show databases").collect()}
     for schema in PUBLISHED_SCHEMAS:
         database = prefix + schema
         if database in databases:
             rows = spark.sql(f"show tables in {database}").collect()
-            found[schema] = sorted(row["tableName"] for row in rows if not row["isTemporary"])
+            found[schema] = sorted(
+                row["tableName"]
+                for row in rows
+                if not row["isTemporary"] and "__dbt_" not in row["tableName"]
+            )
     return found
 
 
@@ -273,7 +278,7 @@ def publish(spark: SparkSession, run_id: str, data_dir: Path = DATA_DIR, prefix:
     either the whole old snapshot or the whole new one). Snapshots older than the previous one are
     deleted. Returns the snapshot's folder.
     """
-    if not _NAME.match(run_id.lower()) and not re.match(r"^[A-Za-z0-9_.-]+$", run_id):
+    if not re.match(r"^[A-Za-z0-9_.-]+$", run_id):
         raise ValueError(f"run id {run_id!r} is not a safe folder name")
     root = published_root(data_dir)
     snapshot = root / run_id
