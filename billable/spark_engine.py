@@ -191,9 +191,12 @@ def _quoted(names: Iterable[str]) -> str:
     return ", ".join(f"`{name}`" for name in names)
 
 
-def dedup_view_sql(table: RawTable, loads: list[str]) -> str:
-    """The view's query: what a merging destination would hold (see the module's docstring)."""
+def dedup_view_sql(table: RawTable, loads: list[str], has_load_id: bool = True) -> str:
+    """The view's query: what a merging destination would hold (see the module's docstring).
+    A table without dlt's `_dlt_load_id` (written by other means) is read as it is."""
     source = table.files_table
+    if not has_load_id:
+        return f"select * from {source}"
     where = ""
     if loads:
         where = " where _dlt_load_id in (" + ", ".join(f"'{load}'" for load in loads) + ")"
@@ -234,7 +237,8 @@ def register_raw_sources(spark: SparkSession, lake: Path) -> list[RawTable]:
             f"create table {table.files_table} using parquet options (path '{location}', mergeSchema 'true')"
         )
         loads = completed_loads(lake / table.dataset)
-        spark.sql(f"create or replace view {table.view} as {dedup_view_sql(table, loads)}")
+        has_load_id = "_dlt_load_id" in spark.table(table.files_table).columns
+        spark.sql(f"create or replace view {table.view} as {dedup_view_sql(table, loads, has_load_id)}")
     return tables
 
 
