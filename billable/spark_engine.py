@@ -69,8 +69,6 @@ def spark_settings(data_dir: Path = DATA_DIR, driver_memory: str = "3g") -> dict
         "spark.sql.adaptive.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.ansi.enabled": "false",  # dbt-spark forces it off; the same here for the same SQL
-        # string literals as standard SQL (DuckDB, PostgreSQL) reads them: a backslash is itself
-        "spark.sql.parser.escapedStringLiterals": "true",
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": str(home / "warehouse"),
         "spark.hadoop.javax.jdo.option.ConnectionURL": (

@@ -9,30 +9,25 @@
     first written to `<table>__dbt_keep` (dropped by the next run; publish leaves it out).
     A model with partition_by keeps dbt-spark's own dynamic partition overwrite. -#}
 {% macro get_insert_overwrite_sql(source_relation, target_relation, existing_relation) %}
-    {%- set dest_columns = adapter.get_columns_in_relation(target_relation) -%}
-    {%- set dest_cols_csv = dest_columns | map(attribute='quoted') | join(', ') -%}
-    {%- set unique_key = config.get('unique_key') -%}
-    {%- if unique_key and not config.get('partition_by') and not existing_relation.is_iceberg -%}
-        {%- set keys = [unique_key] if unique_key is string else unique_key -%}
-        {%- set keep = spark_scratch_relation(target_relation, 'keep') -%}
-        {%- do run_query('drop table if exists ' ~ keep) -%}
-        {%- call statement('spark_keyed_overwrite_keep') -%}
-            create table {{ keep }} using parquet as
-            select {{ dest_cols_csv }} from {{ target_relation }} as existing
-            where not exists (
-                select 1 from {{ source_relation }} as batch
-                where {% for key in keys %}batch.{{ key }} = existing.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
-            )
-            union all
-            select {{ dest_cols_csv }} from {{ source_relation }}
-        {%- endcall -%}
-        insert overwrite table {{ target_relation }}
-        select {{ dest_cols_csv }} from {{ keep }}
-    {%- else -%}
-        insert overwrite table {{ target_relation }}
-        {{ partition_cols(label="partition") }}
-        select {{ dest_cols_csv }} from {{ source_relation }}
-    {%- endif -%}
+{%- set dest_columns = adapter.get_columns_in_relation(target_relation) -%}
+{%- set dest_cols_csv = dest_columns | map(attribute='quoted') | join(', ') -%}
+{%- set unique_key = config.get('unique_key') -%}
+{%- if unique_key and not config.get('partition_by') and not existing_relation.is_iceberg -%}
+{%- set keys = [unique_key] if unique_key is string else unique_key -%}
+{%- set keep = spark_scratch_relation(target_relation, 'keep') -%}
+{%- do run_query('drop table if exists ' ~ keep) -%}
+{%- set match -%}
+{% for key in keys %}batch.{{ key }} = existing.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
+{%- endset -%}
+{%- do run_query(
+    'create table ' ~ keep ~ ' using parquet as select ' ~ dest_cols_csv ~ ' from ' ~ target_relation
+    ~ ' as existing where not exists (select 1 from ' ~ source_relation ~ ' as batch where ' ~ match ~ ')'
+    ~ ' union all select ' ~ dest_cols_csv ~ ' from ' ~ source_relation
+) -%}
+insert overwrite table {{ target_relation }} select {{ dest_cols_csv }} from {{ keep }}
+{%- else -%}
+insert overwrite table {{ target_relation }} {{ partition_cols(label="partition") }} select {{ dest_cols_csv }} from {{ source_relation }}
+{%- endif -%}
 {% endmacro %}
 
 
