@@ -14,7 +14,7 @@ SANDBOX_URL   := http://127.0.0.1:$(PORT)
 DASHBOARD_PORT ?= 8501
 TEST_WORKERS  ?= 2
 
-.PHONY: help setup lock run dashboard metrics pipeline sandbox generate advance ingest transform daily demo-day sync test lint bench clean postgres
+.PHONY: help setup lock run dashboard metrics pipeline sandbox generate advance ingest transform daily demo-day sync test test-spark lint bench clean postgres
 
 help: ## list the targets
 	@echo "  BILLABLE_ENGINE=duckdb|postgres|spark (default duckdb) picks the warehouse's engine for every target: docs/deploy.md"
@@ -88,6 +88,9 @@ lint: setup ## ruff (Python lint and format), sqlfluff (the models' SQL), mypy (
 
 test: lint ## lint, then the whole test suite against real components
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+test-spark: setup ## the Spark engine: build the tiny world with dbt-spark on a local Spark, compare every KPI mart with DuckDB's
+	BILLABLE_TEST_SPARK=1 $(PY) -m pytest -q -s tests/test_spark_engine.py $(PYTEST_ARGS)
 
 postgres: setup ## a throwaway PostgreSQL 15 to try BILLABLE_ENGINE=postgres: prints the settings to export (Ctrl-C removes it)
 	$(PY) -m billable.pg_cluster

@@ -17,7 +17,7 @@
     config(
         materialized='incremental',
         unique_key='episode_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy=('insert_overwrite' if target.type == 'spark' else 'delete+insert'),
         on_schema_change='append_new_columns',
         full_refresh=false,
     )

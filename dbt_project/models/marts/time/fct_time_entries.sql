@@ -17,10 +17,10 @@
     config(
         materialized='incremental',
         unique_key='time_entry_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy=('insert_overwrite' if target.type == 'spark' else 'delete+insert'),
         on_schema_change='sync_all_columns',
         post_hook=[
-            "delete from {{ this }} where time_entry_id not in (select time_entry_id from {{ ref('stg_time__time_entries') }} where not is_deleted)"
+            "{{ delete_where(this, 'time_entry_id not in (select time_entry_id from ' ~ ref('stg_time__time_entries') ~ ' where not is_deleted)') }}"
         ],
     )
 }}
