@@ -272,7 +272,13 @@ def built_tables(spark: SparkSession, prefix: str = BUILD_PREFIX) -> dict[str, l
     return found
 
 
-def publish(spark: SparkSession, run_id: str, data_dir: Path = DATA_DIR, prefix: str = BUILD_PREFIX) -> Path:
+def publish(
+    spark: SparkSession,
+    run_id: str,
+    data_dir: Path = DATA_DIR,
+    prefix: str = BUILD_PREFIX,
+    extra_ops: Path | None = None,
+) -> Path:
     """Publish the audited build: call only after every dbt test passed.
 
     Each built table is written once more as a Parquet snapshot of this run (the build databases
@@ -294,6 +300,10 @@ def publish(spark: SparkSession, run_id: str, data_dir: Path = DATA_DIR, prefix:
             spark.table(f"{prefix}{schema}.{name}").write.mode("overwrite").parquet(
                 str(snapshot / schema / name)
             )
+    if extra_ops is not None:  # the runner's own records (billable.publish_spark): ops.<table>/*.parquet
+        for folder in sorted(path for path in extra_ops.iterdir() if path.is_dir()):
+            shutil.copytree(folder, snapshot / "ops" / folder.name, dirs_exist_ok=True)
+            tables.setdefault("ops", []).append(folder.name)
     for schema, names in tables.items():
         spark.sql(f"create database if not exists {schema}")
         for name in names:
@@ -350,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     register.add_argument("--lake", type=Path, default=None)
     publish_cmd = sub.add_parser("publish", help="publish the audited build_* databases")
     publish_cmd.add_argument("run_id")
+    publish_cmd.add_argument("--extra", type=Path, help="ops tables to add, as <table>/*.parquet")
     args = parser.parse_args(argv)
     spark = session(args.data)
     try:
@@ -357,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             done = register_raw_sources(spark, args.lake or args.data / LAKE_DIR)
             print(f"spark: {len(done)} raw tables registered")
         else:
-            print(f"spark: published {publish(spark, args.run_id, args.data)}")
+            print(f"spark: published {publish(spark, args.run_id, args.data, extra_ops=args.extra)}")
     finally:
         spark.stop()
     return 0

@@ -34,6 +34,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from billable.child_process import ChildRecord, die_with_parent
 from billable.engine import EngineError, engine_name
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         project_dir=args.project_dir.resolve(),
     )
     try:
-        store = warehouse_store(engine_name())
+        store = warehouse_store(engine_name(), paths.raw_db.parent)
         problem = check_inputs(paths, args.wait, store)
     except EngineError as err:
         problem = str(err)
@@ -233,21 +234,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def warehouse_store(engine: str) -> PostgresWarehouse | None:
-    """Where the warehouse is built and published: None for DuckDB's files (this module)."""
+class WarehouseStore(Protocol):
+    """A warehouse in an engine other than DuckDB's files (billable.publish_postgres, _spark)."""
+
+    target: str
+
+    def describe(self) -> str: ...
+    def dbt_env(self) -> dict[str, str]: ...
+    def check_inputs(self) -> str | None: ...
+    def prepare(self) -> None: ...
+    def record_run(self, run: dict, columns: dict[str, str]) -> bool: ...
+    def store_semantic_manifest(self, run_id: str, manifest: str) -> None: ...
+    def publish(self, metadata: dict) -> None: ...
+    def published_exists(self) -> bool: ...
+
+
+def warehouse_store(engine: str, data_dir: Path) -> WarehouseStore | None:
+    """Where the warehouse is built and published: None for DuckDB's files (billable.publish_duckdb)."""
     if engine == "postgres":
         return PostgresWarehouse()
     if engine == "spark":
-        raise EngineError("BILLABLE_ENGINE=spark: the transform on Spark is not wired in yet")
+        from billable.publish_spark import SparkWarehouse
+
+        return SparkWarehouse(data_dir)
     return None
 
 
-def store_lock(store: PostgresWarehouse | None, wait_s: float) -> contextlib.AbstractContextManager[None]:
-    """The database's own lock (two machines sharing one PostgreSQL); nothing more for DuckDB's files."""
-    return advisory_lock(wait_s) if store is not None else contextlib.nullcontext()
+def store_lock(store: WarehouseStore | None, wait_s: float) -> contextlib.AbstractContextManager[None]:
+    """PostgreSQL's own lock (two machines sharing one database); the lock file does for the others."""
+    return advisory_lock(wait_s) if isinstance(store, PostgresWarehouse) else contextlib.nullcontext()
 
 
-def check_inputs(paths: Paths, wait_s: float, store: PostgresWarehouse | None = None) -> str | None:
+def check_inputs(paths: Paths, wait_s: float, store: WarehouseStore | None = None) -> str | None:
     """What is missing or wrong before anything starts; None when all is in place."""
     if wait_s < 0:
         return f"--wait must be 0 or more seconds, got {wait_s:g}"
@@ -269,7 +287,7 @@ def transform(
     full_refresh: bool,
     dbt_vars: str = "",
     children: ChildRecord | None = None,
-    store: PostgresWarehouse | None = None,
+    store: WarehouseStore | None = None,
 ) -> int:
     """Build, audit and (if all passed) publish; returns the exit code. Runs under the lock."""
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -279,7 +297,11 @@ def transform(
     if store is None:
         seed_working_db(paths)
     else:
-        store.prepare()
+        try:
+            store.prepare()
+        except Exception as err:  # the engine refused (connection, catalog): one message, no build
+            print(f"transform: FAILED before the build: {store.describe()}: {err}", file=sys.stderr)
+            return EX_FAILED
     where = store.describe() if store is not None else str(paths.working_db)
     published_name = "the published schemas" if store is not None else str(paths.warehouse)
 
@@ -323,9 +345,14 @@ def transform(
         publish(paths, publication(paths, run, outcome))
     else:
         manifest = paths.target_dir / "semantic_manifest.json"
-        if manifest.is_file():
-            store.store_semantic_manifest(run_id, manifest.read_text())
-        store.publish(publication(paths, run, outcome))
+        try:
+            if manifest.is_file():
+                store.store_semantic_manifest(run_id, manifest.read_text())
+            store.publish(publication(paths, run, outcome))
+        except Exception as err:  # the swap is atomic: what readers see is still the last publish
+            print(f"transform: FAILED to publish run {run_id} to {store.describe()}: {err}", file=sys.stderr)
+            print("transform: readers still see the last published build", file=sys.stderr)
+            return EX_FAILED
     counts = Counter(node.resource_type for node in outcome.results)
     kinds = ", ".join(f"{count} {kind}s" for kind, count in sorted(counts.items()))
     print(f"transform: published {published_name} (run {run_id}: {kinds} passed in {duration_s:.1f} s)")
@@ -349,7 +376,7 @@ def run_dbt_build(
     full_refresh: bool,
     dbt_vars: str = "",
     children: ChildRecord | None = None,
-    store: PostgresWarehouse | None = None,
+    store: WarehouseStore | None = None,
 ) -> BuildOutcome:
     """`dbt build` into the working file, its output passed through; results from run_results.json."""
     results_file = paths.target_dir / "run_results.json"
@@ -460,7 +487,7 @@ def failure_summary(outcome: BuildOutcome) -> str:
 
 
 def report_failure(
-    paths: Paths, outcome: BuildOutcome, run_id: str, store: PostgresWarehouse | None = None
+    paths: Paths, outcome: BuildOutcome, run_id: str, store: WarehouseStore | None = None
 ) -> None:
     """Name every failed node on stderr, and say what readers still see."""
     where = store.describe() if store is not None else str(paths.warehouse)

@@ -4,13 +4,14 @@ Every relation of a schema is read whole from each engine and its rows compared 
 value by value after one normalisation: money and other decimals exactly (to the cent and beyond,
 trailing zeros aside; Python compares a decimal with an equal integer or double as equal), doubles
 to 9 significant digits (ratios summed in another order), timestamps as naive UTC, lists as
-tuples. Columns whose values are set at run time (ERP-assigned ids, the sync's wall clock, dbt
-invocation ids) differ between any two runs of the same code on the same engine, so they are
-named and left out; everything else must be equal.
+tuples, JSON text as data (numbers by value). Columns whose values are set at run time
+(ERP-assigned ids, the sync's wall clock, dbt invocation ids) differ between any two runs of the
+same code on the same engine, so they are named and left out; everything else must be equal.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Iterable
@@ -42,6 +43,14 @@ def normalise(value: Any) -> Any:
     """One engine-independent form of a value."""
     if value is None:
         return None
+    if isinstance(value, str) and value[:1] in "{[":
+        # JSON text (fct_exceptions.details): compared as data, numbers by value (PostgreSQL
+        # writes a numeric's scale, 2.5000, where DuckDB writes the double 2.5)
+        try:
+            parsed = json.loads(value, parse_float=Decimal)
+        except ValueError:
+            return value
+        return json.dumps(as_plain(parsed), sort_keys=True)
     if isinstance(value, bool):
         return value
     if isinstance(value, Decimal):  # exact: 4.0000 and 4 are one value, 0.01 apart are not
@@ -60,6 +69,16 @@ def normalise(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, list | tuple):
         return tuple(normalise(item) for item in value)
+    return value
+
+
+def as_plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: as_plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_plain(item) for item in value]
+    if isinstance(value, Decimal | int) and not isinstance(value, bool):
+        return str(Decimal(value).normalize())
     return value
 
 
