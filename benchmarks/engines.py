@@ -107,10 +107,13 @@ def measure(engine: str, world: Path, bench_data: Path) -> dict[str, float | str
     return figures
 
 
-def bench_engines(world_for, bench_data: Path, preset: str = "demo") -> str:
+def bench_engines(world_for, bench_data: Path, preset: str = "demo", engines: list[str] | None = None) -> str:
     world = world_for(preset)
     load_before = os.getloadavg()[0]
-    results = {engine: measure(engine, world, bench_data) for engine in ENGINES}
+    results = {
+        engine: measure(engine, world, bench_data) if engine in (engines or ENGINES) else {}
+        for engine in ENGINES
+    }
     load_after = os.getloadavg()[0]
     steps = ("initial load", "full build with tests", "daily run", "dashboard page")
     lines = [
@@ -125,7 +128,7 @@ def bench_engines(world_for, bench_data: Path, preset: str = "demo") -> str:
         cells = []
         base = results["duckdb"].get(step)
         for engine in ENGINES:
-            value = results[engine].get(step, "not reached")
+            value = results[engine].get(step, "not reached" if results[engine] else "not measured")
             if isinstance(value, float):
                 ratio = f" ({value / base:.1f}×)" if isinstance(base, float) and engine != "duckdb" else ""
                 cells.append(f"{value:.1f}{ratio}")

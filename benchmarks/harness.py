@@ -161,7 +161,7 @@ def bench_sync(args: argparse.Namespace) -> str:
 def bench_engines(args: argparse.Namespace) -> str:
     from benchmarks.engines import bench_engines as run
 
-    return run(world_for, BENCH_DATA, preset=args.engine_preset)
+    return run(world_for, BENCH_DATA, preset=args.engine_preset, engines=args.engines)
 
 
 BENCHES: dict[str, Callable[[argparse.Namespace], str]] = {
@@ -189,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=sorted(BENCHES), action="append", help="run only these benches")
     parser.add_argument("--presets", nargs="+", default=["tiny", "demo", "large"], help="world presets")
     parser.add_argument("--engine-preset", default="demo", help="the world the engines bench builds")
+    engines = ["duckdb", "postgres", "spark"]
+    parser.add_argument("--engines", nargs="+", choices=engines, help="the engines bench: which engines")
     args = parser.parse_args(argv)
     for name in args.only or sorted(BENCHES):
         print(f"bench {name} …", flush=True)

@@ -99,6 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         return EX_USAGE
 
 
+def describe_warehouse(warehouse: Path) -> str:
+    """Where the plan was read: the DuckDB file, or the engine's published warehouse."""
+    from billable.engine import engine_name, postgres_reader_settings
+
+    engine = engine_name()
+    if engine == "postgres":
+        return f"the published marts at {postgres_reader_settings().describe()}"
+    if engine == "spark":
+        return f"the published Spark snapshot under {warehouse.parent / 'spark' / 'published'}"
+    return str(warehouse)
+
+
 def run(args: argparse.Namespace, warehouse: Path, ledger_path: Path, settings: Settings | None) -> int:
     started = time.monotonic()
     ledger = Ledger(ledger_path)  # LedgerError (one line naming the file) if it is not a ledger
@@ -113,7 +125,8 @@ def run(args: argparse.Namespace, warehouse: Path, ledger_path: Path, settings: 
     try:
         ledger.start_run(run_id, args.dry_run, args.retry_rejected, warehouse_run_id)
         build = warehouse_run_id or "unknown"
-        print(f"sync: run {run_id}, plan from {warehouse} (build {build}), ledger {ledger_path}")
+        source = describe_warehouse(warehouse)
+        print(f"sync: run {run_id}, plan from {source} (build {build}), ledger {ledger_path}")
         if ledger.is_new:
             print(
                 f"sync: {ledger_path} is a new ledger: what the ERP already holds is read and adopted first"

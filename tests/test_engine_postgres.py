@@ -176,6 +176,7 @@ def test_the_sync_pushed_the_same_lines_from_postgres(tiny_on_both):
         duck_lines = connection.execute(sql).fetchall()
     pg_lines = pg_rows(pg.dsn, sql.replace("from line_states", "from raw_ledger.line_states"))
     assert duck_lines and pg_lines == duck_lines
+    assert "plan from the published marts at postgresql://billable_reader@" in pg.stdout, pg.stdout[-3000:]
 
 
 def test_every_dbt_test_ran_and_passed_on_postgres(tiny_on_both):
@@ -217,7 +218,7 @@ def test_the_hand_worked_figures_hold_on_postgres(handwritten_on_postgres, handw
 def test_a_failing_test_on_postgres_leaves_yesterdays_warehouse_published(handwritten_on_postgres):
     pg = handwritten_on_postgres
     before = pg_rows(pg.dsn, "select run_id from ops.publications order by published_at")
-    marts_before = pg_rows(pg.dsn, "select count(*), sum(recognized_revenue) from marts.rpt_revenue")
+    marts_before = pg_rows(pg.dsn, "select count(*), sum(recognized_amount) from marts.rpt_revenue")
     # the time tool sends one entry twice under the same id: the key is no longer unique
     pg_rows(
         pg.dsn, "insert into raw_time.time_entries select * from raw_time.time_entries limit 1 returning 1"
@@ -232,6 +233,6 @@ def test_a_failing_test_on_postgres_leaves_yesterdays_warehouse_published(handwr
     assert "unique_stg_time__time_entries_time_entry_id" in result.stderr
     assert "still holds the last published build" in result.stderr
     assert pg_rows(pg.dsn, "select run_id from ops.publications order by published_at") == before
-    assert pg_rows(pg.dsn, "select count(*), sum(recognized_revenue) from marts.rpt_revenue") == marts_before
+    assert pg_rows(pg.dsn, "select count(*), sum(recognized_amount) from marts.rpt_revenue") == marts_before
     statuses = pg_rows(pg.dsn, "select status from build_ops.transform_runs order by started_at")
     assert [status for (status,) in statuses][-1] == "failed"
