@@ -16,11 +16,8 @@
 {#- `prj-123`, `PRJ00123`, `PRJ-00123` -> `PRJ123`: upper case, alphanumerics only, no leading
     zeros in the number after the letters. -#}
 {% macro normalise_project_code(column) -%}
-    nullif({{ regexp_replace_all(
-        regexp_replace_all('upper(' ~ column ~ ')', '[^A-Z0-9]', ''),
-        '([A-Z])0+([0-9])',
-        '\\1\\2'
-    ) }}, '')
+{%- set alphanumerics = regexp_replace_all('upper(' ~ column ~ ')', '[^A-Z0-9]', '') -%}
+nullif({{ regexp_replace_all(alphanumerics, '([A-Z])0+([0-9])', '\\1\\2') }}, '')
 {%- endmacro %}
 
 {#- Source timestamps (ISO 8601 with Z, +0000 or an offset) as UTC timestamps. -#}

@@ -100,7 +100,8 @@ time_only_rows as (
         by_project.erp_job_keys,
         by_project.source_match_methods
     from by_project
-    inner join time_projects on by_project.time_project_id = cast(time_projects.time_project_id as {{ dbt.type_string() }})
+    inner join time_projects
+        on by_project.time_project_id = cast(time_projects.time_project_id as {{ dbt.type_string() }})
     left join client_ids
         on client_ids.source_system = 'time'
         and client_ids.source_id = cast(time_projects.time_client_id as {{ dbt.type_string() }})

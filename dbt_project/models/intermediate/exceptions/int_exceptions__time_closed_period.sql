@@ -51,7 +51,8 @@ approved as (
         end as close_realm_id
     from entries
     inner join time_entries on entries.time_entry_id = time_entries.time_entry_id
-    left join client_ids on cast(time_entries.time_client_id as {{ dbt.type_string() }}) = client_ids.source_id
+    left join client_ids
+        on cast(time_entries.time_client_id as {{ dbt.type_string() }}) = client_ids.source_id
     left join client_legal_entities on client_ids.client_id = client_legal_entities.client_id
     left join
         legal_entities as client_realms

@@ -135,7 +135,8 @@ latest as (
 
 final as (
     select
-        with_cost.employee_id || '@' || cast(with_cost.valid_from as {{ dbt.type_string() }}) as employee_version_id,
+        with_cost.employee_id || '@'
+        || cast(with_cost.valid_from as {{ dbt.type_string() }}) as employee_version_id,
         with_cost.employee_id,
         with_cost.valid_from,
         with_cost.valid_to,

@@ -86,7 +86,8 @@ expense_items as (
         true as is_wip_candidate,
         false as is_at_risk_candidate
     from expenses
-    left join invoices on cast(expenses.harvest_invoice_id as {{ dbt.type_string() }}) = invoices.erp_invoice_id
+    left join invoices
+        on cast(expenses.harvest_invoice_id as {{ dbt.type_string() }}) = invoices.erp_invoice_id
     where expenses.is_billable
         and expenses.approval_status = 'approved'
 ),

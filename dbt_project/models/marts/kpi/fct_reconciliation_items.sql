@@ -280,7 +280,8 @@ final as (
                 then 'TimeActivity whose time entry the time tool does not have'
             when
                 erp_time_activity_count > 1
-                then 'posted to the ERP ' || cast(erp_time_activity_count as {{ dbt.type_string() }}) || ' times'
+                then 'posted to the ERP ' || cast(erp_time_activity_count as {{ dbt.type_string() }})
+                    || ' times'
             when not is_approved_billable_time and erp_time_activity_count > 0
                 then 'in the ERP but not approved billable T&M time in the time tool'
             when erp_time_activity_count = 0 and approved_hours != 0 then 'approved, never pushed to the ERP'
