@@ -147,3 +147,44 @@ cast(
     as decimal({{ precision }}, {{ scale }})
 )
 {%- endmacro %}
+
+
+{#- A timestamp with time zone type (Spark's `timestamp` is one: an instant, shown in the
+    session's zone). -#}
+{% macro type_timestamp_tz() -%}
+{{ return(adapter.dispatch('type_timestamp_tz')()) }}
+{%- endmacro %}
+
+{% macro default__type_timestamp_tz() -%}timestamp with time zone{%- endmacro %}
+
+{% macro spark__type_timestamp_tz() -%}timestamp{%- endmacro %}
+
+
+{#- Every match of a regular expression in a text replaced; `replacement` refers to capture
+    groups as \1, \2 (Spark writes them $1, $2 and replaces every match without a flag). The
+    pattern and replacement are written without quotes. -#}
+{% macro regexp_replace_all(expression, pattern, replacement) -%}
+{{ return(adapter.dispatch('regexp_replace_all')(expression, pattern, replacement)) }}
+{%- endmacro %}
+
+{% macro default__regexp_replace_all(expression, pattern, replacement) -%}
+regexp_replace({{ expression }}, '{{ pattern }}', '{{ replacement }}', 'g')
+{%- endmacro %}
+
+{% macro spark__regexp_replace_all(expression, pattern, replacement) -%}
+regexp_replace({{ expression }}, '{{ pattern }}', '{{ modules.re.sub("\\\\([0-9])", "$\\1", replacement) }}')
+{%- endmacro %}
+
+
+{#- The ISO day of the week of a date: 1 (Monday) to 7 (Sunday). -#}
+{% macro iso_day_of_week(expression) -%}
+{{ return(adapter.dispatch('iso_day_of_week')(expression)) }}
+{%- endmacro %}
+
+{% macro default__iso_day_of_week(expression) -%}
+extract(isodow from {{ expression }})
+{%- endmacro %}
+
+{% macro spark__iso_day_of_week(expression) -%}
+extract(dayofweek_iso from {{ expression }})
+{%- endmacro %}

@@ -13,10 +13,10 @@
         confirmed_at
     from ({{ optional_source('time', table_name ~ '_deletions', {
         'id': 'bigint',
-        'detected_at': 'timestamp with time zone',
-        'last_confirmed_at': 'timestamp with time zone',
-        'status': 'varchar',
-        'confirmed_at': 'timestamp with time zone',
+        'detected_at': type_timestamp_tz(),
+        'last_confirmed_at': type_timestamp_tz(),
+        'status': dbt.type_string(),
+        'confirmed_at': type_timestamp_tz(),
     }) }}) as deletions
     where coalesce(status, 'suspected') in ('suspected', 'confirmed')
 {%- endmacro %}

@@ -7,7 +7,7 @@
     punctuation, single spaces, no trailing legal form. -#}
 {% macro normalise_client_name(column) -%}
     nullif(regexp_replace(
-        trim(regexp_replace(regexp_replace(lower({{ column }}), '[^a-z0-9 ]', ' ', 'g'), ' +', ' ', 'g')),
+        trim({{ regexp_replace_all(regexp_replace_all('lower(' ~ column ~ ')', '[^a-z0-9 ]', ' '), ' +', ' ') }}),
         '( (inc|incorporated|ltd|llc|corp|plc|gmbh|ag|limited|co))+$',
         ''
     ), '')
@@ -16,12 +16,8 @@
 {#- `prj-123`, `PRJ00123`, `PRJ-00123` -> `PRJ123`: upper case, alphanumerics only, no leading
     zeros in the number after the letters. -#}
 {% macro normalise_project_code(column) -%}
-    nullif(regexp_replace(
-        regexp_replace(upper({{ column }}), '[^A-Z0-9]', '', 'g'),
-        '([A-Z])0+([0-9])',
-        '\1\2',
-        'g'
-    ), '')
+{%- set alphanumerics = regexp_replace_all('upper(' ~ column ~ ')', '[^A-Z0-9]', '') -%}
+nullif({{ regexp_replace_all(alphanumerics, '([A-Z])0+([0-9])', '\\1\\2') }}, '')
 {%- endmacro %}
 
 {#- Source timestamps (ISO 8601 with Z, +0000 or an offset) as UTC timestamps. -#}
@@ -44,5 +40,5 @@ cast({{ column }} as decimal(12, 4))
 
 {#- A hash of a row's values (for change detection): nulls and empty strings stay distinct. -#}
 {% macro row_hash(columns) -%}
-md5(concat_ws('|' {%- for column in columns %}, coalesce(cast({{ column }} as varchar), '<null>'){% endfor %}))
+md5(concat_ws('|' {%- for column in columns %}, coalesce(cast({{ column }} as {{ dbt.type_string() }}), '<null>'){% endfor %}))
 {%- endmacro %}

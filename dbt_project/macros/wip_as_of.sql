@@ -150,7 +150,7 @@ select
             then {{ raise_error(dbt.concat([
                 "'wip_as_of('",
                 dbt.cast('given_dates.as_of_date', dbt.type_string()),
-                "'): the warehouse''s now is '",
+                "'): the warehouse" ~ dbt.escape_single_quotes("'") ~ "s now is '",
                 'substring(' ~ dbt.cast('warehouse_now.as_of_at', dbt.type_string()) ~ ', 1, 16)',
                 "'; ask for a date on or before it'",
             ]), 'date') }}

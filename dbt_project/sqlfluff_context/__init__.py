@@ -91,6 +91,9 @@ class _Dbt:
     def type_string(self) -> str:
         return "varchar"
 
+    def escape_single_quotes(self, expression: str) -> str:
+        return expression.replace("'", "''")
+
     def type_timestamp(self) -> str:
         return "timestamp"
 

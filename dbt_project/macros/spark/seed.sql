@@ -13,7 +13,7 @@
 {%- set values = [] -%}
 {%- for col_name in agate_table.column_names -%}
 {%- set inferred_type = adapter.convert_type(agate_table, loop.index0) -%}
-{%- set type = column_override.get(col_name, inferred_type) -%}
+{%- set type = spark_seed_type(column_override.get(col_name, inferred_type)) -%}
 {%- do values.append('cast(' ~ spark_seed_literal(row[loop.index0]) ~ ' as ' ~ type ~ ')') -%}
 {%- endfor -%}
 {%- do selects.append('select ' ~ values | join(', ')) -%}
@@ -31,3 +31,33 @@
 {%- else -%}decode(unhex('{{ (value if value is string else value | string).encode('utf-8').hex() }}'), 'UTF-8')
 {%- endif -%}
 {%- endmacro %}
+
+
+{#- The seeds' column_types are written in standard SQL (`varchar`, as DuckDB and PostgreSQL read
+    them); Spark spells an unbounded text `string`. -#}
+{% macro spark_seed_type(type) -%}
+{{ return('string' if type | lower == 'varchar' else type) }}
+{%- endmacro %}
+
+{#- dbt-spark's create_csv_table, with the column types through spark_seed_type. -#}
+{% macro spark__create_csv_table(model, agate_table) %}
+{%- set column_override = model['config'].get('column_types', {}) -%}
+{%- set quote_seed_column = model['config'].get('quote_columns', None) -%}
+{%- set columns = [] -%}
+{%- for col_name in agate_table.column_names -%}
+{%- set type = spark_seed_type(column_override.get(col_name, adapter.convert_type(agate_table, loop.index0))) -%}
+{%- do columns.append(adapter.quote_seed_column(col_name | string, quote_seed_column) ~ ' ' ~ type) -%}
+{%- endfor -%}
+{%- set sql -%}
+create table {{ this.render() }} ({{ columns | join(', ') }})
+{{ file_format_clause() }}
+{{ partition_cols(label="partitioned by") }}
+{{ clustered_cols(label="clustered by") }}
+{{ location_clause() }}
+{{ comment_clause() }}
+{%- endset -%}
+{%- call statement('_') -%}
+{{ sql }}
+{%- endcall -%}
+{{ return(sql) }}
+{% endmacro %}

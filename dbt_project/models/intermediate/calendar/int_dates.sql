@@ -21,8 +21,8 @@ final as (
         cast(extract(year from date_day) as bigint) as calendar_year,
         cast(extract(quarter from date_day) as bigint) as calendar_quarter,
         cast(extract(month from date_day) as bigint) as calendar_month,
-        cast(extract(isodow from date_day) as bigint) as iso_day_of_week,
-        extract(isodow from date_day) in (6, 7) as is_weekend,
+        cast({{ iso_day_of_week('date_day') }} as bigint) as iso_day_of_week,
+        {{ iso_day_of_week('date_day') }} in (6, 7) as is_weekend,
         cast({{ dbt.last_day('date_day', 'month') }} as date) as month_end_date,
         cast(
             extract(year from date_day)

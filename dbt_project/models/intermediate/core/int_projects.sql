@@ -78,19 +78,19 @@ time_only_rows as (
         time_projects.project_code_normalised,
         time_projects.project_name,
         client_ids.client_id,
-        cast(null as varchar) as contract_id,
-        cast(null as varchar) as contract_number,
-        cast(null as varchar) as billing_method,
+        cast(null as {{ dbt.type_string() }}) as contract_id,
+        cast(null as {{ dbt.type_string() }}) as contract_number,
+        cast(null as {{ dbt.type_string() }}) as billing_method,
         case when time_projects.is_active then 'Active' else 'Archived' end as project_status,
         cast(null as date) as status_changed_date,
-        cast(null as varchar) as practice,
-        cast(null as varchar) as legal_entity,
-        cast(null as varchar) as currency_code,
+        cast(null as {{ dbt.type_string() }}) as practice,
+        cast(null as {{ dbt.type_string() }}) as legal_entity,
+        cast(null as {{ dbt.type_string() }}) as currency_code,
         cast(null as decimal(12, 4)) as budget_hours,
         cast(null as decimal(18, 2)) as budget_amount,
         time_projects.start_date,
         time_projects.end_date as due_date,
-        cast(null as varchar) as project_lead_email,
+        cast(null as {{ dbt.type_string() }}) as project_lead_email,
         false as is_internal,
         false as is_in_psa,
         by_project.psa_project_id,
@@ -100,10 +100,11 @@ time_only_rows as (
         by_project.erp_job_keys,
         by_project.source_match_methods
     from by_project
-    inner join time_projects on by_project.time_project_id = cast(time_projects.time_project_id as varchar)
+    inner join time_projects
+        on by_project.time_project_id = cast(time_projects.time_project_id as {{ dbt.type_string() }})
     left join client_ids
         on client_ids.source_system = 'time'
-        and client_ids.source_id = cast(time_projects.time_client_id as varchar)
+        and client_ids.source_id = cast(time_projects.time_client_id as {{ dbt.type_string() }})
     where by_project.psa_project_id is null
 ),
 

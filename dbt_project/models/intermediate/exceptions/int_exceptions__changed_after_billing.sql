@@ -39,7 +39,7 @@ final as (
             'CHANGED_AFTER_BILLING',
             "'hours are now ' || " ~ display_number('changed.hours') ~ " || ', invoiced as ' || " ~ display_number('changed.erp_hours') ~ " || ' h on invoice '"
                 ~ " || coalesce(changed.invoice_number, changed.erp_invoice_key) || ' of '"
-                ~ " || cast(changed.invoice_date as varchar)",
+                ~ " || cast(changed.invoice_date as " ~ dbt.type_string() ~ ")",
             exception_details([
                 ['hours', 'changed.hours'],
                 ['invoiced_hours', 'changed.erp_hours'],

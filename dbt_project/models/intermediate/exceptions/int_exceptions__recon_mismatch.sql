@@ -70,13 +70,13 @@ final as (
     select
         {{ time_entry_exception(
             'RECON_MISMATCH',
-            "'approved billable ' || " ~ display_number('leaked.hours') ~ " || ' h of ' || cast(leaked.spent_date as varchar)"
-                ~ " || ' never reached the ERP, though the books of ' || left(cast(leaked.spent_date as varchar), 7)"
+            "'approved billable ' || " ~ display_number('leaked.hours') ~ " || ' h of ' || cast(leaked.spent_date as " ~ dbt.type_string() ~ ")"
+                ~ " || ' never reached the ERP, though the books of ' || left(cast(leaked.spent_date as " ~ dbt.type_string() ~ "), 7)"
                 ~ " || ' are closed in realm ' || leaked.closed_realm_id"
-                ~ " || coalesce(' (closed ' || cast(cast(leaked.closed_at as date) as varchar) || ')', '')",
+                ~ " || coalesce(' (closed ' || cast(cast(leaked.closed_at as date) as " ~ dbt.type_string() ~ ") || ')', '')",
             exception_details([
                 ['hours', 'leaked.hours'],
-                ['month', 'left(cast(leaked.spent_date as varchar), 7)'],
+                ['month', 'left(cast(leaked.spent_date as ' ~ dbt.type_string() ~ '), 7)'],
                 ['approved_at', 'leaked.approved_at'],
                 ['realm_id', 'leaked.closed_realm_id'],
                 ['closed_at', 'leaked.closed_at'],

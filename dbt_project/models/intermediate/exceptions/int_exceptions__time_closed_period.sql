@@ -51,7 +51,8 @@ approved as (
         end as close_realm_id
     from entries
     inner join time_entries on entries.time_entry_id = time_entries.time_entry_id
-    left join client_ids on cast(time_entries.time_client_id as varchar) = client_ids.source_id
+    left join client_ids
+        on cast(time_entries.time_client_id as {{ dbt.type_string() }}) = client_ids.source_id
     left join client_legal_entities on client_ids.client_id = client_legal_entities.client_id
     left join
         legal_entities as client_realms
@@ -83,9 +84,9 @@ final as (
     select
         {{ time_entry_exception(
             'TIME_CLOSED_PERIOD',
-            "'approved ' || cast(after_close.approved_at as varchar) || ', after the books of '"
-                ~ " || left(cast(after_close.month_start_date as varchar), 7) || ' closed in realm '"
-                ~ " || after_close.close_realm_id || ' at ' || cast(after_close.closed_at as varchar)",
+            "'approved ' || cast(after_close.approved_at as " ~ dbt.type_string() ~ ") || ', after the books of '"
+                ~ " || left(cast(after_close.month_start_date as " ~ dbt.type_string() ~ "), 7) || ' closed in realm '"
+                ~ " || after_close.close_realm_id || ' at ' || cast(after_close.closed_at as " ~ dbt.type_string() ~ ")",
             exception_details([
                 ['approved_at', 'after_close.approved_at'],
                 ['realm_id', 'after_close.close_realm_id'],

@@ -38,7 +38,7 @@ final as (
         {{ time_entry_exception(
             'TIME_DUPLICATE',
             "'copy ' || copies.copy_number || ' of time entry ' || copies.original_time_entry_id"
-                ~ " || ': same person, project, day (' || cast(copies.spent_date as varchar) || '), '"
+                ~ " || ': same person, project, day (' || cast(copies.spent_date as " ~ dbt.type_string() ~ ") || '), '"
                 ~ " || " ~ display_number('copies.hours') ~ " || ' h and notes'",
             exception_details([
                 ['original_time_entry_id', 'copies.original_time_entry_id'],

@@ -25,8 +25,8 @@ final as (
     select
         {{ time_entry_exception(
             'TIME_INACTIVE_PROJECT',
-            "'worked ' || cast(inactive.spent_date as varchar) || ' on ' || inactive.project_code || ', which is '"
-                ~ " || lower(inactive.project_status) || ' since ' || cast(inactive.project_status_changed_date as varchar)",
+            "'worked ' || cast(inactive.spent_date as " ~ dbt.type_string() ~ ") || ' on ' || inactive.project_code || ', which is '"
+                ~ " || lower(inactive.project_status) || ' since ' || cast(inactive.project_status_changed_date as " ~ dbt.type_string() ~ ")",
             exception_details([
                 ['project_status', 'inactive.project_status'],
                 ['status_changed_on', 'inactive.project_status_changed_date'],

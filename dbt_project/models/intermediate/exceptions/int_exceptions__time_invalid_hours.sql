@@ -49,8 +49,8 @@ final as (
         {{ time_entry_exception(
             'TIME_INVALID_HOURS',
             "case when invalid.hours <= 0 then 'hours ' || " ~ display_number('invalid.hours') ~ " || ' are not above zero'"
-                ~ " else 'harvest user ' || invalid.time_user_id || '''s ' || invalid.day_entry_count"
-                ~ " || ' entries of ' || cast(invalid.spent_date as varchar) || ' add up to ' || " ~ display_number('invalid.day_hours')
+                ~ " else 'harvest user ' || invalid.time_user_id || '" ~ dbt.escape_single_quotes("'") ~ "s ' || invalid.day_entry_count"
+                ~ " || ' entries of ' || cast(invalid.spent_date as " ~ dbt.type_string() ~ ") || ' add up to ' || " ~ display_number('invalid.day_hours')
                 ~ " || ' h, more than 24' end",
             exception_details([
                 ['hours', 'invalid.hours'],

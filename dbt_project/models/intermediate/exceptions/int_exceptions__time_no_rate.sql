@@ -40,7 +40,7 @@ final as (
     select
         {{ time_entry_exception(
             'TIME_NO_RATE',
-            "'no rate for role ' || coalesce(unpriced.rate_role, '(none)') || ' on ' || cast(unpriced.spent_date as varchar)"
+            "'no rate for role ' || coalesce(unpriced.rate_role, '(none)') || ' on ' || cast(unpriced.spent_date as " ~ dbt.type_string() ~ ")"
                 ~ " || coalesce(' on rate card ' || unpriced.rate_card_id, ' (the contract has no rate card)')",
             exception_details([
                 ['rate_card_id', 'unpriced.rate_card_id'],

@@ -32,9 +32,9 @@ final as (
     select
         {{ time_entry_exception(
             'TIME_OUTSIDE_CONTRACT',
-            "'worked ' || cast(outside.spent_date as varchar) || ', ' || case when outside.spent_date < outside.contract_start_date"
+            "'worked ' || cast(outside.spent_date as " ~ dbt.type_string() ~ ") || ', ' || case when outside.spent_date < outside.contract_start_date"
                 ~ " then 'before' else 'after' end || ' contract ' || outside.contract_number || ' ('"
-                ~ " || cast(outside.contract_start_date as varchar) || ' to ' || coalesce(cast(outside.contract_end_date as varchar), 'open') || ')'",
+                ~ " || cast(outside.contract_start_date as " ~ dbt.type_string() ~ ") || ' to ' || coalesce(cast(outside.contract_end_date as " ~ dbt.type_string() ~ "), 'open') || ')'",
             exception_details([
                 ['contract_number', 'outside.contract_number'],
                 ['contract_start_date', 'outside.contract_start_date'],

@@ -59,8 +59,8 @@ final as (
             'TIME_RATE_CONFLICT', 'rate_card_version', 'by_version.rate_card_version_id', 'psa',
             "'kantata rate_card ' || by_version.rate_card_id || '; rate_card_version ' || by_version.rate_card_version_id",
             "'rate card ' || by_version.rate_card_id || ', role ' || by_version.role || ': version '"
-                ~ " || by_version.rate_card_version_id || ' (' || cast(by_version.effective_from as varchar) || ' to '"
-                ~ " || coalesce(cast(by_version.effective_to as varchar), 'open') || ', rate ' || " ~ display_number('by_version.bill_rate')
+                ~ " || by_version.rate_card_version_id || ' (' || cast(by_version.effective_from as " ~ dbt.type_string() ~ ") || ' to '"
+                ~ " || coalesce(cast(by_version.effective_to as " ~ dbt.type_string() ~ "), 'open') || ', rate ' || " ~ display_number('by_version.bill_rate')
                 ~ " || ') overlaps version(s) ' || by_version.overlapping_version_ids",
             exception_details([
                 ['rate_card_id', 'by_version.rate_card_id'],

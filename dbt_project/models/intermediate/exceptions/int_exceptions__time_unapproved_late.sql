@@ -54,8 +54,8 @@ final as (
     select
         {{ time_entry_exception(
             'TIME_UNAPPROVED_LATE',
-            "'billable ' || " ~ display_number('late.hours') ~ " || ' h of ' || cast(late.spent_date as varchar) || ' still '"
-                ~ " || late.approval_status || '; approval was due by the end of ' || cast(late.approval_due_date as varchar)",
+            "'billable ' || " ~ display_number('late.hours') ~ " || ' h of ' || cast(late.spent_date as " ~ dbt.type_string() ~ ") || ' still '"
+                ~ " || late.approval_status || '; approval was due by the end of ' || cast(late.approval_due_date as " ~ dbt.type_string() ~ ")",
             exception_details([
                 ['approval_status', 'late.approval_status'],
                 ['submitted_at', 'late.submitted_at'],

@@ -37,7 +37,7 @@ unknown as (
         coalesce(their_time.entry_count, 0) as entry_count,
         coalesce(their_time.hours, 0) as hours
     from users
-    inner join employee_ids on cast(users.time_user_id as varchar) = employee_ids.source_id
+    inner join employee_ids on cast(users.time_user_id as {{ dbt.type_string() }}) = employee_ids.source_id
     left join their_time on users.time_user_id = their_time.time_user_id
     cross join as_of
     where
@@ -50,7 +50,7 @@ final as (
         {{ exception_columns(
             'TIME_UNKNOWN_EMPLOYEE', 'time_user', 'unknown.time_user_id', 'time',
             "'harvest user ' || unknown.time_user_id || ' (' || coalesce(unknown.email, 'no e-mail') || ')'",
-            "'time-tool user ' || coalesce(unknown.email, cast(unknown.time_user_id as varchar))"
+            "'time-tool user ' || coalesce(unknown.email, cast(unknown.time_user_id as " ~ dbt.type_string() ~ "))"
                 ~ " || ' matches no HR employee by e-mail; ' || unknown.entry_count || ' entries, '"
                 ~ " || " ~ display_number('unknown.hours') ~ " || ' h held back'",
             exception_details([

@@ -46,7 +46,7 @@ of_user as (
     from entries
     inner join blocking
         on blocking.record_type = 'time_user'
-        and blocking.record_id = cast(entries.time_user_id as varchar)
+        and blocking.record_id = cast(entries.time_user_id as {{ dbt.type_string() }})
     where not entries.is_deleted
 ),
 

@@ -49,7 +49,7 @@ invoice_notes as (
         invoice_date,
         case
             when private_note like 'milestone:%' then 'milestone'
-            when private_note like 'percent\_complete:%' escape '\' then 'percent_complete'
+            when private_note like 'percent!_complete:%' escape '!' then 'percent_complete'
             when private_note like 'retainer:%' then 'retainer'
         end as note_kind,
         nullif(trim({{ dbt.split_part('private_note', "':'", 2) }}), '') as note_reference

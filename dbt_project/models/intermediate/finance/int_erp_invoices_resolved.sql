@@ -84,7 +84,7 @@ final as (
         ) as project_id,
         case
             when addressed.private_note like 'milestone:%' then 'milestone'
-            when addressed.private_note like 'percent\_complete:%' escape '\' then 'percent_complete'
+            when addressed.private_note like 'percent!_complete:%' escape '!' then 'percent_complete'
             when addressed.private_note like 'retainer:%' then 'retainer'
             when
                 line_summary.line_count > 0 and line_summary.time_line_count = line_summary.line_count

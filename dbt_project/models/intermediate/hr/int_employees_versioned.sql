@@ -38,7 +38,7 @@ attributes as (
         md5(concat_ws(
             '|',
             grade, practice, region, legal_entity, cost_centre,
-            cast(weekly_standard_hours as varchar), coalesce(manager_employee_id, '')
+            cast(weekly_standard_hours as {{ dbt.type_string() }}), coalesce(manager_employee_id, '')
         )) as attribute_hash
     from snapshots
 ),
@@ -135,7 +135,8 @@ latest as (
 
 final as (
     select
-        with_cost.employee_id || '@' || cast(with_cost.valid_from as varchar) as employee_version_id,
+        with_cost.employee_id || '@'
+        || cast(with_cost.valid_from as {{ dbt.type_string() }}) as employee_version_id,
         with_cost.employee_id,
         with_cost.valid_from,
         with_cost.valid_to,

@@ -39,7 +39,7 @@ crm_rows as (
         account_id as client_id,
         'crm' as source_system,
         account_id as source_id,
-        cast(null as varchar) as realm_id,
+        cast(null as {{ dbt.type_string() }}) as realm_id,
         account_name as source_name,
         'canonical' as match_method,
         1 as candidate_count
@@ -54,8 +54,8 @@ time_rows as (
             'time:' || time_clients.time_client_id
         ) as client_id,
         'time' as source_system,
-        cast(time_clients.time_client_id as varchar) as source_id,
-        cast(null as varchar) as realm_id,
+        cast(time_clients.time_client_id as {{ dbt.type_string() }}) as source_id,
+        cast(null as {{ dbt.type_string() }}) as realm_id,
         time_clients.client_name as source_name,
         case
             when overrides.canonical_source_id is not null then 'manual_override'
@@ -68,7 +68,7 @@ time_rows as (
     from time_clients
     left join overrides
         on overrides.source_system = 'time'
-        and overrides.source_id = cast(time_clients.time_client_id as varchar)
+        and overrides.source_id = cast(time_clients.time_client_id as {{ dbt.type_string() }})
     left join account_names on time_clients.client_name_normalised = account_names.account_name_normalised
     left join internal_names on time_clients.client_name_normalised = internal_names.name_normalised
 ),

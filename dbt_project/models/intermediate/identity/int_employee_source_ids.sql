@@ -35,7 +35,7 @@ hr_rows as (
         employee_id,
         'hr' as source_system,
         employee_id as source_id,
-        cast(null as varchar) as realm_id,
+        cast(null as {{ dbt.type_string() }}) as realm_id,
         email,
         'canonical' as match_method
     from hr_people
@@ -46,8 +46,8 @@ time_rows as (
         coalesce(overrides.canonical_source_id, hr_people.employee_id, 'time:' || time_users.time_user_id)
             as employee_id,
         'time' as source_system,
-        cast(time_users.time_user_id as varchar) as source_id,
-        cast(null as varchar) as realm_id,
+        cast(time_users.time_user_id as {{ dbt.type_string() }}) as source_id,
+        cast(null as {{ dbt.type_string() }}) as realm_id,
         time_users.email,
         case
             when overrides.canonical_source_id is not null then 'manual_override'
@@ -57,7 +57,7 @@ time_rows as (
     from time_users
     left join overrides
         on overrides.source_system = 'time'
-        and overrides.source_id = cast(time_users.time_user_id as varchar)
+        and overrides.source_id = cast(time_users.time_user_id as {{ dbt.type_string() }})
     left join hr_people on time_users.email = hr_people.email
 ),
 

@@ -42,7 +42,7 @@ psa_rows as (
         psa_project_id as project_id,
         'psa' as source_system,
         psa_project_id as source_id,
-        cast(null as varchar) as realm_id,
+        cast(null as {{ dbt.type_string() }}) as realm_id,
         project_code as source_code,
         'canonical' as match_method
     from psa_projects
@@ -56,8 +56,8 @@ time_rows as (
             'time:' || time_projects.time_project_id
         ) as project_id,
         'time' as source_system,
-        cast(time_projects.time_project_id as varchar) as source_id,
-        cast(null as varchar) as realm_id,
+        cast(time_projects.time_project_id as {{ dbt.type_string() }}) as source_id,
+        cast(null as {{ dbt.type_string() }}) as realm_id,
         time_projects.project_code as source_code,
         case
             when override_targets.psa_project_id is not null then 'manual_override'
@@ -70,7 +70,7 @@ time_rows as (
     from time_projects
     left join override_targets
         on override_targets.source_system = 'time'
-        and override_targets.source_id = cast(time_projects.time_project_id as varchar)
+        and override_targets.source_id = cast(time_projects.time_project_id as {{ dbt.type_string() }})
     left join psa_codes on time_projects.project_code_normalised = psa_codes.project_code_normalised
     left join psa_projects as psa_codes_exact on psa_codes.psa_project_id = psa_codes_exact.psa_project_id
 ),

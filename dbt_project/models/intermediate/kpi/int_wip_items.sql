@@ -40,7 +40,7 @@ projects as (
 time_items as (
     select
         'time' as item_type,
-        cast(time_entry_id as varchar) as item_id,
+        cast(time_entry_id as {{ dbt.type_string() }}) as item_id,
         project_id,
         client_id,
         contract_id,
@@ -66,7 +66,7 @@ time_items as (
 expense_items as (
     select
         'expense' as item_type,
-        cast(expenses.expense_id as varchar) as item_id,
+        cast(expenses.expense_id as {{ dbt.type_string() }}) as item_id,
         expenses.project_id,
         expenses.client_id,
         expenses.contract_id,
@@ -86,7 +86,8 @@ expense_items as (
         true as is_wip_candidate,
         false as is_at_risk_candidate
     from expenses
-    left join invoices on cast(expenses.harvest_invoice_id as varchar) = invoices.erp_invoice_id
+    left join invoices
+        on cast(expenses.harvest_invoice_id as {{ dbt.type_string() }}) = invoices.erp_invoice_id
     where expenses.is_billable
         and expenses.approval_status = 'approved'
 ),
@@ -94,7 +95,7 @@ expense_items as (
 milestone_items as (
     select
         'milestone' as item_type,
-        cast(milestone_id as varchar) as item_id,
+        cast(milestone_id as {{ dbt.type_string() }}) as item_id,
         milestones.project_id,
         milestones.client_id,
         milestones.contract_id,

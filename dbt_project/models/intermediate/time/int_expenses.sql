@@ -47,8 +47,8 @@ resolved as (
         projects.billing_method,
         projects.legal_entity as project_legal_entity
     from expenses
-    left join employee_ids on cast(expenses.time_user_id as varchar) = employee_ids.source_id
-    left join project_ids on cast(expenses.time_project_id as varchar) = project_ids.source_id
+    left join employee_ids on cast(expenses.time_user_id as {{ dbt.type_string() }}) = employee_ids.source_id
+    left join project_ids on cast(expenses.time_project_id as {{ dbt.type_string() }}) = project_ids.source_id
     left join projects on project_ids.project_id = projects.project_id
 ),
 

@@ -48,8 +48,10 @@ resolved as (
         projects.legal_entity as project_legal_entity,
         time_users.role as time_user_role
     from time_entries
-    left join employee_ids on cast(time_entries.time_user_id as varchar) = employee_ids.source_id
-    left join project_ids on cast(time_entries.time_project_id as varchar) = project_ids.source_id
+    left join employee_ids
+        on cast(time_entries.time_user_id as {{ dbt.type_string() }}) = employee_ids.source_id
+    left join project_ids
+        on cast(time_entries.time_project_id as {{ dbt.type_string() }}) = project_ids.source_id
     left join projects on project_ids.project_id = projects.project_id
     left join time_users on time_entries.time_user_id = time_users.time_user_id
 ),

@@ -61,7 +61,7 @@ with_calendar as (
 
 final as (
     select
-        assignment_id || ':' || cast(week_start_date as varchar) as assignment_week_id,
+        assignment_id || ':' || cast(week_start_date as {{ dbt.type_string() }}) as assignment_week_id,
         assignment_id,
         week_start_date,
         project_id,

@@ -49,8 +49,8 @@ unapplied as (
         payments.erp_payment_key || ':unapplied' as erp_payment_line_key,
         payments.erp_payment_key,
         cast(null as bigint) as line_index,
-        cast(null as varchar) as linked_txn_type,
-        cast(null as varchar) as erp_invoice_key,
+        cast(null as {{ dbt.type_string() }}) as linked_txn_type,
+        cast(null as {{ dbt.type_string() }}) as erp_invoice_key,
         payments.total_amount - coalesce(sum(payment_lines.amount), 0) as amount,
         true as is_unapplied
     from payments

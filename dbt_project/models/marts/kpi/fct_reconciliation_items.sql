@@ -78,7 +78,7 @@ activities_attributed as (
         case
             when
                 entries.time_entry_id is not null
-                then 'time_entry:' || cast(entries.time_entry_id as varchar)
+                then 'time_entry:' || cast(entries.time_entry_id as {{ dbt.type_string() }})
             else 'erp_time_activity:' || activities.erp_time_activity_key
         end as item_key,
         erp_project_ids.project_id
@@ -129,7 +129,7 @@ invoiced as (
 
 approved as (
     select
-        'time_entry:' || cast(entries.time_entry_id as varchar) as item_key,
+        'time_entry:' || cast(entries.time_entry_id as {{ dbt.type_string() }}) as item_key,
         entries.*,
         entries.is_billable
         and entries.is_approved
@@ -280,7 +280,8 @@ final as (
                 then 'TimeActivity whose time entry the time tool does not have'
             when
                 erp_time_activity_count > 1
-                then 'posted to the ERP ' || cast(erp_time_activity_count as varchar) || ' times'
+                then 'posted to the ERP ' || cast(erp_time_activity_count as {{ dbt.type_string() }})
+                    || ' times'
             when not is_approved_billable_time and erp_time_activity_count > 0
                 then 'in the ERP but not approved billable T&M time in the time tool'
             when erp_time_activity_count = 0 and approved_hours != 0 then 'approved, never pushed to the ERP'

@@ -135,7 +135,8 @@ grid as (
 
 final as (
     select
-        grid.legal_entity || ':' || grid.currency_code || ':' || cast(grid.month_start_date as varchar)
+        grid.legal_entity || ':' || grid.currency_code
+        || ':' || cast(grid.month_start_date as {{ dbt.type_string() }})
         || ':' || grid.aging_bucket as ar_aging_key,
         grid.legal_entity,
         grid.currency_code,

@@ -42,7 +42,8 @@ invoiced_90_days as (
 
 final as (
     select
-        open_receivables.legal_entity || ':' || cast(open_receivables.month_start_date as varchar) as dso_key,
+        open_receivables.legal_entity || ':'
+        || cast(open_receivables.month_start_date as {{ dbt.type_string() }}) as dso_key,
         open_receivables.legal_entity,
         open_receivables.month_start_date,
         open_receivables.as_of_date,

@@ -64,7 +64,7 @@ final as (
     select
         coalesce(by_project_month.project_id, 'unassigned')
         || ':'
-        || cast(by_project_month.month_start_date as varchar)
+        || cast(by_project_month.month_start_date as {{ dbt.type_string() }})
             as reconciliation_key,
         by_project_month.project_id,
         projects.project_code,

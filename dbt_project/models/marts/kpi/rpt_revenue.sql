@@ -442,7 +442,7 @@ balances as (
 
 final as (
     select
-        contract_id || ':' || cast(month_start_date as varchar) as contract_month_key,
+        contract_id || ':' || cast(month_start_date as {{ dbt.type_string() }}) as contract_month_key,
         contract_id,
         contract_number,
         client_id,

@@ -1,8 +1,8 @@
 {#- What each load saw of each realm's close date, with the ERP's clock at that moment. -#}
 with source as (
     {{ optional_source('erp', 'preferences_history', {
-        'realm_id': 'varchar', 'book_close_date': 'varchar',
-        'server_time': 'varchar', '_dlt_load_id': 'varchar',
+        'realm_id': dbt.type_string(), 'book_close_date': dbt.type_string(),
+        'server_time': dbt.type_string(), '_dlt_load_id': dbt.type_string(),
     }) }}
 ),
 

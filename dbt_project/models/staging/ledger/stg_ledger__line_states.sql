@@ -2,14 +2,14 @@
     ERP holds for it (id, SyncToken), or why it was refused. Empty before the first sync. -#}
 with source as (
     {{ optional_source('ledger', 'line_states', {
-        'line_key': 'varchar', 'line_kind': 'varchar', 'erp_entity': 'varchar', 'realm_id': 'varchar',
-        'time_entry_id': 'bigint', 'milestone_id': 'varchar', 'state': 'varchar', 'operation': 'varchar',
-        'erp_id': 'varchar', 'sync_token': 'varchar', 'content_hash': 'varchar', 'txn_date': 'date',
+        'line_key': dbt.type_string(), 'line_kind': dbt.type_string(), 'erp_entity': dbt.type_string(), 'realm_id': dbt.type_string(),
+        'time_entry_id': 'bigint', 'milestone_id': dbt.type_string(), 'state': dbt.type_string(), 'operation': dbt.type_string(),
+        'erp_id': dbt.type_string(), 'sync_token': dbt.type_string(), 'content_hash': dbt.type_string(), 'txn_date': 'date',
         'hours': 'decimal(12,4)', 'rate': 'decimal(18,4)', 'amount': 'decimal(24,8)',
-        'currency_code': 'varchar', 'requestid': 'varchar', 'attempts': 'integer',
-        'error_code': 'varchar', 'error_message': 'varchar', 'first_sent_at': 'timestamp',
+        'currency_code': dbt.type_string(), 'requestid': dbt.type_string(), 'attempts': 'integer',
+        'error_code': dbt.type_string(), 'error_message': dbt.type_string(), 'first_sent_at': 'timestamp',
         'acknowledged_at': 'timestamp', 'last_acknowledged_at': 'timestamp', 'rejected_at': 'timestamp',
-        'deleted_at': 'timestamp', 'updated_at': 'timestamp', 'last_run_id': 'varchar'
+        'deleted_at': 'timestamp', 'updated_at': 'timestamp', 'last_run_id': dbt.type_string()
     }) }}
 ),
 

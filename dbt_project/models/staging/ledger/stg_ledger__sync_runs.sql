@@ -1,14 +1,14 @@
 {#- One row per reverse-ETL sync run, from the ledger's snapshot (empty before the first sync). -#}
 with source as (
     {{ optional_source('ledger', 'sync_runs', {
-        'run_id': 'varchar', 'started_at': 'timestamp', 'finished_at': 'timestamp',
-        'status': 'varchar', 'is_dry_run': 'boolean', 'is_retry_rejected': 'boolean',
-        'warehouse_run_id': 'varchar', 'lines_in_plan': 'integer', 'creates_planned': 'integer',
+        'run_id': dbt.type_string(), 'started_at': 'timestamp', 'finished_at': 'timestamp',
+        'status': dbt.type_string(), 'is_dry_run': 'boolean', 'is_retry_rejected': 'boolean',
+        'warehouse_run_id': dbt.type_string(), 'lines_in_plan': 'integer', 'creates_planned': 'integer',
         'updates_planned': 'integer', 'deletes_planned': 'integer', 'lines_held': 'integer',
         'lines_skipped': 'integer', 'requests_sent': 'integer', 'lines_acknowledged': 'integer',
         'lines_rejected': 'integer', 'lines_deleted': 'integer', 'lines_invoiced_untouched': 'integer',
-        'lines_dead_letter': 'integer', 'transport_failures': 'integer', 'realms_failed': 'varchar',
-        'message': 'varchar', 'duration_s': type_double(), 'lines_vanished': 'integer',
+        'lines_dead_letter': 'integer', 'transport_failures': 'integer', 'realms_failed': dbt.type_string(),
+        'message': dbt.type_string(), 'duration_s': type_double(), 'lines_vanished': 'integer',
         'erp_duplicates': 'integer', 'lines_adopted': 'integer', 'erp_records_read': 'integer'
     }) }}
 ),

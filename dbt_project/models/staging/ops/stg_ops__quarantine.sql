@@ -4,9 +4,9 @@
     drop folder cannot be asked again (a corrected file is a new delivery), so its rows carry no
     resolution and no outstanding flag. -#}
 {%- set columns = {
-    'quarantine_id': 'varchar', 'source': 'varchar', 'table_name': 'varchar', 'record_key': 'varchar',
-    'reason': 'varchar', 'payload': 'varchar', 'quarantined_at': 'timestamp with time zone',
-    'resolved_at': 'timestamp with time zone', 'resolution': 'varchar', 'resolved_by_load': 'varchar',
+    'quarantine_id': dbt.type_string(), 'source': dbt.type_string(), 'table_name': dbt.type_string(), 'record_key': dbt.type_string(),
+    'reason': dbt.type_string(), 'payload': dbt.type_string(), 'quarantined_at': type_timestamp_tz(),
+    'resolved_at': type_timestamp_tz(), 'resolution': dbt.type_string(), 'resolved_by_load': dbt.type_string(),
 } -%}
 
 with
