@@ -178,7 +178,7 @@ def test_the_configured_reader_role_is_used_and_sees_the_next_builds_schemas(clu
     admin = psycopg2.connect(cluster.dsn("billable"))
     admin.autocommit = True
     with admin.cursor() as cursor:
-        cursor.execute("create role billable_reader login")
+        cursor.execute("create role billable_reader login password 'reader-pw'")
         for schema in connection_schemas():
             cursor.execute(f"grant usage on schema {schema} to billable_reader")
             cursor.execute(f"grant select on all tables in schema {schema} to billable_reader")
@@ -187,7 +187,7 @@ def test_the_configured_reader_role_is_used_and_sees_the_next_builds_schemas(clu
         cursor.execute("create schema build_next; create table build_next.t as select 1 as x")
     monkeypatch.setenv(
         "BILLABLE__POSTGRES__READER_CREDENTIALS",
-        cluster.dsn("billable").replace("postgres@", "billable_reader@"),
+        f"postgresql://billable_reader:reader-pw@127.0.0.1:{cluster.port}/billable",
     )
     postgres.close_pools()
     try:
