@@ -18,7 +18,10 @@ Nothing here prints a secret: `describe()` shows the host, port, database and us
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 ENGINE_ENV = "BILLABLE_ENGINE"
@@ -154,3 +157,25 @@ def postgres_reader_settings() -> PostgresSettings:
     """The readers' connection: the read-only role when configured, else the warehouse's own."""
     dsn = _configured(READER_KEY)
     return PostgresSettings.from_dsn(dsn, READER_KEY) if dsn else postgres_settings()
+
+
+def connect(settings: PostgresSettings | None = None, autocommit: bool = False) -> Any:
+    """A psycopg2 connection to the warehouse's database (or `settings`')."""
+    import psycopg2
+
+    connection = psycopg2.connect(
+        **(settings or postgres_settings()).connect_kwargs(), connect_timeout=30, application_name="billable"
+    )
+    connection.autocommit = autocommit
+    return connection
+
+
+@contextmanager
+def transaction(settings: PostgresSettings | None = None) -> Iterator[Any]:
+    """A cursor in one transaction (committed at the end of the block, rolled back on error), closed."""
+    connection = connect(settings)
+    try:
+        with connection, connection.cursor() as cursor:
+            yield cursor
+    finally:
+        connection.close()

@@ -27,7 +27,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from billable.engine import PostgresSettings, postgres_reader_settings, postgres_settings
+from billable.engine import (
+    PostgresSettings,
+    connect,
+    postgres_reader_settings,
+    postgres_settings,
+    transaction,
+)
 from billable.run_lock import LockHeld
 
 BUILD_PREFIX = "build_"
@@ -39,32 +45,11 @@ ADVISORY_LOCK_KEY = 0x42696C6C  # "Bill"
 RUNS_TYPES = {"double": "double precision"}  # DuckDB type names billable.transform uses -> PostgreSQL's
 
 
-def connect(settings: PostgresSettings | None = None, autocommit: bool = False) -> Any:
-    import psycopg2
-
-    connection = psycopg2.connect(
-        **(settings or postgres_settings()).connect_kwargs(), connect_timeout=30, application_name="billable"
-    )
-    connection.autocommit = autocommit
-    return connection
-
-
 class DatabaseLockHeld(LockHeld):
     """Another transform (maybe on another machine) holds the database's advisory lock."""
 
     def __init__(self, message: str) -> None:  # not a lock file: no path or pid file to name
         RuntimeError.__init__(self, message)
-
-
-@contextmanager
-def transaction(settings: PostgresSettings | None = None) -> Iterator[Any]:
-    """A cursor in one transaction (committed at the end of the block, rolled back on error)."""
-    connection = connect(settings)
-    try:
-        with connection, connection.cursor() as cursor:
-            yield cursor
-    finally:
-        connection.close()
 
 
 @contextmanager

@@ -84,7 +84,7 @@ def dataset_tables(raw_db: Path, dataset: str, engine: str | None = None) -> set
     """The tables a dataset already has (none when the raw store or the dataset does not exist)."""
     engine = engine or engines.engine_name()
     if engine == "postgres":
-        with postgres_connection() as connection, connection.cursor() as cursor:
+        with engines.transaction() as cursor:
             cursor.execute(
                 "select table_name from information_schema.tables where table_schema = %s", [dataset]
             )
@@ -103,32 +103,6 @@ def dataset_tables(raw_db: Path, dataset: str, engine: str | None = None) -> set
             "select table_name from information_schema.tables where table_schema = ?", [dataset]
         ).fetchall()
     return {name for (name,) in rows}
-
-
-def postgres_connection() -> Any:
-    """A psycopg2 connection to the warehouse's database, for a `with` block."""
-    import psycopg2
-
-    return _Closing(psycopg2.connect(**engines.postgres_settings().connect_kwargs(), connect_timeout=30))
-
-
-class _Closing:
-    """`with postgres_connection() as connection`: commits on success, rolls back on error, closes."""
-
-    def __init__(self, connection: Any) -> None:
-        self.connection = connection
-
-    def __enter__(self) -> Any:
-        return self.connection
-
-    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
-        try:
-            if kind is None:
-                self.connection.commit()
-            else:
-                self.connection.rollback()
-        finally:
-            self.connection.close()
 
 
 def row_identity(engine: str | None = None) -> str | None:

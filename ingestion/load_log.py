@@ -58,9 +58,7 @@ def write_load_log(raw_db: Path, entries: list[LoadLogEntry]) -> None:
     if engine == "spark":
         write_lake_log(raw_db.parent, entries)
     elif engine == "postgres":
-        from ingestion.destination import postgres_connection
-
-        with postgres_connection() as connection, connection.cursor() as cursor:
+        with engines.transaction() as cursor:
             cursor.execute(ddl)
             cursor.executemany(
                 insert.format(", ".join("%s" for _ in names)),
