@@ -110,7 +110,7 @@ class PostgresSettings:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
 
 
-def _configured(key: str) -> str | None:
+def configured(key: str) -> str | None:
     """A value from dlt's configuration: the environment (`A__B__C`), then `.dlt/secrets.toml` and
     `.dlt/config.toml` in the working directory or the checkout, as dlt looks them up. Read here
     without importing dlt (seconds of import in a dashboard's first request)."""
@@ -144,7 +144,7 @@ def _configured(key: str) -> str | None:
 
 def postgres_settings() -> PostgresSettings:
     """The warehouse's PostgreSQL connection (EngineError when it is not configured)."""
-    dsn = _configured(CREDENTIALS_KEY)
+    dsn = configured(CREDENTIALS_KEY)
     if not dsn:
         raise EngineError(
             f"{ENGINE_ENV}=postgres needs the connection: set {CREDENTIALS_KEY} in .dlt/secrets.toml "
@@ -155,7 +155,7 @@ def postgres_settings() -> PostgresSettings:
 
 def postgres_reader_settings() -> PostgresSettings:
     """The readers' connection: the read-only role when configured, else the warehouse's own."""
-    dsn = _configured(READER_KEY)
+    dsn = configured(READER_KEY)
     return PostgresSettings.from_dsn(dsn, READER_KEY) if dsn else postgres_settings()
 
 

@@ -149,6 +149,47 @@ class PostgresWarehouse:
             return False
         return True
 
+    def input_fingerprints(self) -> dict[str, str]:
+        """The raw schemas' completed loads, the load log and the ledger's snapshot (build_scope)."""
+        import psycopg2
+
+        from billable.build_scope import dataset_fingerprints
+
+        with transaction(self.settings) as cursor:
+
+            def query(sql: str) -> tuple[Any, ...] | None:
+                cursor.execute("savepoint fingerprint")
+                try:
+                    cursor.execute(sql)
+                except psycopg2.errors.UndefinedTable:
+                    cursor.execute("rollback to savepoint fingerprint")
+                    return None
+                row: tuple[Any, ...] | None = cursor.fetchone()
+                return row
+
+            found = dataset_fingerprints(query, "raw_ops.load_log")
+            # the snapshot is replaced whole by each sync: its content, order aside
+            parts = []
+            for table in ("line_states", "sync_runs"):
+                row = query(f"select count(*), sum(hashtext(t::text)::bigint) from raw_ledger.{table} as t")
+                parts.append("absent" if row is None else f"{row[0]}:{row[1]}")
+            found["ledger"] = "/".join(parts)
+        return found
+
+    def last_run(self) -> dict[str, Any] | None:
+        """The newest run in build_ops.transform_runs (None: none yet)."""
+        import psycopg2
+
+        try:
+            with transaction(self.settings) as cursor:
+                runs = f"{BUILD_PREFIX}ops.transform_runs"
+                cursor.execute(f"select * from {runs} order by started_at desc limit 1")
+                row = cursor.fetchone()
+                names = [column[0] for column in cursor.description or []]
+        except psycopg2.Error:
+            return None
+        return dict(zip(names, row, strict=True)) if row else None
+
     def store_semantic_manifest(self, run_id: str, manifest: str) -> None:
         with transaction(self.settings) as cursor:
             cursor.execute(f"create schema if not exists {BUILD_PREFIX}ops")

@@ -104,6 +104,13 @@ class SparkWarehouse:
             return False
         return True
 
+    def input_fingerprints(self) -> dict[str, str]:
+        """None kept: the lake's loads are not fingerprinted, so every Spark build is whole."""
+        return {}
+
+    def last_run(self) -> dict[str, Any] | None:
+        return None
+
     def store_semantic_manifest(self, run_id: str, manifest: str) -> None:
         folder = self.ops / "semantic_manifest"
         for old in folder.glob("*.parquet") if folder.is_dir() else []:

@@ -34,8 +34,10 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from billable import duckdb_config
+from billable.build_scope import scope_of_build
 from billable.child_process import ChildRecord, die_with_parent
 from billable.engine import EngineError, engine_name
 from billable.publish_duckdb import publish, record_run, seed_working_db, store_semantic_manifest
@@ -71,6 +73,10 @@ RUNS_COLUMNS = {
     "duration_s": "double",
     "nodes_warned": "integer",  # data tests of severity warn that found rows (published anyway)
     "warnings": "varchar[]",  # one line per warning: test, model, how many rows
+    "project_fingerprint": "varchar",  # what the build covered (billable.build_scope)
+    "source_fingerprints": "varchar",  # JSON: source -> fingerprint
+    "selection": "varchar",  # dbt --select, empty when everything was built
+    "unit_tests": "boolean",  # the models' unit tests ran too (make test; not production)
 }
 
 
@@ -171,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         store = warehouse_store(engine_name(), paths.raw_db.parent)
+        duckdb_config.duckdb_config()  # a memory limit or thread count DuckDB cannot take: exit 2
         problem = check_inputs(paths, args.wait, store)
     except EngineError as err:
         problem = str(err)
@@ -185,7 +192,12 @@ def main(argv: list[str] | None = None) -> int:
             # No loader writes the raw database while dbt reads it (the loader exits 75 meanwhile).
             with run_lock(raw_db_lock(paths.raw_db), args.wait):
                 return transform(
-                    paths, full_refresh=args.full_refresh, dbt_vars=args.vars, children=children, store=store
+                    paths,
+                    full_refresh=args.full_refresh,
+                    dbt_vars=args.vars,
+                    children=children,
+                    store=store,
+                    unit_tests=args.unit_tests,
                 )
     except LockHeld as held:
         print(f"transform: {held}", file=sys.stderr)
@@ -219,6 +231,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--full-refresh", action="store_true", help="rebuild incremental models from scratch (dbt's flag)"
     )
     parser.add_argument(
+        "--unit-tests",
+        action="store_true",
+        help="also run the models' unit tests (make test does; a production build leaves them out)",
+    )
+    parser.add_argument(
         "--vars",
         default="",
         metavar="YAML",
@@ -247,6 +264,8 @@ class WarehouseStore(Protocol):
     def store_semantic_manifest(self, run_id: str, manifest: str) -> None: ...
     def publish(self, metadata: dict) -> None: ...
     def published_exists(self) -> bool: ...
+    def input_fingerprints(self) -> dict[str, str]: ...
+    def last_run(self) -> dict[str, Any] | None: ...
 
 
 def warehouse_store(engine: str, data_dir: Path) -> WarehouseStore | None:
@@ -288,6 +307,7 @@ def transform(
     dbt_vars: str = "",
     children: ChildRecord | None = None,
     store: WarehouseStore | None = None,
+    unit_tests: bool = False,
 ) -> int:
     """Build, audit and (if all passed) publish; returns the exit code. Runs under the lock."""
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -305,8 +325,13 @@ def transform(
     where = store.describe() if store is not None else str(paths.working_db)
     published_name = "the published schemas" if store is not None else str(paths.warehouse)
 
+    ledger = paths.warehouse.with_name("ledger.duckdb")  # read by the DuckDB build when there
+    files = (paths.raw_db, paths.working_db, ledger)
+    scope = scope_of_build(paths.project_dir, store, full_refresh, dbt_vars, *files)
     print(f"transform: run {run_id}: dbt build into {where}", flush=True)
-    outcome = run_dbt_build(paths, full_refresh, dbt_vars, children, store)
+    selected = " ".join(scope.select) if scope.select else "everything"
+    print(f"transform: building {selected}: {scope.reason}", flush=True)
+    outcome = run_dbt_build(paths, full_refresh, dbt_vars, children, store, scope.select, unit_tests)
     duration_s = time.monotonic() - started
     run = {
         "run_id": run_id,
@@ -326,6 +351,10 @@ def transform(
         "duration_s": round(duration_s, 3),
         "nodes_warned": len(outcome.warned),
         "warnings": [node.describe() for node in outcome.warned],
+        "project_fingerprint": scope.project,
+        "source_fingerprints": json.dumps(scope.sources, sort_keys=True),
+        "selection": " ".join(scope.select),
+        "unit_tests": unit_tests,
     }
     if store is None:
         recorded = record_run(paths.working_db, run, RUNS_COLUMNS)
@@ -377,8 +406,13 @@ def run_dbt_build(
     dbt_vars: str = "",
     children: ChildRecord | None = None,
     store: WarehouseStore | None = None,
+    select: tuple[str, ...] = (),
+    unit_tests: bool = False,
 ) -> BuildOutcome:
-    """`dbt build` into the working file, its output passed through; results from run_results.json."""
+    """`dbt build` into the working file, its output passed through; results from run_results.json.
+
+    A production build leaves the unit tests out (they test the models' code, which does not change
+    between nightly runs: `make test` runs them) and reuses dbt's parse of the unchanged project."""
     results_file = paths.target_dir / "run_results.json"
     # A stale file from an earlier run must never be read as this run's results.
     results_file.unlink(missing_ok=True)
@@ -394,12 +428,16 @@ def run_dbt_build(
         str(paths.target_dir),
         "--log-path",
         str(paths.log_dir),
-        # Parse afresh every run (about 4 s on this project). Partial parsing reuses YAML rendered
-        # by the previous run, `{{ invocation_id }}` included: the exception_history unit test's
-        # expected rows then carry the last run's id and fail every build after the first.
-        # A build that decides what is published must not depend on the previous run's cache.
-        "--no-partial-parse",
     ]
+    if unit_tests:
+        # Parse afresh (about 8 s): partial parsing reuses YAML rendered by the previous run,
+        # `{{ invocation_id }}` included, so the exception_history unit test's expected rows would
+        # carry the last run's id and fail every build after the first.
+        command.append("--no-partial-parse")
+    else:  # dbt re-parses what changed (files, vars, the profile's env vars) and keeps the rest
+        command += ["--exclude-resource-type", "unit_test"]
+    if select:
+        command += ["--select", *select]
     if full_refresh:
         command.append("--full-refresh")
     if dbt_vars:
@@ -408,6 +446,8 @@ def run_dbt_build(
     if store is not None:
         command += ["--target", store.target]
         env.update(store.dbt_env())
+    else:
+        env.update(duckdb_config.dbt_env())
     # The reverse-ETL ledger's snapshot beside the warehouse (docs/reverse_etl.md), attached
     # read-only when a sync has published one; else the profile attaches an empty stand-in.
     ledger = paths.warehouse.with_name("ledger.duckdb")

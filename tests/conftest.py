@@ -36,7 +36,8 @@ class Firm:
 def tiny_firm(tmp_path_factory: pytest.TempPathFactory) -> Firm:
     folder = tmp_path_factory.mktemp("tiny_firm")
     world, raw_db = load_tiny_world(folder, seed=7)
-    warehouse = built(raw_db, folder / "wh")
+    # the models' unit tests run here, once a session: production builds leave them out
+    warehouse = built(raw_db, folder / "wh", "--unit-tests")
     return Firm(world=world, raw_db=raw_db, warehouse=warehouse, build_dir=folder / "wh" / "build")
 
 

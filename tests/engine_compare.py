@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 # Set by the run, not by the data: two DuckDB runs of the same world differ here too.
@@ -100,3 +101,30 @@ def compare_rows(
     lines += [f"  only in the first:  {row}" for row in list(only_left)[:3]]
     lines += [f"  only in the second: {row}" for row in list(only_right)[:3]]
     return lines
+
+
+def duckdb_differences(left: Path, right: Path, schema: str = "marts", skip: Iterable[str] = ()) -> list[str]:
+    """Every difference between a schema of two DuckDB warehouses (tables in `skip` left out)."""
+    import duckdb
+
+    found: list[str] = []
+    listed = "select table_name from information_schema.tables where table_schema = ?"
+    with duckdb.connect(str(left), read_only=True) as one, duckdb.connect(str(right), read_only=True) as two:
+        ours = {name for (name,) in one.execute(listed, [schema]).fetchall()} - set(skip)
+        theirs = {name for (name,) in two.execute(listed, [schema]).fetchall()} - set(skip)
+        found += [f"{schema}.{name}: only in one" for name in sorted(ours ^ theirs)]
+        for name in sorted(ours & theirs):
+            columns = [row[0] for row in one.execute(f'describe {schema}."{name}"').fetchall()]
+            if columns != [row[0] for row in two.execute(f'describe {schema}."{name}"').fetchall()]:
+                found.append(f"{schema}.{name}: columns differ")
+                continue
+            quoted = ", ".join(f'"{column}"' for column in columns)
+            sql = f'select {quoted} from {schema}."{name}"'
+            found += compare_rows(
+                f"{schema}.{name}",
+                columns,
+                one.execute(sql).fetchall(),
+                two.execute(sql).fetchall(),
+                RUN_VOLATILE.get(name, set()),
+            )
+    return found

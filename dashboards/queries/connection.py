@@ -39,6 +39,7 @@ import pandas as pd
 import psycopg2
 import streamlit as st
 
+from billable.duckdb_config import duckdb_config
 from billable.engine import EngineError, engine_name
 from dashboards import settings
 from dashboards.queries import postgres, spark
@@ -209,10 +210,10 @@ def _open(path: str, version: str) -> duckdb.DuckDBPyConnection:
     """A cursor on this run's connection (opened on first use), or a one-off connection outside a run."""
     try:
         if not getattr(_run, "active", False):
-            return duckdb.connect(path, read_only=True)
+            return duckdb.connect(path, read_only=True, config=duckdb_config())
         if path not in _run.connections:
             with _registry_lock:
-                connection = duckdb.connect(path, read_only=True)
+                connection = duckdb.connect(path, read_only=True, config=duckdb_config())
                 held = _held.get(path)
                 identity = held[0] if held else _identity(Path(path))
                 _held[path] = (identity, (held[1] if held else 0) + 1)
