@@ -2,9 +2,8 @@
 
 A production build (`billable.transform`) fingerprints its inputs before dbt starts:
 
-- each raw dataset the loaders write (`raw_crm`, `raw_erp`, ...): the count and the newest id of
-  its completed loads (dlt's `_dlt_loads`; every load of a source adds a row there, whatever it
-  changed, so a load that touched nothing still counts as a change: never the reverse);
+- each raw table the loaders write (`raw_erp.time_activities`, ...): its row count and the newest
+  load id on its rows (dlt stamps every row it adds or replaces with its load's `_dlt_load_id`);
 - the loaders' log (`ops.load_log`, `raw_ops` off DuckDB): its row count and newest run;
 - the reverse-ETL ledger's snapshot: a hash of its content;
 - the project itself: a hash of every file dbt reads (models, macros, seeds, YAML, profiles), the
@@ -12,7 +11,8 @@ A production build (`billable.transform`) fingerprints its inputs before dbt sta
 
 and records them with the run (ops.transform_runs). The next build compares them with the last run
 recorded in the working warehouse: when that run passed and the project is the same, only the
-models downstream of the changed sources are rebuilt and tested (`--select source:erp+ ...`); the
+models downstream of the changed tables are rebuilt and tested (`--select source:erp.invoices+
+...`); the
 others keep the rows the last build gave them from the same inputs. Anything else (no earlier run,
 the last run failed or was cut short, the code or vars changed, a full refresh, every source
 changed, an engine without fingerprints) builds everything. So a scoped build publishes exactly
@@ -84,15 +84,25 @@ def file_fingerprint(path: Path | None) -> str:
 
 
 Query = Callable[[str], "tuple[Any, ...] | None"]
+Listing = Callable[[str], "list[str]"]
 
 
-def dataset_fingerprints(query: Query, ops_table: str) -> dict[str, str]:
-    """Each raw dataset's completed loads and the loaders' log, through `query` (one row or None
-    when the table is not there: a source never loaded is "absent", and its first load a change)."""
+def dataset_fingerprints(query: Query, tables: Listing, ops_table: str) -> dict[str, str]:
+    """Each raw table's rows and newest load, and the loaders' log, through `query` (one row, or
+    None when the table is not there) and `tables` (the tables of a schema).
+
+    Keyed `source.table` as dbt names them (`erp.time_activities`): dlt writes every row it adds
+    or replaces with its load's id, so a table a load touched has a new newest id or a new count;
+    a table no load touched keeps both. A table whose id cannot be read counts as changed with
+    every load of its dataset. A table never loaded is absent, and its first load a change."""
     found: dict[str, str] = {}
     for source, dataset in RAW_DATASETS.items():
-        row = query(f"select count(*), max(load_id) from {dataset}._dlt_loads")
-        found[source] = "absent" if row is None else f"{row[0]}:{row[1]}"
+        loads = query(f"select count(*), max(load_id) from {dataset}._dlt_loads")
+        for table in tables(dataset):
+            if table.startswith("_dlt"):
+                continue
+            row = query(f'select count(*), max(_dlt_load_id) from {dataset}."{table}"')
+            found[f"{source}.{table}"] = f"{row[0]}:{row[1]}" if row is not None else f"loads {loads}"
     row = query(f"select count(*), max(run_id) from {ops_table}")
     found["ops"] = "absent" if row is None else f"{row[0]}:{row[1]}"
     return found
@@ -125,17 +135,22 @@ def plan(
         before = None
     if not isinstance(before, dict):
         return everything("the last build recorded no fingerprints of its inputs")
-    changed = [source for source in SOURCES if sources.get(source) != before.get(source)]
-    unchanged = [source for source in SOURCES if source not in changed]
-    if not unchanged:
+
+    def order(key: str) -> tuple[int, str]:
+        source = key.split(".")[0]
+        return (SOURCES.index(source) if source in SOURCES else len(SOURCES), key)
+
+    keys = sorted(set(sources) | set(before), key=order)
+    changed = [key for key in keys if sources.get(key) != before.get(key)]
+    if len(changed) == len(keys):
         return everything("every source changed since the last build")
     if not changed:
         # Nothing to do but the build still runs (and publishes): a scheduled run must leave a
         # fresh record, and the as-of clock falls back to the build's own when the ERP has none.
         return everything("nothing changed since the last build")
-    select = tuple(f"source:{source}+" for source in changed)
-    since = previous.get("run_id")
-    reason = f"changed since run {since}: {', '.join(changed)} (unchanged: {', '.join(unchanged)})"
+    select = tuple(f"source:{key}+" for key in changed)
+    reason = f"changed since run {previous.get('run_id')}: {', '.join(changed)}"
+    reason += f" ({len(keys) - len(changed)} of {len(keys)} inputs unchanged)"
     return Scope(select, reason, sources, project)
 
 
@@ -151,7 +166,11 @@ def duckdb_fingerprints(raw_db: Path, ledger: Path | None) -> dict[str, str]:
             except duckdb.CatalogException:
                 return None
 
-        found = dataset_fingerprints(query, "ops.load_log")
+        def tables(schema: str) -> list[str]:
+            listed = "select table_name from information_schema.tables where table_schema = ? order by 1"
+            return [name for (name,) in connection.execute(listed, [schema]).fetchall()]
+
+        found = dataset_fingerprints(query, tables, "ops.load_log")
     found["ledger"] = file_fingerprint(ledger)
     return found
 

@@ -167,7 +167,12 @@ class PostgresWarehouse:
                 row: tuple[Any, ...] | None = cursor.fetchone()
                 return row
 
-            found = dataset_fingerprints(query, "raw_ops.load_log")
+            def tables(schema: str) -> list[str]:
+                listed = "select table_name from information_schema.tables where table_schema = %s order by 1"
+                cursor.execute(listed, [schema])
+                return [name for (name,) in cursor.fetchall()]
+
+            found = dataset_fingerprints(query, tables, "raw_ops.load_log")
             # the snapshot is replaced whole by each sync: its content, order aside
             parts = []
             for table in ("line_states", "sync_runs"):

@@ -27,6 +27,7 @@ from billable.pg_cluster import ThrowawayCluster
 from tests.conftest import Firm
 from tests.engine_compare import RUN_VOLATILE, compare_rows
 from tests.ingest_helpers import ROOT, copy_world, generate_world
+from tests.test_build_scope import is_after_sync
 
 PIPELINE_TIMEOUT_S = 1800
 
@@ -236,3 +237,26 @@ def test_a_failing_test_on_postgres_leaves_yesterdays_warehouse_published(handwr
     assert pg_rows(pg.dsn, "select count(*), sum(recognized_amount) from marts.rpt_revenue") == marts_before
     statuses = pg_rows(pg.dsn, "select status from build_ops.transform_runs order by started_at")
     assert [status for (status,) in statuses][-1] == "failed"
+
+
+def test_the_next_day_builds_only_what_changed_and_stays_equal_on_postgres(tiny_on_both, cluster):
+    """A day later, on both engines: each build selects what changed since the last (the second,
+    after the sync, only the ERP's side: billable.build_scope), and every mart is still the same
+    on PostgreSQL as on DuckDB. tests/test_build_scope.py shows DuckDB's daily builds equal a full
+    refresh, so PostgreSQL's do too. Runs last: it moves the tiny firm a day on."""
+    warehouse, pg = tiny_on_both
+    duck = warehouse.parent.parent
+    result = run_pipeline(duck / "world", duck / "data", duckdb_env(), "--advance-days", "1")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+    result = run_pipeline(
+        pg.world, pg.data, {**duckdb_env(), **cluster.environment("tiny")}, "--advance-days", "1"
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+    found = differences(warehouse, pg.dsn)
+    assert not found, "\n".join(found)
+    sql = "select status, selection, nodes_total from ops.transform_runs order by started_at"
+    pg_runs = pg_rows(pg.dsn, sql)
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        assert pg_runs == connection.execute(sql).fetchall()
+    assert is_after_sync(pg_runs[-1][1]), pg_runs
+    assert "source:time.time_entries+" in pg_runs[-2][1] and pg_runs[-1][2] < pg_runs[-2][2], pg_runs
