@@ -20,6 +20,7 @@ from typing import Any
 import dlt
 
 from billable import engine as engines
+from billable.duckdb_config import duckdb_config
 
 LAKE_ENV = "BILLABLE_LAKE"
 
@@ -42,7 +43,8 @@ def lake_path(data_dir: Path) -> Path:
 
 def engine_problem(data_dir: Path) -> str | None:
     """What is wrong with the engine's settings, checked before anything loads (None: all fine):
-    an unknown engine, PostgreSQL's connection missing or refused, a lake that is not a folder."""
+    an unknown engine, PostgreSQL's connection missing or refused, a lake that is not a folder,
+    DuckDB settings it cannot take."""
     try:
         engine = engines.engine_name()
         if engine == "postgres":
@@ -55,6 +57,8 @@ def engine_problem(data_dir: Path) -> str | None:
                 return f"cannot connect to PostgreSQL at {settings.describe()}: {str(err).strip()}"
         elif engine == "spark":
             lake_path(data_dir)
+        else:
+            duckdb_config()  # a memory limit or thread count DuckDB cannot take
     except engines.EngineError as err:
         return str(err)
     return None
@@ -67,7 +71,10 @@ def raw_destination(raw_db: Path, engine: str | None = None) -> Any:
         return dlt.destinations.postgres(credentials=engines.postgres_settings().dsn())
     if engine == "spark":
         return dlt.destinations.filesystem(bucket_url=lake_url(raw_db.parent))
-    return dlt.destinations.duckdb(str(raw_db))
+    # DuckDB's memory limit and threads for the loader's writes (billable.duckdb_config)
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    return dlt.destinations.duckdb(DuckDbCredentials(str(raw_db), global_config=duckdb_config()))
 
 
 def loader_file_format(engine: str | None = None) -> Any:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from billable.duckdb_config import duckdb_config
 from reverse_etl.records import Line
 from reverse_etl.states import LineState, Operation
 
@@ -82,7 +83,7 @@ def read_lines(warehouse: Path, ours: set[str] | None = None) -> tuple[list[dict
     if not warehouse.is_file():
         raise PlanInputError(f"no published warehouse at {warehouse}; run `make transform` first")
     try:
-        with duckdb.connect(str(warehouse), read_only=True) as conn:
+        with duckdb.connect(str(warehouse), read_only=True, config=duckdb_config()) as conn:
             rows, history = _read_mart(conn, str(warehouse), ours)
     except duckdb.Error as err:
         raise PlanInputError(f"cannot read {MART} from {warehouse}: {err}") from err

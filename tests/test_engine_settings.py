@@ -3,6 +3,7 @@ before any work, and never printed with its password."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,40 @@ def test_an_unreachable_postgres_is_one_line_without_the_password(tmp_path: Path
     assert result.returncode == 2, result.stdout + result.stderr
     assert "cannot connect to PostgreSQL at postgresql://billable@127.0.0.1" in result.stderr
     assert SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("BILLABLE__DUCKDB__MEMORY_LIMIT", "lots", "billable.duckdb.memory_limit"),
+        ("BILLABLE__DUCKDB__THREADS", "0", "billable.duckdb.threads"),
+    ],
+)
+def test_a_duckdb_setting_it_cannot_take_stops_the_loaders_and_the_transform(tmp_path, key, value, named):
+    """Refused before anything runs, exit 2, one line naming the setting (billable.duckdb_config)."""
+    env = {**os.environ, key: value}
+    env.pop("BILLABLE_ENGINE", None)
+    for command in (
+        [sys.executable, "-m", "ingestion", "--raw-db", str(tmp_path / "raw.duckdb"), "--sources", "crm"],
+        [sys.executable, "-m", "billable.transform", "--raw-db", str(tmp_path / "raw.duckdb")],
+    ):
+        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+        assert named in result.stderr and value in result.stderr, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
+
+
+def test_duckdb_settings_reach_every_connection(monkeypatch):
+    """The configured limit is what DuckDB runs with, in this process and in dbt's profile."""
+    import duckdb
+
+    from billable.duckdb_config import dbt_env, duckdb_config
+
+    monkeypatch.setenv("BILLABLE__DUCKDB__MEMORY_LIMIT", "700MiB")
+    monkeypatch.setenv("BILLABLE__DUCKDB__THREADS", "1")
+    with duckdb.connect(config=duckdb_config()) as connection:
+        limit, threads = connection.execute(
+            "select current_setting('memory_limit'), current_setting('threads')"
+        ).fetchone()
+    assert limit.startswith("700") and threads == 1
+    assert dbt_env()["BILLABLE_DUCKDB_MEMORY_LIMIT"] == "700MiB"
