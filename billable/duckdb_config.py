@@ -5,7 +5,7 @@ it: the loaders, dbt's build, the sync's plan, the dashboards. On a laptop share
 that is too much, and a build of `large` peaked at 7.6 GiB. Each of those processes opens DuckDB
 with these settings instead (docs/deploy.md, "Memory"):
 
-- `billable.duckdb.memory_limit` (environment `BILLABLE__DUCKDB__MEMORY_LIMIT`), default 2 GiB:
+- `billable.duckdb.memory_limit` (environment `BILLABLE__DUCKDB__MEMORY_LIMIT`), default 3 GiB:
   what DuckDB's buffer manager may hold; beyond it, operators that can (joins, aggregates, sorts)
   spill to the temporary directory;
 - `billable.duckdb.threads` (`BILLABLE__DUCKDB__THREADS`), default every core;
@@ -25,7 +25,7 @@ from typing import Any
 
 from billable.engine import EngineError, configured
 
-DEFAULT_MEMORY_LIMIT = "2GiB"
+DEFAULT_MEMORY_LIMIT = "3GiB"
 SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 
 
