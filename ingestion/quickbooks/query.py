@@ -77,8 +77,8 @@ def query_pages(
 ) -> Iterator[pa.StructArray | list[dict]]:
     """Every page of a realm's changes to `entity`, stamps normalised to UTC. With `spec`: as Arrow
     records of the declared types when the whole page fits them, else as parsed JSON for
-    `land_pages`' record-by-record checks (`json_pages`); without (entities whose `Line` list
-    lands as the JSON sent), always parsed JSON. A dead realm raises `RealmUnavailable`."""
+    `land_pages`' record-by-record checks (`json_pages`); without, always parsed JSON. A dead
+    realm raises `RealmUnavailable`."""
     params = {"query": changes_query(entity, since, page_size), "minorversion": MINOR_VERSION}
     pages = json_pages(
         client,

@@ -59,14 +59,18 @@ LINE_AMOUNT = "Line.Amount"  # a critical field inside each element of the `Line
 
 @dataclass(frozen=True, eq=False)
 class DocumentSpec(TableSpec):
-    """A transaction with a `Line` list, checked here and landed on the parent row as JSON text.
+    """A transaction with a `Line` list, landed on the parent row as JSON text; the typed view of
+    the lines is the child table (`LineTable`).
 
-    Converting nested lists of objects through Polars costs about a millisecond per invoice, so the
-    `Line` list is checked against its declared element type (`line_type`) with `types_fit`, a
-    page at a time, and kept as the JSON text QuickBooks sent (unknown line fields included); the
-    typed view is the child table (`LineTable`). A record whose lines do not fit is quarantined
-    with the first misfit named; a line `Amount` that is not a number counts toward a refused type
-    change like any other critical field (`Line.Amount`).
+    Typed path: a page is parsed by Arrow against `record_type`, where `Line` is a list of the
+    declared line structs (`line_type`), and lands from Arrow (`from_arrow`: `Line` written as
+    JSON of the declared fields; the child rows from `LineTable.from_lists`). Record path (`convert`,
+    a page that does not fit): converting nested lists of objects through Polars costs about a
+    millisecond per invoice, so `Line` is checked against its declared element type with
+    `types_fit`, a page at a time, and kept as the JSON text QuickBooks sent (unknown line fields
+    included). A record whose lines do not fit, or hold a null line or linked transaction, is
+    quarantined with the first misfit named; a line `Amount` that is not a number counts toward a
+    refused type change like any other critical field (`Line.Amount`).
     """
 
     line_type: DType = pl.Null
