@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from billable.sandbox_process import running_sandbox
@@ -90,6 +91,11 @@ def entity_named(name: str) -> Entity:
     return next(entity for entity in DOCUMENTS if entity.name == name)
 
 
+def landed_lines(entity: Entity, realm: str) -> LandedLines:
+    assert entity.lines is not None
+    return LandedLines(entity.lines, realm)
+
+
 def typed_records(body: bytes, entity: Entity, spec: TableSpec) -> pa.StructArray | None:
     """The page through the typed path's reader and check, as `json_pages` does it."""
     selector = f"QueryResponse.{entity.name}"
@@ -121,7 +127,7 @@ def test_every_clean_page_takes_the_typed_path_and_lands_the_rows_of_the_record_
     for (realm, name), bodies in served.items():
         entity = entity_named(name)
         spec = entity.spec(realm)
-        children = LandedLines(entity.lines, realm)  # type: ignore[arg-type]
+        children = landed_lines(entity, realm)
         for body in bodies:
             records = typed_records(body, entity, spec)
             assert records is not None, f"{realm} {name}: a clean page fell back to the record path"
@@ -153,10 +159,10 @@ def first_page(served: dict[tuple[str, str], list[bytes]], name: str) -> tuple[s
     raise AssertionError(f"no page of {name}")
 
 
-def rewrite(body: bytes, name: str, change: object) -> bytes:
+def rewrite(body: bytes, name: str, change: Callable[[dict], object]) -> bytes:
     """The page with its second record changed by `change(record)`."""
     page = orjson.loads(body)
-    change(page["QueryResponse"][name][1])  # type: ignore[operator]
+    change(page["QueryResponse"][name][1])
     return orjson.dumps(page)
 
 
@@ -171,14 +177,14 @@ def rewrite(body: bytes, name: str, change: object) -> bytes:
     ],
 )
 def test_a_page_with_a_malformed_document_falls_back_and_lands_the_others_alike(
-    served: dict[tuple[str, str], list[bytes]], name: str, change: object, reason: str
+    served: dict[tuple[str, str], list[bytes]], name: str, change: Callable[[dict], object], reason: str
 ) -> None:
     """The typed page and the same page with one record malformed: the second takes the record
     path, quarantines that record, and lands every other record and its lines as the first did."""
     realm, body = first_page(served, name)
     entity = entity_named(name)
     spec = entity.spec(realm)
-    children = LandedLines(entity.lines, realm)  # type: ignore[arg-type]
+    children = landed_lines(entity, realm)
     clean = typed_records(body, entity, spec)
     assert clean is not None and len(clean) == PAGE_SIZE
     broken = rewrite(body, name, change)
@@ -190,14 +196,13 @@ def test_a_page_with_a_malformed_document_falls_back_and_lands_the_others_alike(
     assert quarantined[0]["record_key"] == victim
 
     typed = spec.from_arrow(clean)
-    keep = pa.compute.not_equal(typed.column("Id"), victim)
+    keep = pc.not_equal(typed.column("Id"), victim)
     expected = typed.filter(keep)
     assert without_text(landed).equals(without_text(expected))
     expected_lines = children.rows(typed, clean)
     assert expected_lines is not None
-    expected_lines = expected_lines.filter(
-        pa.compute.not_equal(expected_lines.column(entity.lines.parent_key), victim)
-    )  # type: ignore[union-attr]
+    parent_key = children.lines.parent_key
+    expected_lines = expected_lines.filter(pc.not_equal(expected_lines.column(parent_key), victim))
     assert children.rows(landed, None) == expected_lines
 
 
@@ -211,7 +216,7 @@ def test_an_unknown_line_field_falls_back_and_is_kept_in_the_line_text(
     realm, body = first_page(served, name)
     entity = entity_named(name)
     spec = entity.spec(realm)
-    children = LandedLines(entity.lines, realm)  # type: ignore[arg-type]
+    children = landed_lines(entity, realm)
     clean = typed_records(body, entity, spec)
     assert clean is not None
     broken = rewrite(body, name, lambda record: record["Line"][0].update(TaxCodeRef={"value": "TAX"}))
