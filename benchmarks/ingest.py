@@ -85,7 +85,7 @@ def paired(base_url: str, world: Path, raw_db: Path) -> dict[str, dict]:
     readers = bare_readers(base_url, world)
     results: dict[str, dict] = {}
     for source in SOURCES:
-        result: dict = {}
+        result: dict = {"load": os.getloadavg()[0]}  # the machine's 1-minute load as the pair starts
         if source in readers:
             result["records"], result["bare_s"], result["bare_cpu"] = bare_pass(readers[source])
         run = loader_run(base_url, world, raw_db, source)
@@ -134,9 +134,11 @@ def initial_and_incremental(world: Path, scratch: Path) -> dict:
         sources = paired(base_url, copy, raw_db)
         advance_one_day(copy)
         warm(base_url, copy)
+        load = os.getloadavg()[0]
         incremental = loader_run(base_url, copy, raw_db)
     return {
         "sources": sources,
+        "incremental_load": load,
         "incremental_wall": incremental["wall"],
         "incremental_rows": sum(rows for rows, _ in incremental["per_source"].values()),
     }
@@ -175,6 +177,7 @@ def report(large: dict, demo: dict, large_name: str) -> str:
             f"| {result['bare_cpu']:.1f} |"
         )
     share = total_bare_s / total_loader_s
+    loads = ", ".join(f"{source} {result['load']:.1f}" for source, result in large["sources"].items())
     peak = max(result["peak"] for result in large["sources"].values())
     wall = sum(result["wall"] for result in large["sources"].values())
     lines += [
@@ -185,6 +188,10 @@ def report(large: dict, demo: dict, large_name: str) -> str:
         f"Loader processes: {wall:.1f} s wall in all, peak RSS {peak:,.0f} MiB (the largest of the five;"
         " target < 4 GiB).",
         "",
+        f"Load average (1 minute) as each source's pair started: {loads}. A busy machine slows the",
+        "bare client's pass (mostly the sandbox answering) more than the loader: compare ratios at like",
+        "loads.",
+        "",
         "Incremental run of all sources in one process after the clock moved one day (nothing else",
         "changed; the sandbox's own recompute of its as-of-clock state is done before the timer starts):",
         "",
@@ -192,6 +199,9 @@ def report(large: dict, demo: dict, large_name: str) -> str:
         "|---|---:|---:|",
         f"| {large_name} | {large['incremental_rows']:,} | {large['incremental_wall']:.1f} |",
         f"| demo | {demo['incremental_rows']:,} | {demo['incremental_wall']:.1f} |",
+        "",
+        f"Load average (1 minute) as each incremental run started: {large_name} "
+        f"{large['incremental_load']:.1f}, demo {demo['incremental_load']:.1f}.",
         "",
         f"{large_name} / demo incremental time: {large['incremental_wall'] / demo['incremental_wall']:.2f}× "
         "(targets: ≤ 2×, and < 60 s on large).",

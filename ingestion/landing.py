@@ -7,9 +7,9 @@ still outstanding (`ingestion.quarantine`), and moves the change cursor last (`i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import dlt
 import pyarrow as pa
@@ -100,6 +100,19 @@ def empty_tables(declared: Iterable[Declared]) -> Any:
     return empty
 
 
+class Children(Protocol):
+    """Child rows of a resource's landed records (QuickBooks invoice lines), landed beside them."""
+
+    def rows(self, landed: pa.Table, typed: pa.StructArray | None) -> pa.Table | None:
+        """The child rows of one converted page's landed rows: from `typed`, the records Arrow
+        parsed, when the page took the typed path (its rows in the same order), else from `landed`."""
+        ...
+
+    def emit(self, rows: pa.Table, appended: bool) -> Iterator[Any]:
+        """What to yield to dlt for a batch's child rows (`appended`: their parents were appended)."""
+        ...
+
+
 def merge_hints(spec: TableSpec) -> dict[str, Any]:
     """`@dlt.resource` arguments for an entity: merged on its key; a finance-critical table's
     column types frozen (a new column may appear, an existing one may not change type)."""
@@ -120,7 +133,7 @@ def land_pages(
     *,
     table_hints: dict[str, Any] | None = None,
     merge_columns: dict[str, Any] | None = None,
-    children: Callable[[pa.Table, bool], Iterator[Any]] | None = None,
+    children: Children | None = None,
     refetch: Refetch | None = None,
     reread: Reread | None = None,
 ) -> Iterator[Any]:
@@ -142,7 +155,8 @@ def land_pages(
     `merge`, which turns the whole table of this load package into a merge (staged, deduplicated).
     `table_hints` (e.g. `table_name`) make each batch a table variant with those hints,
     `merge_columns` are column hints that only mean something to a merge (`dedup_sort`);
-    `children(batch, appended)` yields child rows after each batch (QuickBooks invoice lines).
+    `children` makes child rows of each converted page's landed rows (QuickBooks invoice lines,
+    from the Arrow lists of a typed page), batched with their parents and yielded after them.
 
     Quarantined records are not given up (`QuarantineTracker`): the keys still outstanding from
     earlier runs are re-requested after the changes, with `refetch(keys)` (pages of the records
@@ -157,19 +171,21 @@ def land_pages(
 
     def converted(
         stream: Iterable[list[dict] | pa.StructArray],
-    ) -> Iterator[tuple[list[dict] | None, pa.Table, list[dict]]]:
+    ) -> Iterator[tuple[list[dict] | None, pa.Table, list[dict], pa.Table | None]]:
         for records in stream:
             if isinstance(records, pa.StructArray):  # typed by Arrow and checked: nothing to quarantine
                 if len(records):
-                    yield None, check.from_arrow(records), []
+                    table = check.from_arrow(records)
+                    yield None, table, [], children.rows(table, records) if children else None
             elif records:
-                yield records, *check.convert(records, source)
+                table, quarantined = check.convert(records, source)
+                yield records, table, quarantined, children.rows(table, None) if children else None
 
     append = first_load(spec.name)
     keys: list[pa.Table] = []
-    held: pa.Table | None = None
+    held: tuple[pa.Table, pa.Table | None] | None = None  # a batch and its child rows
 
-    def emit(table: pa.Table, appended: bool) -> Iterator[Any]:
+    def emit(table: pa.Table, child_rows: pa.Table | None, appended: bool) -> Iterator[Any]:
         if appended:
             hints = dlt.mark.make_hints(**(table_hints or {}), write_disposition="append")
         else:
@@ -177,13 +193,13 @@ def land_pages(
                 **(table_hints or {}), columns=merge_columns, write_disposition="merge"
             )
         yield dlt.mark.with_hints(table, hints, create_table_variant=bool(table_hints))
-        if children:
-            yield from children(table, appended)
+        if children and child_rows is not None and child_rows.num_rows:
+            yield from children.emit(child_rows, appended)
 
-    def ready(table: pa.Table) -> Iterator[Any]:
+    def ready(table: pa.Table, child_rows: pa.Table | None) -> Iterator[Any]:
         nonlocal held
         if not append:
-            yield from emit(table, False)
+            yield from emit(table, child_rows, False)
             return
         # a constant added to every row (QuickBooks' realm_id) cannot tell two keys apart. Copied
         # (`take` allocates new buffers): an imported column can share its memory owner with the
@@ -191,19 +207,27 @@ def land_pages(
         key_columns = table.select([key for key in spec.primary_key if key not in spec.extra_columns])
         keys.append(key_columns.take(pa.array(range(key_columns.num_rows), pa.int64())))
         if held is not None:
-            yield from emit(held, True)
-        held = table
+            yield from emit(*held, True)
+        held = table, child_rows
 
     newest: str | None = None
     batch: list[pa.Table] = []
+    child_batch: list[pa.Table] = []
     rows = landed = 0
 
+    def flush() -> Iterator[Any]:
+        nonlocal batch, child_batch, rows
+        child_rows = pa.concat_tables(child_batch) if child_batch else None
+        yield from ready(pa.concat_tables(batch, promote_options="permissive"), child_rows)
+        batch, child_batch, rows = [], [], 0
+
     def take(
-        converted_pages: Iterable[tuple[list[dict] | None, pa.Table, list[dict]]], changes: bool
+        converted_pages: Iterable[tuple[list[dict] | None, pa.Table, list[dict], pa.Table | None]],
+        changes: bool,
     ) -> Iterator[Any]:
         """Batch and yield converted pages; `changes`: they are the change list, which moves the cursor."""
-        nonlocal newest, batch, rows, landed
-        for records, table, quarantined in converted_pages:
+        nonlocal newest, rows, landed
+        for records, table, quarantined, child_rows in converted_pages:
             if spec.cursor and changes:
                 newest = newest_stamp(newest, table, records if quarantined else None, spec.cursor)
             tracker.saw(table, quarantined)
@@ -211,11 +235,12 @@ def land_pages(
                 batch.append(table)
                 rows += table.num_rows
                 landed += table.num_rows
+            if child_rows is not None and child_rows.num_rows:
+                child_batch.append(child_rows)
             if quarantined:
                 yield to_quarantine(quarantined, tracked=True)
             if rows >= BATCH_ROWS:
-                yield from ready(pa.concat_tables(batch, promote_options="permissive"))
-                batch, rows = [], 0
+                yield from flush()
 
     # converted() reads prefetched pages, itself prefetched: fetch, convert and write overlap
     yield from take(prefetched(converted(prefetched(iter(pages), depth=FETCH_AHEAD))), changes=True)
@@ -236,9 +261,9 @@ def land_pages(
         else:
             tracker.reread = set(again)
     if batch:
-        yield from ready(pa.concat_tables(batch, promote_options="permissive"))
+        yield from flush()
     if held is not None:
-        yield from emit(held, not repeats_a_key(keys))
+        yield from emit(*held, not repeats_a_key(keys))
     state = dlt.current.resource_state()
     resolved, hold = tracker.finish(cursor_since(), newest, state.get("cursor"))
     if resolved:

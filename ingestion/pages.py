@@ -7,8 +7,7 @@ Arrow's JSON reader with the table's declared record type as the explicit schema
 the GIL); a page that parses and `TableSpec.fits` is handed on as Arrow records, which only need
 flattening. Any other page (a malformed record, a new field, a missing key) is parsed with orjson
 and handed on as a list of records for `land_pages`' record-by-record checks, which quarantine.
-Without a spec every page takes the parsed way (lists whose records are not typed as declared,
-e.g. QuickBooks documents whose `Line` lands as the JSON sent).
+Without a spec every page takes the parsed way (a list with no declared record type).
 """
 
 from __future__ import annotations

@@ -198,11 +198,20 @@ class TableSpec:
         return True
 
     def from_arrow(self, records: pa.StructArray, check: TableCheck | None = None) -> pa.Table:
-        """A page that `fits` as the same flat Arrow table `convert` would have made of it."""
+        """A page that `fits` as the same flat Arrow table `convert` would have made of it: the
+        same columns in the same order, types and values, flattened by Arrow itself (struct
+        children are views of the page's buffers; only lists are written as JSON text, by Polars)."""
         (check or self.check()).seen += len(records)
-        frame = pl.from_arrow(pa.Table.from_struct_array(records))
-        assert isinstance(frame, pl.DataFrame)  # a table converts to a frame
-        return self._finish(frame, [])
+        table = flatten_arrow(pa.Table.from_struct_array(records))
+        for name, value in self.extra_columns.items():
+            table = table.append_column(name, pa.array([value] * table.num_rows, pa.large_string()))
+        keys = set(self.primary_key)
+        return table.cast(
+            pa.schema(
+                pa.field(column.name, large_types(column.type), nullable=column.name not in keys)
+                for column in table.schema
+            )
+        )
 
     def problems(self, record: dict, check: TableCheck | None = None) -> list[str]:
         """Why this record cannot land (empty when it can); wrong types of critical fields are
@@ -405,6 +414,37 @@ def lossy_columns(frame: pl.DataFrame, records: list[dict]) -> list[str]:
     return lost
 
 
+def flatten_arrow(table: pa.Table) -> pa.Table:
+    """`flatten` for an Arrow table: the same columns in the same order (each struct's children
+    appended as `parent__child` where Polars' `with_columns(...).drop(parent)` puts them, a null
+    struct's children null), lists as the same JSON text (encoded by `flatten` itself)."""
+    while True:
+        structs = [column.name for column in table.schema if pa.types.is_struct(column.type)]
+        if not structs:
+            break
+        for name in structs:
+            column = table.column(name)
+            struct_type = column.type
+            table = table.remove_column(table.schema.get_field_index(name))
+            children = [chunk.flatten() for chunk in column.chunks]
+            for index, child in enumerate(struct_type):
+                values = pa.chunked_array([parts[index] for parts in children], type=child.type)
+                table = table.append_column(f"{name}__{child.name}", values)
+    lists = [column.name for column in table.schema if pa.types.is_list(column.type)]
+    if lists:
+        frame = pl.from_arrow(table.select(lists))
+        assert isinstance(frame, pl.DataFrame)
+        encoded = flatten(frame).to_arrow()
+        for name in lists:
+            table = table.set_column(table.schema.get_field_index(name), name, encoded.column(name))
+    return table
+
+
+def large_types(kind: pa.DataType) -> pa.DataType:
+    """The type a Polars-made table has for an Arrow type: strings as large strings."""
+    return pa.large_string() if kind == pa.string() else kind
+
+
 def flatten(frame: pl.DataFrame) -> pl.DataFrame:
     """Unnest struct columns recursively, naming children `parent__child`; lists become JSON text."""
     while True:
@@ -423,8 +463,18 @@ def flatten(frame: pl.DataFrame) -> pl.DataFrame:
             ).drop(name)
     lists = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.List)]
     if lists:
+        # `{"name":[...]}` with its wrapper cut off: the encoder's own text of the list, without
+        # parsing it again (a JSON-path match costs five times the encoding)
         frame = frame.with_columns(
-            pl.struct(pl.col(name)).struct.json_encode().str.json_path_match("$." + name).alias(name)
+            pl.when(pl.col(name).is_null())
+            .then(None)
+            .otherwise(
+                pl.struct(pl.col(name))
+                .struct.json_encode()
+                .str.strip_prefix(orjson.dumps({name: 0})[:-2].decode())
+                .str.strip_suffix("}")
+            )
+            .alias(name)
             for name in lists
         )
     return frame

@@ -5,12 +5,14 @@ Each entity is read with the query endpoint, incrementally on `MetaData.LastUpda
 entity's resources writing to one table: each keeps its own cursor in its own resource state, so
 the shared `land_pages` / `cursor_since` work unchanged and a realm can be reloaded on its own
 (`source.with_resources("invoices_9130350000000001")`). Invoice and Payment `Line` lists also land
-as child tables, replaced wholesale whenever their parent changes.
+as child tables, replaced wholesale whenever their parent changes; their pages take the typed path
+too (`Line` parsed by Arrow as a list of the declared line structs, the child rows flattened from it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import dlt
@@ -66,37 +68,47 @@ def realms_to_load(realms: Any) -> list[str]:
     return declared
 
 
-def landed_lines(lines: LineTable, realm: str, landed: pa.Table, appended: bool = False) -> Iterator[Any]:
-    """The child rows of the parents in a landed Arrow table (never of quarantined parents).
+@dataclass(frozen=True)
+class LandedLines:
+    """The child rows of a realm's landed invoices or payments (never of quarantined parents).
 
-    Read back from the table's `Line` JSON rather than the raw pages, so the children always match
-    the parent rows dlt receives, however the shared landing batches or prefetches the pages.
-    Appended when their parents were (a first load whose parent keys are all distinct), else
-    replaced per parent (delete-insert on the merge key).
+    Made page by page from the rows that landed, so the children always match the parent rows
+    dlt receives, however the shared landing batches or prefetches the pages: from the `Line`
+    lists Arrow parsed when the page took the typed path (`LineTable.from_lists`, column-wise),
+    else from the landed `Line` JSON (`LineTable.arrow`). Appended when their parents were (a
+    first load whose parent keys are all distinct), else replaced per parent (delete-insert on
+    the merge key).
     """
-    if "Line" not in landed.column_names or not landed.num_rows:
-        return
-    table = lines.arrow(
-        realm,
-        landed.column("Id").to_pylist(),
-        landed.column(CURSOR_COLUMN).to_pylist(),
-        landed.column("Line").to_pylist(),
-    )
-    if not table.num_rows:
-        return
-    if appended:
-        hints = dlt.mark.make_hints(
-            table_name=lines.table, write_disposition="append", primary_key=list(lines.primary_key)
-        )
-    else:
-        hints = dlt.mark.make_hints(
-            table_name=lines.table,
-            write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-            primary_key=list(lines.primary_key),
-            merge_key=list(lines.merge_key),
-            columns={"parent_updated_at": {"dedup_sort": "desc"}},
-        )
-    yield dlt.mark.with_hints(table, hints, create_table_variant=True)
+
+    lines: LineTable
+    realm: str
+
+    def rows(self, landed: pa.Table, typed: pa.StructArray | None) -> pa.Table | None:
+        if "Line" not in landed.column_names or not landed.num_rows:
+            return None
+        ids, stamps = landed.column("Id"), landed.column(CURSOR_COLUMN)
+        if typed is not None:
+            line_lists = typed.flatten()[typed.type.get_field_index("Line")]
+            return self.lines.from_lists(self.realm, ids, stamps, line_lists)
+        texts = landed.column("Line").to_pylist()
+        return self.lines.arrow(self.realm, ids.to_pylist(), stamps.to_pylist(), texts)
+
+    def emit(self, rows: pa.Table, appended: bool) -> Iterator[Any]:
+        if appended:
+            hints = dlt.mark.make_hints(
+                table_name=self.lines.table,
+                write_disposition="append",
+                primary_key=list(self.lines.primary_key),
+            )
+        else:
+            hints = dlt.mark.make_hints(
+                table_name=self.lines.table,
+                write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+                primary_key=list(self.lines.primary_key),
+                merge_key=list(self.lines.merge_key),
+                columns={"parent_updated_at": {"dedup_sort": "desc"}},
+            )
+        yield dlt.mark.with_hints(rows, hints, create_table_variant=True)
 
 
 def entity_resource(client: OrjsonRESTClient, entity: Entity, realm: str, page_size: int) -> Any:
@@ -113,10 +125,6 @@ def entity_resource(client: OrjsonRESTClient, entity: Entity, realm: str, page_s
     # re-read through its change stamp instead (`land_pages`)
     refetch = by_id if entity.key == ("Id",) else None
 
-    def lines_of(landed: pa.Table, appended: bool) -> Iterator[Any]:
-        if entity.lines:
-            yield from landed_lines(entity.lines, realm, landed, appended)
-
     @dlt.resource(
         name=f"{entity.table}_{realm}",
         table_name=entity.table,
@@ -127,9 +135,7 @@ def entity_resource(client: OrjsonRESTClient, entity: Entity, realm: str, page_s
     def changed() -> Iterator[Any]:
         if has_failed(realm):
             return  # reported once, by the first of this realm's calls that failed
-        # the `Line` list lands as the JSON sent: those entities take the parsed-JSON path
-        typed = None if entity.lines else spec
-        pages = query_pages(client, realm, entity.name, cursor_since(), page_size, typed)
+        pages = query_pages(client, realm, entity.name, cursor_since(), page_size, spec)
         try:
             yield from land_pages(
                 pages,
@@ -137,7 +143,7 @@ def entity_resource(client: OrjsonRESTClient, entity: Entity, realm: str, page_s
                 source=SOURCE,
                 table_hints={"table_name": entity.table},
                 merge_columns=newest_wins,
-                children=lines_of,
+                children=LandedLines(entity.lines, realm) if entity.lines else None,
                 refetch=refetch,
             )
         except RealmUnavailable as err:  # this realm fails alone; the others still load

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from requests import RequestException
 
 from ingestion.http import OrjsonRESTClient, raise_for_status
@@ -76,8 +77,8 @@ def query_pages(
 ) -> Iterator[pa.StructArray | list[dict]]:
     """Every page of a realm's changes to `entity`, stamps normalised to UTC. With `spec`: as Arrow
     records of the declared types when the whole page fits them, else as parsed JSON for
-    `land_pages`' record-by-record checks (`json_pages`); without (entities whose `Line` list
-    lands as the JSON sent), always parsed JSON. A dead realm raises `RealmUnavailable`."""
+    `land_pages`' record-by-record checks (`json_pages`); without, always parsed JSON. A dead
+    realm raises `RealmUnavailable`."""
     params = {"query": changes_query(entity, since, page_size), "minorversion": MINOR_VERSION}
     pages = json_pages(
         client,
@@ -128,7 +129,7 @@ def utc_meta(records: pa.StructArray) -> pa.StructArray:
         return records
     meta = records.field("MetaData")
     stamps = [
-        pa.array([to_utc(value) if value is not None else None for value in column.to_pylist()], pa.string())
+        utc_column(column)
         if column.type == pa.string() and name in ("CreateTime", "LastUpdatedTime")
         else column
         for name, column in zip(meta.type.names, meta.flatten(), strict=True)
@@ -139,6 +140,23 @@ def utc_meta(records: pa.StructArray) -> pa.StructArray:
         for name, column in zip(records.type.names, records.flatten(), strict=True)
     ]
     return pa.StructArray.from_arrays(columns, fields=list(records.type))
+
+
+# A stamp `to_utc` leaves as it is: UTC with `Z`, whole seconds or non-zero milliseconds.
+UTC_STAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$"
+
+
+def utc_column(stamps: pa.Array) -> pa.Array:
+    """`to_utc` of every stamp of a column, column-wise: the stamps already written as `to_utc`
+    writes them (a company on UTC; the sandbox) are kept in one pass over the column, and only
+    the others (an offset such as `-08:00`, `.000` milliseconds, anything unparsable, which
+    `to_utc` keeps) are converted one by one."""
+    kept = pc.and_(pc.match_substring_regex(stamps, UTC_STAMP), pc.invert(pc.ends_with(stamps, ".000Z")))
+    convert = pc.invert(pc.fill_null(kept, True))  # nulls stay null
+    if not pc.any(convert).as_py():
+        return stamps
+    others = stamps.filter(convert).to_pylist()
+    return pc.replace_with_mask(stamps, convert, pa.array([to_utc(stamp) for stamp in others], pa.string()))
 
 
 def get_company_object(client: OrjsonRESTClient, realm: str, resource: str) -> dict:

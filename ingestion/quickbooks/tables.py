@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import chain, repeat
+from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingestion.records import (
     NUMBER,
@@ -20,6 +24,7 @@ from ingestion.records import (
     Schema,
     TableCheck,
     TableSpec,
+    arrow_type,
     frozen_mapping,
     json_type,
     misfit,
@@ -54,17 +59,40 @@ LINE_AMOUNT = "Line.Amount"  # a critical field inside each element of the `Line
 
 @dataclass(frozen=True, eq=False)
 class DocumentSpec(TableSpec):
-    """A transaction with a `Line` list, checked here and landed on the parent row as JSON text.
+    """A transaction with a `Line` list, landed on the parent row as JSON text; the typed view of
+    the lines is the child table (`LineTable`).
 
-    Converting nested lists of objects through Polars costs about a millisecond per invoice, so the
-    `Line` list is checked against its declared element type (`line_type`) with `types_fit`, a
-    page at a time, and kept as the JSON text QuickBooks sent (unknown line fields included); the
-    typed view is the child table (`LineTable`). A record whose lines do not fit is quarantined
-    with the first misfit named; a line `Amount` that is not a number counts toward a refused type
-    change like any other critical field (`Line.Amount`).
+    Typed path: a page is parsed by Arrow against `record_type`, where `Line` is a list of the
+    declared line structs (`line_type`), and lands from Arrow (`from_arrow`: `Line` written as
+    JSON of the declared fields; the child rows from `LineTable.from_lists`). Record path (`convert`,
+    a page that does not fit): converting nested lists of objects through Polars costs about a
+    millisecond per invoice, so `Line` is checked against its declared element type with
+    `types_fit`, a page at a time, and kept as the JSON text QuickBooks sent (unknown line fields
+    included). A record whose lines do not fit, or hold a null line or linked transaction, is
+    quarantined with the first misfit named; a line `Amount` that is not a number counts toward a
+    refused type change like any other critical field (`Line.Amount`).
     """
 
     line_type: DType = pl.Null
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # A page is parsed against the record with `Line` a list of the declared line structs.
+        record = {**self.schema, "Line": pl.List(self.line_type)}
+        typed = pa.struct([(name, arrow_type(dtype)) for name, dtype in record.items()])
+        object.__setattr__(self, "record_type", typed)
+
+    def fits(self, records: pa.Array) -> bool:
+        """`TableSpec.fits`, and no line or linked transaction null (the record-by-record path
+        quarantines those). The strict parse against `record_type` has checked every line's types
+        column-wise: `Line.Amount` a number (or null) in every element, as `line_problems` wants."""
+        if not super().fits(records):
+            return False
+        lines = records.flatten()[records.type.get_field_index("Line")].flatten()
+        if lines.null_count:
+            return False
+        names = lines.type.names
+        return "LinkedTxn" not in names or not lines.flatten()[names.index("LinkedTxn")].flatten().null_count
 
     def convert(
         self, records: list[dict], source: str, check: TableCheck | None = None
@@ -72,7 +100,7 @@ class DocumentSpec(TableSpec):
         check = check or self.check()
         lines = [record.get("Line") if isinstance(record, dict) else None for record in records]
         quarantined: list[dict] = []
-        if types_fit(lines, pl.List(self.line_type)):
+        if types_fit(lines, pl.List(self.line_type)) and not null_elements(lines):
             landing = records
         else:
             landing = []
@@ -103,6 +131,12 @@ class DocumentSpec(TableSpec):
             return [f"Line is {json_type(lines)}, expected array"]
         reasons = []
         for index, line in enumerate(lines):
+            if line is None:
+                reasons.append(f"Line[{index}] is null, expected object")
+                continue
+            linked = line.get("LinkedTxn") if isinstance(line, dict) else None
+            if isinstance(linked, list) and None in linked:
+                reasons.append(f"Line[{index}].LinkedTxn[{linked.index(None)}] is null, expected object")
             amount = line.get("Amount") if isinstance(line, dict) else line
             actual = json_type(amount)
             if actual not in (NUMBER, "null"):
@@ -120,6 +154,16 @@ class DocumentSpec(TableSpec):
         if isinstance(record.get("Line"), str):
             record = {**record, "Line": orjson.loads(record["Line"])}
         return super().quarantine_row(record, reason, source)
+
+
+def null_elements(lines: list) -> bool:
+    """Whether any of these `Line` lists (already checked to fit) holds a null line, or a line a
+    null linked transaction: neither can become a child row, so such a record is quarantined."""
+    every_line = list(chain.from_iterable(filter(None, lines)))
+    if None in every_line:
+        return True
+    linked = filter(None, map(dict.get, every_line, repeat("LinkedTxn")))
+    return None in chain.from_iterable(linked)
 
 
 @dataclass(frozen=True)
@@ -182,17 +226,101 @@ class LineTable:
                 for txn_index, txn in enumerate(line.get("LinkedTxn") or no_link):
                     rows.append((*base, txn_index, txn.get("TxnId"), txn.get("TxnType")))
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(_ROW_FIELDS)
+        return self._table({name: columns[_ROW_FIELDS.index(name)] for name in _ROW_FIELDS})
+
+    def from_lists(self, realm: str, parent_ids: pa.Array, stamps: pa.Array, lines: pa.Array) -> pa.Table:
+        """The rows `arrow` makes, from the parents' `Line` lists as Arrow parsed them (a list of
+        the declared line structs per parent), column-wise: no Python object per line.
+
+        A parent whose list is null or empty has no rows; a line whose `LinkedTxn` is null or
+        empty has one row, `linked_txn_index` 0 and nulls, as in `arrow`. The caller has checked
+        that no line and no linked transaction is null (`DocumentSpec.fits`).
+        """
+        parent_ids, stamps, lines = _plain(parent_ids), _plain(stamps), _plain(lines)
+        line_values = lines.flatten()  # the lines of every parent, in order
+        parents = pc.list_parent_indices(lines).to_numpy()  # per line: its parent's position
+        line_index = _positions_within(parents, len(lines))
+        fields = dict(zip(line_values.type.names, line_values.flatten(), strict=True))
+        txns = _plain(fields.get("LinkedTxn", pa.nulls(len(line_values), arrow_type(LINKED_TXN))))
+        txn_values = txns.flatten()
+        # one row per linked transaction, or one row for a line with none (null or empty list)
+        counts = pc.fill_null(pc.list_value_length(txns), 0).to_numpy()
+        per_line = np.maximum(counts, 1)
+        row_line = np.repeat(np.arange(len(line_values), dtype=np.int64), per_line)
+        txn_index = np.arange(len(row_line), dtype=np.int64) - (np.cumsum(per_line) - per_line)[row_line]
+        txn_parents = pc.list_parent_indices(txns).to_numpy()
+        first_txn = np.searchsorted(txn_parents, np.arange(len(line_values)))
+        no_txn = counts[row_line] == 0
+        txn_take = pa.array(np.where(no_txn, 0, first_txn[row_line] + txn_index), mask=no_txn)
+        txn_fields = dict(zip(txn_values.type.names, txn_values.flatten(), strict=True))
+        row_parent = pa.array(parents[row_line])
+        row_line_arrow = pa.array(row_line)
+        columns: dict[str, Any] = {
+            "realm_id": pa.array(np.full(len(row_line), realm, dtype=object), pa.string()),
+            "parent_id": parent_ids.take(row_parent),
+            "line_index": pa.array(line_index[row_line]),
+            "parent_updated_at": stamps.take(row_parent),
+            "linked_txn_index": pa.array(txn_index),
+        }
+        for name, path in _LINE_PATHS.items():
+            columns[name] = _at(fields, path, len(line_values)).take(row_line_arrow)
+        for name, source in (("linked_txn_id", "TxnId"), ("linked_txn_type", "TxnType")):
+            values = txn_fields.get(source, pa.nulls(len(txn_values), pa.string()))
+            columns[name] = values.take(txn_take)
+        return self._table(columns)
+
+    def _table(self, columns: Mapping[str, Any]) -> pa.Table:
+        """The declared columns (`parent_id` named as the parent key) with their Arrow types."""
         keys = set(self.primary_key)
         fields, arrays = [], []
         for name, dtype in self.schema.items():
-            position = _ROW_FIELDS.index("parent_id" if name == self.parent_key else name)
+            values = columns["parent_id" if name == self.parent_key else name]
             arrow_type = pl.Series([], dtype=dtype).to_arrow().type
             fields.append(pa.field(name, arrow_type, nullable=name not in keys))
-            arrays.append(pa.array(columns[position], type=arrow_type))
+            arrays.append(
+                values.cast(arrow_type) if isinstance(values, pa.Array) else pa.array(values, type=arrow_type)
+            )
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
+def _positions_within(parents: np.ndarray, groups: int) -> np.ndarray:
+    """Each element's position within its group, for sorted group numbers (`list_parent_indices`)."""
+    first = np.searchsorted(parents, np.arange(groups))
+    return np.arange(len(parents), dtype=np.int64) - first[parents] if len(parents) else parents
+
+
+def _plain(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous array (a chunked column combined)."""
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _at(fields: Mapping[str, pa.Array], path: str, length: int) -> pa.Array:
+    """The values at a dotted path below the lines' fields (`SalesItemLineDetail.Qty`), null where
+    a struct on the way is null (`flatten` carries each parent's nulls down); all null when the
+    lines have no such field."""
+    first, *rest = path.split(".")
+    values = fields.get(first)
+    for part in rest:
+        if values is None or not pa.types.is_struct(values.type) or part not in values.type.names:
+            return pa.nulls(length)
+        values = values.flatten()[values.type.get_field_index(part)]
+    return values if values is not None else pa.nulls(length)
+
+
 _NONE: dict = {}
+# Where `from_lists` reads each column of a line's row, below the line struct.
+_LINE_PATHS = {
+    "line_id": "Id",
+    "line_num": "LineNum",
+    "amount": "Amount",
+    "detail_type": "DetailType",
+    "description": "Description",
+    "item_ref__value": "SalesItemLineDetail.ItemRef.value",
+    "item_ref__name": "SalesItemLineDetail.ItemRef.name",
+    "qty": "SalesItemLineDetail.Qty",
+    "unit_price": "SalesItemLineDetail.UnitPrice",
+    "service_date": "SalesItemLineDetail.ServiceDate",
+}
 # The order of the values `LineTable.arrow` collects per row ("parent_id" is the parent key).
 _ROW_FIELDS = (
     "realm_id",
