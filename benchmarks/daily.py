@@ -1,0 +1,126 @@
+"""Daily-run bench: `make pipeline` (the initial run: ingest, build, sync, ERP re-ingest, build)
+and the daily run (`python -m billable.pipeline --world W --advance-days 1`, what `make demo-day`
+runs), per preset: wall time, the largest process's peak RSS, the two dbt builds' share, load.
+
+Each run starts from a fresh copy of the preset's generated world (the daily run moves the
+world's clock, so a world is used once) and an empty data folder of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import duckdb
+
+from benchmarks.procmon import RunFigures, watched_run
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILDS = ("transform", "transform-after-sync")
+
+
+def history_size(warehouse: Path) -> int:
+    """Time entries in the published warehouse (the history a run carries)."""
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        row = connection.execute("select count(*) from marts.fct_time_entries").fetchone()
+    return int(row[0]) if row else 0
+
+
+def pipeline_command(world: Path, raw_db: Path, port: int, *extra: str) -> list[str]:
+    command = [sys.executable, "-m", "billable.pipeline", "--world", str(world), "--port", str(port)]
+    return [*command, "--raw-db", str(raw_db), *extra]
+
+
+def one_run(source_world: Path, out: Path, port: int) -> tuple[RunFigures, RunFigures]:
+    """(initial pipeline, daily run) on a fresh copy of the world in `out`."""
+    shutil.rmtree(out, ignore_errors=True)
+    world = out / "world"
+    shutil.copytree(source_world, world)
+    raw_db = out / "data" / "raw.duckdb"
+    initial = watched_run(pipeline_command(world, raw_db, port), ROOT, out / "initial.log")
+    daily = watched_run(pipeline_command(world, raw_db, port, "--advance-days", "1"), ROOT, out / "daily.log")
+    return initial, daily
+
+
+def measure(world_for: Callable[[str], Path], bench_data: Path, preset: str, runs: int, port: int) -> dict:
+    """Measure a preset `runs` times; the record written to data/bench/daily-<preset>.json."""
+    source = world_for(preset)
+    record: dict = {"preset": preset, "time_entries": 0, "initial": [], "daily": []}
+    for number in range(runs):
+        out = bench_data / f"daily-{preset}"
+        initial, daily = one_run(source, out, port)
+        record["time_entries"] = history_size(out / "data" / "warehouse.duckdb")
+        record["initial"].append(asdict(initial))
+        record["daily"].append(asdict(daily))
+        print(
+            f"{preset} run {number + 1}/{runs}: initial {initial.seconds:.1f} s "
+            f"({initial.peak_mib:,.0f} MiB), daily {daily.seconds:.1f} s ({daily.peak_mib:,.0f} MiB)",
+            flush=True,
+        )
+    (bench_data / f"daily-{preset}.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+def spread(values: list[float], unit: str, digits: int = 1) -> str:
+    """'median (min–max) unit', or one value when there was one run."""
+    middle = statistics.median(values)
+    if len(values) == 1:
+        return f"{middle:,.{digits}f} {unit}"
+    return f"{middle:,.{digits}f} {unit} ({min(values):,.{digits}f}–{max(values):,.{digits}f})"
+
+
+def summary(runs: list[dict]) -> dict[str, str]:
+    """Table cells for one kind of run (initial or daily) over its repetitions."""
+    builds = [sum(run["steps"].get(name, 0.0) for name in BUILDS) for run in runs]
+    share = [build / run["seconds"] for build, run in zip(builds, runs, strict=True)]
+    loads = [f"{run['load_before']:.1f}→{run['load_after']:.1f}" for run in runs]
+    return {
+        "time": spread([run["seconds"] for run in runs], "s"),
+        "peak": spread([run["peak_mib"] / 1024 for run in runs], "GiB", 2),
+        "builds": f"{spread(builds, 's')} ({statistics.median(share):.0%})",
+        "load": ", ".join(loads),
+        "process": max(runs, key=lambda run: run["peak_mib"])["peak_process"],
+    }
+
+
+def table(records: list[dict]) -> str:
+    lines = [
+        "| preset | time entries | run | N | wall time, median (min–max) | peak RSS, one process "
+        "| the two dbt builds (share) | load average before→after each run |",
+        "|---|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for record in records:
+        for kind, label in (("initial", "`make pipeline` (initial)"), ("daily", "daily run (+1 day)")):
+            cells = summary(record[kind])
+            lines.append(
+                f"| {record['preset']} | {record['time_entries']:,} | {label} | {len(record[kind])} "
+                f"| {cells['time']} | {cells['peak']} | {cells['builds']} | {cells['load']} |"
+            )
+    biggest = {
+        record["preset"]: summary(record[kind])["process"] for record in records for kind in ("initial",)
+    }
+    lines += [
+        "",
+        "Largest process per preset (initial run): " + "; ".join(f"{k}: `{v}`" for k, v in biggest.items()),
+    ]
+    daily = {
+        record["preset"]: statistics.median(run["seconds"] for run in record["daily"]) for record in records
+    }
+    if "demo" in daily:
+        ratios = [
+            f"{preset} / demo = {daily[preset] / daily['demo']:.2f}×" for preset in daily if preset != "demo"
+        ]
+        if ratios:
+            lines += ["", "Daily run against `demo`'s (target for large ≤ 1.5×): " + ", ".join(ratios) + "."]
+    return "\n".join(lines)
+
+
+def load_records(bench_data: Path, presets: list[str]) -> list[dict]:
+    """The recorded measurements of these presets (a preset never measured is skipped)."""
+    found = [bench_data / f"daily-{preset}.json" for preset in presets]
+    return [json.loads(path.read_text()) for path in found if path.is_file()]
