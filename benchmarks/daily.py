@@ -22,6 +22,7 @@ from benchmarks.procmon import RunFigures, watched_run
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILDS = ("transform", "transform-after-sync")
+PORT = 8961  # the sandbox port of the runs (make bench)
 
 
 def history_size(warehouse: Path) -> int:
@@ -124,3 +125,34 @@ def load_records(bench_data: Path, presets: list[str]) -> list[dict]:
     """The recorded measurements of these presets (a preset never measured is skipped)."""
     found = [bench_data / f"daily-{preset}.json" for preset in presets]
     return [json.loads(path.read_text()) for path in found if path.is_file()]
+
+
+def bench_daily(world_for: Callable[[str], Path], bench_data: Path, presets: list[str], runs: int) -> str:
+    """Measure every preset (N runs; one for large and xl; xl only when its world exists), draw the
+    growth chart, and return the section's text."""
+    from benchmarks.chart import draw_growth
+
+    for preset in presets:
+        if preset == "xl" and not (bench_data / "xl-7" / "world.json").is_file():
+            print("daily: no xl world at data/bench/xl-7 (generate it first); xl not measured", flush=True)
+            continue
+        measure(world_for, bench_data, preset, 1 if preset in ("large", "xl") else runs, PORT)
+    order = ["tiny", "demo", "large", "xl"]
+    records = sorted(load_records(bench_data, order), key=lambda record: order.index(record["preset"]))
+    chart = draw_growth(records, ROOT / "docs" / "bench-growth.png")
+    return "\n".join(
+        [
+            "Each run starts from a fresh copy of the preset's world (seed 7) and an empty data folder: "
+            "first `make pipeline` (ingest, dbt build, sync, ERP re-ingest, dbt build), then the daily "
+            "run on it (`python -m billable.pipeline --world W --advance-days 1`, what `make demo-day` "
+            "runs). Peak RSS is the largest single process of the run's tree, sampled with psutil every "
+            "0.2 s; the dbt builds are the pipeline's own `transform` and `transform-after-sync` step "
+            "times. Presets measured in earlier runs of this bench are kept "
+            "(data/bench/daily-<preset>.json), "
+            "each with its load average.",
+            "",
+            table(records),
+            "",
+            f"![growth: time and peak memory against history size]({chart.name})",
+        ]
+    )

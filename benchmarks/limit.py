@@ -8,8 +8,11 @@ DuckDB process, then compared figure by figure with the marts a dbt build publis
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -33,7 +36,8 @@ CHECKS = (
         "utilisation per person and month",
         ("employee_id", "month"),
         ("capacity_hours", "billable_hours", "billable_utilisation"),
-        "select employee_id, month, capacity_hours, billable_hours, billable_utilisation from lim_utilisation",
+        "select employee_id, month, capacity_hours, billable_hours, billable_utilisation "
+        "from lim_utilisation",
         "select employee_id, month_start_date as month, capacity_hours, billable_hours, "
         "billable_utilization as billable_utilisation from w.marts.rpt_utilization",
     ),
@@ -93,6 +97,7 @@ class Agreement:
     only_marts: int
     largest: dict[str, float]  # per value column, the largest absolute difference
     example: str  # one differing or one-sided key, to start an explanation from
+    differing_keys: list[tuple] = field(default_factory=list)
 
 
 def run_limit(connection: duckdb.DuckDBPyConnection, raw_db: Path) -> float:
@@ -108,13 +113,8 @@ def run_limit(connection: duckdb.DuckDBPyConnection, raw_db: Path) -> float:
 
 
 def differs(a: object, b: object) -> float:
-    """Absolute difference of two figures; null against zero is none (both say "nothing"), null
-    against any other figure is infinite."""
-    if a is None and b is None:
-        return 0.0
-    if a is None or b is None:
-        return 0.0 if (a or b) == 0 else float("inf")
-    return abs(float(a) - float(b))  # type: ignore[arg-type]
+    """Absolute difference of two figures, a null (or a row one side lacks) counting as zero."""
+    return abs(float(a or 0) - float(b or 0))  # type: ignore[arg-type]
 
 
 def compare(connection: duckdb.DuckDBPyConnection, check: Check, tolerance: float = 0.005) -> Agreement:
@@ -128,7 +128,7 @@ def compare(connection: duckdb.DuckDBPyConnection, check: Check, tolerance: floa
     mart_rows = {row[:width]: row[width:] for row in connection.execute(check.mart_sql).fetchall()}
     zeros: tuple = (None,) * len(check.values)
     largest = dict.fromkeys(check.values, 0.0)
-    differing, example = 0, ""
+    differing, example, keys = 0, "", []
     for key in sorted(limit_rows.keys() | mart_rows.keys(), key=str):
         ours, theirs = limit_rows.get(key, zeros), mart_rows.get(key, zeros)
         gaps = [differs(a, b) for a, b in zip(ours, theirs, strict=True)]
@@ -136,14 +136,16 @@ def compare(connection: duckdb.DuckDBPyConnection, check: Check, tolerance: floa
             largest[column] = max(largest[column], gap)
         if any(gap > tolerance for gap in gaps):
             differing += 1
+            keys.append(key)
             if not example:
-                example = f"{key}: limit {ours if key in limit_rows else 'no row'} vs marts {theirs if key in mart_rows else 'no row'}"
+                shown = (ours if key in limit_rows else "no row", theirs if key in mart_rows else "no row")
+                example = f"{key}: limit {shown[0]} vs marts {shown[1]}"
     both = len(limit_rows.keys() & mart_rows.keys())
     only_limit, only_marts = (
         len(limit_rows.keys() - mart_rows.keys()),
         len(mart_rows.keys() - limit_rows.keys()),
     )
-    return Agreement(check.name, both, differing, only_limit, only_marts, largest, example)
+    return Agreement(check.name, both, differing, only_limit, only_marts, largest, example, keys)
 
 
 def measure(raw_db: Path, warehouse: Path) -> tuple[float, list[Agreement]]:
@@ -164,15 +166,53 @@ def format_largest(largest: dict[str, float]) -> str:
 
 def agreement_table(agreements: list[Agreement]) -> list[str]:
     lines = [
-        "| KPI | rows compared | rows differing | only in the limit | only in the marts | largest difference |",
+        "| KPI | rows compared | rows differing | only in the limit | only in the marts "
+        "| largest difference |",
         "|---|---:|---:|---:|---:|---|",
     ]
     for agreement in agreements:
         lines.append(
-            f"| {agreement.name} | {agreement.compared:,} | {agreement.differing:,} | {agreement.only_limit:,} "
-            f"| {agreement.only_marts:,} | {format_largest(agreement.largest)} |"
+            f"| {agreement.name} | {agreement.compared:,} | {agreement.differing:,} "
+            f"| {agreement.only_limit:,} | {agreement.only_marts:,} | {format_largest(agreement.largest)} |"
         )
     return lines
+
+
+def bench_limit(bench_data: Path, presets: list[str]) -> str:
+    """The limit against the dbt build, on the data the daily bench left per preset."""
+    lines = [
+        "The core KPIs in hand-written DuckDB SQL (`benchmarks/limit_sql/`, written from the spec "
+        "and the raw tables' columns, independently of the models), run as one in-memory DuckDB "
+        "over the raw database the daily bench left (`data/bench/daily-<preset>/data/raw.duckdb`), "
+        "then compared with the marts published from it. The dbt build is the initial pipeline's "
+        "first build (every model, every test), from the same bench.",
+        "",
+        "| preset | limit SQL | dbt build with tests | dbt / limit (target ≤ 3×) | load average |",
+        "|---|---:|---:|---:|---|",
+    ]
+    details: list[str] = []
+    for preset in presets:
+        data = bench_data / f"daily-{preset}" / "data"
+        record_file = bench_data / f"daily-{preset}.json"
+        if not record_file.is_file() or not (data / "warehouse.duckdb").is_file():
+            lines.append(f"| {preset} | not measured: run the daily bench first | | | |")
+            continue
+        record = json.loads(record_file.read_text())
+        builds = [run["steps"].get("transform", 0.0) for run in record["initial"]]
+        build = statistics.median(builds)
+        load_before = os.getloadavg()[0]
+        seconds, agreements = measure(data / "raw.duckdb", data / "warehouse.duckdb")
+        load = (
+            f"{load_before:.1f}→{os.getloadavg()[0]:.1f} (build: {record['initial'][0]['load_before']:.1f})"
+        )
+        lines.append(f"| {preset} | {seconds:.2f} s | {build:.1f} s | {build / seconds:.0f}× | {load} |")
+        details += ["", f"**{preset}**: agreement with the marts (tolerance 0.005 per figure)", ""]
+        details += agreement_table(agreements)
+        examples = [f"- {a.name}: {a.example}" for a in agreements if a.example]
+        if examples:
+            details += ["", "First difference of each KPI that has one:", "", *examples]
+        print(lines[-1], flush=True)
+    return "\n".join(lines + details)
 
 
 def main(argv: list[str] | None = None) -> int:
