@@ -56,13 +56,6 @@ from r.raw_erp.exchange_rates
 where target_currency_code = 'USD'
 group by all;
 
-create or replace temp macro lim_to_usd(amount, currency_code, on_date) as
-    amount * case when currency_code = 'USD' then 1.0 else (
-        select rate from lim_rates
-        where lim_rates.currency = currency_code and lim_rates.rate_date <= on_date
-        order by rate_date desc limit 1
-    ) end;
-
 -- ERP invoices dated on or before the clock, and their lines.
 create or replace temp table lim_invoices as
 select realm_id, id as invoice_id, cast(txn_date as date) as invoice_date, currency_ref__value as currency
