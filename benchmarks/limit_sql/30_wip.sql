@@ -30,7 +30,8 @@ milestone_wip as (
         and cast(s.completed_on as date) <= (select clock_date from d)
         and not exists (
             select 1 from lim_invoice_lines as l
-            where l.description = 'Milestone ' || s.id
+            -- hand-made invoices say `Milestone <id>`; lines the sync pushed, `milestone:<id> <title>`
+            where regexp_extract(l.description, '^[Mm]ilestone[: ]([0-9]+)', 1) = s.id
         )
     group by all
 ),
