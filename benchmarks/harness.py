@@ -206,7 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine-preset", default="demo", help="the world the engines bench builds")
     engines = ["duckdb", "postgres", "spark"]
     parser.add_argument("--engines", nargs="+", choices=engines, help="the engines bench: which engines")
-    parser.add_argument("--runs", type=int, default=3, help="the daily bench: runs per preset (large, xl: 1)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=3,
+        help="the daily bench: runs per preset (large, xl: 1; 0: only redraw from the recorded runs)",
+    )
     args = parser.parse_args(argv)
     for name in [name for name in ORDER if name in (args.only or ORDER)]:
         print(f"bench {name} …", flush=True)
