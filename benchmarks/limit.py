@@ -117,15 +117,24 @@ def differs(a: object, b: object) -> float:
     return abs(float(a or 0) - float(b or 0))  # type: ignore[arg-type]
 
 
+def keyed(connection: duckdb.DuckDBPyConnection, check: Check, sql: str, side: str) -> dict[tuple, tuple]:
+    """{key: figures} of one side; a key twice is an error (a figure would silently be dropped)."""
+    width = len(check.keys)
+    rows = connection.execute(sql).fetchall()
+    found = {row[:width]: row[width:] for row in rows}
+    if len(found) != len(rows):
+        raise ValueError(f"{check.name}: {side} has {len(rows) - len(found)} duplicate {check.keys} keys")
+    return found
+
+
 def compare(connection: duckdb.DuckDBPyConnection, check: Check, tolerance: float = 0.005) -> Agreement:
     """Join the limit's rows to the marts' on the keys; count and measure the differences.
 
     A key on one side only is compared with zeros (a month the marts list with nothing billed is
     no disagreement); it differs when one of its figures is not zero.
     """
-    width = len(check.keys)
-    limit_rows = {row[:width]: row[width:] for row in connection.execute(check.limit_sql).fetchall()}
-    mart_rows = {row[:width]: row[width:] for row in connection.execute(check.mart_sql).fetchall()}
+    limit_rows = keyed(connection, check, check.limit_sql, "the limit")
+    mart_rows = keyed(connection, check, check.mart_sql, "the marts")
     zeros: tuple = (None,) * len(check.values)
     largest = dict.fromkeys(check.values, 0.0)
     differing, example, keys = 0, "", []
