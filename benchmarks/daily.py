@@ -138,7 +138,7 @@ def issue_table(records: list[dict]) -> list[str]:
     return [
         "| figure | " + " | ".join(f"`{preset}`" for preset in presets) + " | target |",
         "|---|" + "---:|" * len(presets) + "---:|",
-        row("time entries (fct_time_entries)", lambda record: f"{record['time_entries']:,}", "–"),
+        row("time entries (fct_time_entries, after the daily run)", lambda record: f"{record['time_entries']:,}", "–"),
         row(
             "`make pipeline` (ingest, build, sync, ERP re-ingest, build)", seconds("initial"), "large ≤ 360 s"
         ),
