@@ -173,7 +173,11 @@ def bench_daily(args: argparse.Namespace) -> str:
 def bench_limit(args: argparse.Namespace) -> str:
     from benchmarks.limit import bench_limit as run
 
-    return run(BENCH_DATA, args.presets)
+    # the presets asked for, and every other the daily bench has measured (their rows stay)
+    order = ["tiny", "demo", "large", "xl"]
+    measured = [preset for preset in order if (BENCH_DATA / f"daily-{preset}.json").is_file()]
+    presets = sorted(set(args.presets) | set(measured), key=lambda p: order.index(p) if p in order else 9)
+    return run(BENCH_DATA, presets)
 
 
 BENCHES: dict[str, Callable[[argparse.Namespace], str]] = {
