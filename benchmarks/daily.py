@@ -12,6 +12,7 @@ import json
 import shutil
 import statistics
 import sys
+from datetime import UTC, datetime
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -63,6 +64,7 @@ def measure(world_for: Callable[[str], Path], bench_data: Path, preset: str, run
             f"({initial.peak_mib:,.0f} MiB), daily {daily.seconds:.1f} s ({daily.peak_mib:,.0f} MiB)",
             flush=True,
         )
+    record["measured_at"] = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     (bench_data / f"daily-{preset}.json").write_text(json.dumps(record, indent=1))
     return record
 
@@ -152,6 +154,7 @@ def issue_table(records: list[dict]) -> list[str]:
         row("of which its two dbt builds", daily_builds, "–"),
         row("daily run / daily run on `demo`", against_demo, "large ≤ 1.5×"),
         row("load average during the runs (2 cores)", load, "–"),
+        row("measured (the runs ended)", lambda record: record.get("measured_at", "–"), "–"),
     ]
 
 
