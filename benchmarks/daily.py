@@ -12,9 +12,9 @@ import json
 import shutil
 import statistics
 import sys
-from datetime import UTC, datetime
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
