@@ -3,8 +3,8 @@
 Figures: the daily run (clock +1 day) wall time and its largest process's peak RSS, the two dbt
 builds of that run, and the hand-written limit SQL over its raw data (with the number of KPI rows
 that disagree with the marts). It fails (exit 1) naming each figure more than 2x worse than the
-baseline; `--record-baseline` (make bench-quick BASELINE=1) writes the baseline instead, with the
-machine, the date and the load average.
+baseline (and worse by more than a noise floor: 1 s, 50 MiB); `--record-baseline` (make
+bench-quick BASELINE=1) writes the baseline instead, with the machine, the date and the load.
 
 The daily run needs a demo warehouse after its initial pipeline: prepared once in
 data/bench/quick-demo.initial/ (a `make pipeline` on a fresh demo world, slow: minutes) and
@@ -32,6 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BASELINE = Path(__file__).resolve().parent / "baseline.json"
 PORT = 8962
 WORSE = 2.0
+# below these a figure's change is a shared machine's noise, not a regression: a 1.8 s limit
+# query measured 1.2-2.5 s within minutes at load 12; a figure fails only beyond both bounds
+NOISE = {"s": 1.0, "MiB": 50.0, "rows": 0.0}
 # figure: (what it is, unit); all are "lower is better"
 FIGURES = {
     "daily_s": ("daily run on demo (clock +1 day), wall time", "s"),
@@ -86,8 +89,8 @@ def worse(figures: dict[str, float], baseline: dict[str, float]) -> list[str]:
         if then is None:
             continue
         # a count of disagreeing rows may be 0: any new disagreement is then worse
-        limit_value = then * WORSE if then > 0 else 0
-        if now > limit_value:
+        bound = max(then * WORSE, then + NOISE[unit])
+        if now > bound:
             failures.append(f"{name} ({what}): {now:,} {unit} against a baseline of {then:,} {unit}")
     return failures
 
