@@ -14,7 +14,7 @@ SANDBOX_URL   := http://127.0.0.1:$(PORT)
 DASHBOARD_PORT ?= 8501
 TEST_WORKERS  ?= 2
 
-.PHONY: help setup lock run dashboard metrics pipeline sandbox generate advance ingest transform daily demo-day sync test test-spark lint bench clean postgres
+.PHONY: help setup lock run dashboard metrics pipeline sandbox generate advance ingest transform daily demo-day sync test test-spark lint bench bench-quick clean postgres
 
 help: ## list the targets
 	@echo "  BILLABLE_ENGINE=duckdb|postgres|spark (default duckdb) picks the warehouse's engine for every target: docs/deploy.md"
@@ -97,6 +97,9 @@ postgres: setup ## a throwaway PostgreSQL 15 to try BILLABLE_ENGINE=postgres: pr
 
 bench: setup ## benchmarks; results go to docs/benchmarks.md
 	$(PY) -m benchmarks $(BENCH_ARGS)
+
+bench-quick: setup ## the demo figures in minutes; fails naming one 2x worse than benchmarks/baseline.json (BASELINE=1 records it)
+	$(PY) -m benchmarks.quick $(if $(BASELINE),--record-baseline)
 
 # The reverse-ETL ledger (data/ledger.sqlite, its WAL and lock, its snapshot) is the sync's memory of
 # what it put in the ERP; the warehouse cannot rebuild it, so a routine clean never deletes it.

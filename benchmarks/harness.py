@@ -164,6 +164,22 @@ def bench_engines(args: argparse.Namespace) -> str:
     return run(world_for, BENCH_DATA, preset=args.engine_preset, engines=args.engines)
 
 
+def bench_daily(args: argparse.Namespace) -> str:
+    from benchmarks.daily import bench_daily as run
+
+    return run(world_for, BENCH_DATA, args.presets, args.runs)
+
+
+def bench_limit(args: argparse.Namespace) -> str:
+    from benchmarks.limit import bench_limit as run
+
+    # the presets asked for, and every other the daily bench has measured (their rows stay)
+    order = ["tiny", "demo", "large", "xl"]
+    measured = [preset for preset in order if (BENCH_DATA / f"daily-{preset}.json").is_file()]
+    presets = sorted(set(args.presets) | set(measured), key=lambda p: order.index(p) if p in order else 9)
+    return run(BENCH_DATA, presets)
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], str]] = {
     "sandbox": lambda args: bench_sandbox(args.presets),
     "ingest": bench_ingest,
@@ -171,7 +187,10 @@ BENCHES: dict[str, Callable[[argparse.Namespace], str]] = {
     "dashboard": bench_dashboard,
     "sync": bench_sync,
     "engines": bench_engines,
+    "daily": bench_daily,
+    "limit": bench_limit,  # after daily: it reads the data the daily bench left
 }
+ORDER = ["sandbox", "ingest", "transform", "dashboard", "sync", "engines", "daily", "limit"]
 
 
 def write_section(name: str, body: str) -> None:
@@ -191,8 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine-preset", default="demo", help="the world the engines bench builds")
     engines = ["duckdb", "postgres", "spark"]
     parser.add_argument("--engines", nargs="+", choices=engines, help="the engines bench: which engines")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=3,
+        help="the daily bench: runs per preset (large, xl: 1; 0: only redraw from the recorded runs)",
+    )
     args = parser.parse_args(argv)
-    for name in args.only or sorted(BENCHES):
+    for name in [name for name in ORDER if name in (args.only or ORDER)]:
         print(f"bench {name} …", flush=True)
         write_section(name, BENCHES[name](args))
     print(f"results written to {REPORT.relative_to(ROOT)}")
