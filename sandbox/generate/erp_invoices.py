@@ -15,7 +15,6 @@ from sandbox.generate.common import (
     DAY,
     ENTITY_CODES,
     HOUR,
-    NEVER,
     REALMS,
     date_col,
     month_index,
@@ -23,13 +22,12 @@ from sandbox.generate.common import (
     weekday,
 )
 from sandbox.generate.portfolio import NO_DAY, Portfolio
-from sandbox.generate.time_entries import Entries
 
 FIXED_ITEMS = ["Fixed Fee - Milestone", "Fixed Fee - Progress", "Retainer"]
 
 
 def fixed_fee_lines(
-    cal, pf: Portfolio, entries: Entries, story: dict, contract_numbers, run_end, run_at, job_of_project
+    cal, pf: Portfolio, pc_hours: np.ndarray, story: dict, contract_numbers, run_end, run_at, job_of_project
 ):
     """Milestone invoices when a milestone completes, monthly percent-complete and retainer invoices."""
     lines = []
@@ -65,17 +63,15 @@ def fixed_fee_lines(
     # percent complete: fee × share of budget hours approved so far, less what was billed
     pc = np.flatnonzero(pf.p_method == 2)
     if pc.size and run_end.size:
-        sel = np.isin(entries.proj, pc) & (entries.approved < NEVER) & (entries.hours > 0)
-        for p in pc.tolist():
+        for row, p in enumerate(pc.tolist()):
             if p not in job_of_project:
                 continue
-            mine = sel & (entries.proj == p)
             fee = float(pf.budget_amount[p])
             billed = 0.0
-            for end, at in zip(run_end.tolist(), run_at.tolist(), strict=True):
+            for r, (end, at) in enumerate(zip(run_end.tolist(), run_at.tolist(), strict=True)):
                 if end < pf.p_start[p] or end < cal.start_day:
                     continue
-                done = entries.hours[mine & (entries.day <= end) & (entries.approved <= at)].sum()
+                done = pc_hours[row, r]
                 share = min(1.0, done / max(pf.p_budget_hours[p], 1.0))
                 amount = float(round_cents(np.array([fee * share]))[0]) - billed
                 amount = float(round_cents(np.array([amount]))[0])
@@ -135,7 +131,9 @@ def fixed_fee_lines(
     return lines
 
 
-def invoices(cal, pf: Portfolio, lines: list, fx: dict, rng, job_of_project: dict[int, str]):
+def invoices(
+    cal, pf: Portfolio, tm: pl.DataFrame, lines: list, fx: dict, rng, job_of_project: dict[int, str]
+):
     """Group lines into invoices, then schedule payments and the balance after each."""
     cols = [
         "ent",
@@ -169,7 +167,8 @@ def invoices(cal, pf: Portfolio, lines: list, fx: dict, rng, job_of_project: dic
         "ta_id": pl.String,
         "note": pl.String,
     }
-    frame = pl.DataFrame(lines, schema=schema, orient="row").select(cols)
+    fixed = pl.DataFrame(lines, schema=schema, orient="row").select(cols)
+    frame = pl.concat([tm.select(cols).cast(schema), fixed]).rechunk()  # type: ignore[arg-type]
     heads = (
         frame.group_by("key")
         .agg(

