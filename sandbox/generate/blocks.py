@@ -53,8 +53,9 @@ class Parts:
 
     def finish(self) -> Path:
         files = [self.folder / f"{k:06d}.parquet" for k in range(self.count)]
-        if not files:
-            raise ValueError(f"{self.target}: no block wrote any part")
+        if not files:  # no block had this entity: no file, which a World reads as an empty entity
+            shutil.rmtree(self.folder)
+            return self.target
         schema = self._schema(files)
         writer: pq.ParquetWriter | None = None
         pending: list[pa.Table] = []

@@ -9,10 +9,12 @@ block's lines together, which are small numeric rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from sandbox.generate.blocks import Parts
 from sandbox.generate.common import (
     DAY,
     HOUR,
@@ -25,12 +27,19 @@ from sandbox.generate.common import (
     round_cents,
 )
 from sandbox.generate.erp import SECONDS_PER_INVOICE, Erp, _next_wednesday
-from sandbox.generate.erp_invoices import fixed_fee_lines, invoices
+from sandbox.generate.erp_invoices import (
+    fixed_fee_lines,
+    fixed_frame,
+    invoice_chunk,
+    payments_frame,
+    plan_invoices,
+)
 from sandbox.generate.firm import GRADE_NAMES, Firm
 from sandbox.generate.mess import PlantPlan, _chosen
 from sandbox.generate.portfolio import Portfolio, role_rate
 from sandbox.generate.rates import RateCards
 from sandbox.generate.time_entries import ID_BASE, NOTE_TEXT, PLANT_NONE, Entries
+from sandbox.generate.versions import collapse
 
 LINE_SCHEMA = {
     "ent": pl.Int64,
@@ -179,24 +188,24 @@ class Invoicing:
     pair_rank: np.ndarray  # the pair's position in its run
 
 
-def build_invoices(
-    cal: Calendar,
-    pf: Portfolio,
-    erp: Erp,
-    lines: pl.DataFrame,
-    pc_hours: np.ndarray,
-    story: dict,
-    contract_numbers: list[str],
-) -> Invoicing:
-    """Every invoice and payment of the ERP from all blocks' T&M lines and the fixed-fee lines."""
-    n_runs = max(int(erp.run_at.size), 1)
-    run_day = erp.run_at // DAY
-    tm = lines.with_columns(
+def store_lines(folder: Path, block: int, lines: pl.DataFrame) -> pl.DataFrame:
+    """Spill a block's T&M lines to disk, one file per billing run (an invoice's lines all belong
+    to one run); returns the block's billed (project, run) pairs."""
+    for (run,), part in sorted(lines.partition_by("run_pos", as_dict=True).items()):
+        target = folder / f"run-{int(run):04d}" / f"{block:06d}.parquet"  # type: ignore[call-overload]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part.write_parquet(target, compression="lz4")
+    return lines.select("proj", "run_pos").unique()
+
+
+def _tm_lines(lines: pl.DataFrame, run_day: np.ndarray) -> pl.DataFrame:
+    """Numeric T&M lines → invoice line rows (LINE_COLUMNS)."""
+    grades = list(range(len(GRADE_NAMES)))
+    return lines.with_columns(
         pl.col("run_pos")
         .replace_strict(list(range(run_day.size)), run_day.tolist(), return_dtype=pl.Int64)
         .alias("txn_day")
-    )
-    tm = tm.select(
+    ).select(
         "ent",
         pl.format("tm:{}:{}", "proj", "txn_day").alias("key"),
         "proj",
@@ -206,35 +215,84 @@ def build_invoices(
         "Qty",
         "UnitPrice",
         (pl.col("role") + 1).cast(pl.String).alias("item_value"),
-        pl.col("role").replace_strict(list(range(len(GRADE_NAMES))), GRADE_NAMES).alias("item_name"),
+        pl.col("role").replace_strict(grades, GRADE_NAMES, return_dtype=pl.String).alias("item_name"),
         pl.col("role")
-        .replace_strict(list(range(len(GRADE_NAMES))), [f"{g} time" for g in GRADE_NAMES])
+        .replace_strict(grades, [f"{g} time" for g in GRADE_NAMES], return_dtype=pl.String)
         .alias("Description"),
         "service_day",
-        pl.col("ta_id").cast(pl.String),
+        "ta_id",
         pl.lit(None, dtype=pl.String).alias("note"),
     )
-    fixed = fixed_fee_lines(
-        cal, pf, pc_hours, story, contract_numbers, erp.run_end, erp.run_at, erp.job_of_project
+
+
+def build_invoices(
+    cal: Calendar,
+    pf: Portfolio,
+    erp: Erp,
+    folder: Path,
+    pairs: pl.DataFrame,
+    pc_hours: np.ndarray,
+    story: dict,
+    contract_numbers: list[str],
+    target: Path,
+) -> Invoicing:
+    """Every invoice (written to `target` one billing run at a time, reading that run's lines from
+    `folder`) and every payment (into `erp.frames`), from all blocks' T&M lines and the fixed fees."""
+    n_runs = max(int(erp.run_at.size), 1)
+    run_day = erp.run_at // DAY
+    pairs = pairs.unique().sort("run_pos", "proj")
+    run_pos, proj = pairs["run_pos"].to_numpy(), pairs["proj"].to_numpy()
+    tm_heads = pl.DataFrame(
+        {
+            "key": [f"tm:{p}:{d}" for p, d in zip(proj.tolist(), run_day[run_pos].tolist(), strict=True)],
+            "ent": pf.p_entity[proj],
+            "proj": proj,
+            "txn_day": run_day[run_pos],
+            "t": erp.run_at[run_pos],
+            "note": pl.Series([None] * pairs.height, dtype=pl.String),
+        },
+        schema_overrides={"ent": pl.Int64, "proj": pl.Int64, "txn_day": pl.Int64, "t": pl.Int64},
     )
-    erp.frames["Invoice"], erp.frames["Payment"], invoice_of_key, erp.invoice_numbers = invoices(
-        cal, pf, tm, fixed, erp.fx, erp.rng, erp.job_of_project
+    fixed = fixed_frame(
+        fixed_fee_lines(
+            cal, pf, pc_hours, story, contract_numbers, erp.run_end, erp.run_at, erp.job_of_project
+        )
     )
-    keys, ids = [], []
-    for key, inv in invoice_of_key.items():
-        if key.startswith("tm:"):
-            _tag, p, day = key.split(":")
-            keys.append(int(p) * n_runs + int(np.searchsorted(run_day, int(day))))
-            ids.append(inv)
-    order = np.argsort(np.array(keys, dtype=np.int64))
-    pairs = lines.select("run_pos", "proj").unique().sort("run_pos", "proj")
-    pair_keys = pairs["run_pos"].to_numpy() * (pf.n_projects + 1) + pairs["proj"].to_numpy()
-    first_of_run = np.searchsorted(pairs["run_pos"].to_numpy(), pairs["run_pos"].to_numpy(), side="left")
+    fixed_heads = fixed.group_by("key", maintain_order=True).agg(
+        pl.col("ent").first(),
+        pl.col("proj").first(),
+        pl.col("txn_day").first(),
+        pl.col("t").first(),
+        pl.col("note").first(),
+    )
+    plan = plan_invoices(cal, pl.concat([tm_heads, fixed_heads.select(tm_heads.columns)]), erp.rng)
+    parts = Parts(target)
+    for run in range(n_runs):
+        files = sorted((folder / f"run-{run:04d}").glob("*.parquet"))
+        if files:
+            lines = _tm_lines(pl.concat([pl.read_parquet(f) for f in files]), run_day)
+            chunk = invoice_chunk(pf, plan, lines, erp.fx, erp.job_of_project)
+            parts.add(collapse(chunk, ["_realm", "Id"], cal.clock, cal.horizon))
+    if fixed.height:
+        chunk = invoice_chunk(pf, plan, fixed, erp.fx, erp.job_of_project)
+        parts.add(collapse(chunk, ["_realm", "Id"], cal.clock, cal.horizon))
+    parts.finish()
+    erp.frames["Payment"] = payments_frame(pf, plan, erp.job_of_project)
+    heads = plan.heads
+    erp.invoice_numbers = dict(
+        zip(heads["Id"].cast(pl.Int64).to_list(), heads["DocNumber"].to_list(), strict=True)
+    )
+    tm_ids = tm_heads.select("key").join(
+        heads.select("key", "Id"), on="key", how="left", maintain_order="left"
+    )
+    keys = proj * n_runs + run_pos
+    order = np.argsort(keys)
+    first_of_run = np.searchsorted(run_pos, run_pos, side="left")
     return Invoicing(
-        tm_keys=np.array(keys, dtype=np.int64)[order],
-        tm_ids=np.array(ids, dtype=np.int64)[order],
+        tm_keys=keys[order].astype(np.int64),
+        tm_ids=tm_ids["Id"].cast(pl.Int64).to_numpy()[order],
         numbers=erp.invoice_numbers,
-        pair_keys=pair_keys.astype(np.int64),
+        pair_keys=(run_pos * (pf.n_projects + 1) + proj).astype(np.int64),
         pair_rank=np.arange(pairs.height) - first_of_run,
     )
 
@@ -311,4 +369,13 @@ def time_activity_frame(
     )
 
 
-__all__ = ["Billing", "Invoicing", "bill_block", "build_invoices", "line_rows", "mark_invoiced", "pc_done"]
+__all__ = [
+    "Billing",
+    "Invoicing",
+    "bill_block",
+    "build_invoices",
+    "line_rows",
+    "mark_invoiced",
+    "pc_done",
+    "store_lines",
+]

@@ -20,6 +20,7 @@ from sandbox.generate.erp_time import (
     line_rows,
     mark_invoiced,
     pc_done,
+    store_lines,
     time_activity_frame,
 )
 from sandbox.generate.firm import Firm, build_firm
@@ -142,7 +143,7 @@ def generate_world(
     try:
         # pass 1: each block's entries, its TimeActivities and invoice lines; firm-wide sums
         next_id = ID_BASE
-        lines: list[pl.DataFrame] = []
+        pairs: list[pl.DataFrame] = []
         first_user_day: dict[int, int] = {}
         first_proj_day: dict[int, int] = {}
         pc_hours = np.zeros(0)
@@ -152,7 +153,7 @@ def generate_world(
             )
             next_id += entries.size
             bill = bill_block(cal, firm, pf, rates, erp, plan, entries, seed)
-            lines.append(line_rows(bill))
+            pairs.append(store_lines(scratch / "lines", k, line_rows(bill)))
             done = pc_done(pf, erp, entries)
             pc_hours = done if k == 0 else pc_hours + done
             for field, table in (("user", first_user_day), ("proj", first_proj_day)):
@@ -169,8 +170,18 @@ def generate_world(
 
         stories = build_stories(cal, pf, seed)
         contract_numbers = ids["contract_number"] + [""] * (pf.n_projects - pf.n_client)
-        invoicing = build_invoices(cal, pf, erp, pl.concat(lines), pc_hours, stories, contract_numbers)
-        del lines
+        invoicing = build_invoices(
+            cal,
+            pf,
+            erp,
+            scratch / "lines",
+            pl.concat(pairs),
+            pc_hours,
+            stories,
+            contract_numbers,
+            out / "erp" / "Invoice.parquet",
+        )
+        shutil.rmtree(scratch / "lines", ignore_errors=True)
         harvest, lookups = build_harvest(cal, firm, pf, mess, rates, first_user_day, first_proj_day, seed)
         bar.step("erp")
 
