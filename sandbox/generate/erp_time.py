@@ -192,7 +192,7 @@ def store_lines(folder: Path, block: int, lines: pl.DataFrame) -> pl.DataFrame:
     """Spill a block's T&M lines to disk, one file per billing run (an invoice's lines all belong
     to one run); returns the block's billed (project, run) pairs."""
     for (run,), part in sorted(lines.partition_by("run_pos", as_dict=True).items()):
-        target = folder / f"run-{int(run):04d}" / f"{block:06d}.parquet"  # type: ignore[call-overload]
+        target = folder / f"run-{int(run):04d}" / f"{block:06d}.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
         part.write_parquet(target, compression="lz4")
     return lines.select("proj", "run_pos").unique()
