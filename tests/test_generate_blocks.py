@@ -88,3 +88,27 @@ def test_cli_refuses_a_block_size_below_one(tmp_path, capsys) -> None:
     assert cli_main(["--preset", "tiny", "--out", str(out), "--block-employees", "0"]) == 2
     assert "--block-employees must be at least 1" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_the_memory_estimate_follows_the_block_size() -> None:
+    from sandbox.generate.presets import estimated_peak_gib
+
+    xl = PRESETS["xl"]
+    assert estimated_peak_gib(xl, 100) < estimated_peak_gib(xl, 1000) < estimated_peak_gib(xl, 30_000)
+    assert estimated_peak_gib(xl) < 4.0, "xl fits an 8 GiB laptop with the default blocks"
+    tiny = PRESETS["tiny"]
+    assert estimated_peak_gib(tiny, 10**6) == estimated_peak_gib(tiny, tiny.employees), (
+        "a block holds at most the firm"
+    )
+
+
+def test_one_block_of_the_whole_xl_firm_is_refused_up_front(tmp_path, capsys) -> None:
+    from sandbox.generate.presets import available_gib, estimated_peak_gib
+
+    if estimated_peak_gib(PRESETS["xl"], 30_000) <= 0.9 * available_gib():
+        pytest.skip("this machine has the memory for xl in one block")
+    out = tmp_path / "w"
+    assert cli_main(["--preset", "xl", "--out", str(out), "--block-employees", "30000"]) == 2
+    err = capsys.readouterr().err
+    assert "GiB of memory to generate" in err and "--block-employees 30000" in err
+    assert not out.exists()
