@@ -183,19 +183,25 @@ class World:
         if versions.height == 0:
             return versions.drop("_valid_from", "_deleted")
         key = [*(["_realm"] if entity_spec.per_realm else []), *entity_spec.key]
-        visible = versions.filter(pl.col("_valid_from") <= moment).sort([*key, "_valid_from"])
-        current = (
-            visible.with_columns(
-                pl.col("_valid_from").first().over(key).alias("_created_at"),
-                pl.int_range(pl.len()).over(key).alias("_version"),
-            )
+        # Which row is each record's current version is decided on the key and meta columns
+        # alone; the wide rows are then taken once (holding two copies of an entity at most,
+        # not one per sort and window step: the servers build a 4.5-million-row state this way).
+        current_rows = (
+            versions.select(*key, "_valid_from", "_deleted")
+            .with_row_index("_row")
+            .filter(pl.col("_valid_from") <= moment)
+            .sort([*key, "_valid_from"])
             .group_by(key, maintain_order=True)
-            .last()
+            .agg(
+                pl.col("_row").last(),
+                pl.col("_deleted").last(),
+                pl.col("_valid_from").first().alias("_created_at"),
+                (pl.len() - 1).cast(pl.Int64).alias("_version"),
+            )
             .filter(~pl.col("_deleted"))
-            .rename({"_valid_from": "_updated_at"})
-            .drop("_deleted")
         )
-        return current
+        current = versions[current_rows["_row"]].drop("_deleted").rename({"_valid_from": "_updated_at"})
+        return current.with_columns(current_rows["_created_at"], current_rows["_version"])
 
 
 REQUIRED_META = ("seed", "start_date", "cutover_at", "clock", "legal_entities")

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from sandbox.generate.presets import PRESETS, available_gib, estimated_peak_gib
+from sandbox.generate.presets import DEFAULT_BLOCK_EMPLOYEES, PRESETS, available_gib, estimated_peak_gib
 
 
 def main(argv: list[str]) -> int:
@@ -20,19 +20,30 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", required=True, type=Path, help="folder to write the world into")
     parser.add_argument("--force", action="store_true", help="replace an existing non-empty folder")
     parser.add_argument(
+        "--block-employees",
+        type=int,
+        default=DEFAULT_BLOCK_EMPLOYEES,
+        metavar="N",
+        help=f"employees whose time is held in memory at once (default {DEFAULT_BLOCK_EMPLOYEES}); "
+        "the output does not depend on it",
+    )
+    parser.add_argument(
         "--ignore-memory",
         action="store_true",
         help="generate even if the memory estimate exceeds what is free",
     )
     args = parser.parse_args(argv)
 
+    if args.block_employees < 1:
+        print(f"error: --block-employees must be at least 1, not {args.block_employees}", file=sys.stderr)
+        return 2
     preset = PRESETS[args.preset]
-    need, have = estimated_peak_gib(preset), available_gib()
+    need, have = estimated_peak_gib(preset, args.block_employees), available_gib()
     if need > 0.9 * have and not args.ignore_memory:
         print(
-            f"error: preset {args.preset} needs about {need:.0f} GiB of memory to generate "
-            f"(it holds all its time entries at once) and {have:.0f} GiB is available; use a machine "
-            "with more memory, a smaller preset, or --ignore-memory to try anyway",
+            f"error: preset {args.preset} needs about {need:.1f} GiB of memory to generate with "
+            f"--block-employees {args.block_employees} and {have:.1f} GiB is available; use a "
+            "smaller --block-employees, a smaller preset, or --ignore-memory to try anyway",
             file=sys.stderr,
         )
         return 2
@@ -50,7 +61,9 @@ def main(argv: list[str]) -> int:
     from sandbox.generate.world_gen import generate_world, summary
 
     started = time.perf_counter()
-    generate_world(args.preset, args.seed, out, progress=args.preset != "tiny")
+    generate_world(
+        args.preset, args.seed, out, progress=args.preset != "tiny", block_employees=args.block_employees
+    )
     seconds = time.perf_counter() - started
     manifest = json.loads((out / "manifest.json").read_text())
     defects = sum(kind["count"] for kind in manifest["defects"].values())

@@ -206,3 +206,76 @@ def _holidays(first_year: int, last_year: int) -> dict[str, dict[int, str]]:
 def iso_secs(secs: int) -> str:
     """Seconds since epoch → `2025-03-04T17:20:00Z`."""
     return datetime.fromtimestamp(int(secs), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---- keyed randomness: draws that are a pure function of (seed, phase, record key) ----------
+# The world is generated in blocks of employees; a draw must not depend on which block a record
+# falls in, nor on how many records came before it. So every random value is a hash of the
+# seed, the phase, the record's own key and the draw's number (splitmix64), not the next value
+# of a stream.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+def mix64(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, vectorised: a well-spread uint64 per input uint64."""
+    x = np.asarray(values, dtype=np.uint64) + _GOLDEN
+    x = (x ^ (x >> np.uint64(30))) * _M1
+    x = (x ^ (x >> np.uint64(27))) * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+def record_key(*parts: np.ndarray | int) -> np.ndarray:
+    """One uint64 per record from integer parts (employee, day, assignment …), order-sensitive."""
+    arrays = np.broadcast_arrays(*[np.asarray(p, dtype=np.int64) for p in parts])
+    out = np.zeros(arrays[0].shape, dtype=np.uint64)
+    for part in arrays:
+        out = mix64(out ^ part.astype(np.int64).view(np.uint64))
+    return out
+
+
+class Keyed:
+    """Random draws for a set of records, each a function of (seed, phase, record key, draw number)."""
+
+    def __init__(self, seed: int, phase: str, keys: np.ndarray):
+        salt = mix64(np.array([(seed & 0xFFFFFFFF) << 32 | zlib.crc32(phase.encode())], dtype=np.uint64))
+        self.base = mix64(np.asarray(keys, dtype=np.uint64) ^ salt[0])
+        self.draws = 0
+
+    @property
+    def size(self) -> int:
+        return int(self.base.size)
+
+    def random(self) -> np.ndarray:
+        """Uniform [0, 1) per record."""
+        self.draws += 1
+        bits = mix64(self.base ^ mix64(np.array([self.draws], dtype=np.uint64))[0])
+        return (bits >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
+
+    def integers(self, low, high) -> np.ndarray:
+        """Integers in [low, high) (bounds may be arrays)."""
+        low = np.asarray(low, dtype=np.int64)
+        span = np.asarray(high, dtype=np.int64) - low
+        return low + np.minimum((self.random() * span).astype(np.int64), np.maximum(span - 1, 0))
+
+    def uniform(self, low: float, high: float) -> np.ndarray:
+        return low + self.random() * (high - low)
+
+    def normal(self, mean: float, sd: float) -> np.ndarray:
+        """Box–Muller from two keyed uniforms."""
+        u1, u2 = self.random(), self.random()
+        return mean + sd * np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2 * np.pi * u2)
+
+    def lognormal(self, mean: float, sd: float) -> np.ndarray:
+        return np.exp(self.normal(mean, sd))
+
+    def choice(self, options, p: list[float] | None = None) -> np.ndarray:
+        """One of `options` (an int n means range(n)) per record, uniformly or with weights `p`."""
+        values = np.arange(options) if isinstance(options, int) else np.asarray(options)
+        u = self.random()
+        if p is None:
+            pos = (u * values.size).astype(np.int64)
+        else:
+            pos = np.searchsorted(np.cumsum(p) / np.sum(p), u, side="right")
+        return values[np.minimum(pos, values.size - 1)]

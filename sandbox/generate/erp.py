@@ -13,21 +13,17 @@ from sandbox.generate.common import (
     CURRENCIES,
     DAY,
     HOUR,
-    NEVER,
     REALMS,
     Calendar,
     date_col,
     month_end,
     rng_for,
-    round_cents,
     weekday,
 )
-from sandbox.generate.erp_invoices import FIXED_ITEMS, fixed_fee_lines, invoices
+from sandbox.generate.erp_invoices import FIXED_ITEMS
 from sandbox.generate.firm import GRADE_NAMES, Firm
 from sandbox.generate.mess import Mess
 from sandbox.generate.portfolio import NO_DAY, Portfolio, role_rate
-from sandbox.generate.rates import RateCards
-from sandbox.generate.time_entries import PLANT_NONE, Entries
 
 CURRENCY_NAMES = {"USD": "United States Dollar", "GBP": "British Pound Sterling", "EUR": "Euro"}
 
@@ -42,12 +38,13 @@ class Erp:
         default_factory=dict
     )
     job_of_project: dict[int, str] = field(default_factory=dict)
-    ta_entry: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # entry index per TA
-    ta_hours: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    ta_billed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     manual_last_month_end: int = 0
     invoice_numbers: dict[int, str] = field(default_factory=dict)  # invoice id → DocNumber (Harvest shows it)
-    invoice_keys: dict[str, int] = field(default_factory=dict)  # billing key → invoice id
+    emp_id: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # ERP Id per employee
+    run_end: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # month billed per run
+    run_at: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # when each run happened
+    fx: dict = field(default_factory=dict)
+    rng: np.random.Generator | None = None  # the ERP phase's stream, for the invoices' payments
 
 
 def period_closes(cal: Calendar) -> dict[tuple[int, int], int]:
@@ -100,14 +97,11 @@ def build_erp(
     firm: Firm,
     pf: Portfolio,
     mess: Mess,
-    rates: RateCards,
-    entries: Entries,
     account_ids: list[str],
-    story: dict,
-    contract_numbers: list[str],
     seed: int,
 ) -> Erp:
-    """Everything the ERP holds before the cutover (and the payments that arrive after it)."""
+    """The ERP's customers, employees and items, its billing runs, rates and closes; the time-driven
+    part (TimeActivities, invoices, payments) is sandbox/generate/erp_time.py's."""
     rng = rng_for(seed, "erp")
     erp = Erp(close_at=period_closes(cal))
     run_end, run_at = _runs(cal)
@@ -255,152 +249,11 @@ def build_erp(
         item_rows, orient="row", schema=["_realm", "Id", "_t", "Name", "Type", "UnitPrice", "Active"]
     )
 
-    # ---- TimeActivities: approved billable T&M time, entered in weekly batches, late ----
-    proj = entries.proj
-    known = proj < pf.n_projects
-    safe_proj = np.where(known, proj, 0)
-    is_tm = known & (pf.p_method[safe_proj] == 0)
-    has_job = np.array([p in erp.job_of_project for p in range(pf.n_projects)])[safe_proj]
-    user_emp = entries.user < firm.n
-    entered = _next_wednesday(entries.approved // DAY + 4) * DAY + 14 * HOUR  # when keyed into the ERP
-    eligible = (
-        is_tm
-        & has_job
-        & user_emp
-        & entries.billable
-        & (entries.approved < NEVER)
-        & (entries.day <= erp.manual_last_month_end)
-        & (entries.day >= cal.start_day)
-        & (entered <= (run_at[-1] if run_at.size else 0))
-        & (entries.deleted == NEVER)
-        & (entries.hours > 0)
-    )
-    # revenue leakage: a small share of approved billable time is simply never entered
-    leak = eligible & (entries.plant == PLANT_NONE) & (rng.random(entries.size) < 0.004)
-    leak_idx = np.flatnonzero(eligible & (entries.plant == PLANT_NONE))
-    if leak.sum() < 2 and leak_idx.size >= 2:
-        leak[rng.choice(leak_idx, size=2, replace=False)] = True
-    eligible &= ~leak
-    ta = np.flatnonzero(eligible)
-    ta = ta[np.lexsort((entries.id[ta], entered[ta]))]
-    ta_proj = proj[ta]
-    ta_ent = pf.p_entity[ta_proj]
-    ta_emp = entries.user[ta]
-    ta_role = firm.grade[ta_emp]
-    ta_day = entries.day[ta]
-    ta_created = entered[ta]
-    ta_hours = np.where(entries.corrected[ta] <= ta_created, entries.new_hours[ta], entries.hours[ta])
-    rate = rates.true_rate(pf, ta_proj, ta_role, ta_day)
-    fallback = role_rate(ta_role, [pf.p_currency[p] for p in ta_proj], np.ones(ta.size))
-    ta_rate = np.where(np.isnan(rate), fallback, rate)
-    ta_id = np.zeros(ta.size, dtype=np.int64)
-    for ent in range(3):
-        sel = ta_ent == ent
-        ta_id[sel] = 1 + np.arange(int(sel.sum()))
-    # billed at the first run at or after the TA exists that covers its month
-    month_pos = np.searchsorted(run_end, month_end(ta_day))
-    run_pos = np.maximum(month_pos, np.searchsorted(run_at, ta_created))
-    billed = run_pos < run_at.size
-    ta_billed = np.where(billed, run_at[np.minimum(run_pos, run_at.size - 1)], NEVER)
-
-    whole = np.floor(ta_hours).astype(np.int64)
-    minutes = np.round((ta_hours - whole) * 60).astype(np.int64)
-    job_ids = np.array([erp.job_of_project.get(p, "") for p in range(pf.n_projects)], dtype=object)
-    ta_frame = pl.DataFrame(
-        {
-            "_realm": np.array(REALMS, dtype=object)[ta_ent],
-            "Id": ta_id.astype(str),
-            "_t": np.where(
-                ta_billed < NEVER,
-                np.maximum(ta_billed + _billing_offsets(run_pos, ta_proj, billed), ta_created),
-                ta_created,
-            ),
-            "TxnDate": date_col(ta_day, "TxnDate"),
-            "NameOf": "Employee",
-            "emp_value": emp_id[ta_emp].astype(str),
-            "emp_name": np.array([firm.name(e) for e in range(firm.n)], dtype=object)[ta_emp],
-            "cust_value": job_ids[ta_proj],
-            "cust_name": np.array(pf.p_code, dtype=object)[ta_proj],
-            "item_value": (ta_role + 1).astype(str),
-            "item_name": np.array(GRADE_NAMES, dtype=object)[ta_role],
-            "BillableStatus": np.where(ta_billed <= cal.clock, "HasBeenBilled", "Billable"),
-            "HourlyRate": ta_rate,
-            "Hours": whole,
-            "Minutes": minutes,
-            "Description": [
-                f"harvest:{i} {entries_note}"
-                for i, entries_note in zip(entries.id[ta].tolist(), _notes(entries.note[ta]), strict=True)
-            ],
-        }
-    )
-    erp.frames["TimeActivity"] = ta_frame.select(
-        "_realm",
-        "Id",
-        "_t",
-        "TxnDate",
-        "NameOf",
-        pl.struct(pl.col("emp_value").alias("value"), pl.col("emp_name").alias("name")).alias("EmployeeRef"),
-        pl.struct(pl.col("cust_value").alias("value"), pl.col("cust_name").alias("name")).alias(
-            "CustomerRef"
-        ),
-        pl.struct(pl.col("item_value").alias("value"), pl.col("item_name").alias("name")).alias("ItemRef"),
-        "BillableStatus",
-        "HourlyRate",
-        "Hours",
-        "Minutes",
-        "Description",
-    )
-    erp.ta_entry, erp.ta_hours, erp.ta_billed = ta, ta_hours, ta_billed
-
-    # ---- invoices ----
-    rates_fx = _exchange_rates(cal, seed)
-    # one tuple per invoice line: ent, key, proj, txn_day, t, amount, qty, price, item value and name,
-    # description, service day, linked TimeActivity id, private note
-    lines = []
-    b = np.flatnonzero(billed)
-    amounts = round_cents(ta_hours[b] * ta_rate[b])
-    run_day = (run_at // DAY)[run_pos[b]]
-    for col in zip(
-        ta_ent[b],
-        ta_proj[b],
-        run_day,
-        ta_billed[b],
-        amounts,
-        ta_hours[b],
-        ta_rate[b],
-        ta_role[b],
-        ta_day[b],
-        ta_id[b],
-        strict=True,
-    ):
-        ent, p, day, t, amount, qty, price, role, sday, tid = col
-        lines.append(
-            (
-                int(ent),
-                f"tm:{p}:{day}",
-                int(p),
-                int(day),
-                int(t),
-                float(amount),
-                float(qty),
-                float(price),
-                str(role + 1),
-                GRADE_NAMES[role],
-                f"{GRADE_NAMES[role]} time",
-                int(sday),
-                str(tid),
-                None,
-            )
-        )
-    lines += fixed_fee_lines(cal, pf, entries, story, contract_numbers, run_end, run_at, erp.job_of_project)
-    erp.frames["Invoice"], erp.frames["Payment"], invoice_of_key, erp.invoice_numbers = invoices(
-        cal, pf, lines, rates_fx, rng, erp.job_of_project
-    )
-
-    # Harvest marks time as billed a little after the invoice goes out
-    inv_key = np.array([f"tm:{p}:{d}" for p, d in zip(ta_proj[b], run_day, strict=True)], dtype=object)
-    entries.billed[ta[b]] = ta_billed[b] + HOUR
-    entries.invoice[ta[b]] = np.array([invoice_of_key[k] for k in inv_key], dtype=np.int64)
+    erp.emp_id = emp_id
+    erp.run_end, erp.run_at = run_end, run_at
+    erp.fx = _exchange_rates(cal, seed)
+    erp.rng = rng
+    rates_fx = erp.fx
     erp.frames["ExchangeRate"] = rates_fx["frame"]
     closes = pl.DataFrame(
         {
@@ -418,7 +271,6 @@ def build_erp(
         .dt.to_string("%Y-%m-%dT%H:%M:%SZ")
         .alias("closed_at"),
     )
-    erp.invoice_keys = invoice_of_key
     return erp
 
 

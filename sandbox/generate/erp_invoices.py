@@ -7,6 +7,8 @@ the same seed gives the same invoices.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 
@@ -15,7 +17,6 @@ from sandbox.generate.common import (
     DAY,
     ENTITY_CODES,
     HOUR,
-    NEVER,
     REALMS,
     date_col,
     month_index,
@@ -23,13 +24,12 @@ from sandbox.generate.common import (
     weekday,
 )
 from sandbox.generate.portfolio import NO_DAY, Portfolio
-from sandbox.generate.time_entries import Entries
 
 FIXED_ITEMS = ["Fixed Fee - Milestone", "Fixed Fee - Progress", "Retainer"]
 
 
 def fixed_fee_lines(
-    cal, pf: Portfolio, entries: Entries, story: dict, contract_numbers, run_end, run_at, job_of_project
+    cal, pf: Portfolio, pc_hours: np.ndarray, story: dict, contract_numbers, run_end, run_at, job_of_project
 ):
     """Milestone invoices when a milestone completes, monthly percent-complete and retainer invoices."""
     lines = []
@@ -65,17 +65,15 @@ def fixed_fee_lines(
     # percent complete: fee × share of budget hours approved so far, less what was billed
     pc = np.flatnonzero(pf.p_method == 2)
     if pc.size and run_end.size:
-        sel = np.isin(entries.proj, pc) & (entries.approved < NEVER) & (entries.hours > 0)
-        for p in pc.tolist():
+        for row, p in enumerate(pc.tolist()):
             if p not in job_of_project:
                 continue
-            mine = sel & (entries.proj == p)
             fee = float(pf.budget_amount[p])
             billed = 0.0
-            for end, at in zip(run_end.tolist(), run_at.tolist(), strict=True):
+            for r, (end, at) in enumerate(zip(run_end.tolist(), run_at.tolist(), strict=True)):
                 if end < pf.p_start[p] or end < cal.start_day:
                     continue
-                done = entries.hours[mine & (entries.day <= end) & (entries.approved <= at)].sum()
+                done = pc_hours[row, r]
                 share = min(1.0, done / max(pf.p_budget_hours[p], 1.0))
                 amount = float(round_cents(np.array([fee * share]))[0]) - billed
                 amount = float(round_cents(np.array([amount]))[0])
@@ -135,54 +133,44 @@ def fixed_fee_lines(
     return lines
 
 
-def invoices(cal, pf: Portfolio, lines: list, fx: dict, rng, job_of_project: dict[int, str]):
-    """Group lines into invoices, then schedule payments and the balance after each."""
-    cols = [
-        "ent",
-        "key",
-        "proj",
-        "txn_day",
-        "t",
-        "Amount",
-        "Qty",
-        "UnitPrice",
-        "item_value",
-        "item_name",
-        "Description",
-        "service_day",
-        "ta_id",
-        "note",
-    ]
-    schema = {
-        "ent": pl.Int64,
-        "key": pl.String,
-        "proj": pl.Int64,
-        "txn_day": pl.Int64,
-        "t": pl.Int64,
-        "Amount": pl.Float64,
-        "Qty": pl.Float64,
-        "UnitPrice": pl.Float64,
-        "item_value": pl.String,
-        "item_name": pl.String,
-        "Description": pl.String,
-        "service_day": pl.Int64,
-        "ta_id": pl.String,
-        "note": pl.String,
-    }
-    frame = pl.DataFrame(lines, schema=schema, orient="row").select(cols)
-    heads = (
-        frame.group_by("key")
-        .agg(
-            pl.col("ent").first(),
-            pl.col("proj").first(),
-            pl.col("txn_day").first(),
-            pl.col("t").first(),
-            pl.col("note").first(),
-            pl.col("Amount").sum().alias("raw_total"),
-        )
-        .sort(["t", "ent", "key"])
-    )
-    heads = heads.with_columns(pl.int_range(pl.len()).over("ent").alias("seq"))
+LINE_COLUMNS = {
+    "ent": pl.Int64,
+    "key": pl.String,
+    "proj": pl.Int64,
+    "txn_day": pl.Int64,
+    "t": pl.Int64,
+    "Amount": pl.Float64,
+    "Qty": pl.Float64,
+    "UnitPrice": pl.Float64,
+    "item_value": pl.String,
+    "item_name": pl.String,
+    "Description": pl.String,
+    "service_day": pl.Int64,
+    "ta_id": pl.Int64,
+    "note": pl.String,
+}
+
+
+def fixed_frame(lines: list) -> pl.DataFrame:
+    """The fixed-fee lines (tuples from `fixed_fee_lines`) as a line frame."""
+    return pl.DataFrame(lines, schema=LINE_COLUMNS, orient="row")
+
+
+@dataclass
+class InvoicePlan:
+    """Every invoice's identity (from the set of billing keys alone) and its payment schedule,
+    decided before any invoice's lines are read, so the lines can be read one chunk at a time."""
+
+    heads: pl.DataFrame  # key, ent, proj, txn_day, t, note, Id, DocNumber, global_idx
+    pays: pl.DataFrame  # inv (global_idx), day, part (0: first or whole, 1: the rest)
+    partial: np.ndarray  # per invoice: paid in two parts
+    totals: np.ndarray  # per invoice, filled chunk by chunk
+
+
+def plan_invoices(cal, heads: pl.DataFrame, rng) -> InvoicePlan:
+    """Number the invoices (per realm, in time order) and schedule their payments: most within
+    15–55 days, some late, a few in two parts or never."""
+    heads = heads.sort(["t", "ent", "key"]).with_columns(pl.int_range(pl.len()).over("ent").alias("seq"))
     heads = heads.with_columns(
         (pl.col("seq") + 1001 + pl.col("ent") * 100_000).cast(pl.String).alias("Id"),
         pl.format(
@@ -191,12 +179,44 @@ def invoices(cal, pf: Portfolio, lines: list, fx: dict, rng, job_of_project: dic
             (pl.col("seq") + 1001).cast(pl.String),
         ).alias("DocNumber"),
         pl.int_range(pl.len()).alias("global_idx"),
-    )
-    invoice_of_key = dict(zip(heads["key"].to_list(), heads["Id"].cast(pl.Int64).to_list(), strict=True))
-    invoice_numbers = dict(
-        zip(heads["Id"].cast(pl.Int64).to_list(), heads["DocNumber"].to_list(), strict=True)
-    )
-    frame = frame.join(heads.select("key", "Id"), on="key").sort(
+    ).drop("seq")
+    n = heads.height
+    txn = heads["txn_day"].to_numpy()
+    u = rng.random(n)
+    delay1 = np.where(u < 0.15, rng.integers(60, 130, size=n), rng.integers(15, 55, size=n))
+    partial = (u >= 0.15) & (u < 0.21)
+    unpaid = u >= 0.97
+    pays = []  # (inv idx, day, part)
+    for i in range(n):
+        if unpaid[i]:
+            continue
+        d1 = int(txn[i] + delay1[i])
+        pays.append((i, d1, 0))
+        if partial[i]:
+            d2 = d1 + int(rng.integers(40, 120))
+            if rng.random() < 0.7:
+                pays.append((i, d2, 1))
+    pays = [p for p in pays if p[1] <= cal.horizon_day]
+    frame = pl.DataFrame(pays, schema={"inv": pl.Int64, "day": pl.Int64, "part": pl.Int64}, orient="row")
+    return InvoicePlan(heads, frame.sort(["day", "inv"]), partial, np.zeros(n))
+
+
+def _amounts(plan: InvoicePlan, pays: pl.DataFrame) -> pl.DataFrame:
+    """Each payment's amount, from its invoice's total."""
+    inv = pays["inv"].to_numpy()
+    total = plan.totals[inv]
+    first = np.where(plan.partial[inv], round_cents(total * 0.5), total)
+    amount = np.where(pays["part"].to_numpy() == 0, first, round_cents(total - first))
+    return pays.with_columns(pl.Series("amount", amount, dtype=pl.Float64))
+
+
+def invoice_chunk(
+    pf: Portfolio, plan: InvoicePlan, lines: pl.DataFrame, fx: dict, job_of_project: dict[int, str]
+) -> pl.DataFrame:
+    """The version history of the invoices whose lines are all in `lines` (created with the full
+    balance, then one version per payment received); records their totals in `plan.totals`."""
+    heads = plan.heads.join(lines.select("key").unique(), on="key").sort("global_idx")
+    frame = lines.join(heads.select("key", "Id"), on="key").sort(
         ["Id", "service_day", "ta_id"], nulls_last=True
     )
     frame = frame.with_columns(pl.int_range(1, pl.len() + 1).over("Id").alias("LineNum"))
@@ -217,7 +237,11 @@ def invoices(cal, pf: Portfolio, lines: list, fx: dict, rng, job_of_project: dic
         ).alias("SalesItemLineDetail"),
         pl.when(pl.col("ta_id").is_not_null())
         .then(
-            pl.concat_list(pl.struct(pl.col("ta_id").alias("TxnId"), pl.lit("TimeActivity").alias("TxnType")))
+            pl.concat_list(
+                pl.struct(
+                    pl.col("ta_id").cast(pl.String).alias("TxnId"), pl.lit("TimeActivity").alias("TxnType")
+                )
+            )
         )
         .otherwise(pl.lit([], dtype=pl.List(pl.Struct({"TxnId": pl.String, "TxnType": pl.String}))))
         .alias("LinkedTxn"),
@@ -225,6 +249,8 @@ def invoices(cal, pf: Portfolio, lines: list, fx: dict, rng, job_of_project: dic
     grouped = frame.group_by("Id", maintain_order=True).agg(line_struct, pl.col("Amount").sum().alias("sum"))
     heads = heads.join(grouped, on="Id").sort("global_idx")
     total = round_cents(heads["sum"].to_numpy())
+    index = heads["global_idx"].to_numpy()
+    plan.totals[index] = total
     n = heads.height
     job = np.array([job_of_project[p] for p in heads["proj"].to_list()], dtype=object)
     currency = np.array([pf.p_currency[p] for p in heads["proj"].to_list()], dtype=object)
@@ -235,45 +261,83 @@ def invoices(cal, pf: Portfolio, lines: list, fx: dict, rng, job_of_project: dic
         home = CURRENCIES[ent[i]]
         if currency[i] != home:
             fx_rate[i] = fx["table"][(currency[i], home)][txn[i] - fx["days"][0]]
-
-    # payments: most within 15–55 days, some late, a few in two parts or never
-    u = rng.random(n)
-    delay1 = np.where(u < 0.15, rng.integers(60, 130, size=n), rng.integers(15, 55, size=n))
-    partial = (u >= 0.15) & (u < 0.21)
-    unpaid = u >= 0.97
-    first_amt = np.where(partial, round_cents(total * 0.5), total)
-    pays = []  # (inv idx, day, amount)
-    for i in range(n):
-        if unpaid[i]:
-            continue
-        d1 = int(txn[i] + delay1[i])
-        pays.append((i, d1, float(first_amt[i])))
-        if partial[i]:
-            d2 = d1 + int(rng.integers(40, 120))
-            if rng.random() < 0.7:
-                pays.append((i, d2, float(round_cents(np.array([total[i] - first_amt[i]]))[0])))
-    pays = [p for p in pays if p[1] <= cal.horizon_day]
-    pay = pl.DataFrame(pays, schema={"inv": pl.Int64, "day": pl.Int64, "amount": pl.Float64}, orient="row")
-    pay = pay.sort(["day", "inv"]).with_columns(
-        pl.Series(
-            "ent", ent[pay.sort(["day", "inv"])["inv"].to_numpy()] if pay.height else np.zeros(0, np.int64)
-        )
+    base = pl.DataFrame(
+        {
+            "_realm": np.array(REALMS, dtype=object)[ent],
+            "Id": heads["Id"],
+            "DocNumber": heads["DocNumber"],
+            "TxnDate": date_col(txn, "TxnDate"),
+            "DueDate": date_col(txn + 30, "DueDate"),
+            "cust_value": job,
+            "cust_name": np.array([pf.p_code[p] for p in heads["proj"].to_list()], dtype=object),
+            "cur": currency,
+            "ExchangeRate": fx_rate,
+            "TotalAmt": total,
+            "PrivateNote": heads["note"],
+            "Line": heads["Line"],
+            "inv": index,
+            "_t0": heads["t"],
+        },
+        schema_overrides={
+            "_realm": pl.String,
+            "Id": pl.String,
+            "cust_value": pl.String,
+            "cust_name": pl.String,
+            "cur": pl.String,
+        },
     )
+    pays = _amounts(plan, plan.pays.filter(pl.col("inv").is_in(pl.Series(index).implode())))
+    events = pl.concat(
+        [
+            pl.DataFrame({"inv": index, "_t": heads["t"].to_numpy(), "paid": np.zeros(n)}),
+            pays.select("inv", (pl.col("day") * DAY + 15 * HOUR).alias("_t"), pl.col("amount").alias("paid")),
+        ]
+    ).sort(["inv", "_t"])
+    events = events.with_columns(pl.col("paid").cum_sum().over("inv").alias("paid_to_date"))
+    history = events.join(base, on="inv").with_columns(
+        pl.struct(pl.col("cust_value").alias("value"), pl.col("cust_name").alias("name")).alias(
+            "CustomerRef"
+        ),
+        pl.struct(pl.col("cur").alias("value")).alias("CurrencyRef"),
+        (pl.col("TotalAmt") - pl.col("paid_to_date")).round(2).alias("Balance"),
+    )
+    return history.select(
+        "_realm",
+        "Id",
+        "_t",
+        "DocNumber",
+        "TxnDate",
+        "DueDate",
+        "CustomerRef",
+        "CurrencyRef",
+        "ExchangeRate",
+        "TotalAmt",
+        "Balance",
+        "PrivateNote",
+        "Line",
+    )
+
+
+def payments_frame(pf: Portfolio, plan: InvoicePlan, job_of_project: dict[int, str]) -> pl.DataFrame:
+    """Every payment (after every invoice's total is known), numbered per realm in time order."""
+    heads = plan.heads.sort("global_idx")
+    ent_of = heads["ent"].to_numpy()
+    pay = _amounts(plan, plan.pays)
+    pay = pay.with_columns(pl.Series("ent", ent_of[pay["inv"].to_numpy()], dtype=pl.Int64))
     pay = pay.with_columns(pl.int_range(pl.len()).over("ent").alias("seq"))
-    inv_ids = heads["Id"].to_numpy()
-    cust_names = np.array([pf.p_code[p] for p in heads["proj"].to_list()], dtype=object)
     pidx = pay["inv"].to_numpy()
+    proj = heads["proj"].to_numpy()[pidx]
     payment = pl.DataFrame(
         {
-            "_realm": np.array(REALMS, dtype=object)[pay["ent"].to_numpy()] if pay.height else [],
+            "_realm": np.array(REALMS, dtype=object)[pay["ent"].to_numpy()],
             "Id": (pay["seq"].to_numpy() + 5001 + pay["ent"].to_numpy() * 100_000).astype(str),
             "_t": pay["day"].to_numpy() * DAY + 15 * HOUR,
             "TxnDate": date_col(pay["day"].to_numpy(), "TxnDate"),
-            "cust_value": job[pidx],
-            "cust_name": cust_names[pidx],
-            "cur": currency[pidx],
+            "cust_value": np.array([job_of_project[p] for p in proj.tolist()], dtype=object),
+            "cust_name": np.array([pf.p_code[p] for p in proj.tolist()], dtype=object),
+            "cur": np.array([pf.p_currency[p] for p in proj.tolist()], dtype=object),
             "TotalAmt": pay["amount"].to_numpy(),
-            "inv_id": inv_ids[pidx].astype(str),
+            "inv_id": heads["Id"].to_numpy()[pidx].astype(str),
         },
         schema_overrides={
             "_realm": pl.String,
@@ -284,7 +348,7 @@ def invoices(cal, pf: Portfolio, lines: list, fx: dict, rng, job_of_project: dic
             "inv_id": pl.String,
         },
     )
-    payment = payment.select(
+    return payment.select(
         "_realm",
         "Id",
         "_t",
@@ -303,59 +367,3 @@ def invoices(cal, pf: Portfolio, lines: list, fx: dict, rng, job_of_project: dic
             )
         ).alias("Line"),
     )
-    # invoice versions: created with the full balance, then one per payment received
-    base = pl.DataFrame(
-        {
-            "_realm": np.array(REALMS, dtype=object)[ent],
-            "Id": inv_ids.astype(str),
-            "DocNumber": heads["DocNumber"],
-            "TxnDate": date_col(txn, "TxnDate"),
-            "DueDate": date_col(txn + 30, "DueDate"),
-            "cust_value": job,
-            "cust_name": cust_names,
-            "cur": currency,
-            "ExchangeRate": fx_rate,
-            "TotalAmt": total,
-            "PrivateNote": heads["note"],
-            "Line": heads["Line"],
-            "inv": np.arange(n),
-            "_t0": heads["t"],
-        },
-        schema_overrides={
-            "_realm": pl.String,
-            "Id": pl.String,
-            "cust_value": pl.String,
-            "cust_name": pl.String,
-            "cur": pl.String,
-        },
-    )
-    events = pl.concat(
-        [
-            pl.DataFrame({"inv": np.arange(n), "_t": heads["t"].to_numpy(), "paid": np.zeros(n)}),
-            pay.select("inv", (pl.col("day") * DAY + 15 * HOUR).alias("_t"), pl.col("amount").alias("paid")),
-        ]
-    ).sort(["inv", "_t"])
-    events = events.with_columns(pl.col("paid").cum_sum().over("inv").alias("paid_to_date"))
-    history = events.join(base, on="inv").with_columns(
-        pl.struct(pl.col("cust_value").alias("value"), pl.col("cust_name").alias("name")).alias(
-            "CustomerRef"
-        ),
-        pl.struct(pl.col("cur").alias("value")).alias("CurrencyRef"),
-        (pl.col("TotalAmt") - pl.col("paid_to_date")).round(2).alias("Balance"),
-    )
-    invoice = history.select(
-        "_realm",
-        "Id",
-        "_t",
-        "DocNumber",
-        "TxnDate",
-        "DueDate",
-        "CustomerRef",
-        "CurrencyRef",
-        "ExchangeRate",
-        "TotalAmt",
-        "Balance",
-        "PrivateNote",
-        "Line",
-    )
-    return invoice, payment, invoice_of_key, invoice_numbers

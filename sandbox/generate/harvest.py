@@ -61,11 +61,15 @@ def build_harvest(
     pf: Portfolio,
     mess: Mess,
     rates: RateCards,
-    entries: Entries,
-    invoice_numbers: dict[int, str],
+    first_user_day: dict[int, int],
+    first_proj_day: dict[int, int],
     seed: int,
-) -> dict[str, pl.DataFrame]:
-    """Entity name → collapsed version frame."""
+) -> tuple[dict[str, pl.DataFrame], dict]:
+    """Entity name → collapsed version frame, for all but the time entries (written per block of
+    employees by `time_entry_frame`), and the lookups the time entries need.
+
+    `first_user_day` / `first_proj_day`: the first day worked by each stranger (Harvest user HR
+    does not know) and on each project the PSA does not have, gathered from every block."""
     out: dict[str, pl.DataFrame] = {}
     users = user_tables(firm, mess)
     n_users = len(users["names"])
@@ -82,8 +86,8 @@ def build_harvest(
             leaves = int(firm.term_day[e])
         else:
             ent, first, last, email, contractor = mess.unknown_users[u - firm.n]
-            mine = entries.day[entries.user == u]
-            created = (int(mine.min()) - 1 if mine.size else cal.start_day) * DAY + 8 * HOUR
+            first_day = first_user_day.get(u)
+            created = (first_day - 1 if first_day is not None else cal.start_day) * DAY + 8 * HOUR
             grade, cost, weekly, leaves = 1, 90.0, 40.0, 10**7
         rate = float(role_rate(np.array([grade]), [CURRENCIES[int(users["entity"][u])]], np.ones(1))[0])
         row = {
@@ -184,8 +188,8 @@ def build_harvest(
     for k, (a, code, name) in enumerate(mess.unknown_projects):
         cid = CLIENT_BASE + a
         p = pf.n_projects + k
-        mine = entries.day[entries.proj == p]
-        created = (int(mine.min()) - 1 if mine.size else cal.start_day) * DAY + 9 * HOUR
+        first_day = first_proj_day.get(p)
+        created = (first_day - 1 if first_day is not None else cal.start_day) * DAY + 9 * HOUR
         rows.append(
             {
                 "id": PROJECT_BASE + p,
@@ -195,7 +199,7 @@ def build_harvest(
                 "is_billable": True,
                 "bill_by": "Project",
                 "budget": None,
-                "starts_on": int(mine.min()) if mine.size else cal.start_day,
+                "starts_on": first_day if first_day is not None else cal.start_day,
                 "notes": "set up by delivery team",
                 "is_active": True,
                 "ends_on": -1,
@@ -229,25 +233,18 @@ def build_harvest(
         cal.horizon,
     )
 
-    out["time_entries"] = _time_entries(
-        cal,
-        firm,
-        pf,
-        mess,
-        rates,
-        entries,
-        users,
-        p_codes,
-        p_names,
-        p_client,
-        client_name,
-        client_cur,
-        invoice_numbers,
-    )
     out["expenses"] = _expenses(
         cal, firm, pf, users, p_codes, p_names, p_client, client_name, client_cur, seed
     )
-    return out
+    lookups = {
+        "users": users,
+        "p_codes": p_codes,
+        "p_names": p_names,
+        "p_client": p_client,
+        "client_name": client_name,
+        "client_cur": client_cur,
+    }
+    return out, lookups
 
 
 def _entry_rates(firm: Firm, pf: Portfolio, mess: Mess, rates: RateCards, entries: Entries) -> tuple:
@@ -268,22 +265,13 @@ def _entry_rates(firm: Firm, pf: Portfolio, mess: Mess, rates: RateCards, entrie
     return billable_rate, cost
 
 
-def _time_entries(
-    cal,
-    firm,
-    pf,
-    mess,
-    rates,
-    entries: Entries,
-    users,
-    p_codes,
-    p_names,
-    p_client,
-    client_name,
-    client_cur,
-    invoice_numbers,
+def time_entry_frame(
+    cal, firm, pf, mess, rates, entries: Entries, lookups: dict, invoice_numbers: dict[int, str]
 ) -> pl.DataFrame:
-    """One version at the clock (dated at the entry's last change), then one per later event."""
+    """A block's time entries: one version at the clock (dated at the entry's last change), then one
+    per later event; collapsed, sorted by id then time."""
+    users, p_codes, p_names = lookups["users"], lookups["p_codes"], lookups["p_names"]
+    p_client, client_name, client_cur = lookups["p_client"], lookups["client_name"], lookups["client_cur"]
     events = np.stack(
         [
             entries.created,
@@ -336,9 +324,7 @@ def _time_entries(
             "rounded_hours": np.ceil(hours * 4) / 4,
             "notes": pl.Series(NOTE_TEXT).gather(entries.note[row]),
             "is_locked": approved | billed,
-            "locked_reason": np.where(
-                billed, "Item Invoiced", np.where(approved, "Item Approved", np.array(None))
-            ),
+            "locked_reason": np.where(billed, 2, np.where(approved, 1, 0)).astype(np.int8),
             "is_closed": approved,
             "is_billed": billed,
             "is_running": np.zeros(row.size, dtype=bool),
@@ -370,7 +356,12 @@ def _time_entries(
         "rounded_hours",
         "notes",
         "is_locked",
-        "locked_reason",
+        pl.when(pl.col("locked_reason") == 2)
+        .then(pl.lit("Item Invoiced"))
+        .when(pl.col("locked_reason") == 1)
+        .then(pl.lit("Item Approved"))
+        .otherwise(pl.lit(None, dtype=pl.String))
+        .alias("locked_reason"),
         "is_closed",
         "is_billed",
         "is_running",

@@ -14,6 +14,7 @@ import polars as pl
 
 from sandbox.generate.common import DAY, NEVER, Calendar, iso_secs, month_end
 from sandbox.generate.erp import Erp
+from sandbox.generate.erp_time import Billing
 from sandbox.generate.firm import Firm
 from sandbox.generate.harvest import PROJECT_BASE, harvest_project_code
 from sandbox.generate.mess import Mess
@@ -76,20 +77,19 @@ def first_valid_from(frame: pl.DataFrame, key: list[str]) -> dict:
     return {tuple(row[:-1]): row[-1] for row in first.select([*key, "t"]).iter_rows()}
 
 
-def build_manifest(
+def entry_defects(
     cal: Calendar,
     firm: Firm,
     pf: Portfolio,
     mess: Mess,
     rates: RateCards,
-    entries: Entries,
     erp: Erp,
-    frames: dict[tuple[str, str], pl.DataFrame],
-    seed: int,
-    preset: str,
-) -> dict:
-    """Evaluate every rule and return the manifest document."""
-    found: dict[str, list[tuple[object, int]]] = {kind: [] for kind, *_ in KINDS}
+    entries: Entries,
+    bill: Billing,
+    found: dict[str, list[tuple[object, int]]],
+) -> None:
+    """Evaluate every time-entry rule on one block of employees' entries (each rule looks at one
+    entry, or one person's entries, so blocks of whole employees can be judged on their own)."""
     e = entries
     horizon = cal.horizon
     alive = e.deleted > horizon
@@ -98,11 +98,13 @@ def build_manifest(
     first_vf = np.where(
         e.created <= cal.clock, np.where(events <= cal.clock, events, -1).max(axis=1), e.created
     )
+    del events
     known_proj = e.proj < pf.n_projects
     proj = np.where(known_proj, e.proj, 0)
     client = known_proj & (proj < pf.n_client)
     employee = e.user < firm.n
     emp = np.where(employee, e.user, 0)
+    first_id = int(e.id[0]) if e.size else 0
 
     def add(kind: str, mask: np.ndarray, when: np.ndarray) -> None:
         for i in np.flatnonzero(mask):
@@ -190,6 +192,73 @@ def build_manifest(
         count += has & (rates.eff_from[v] <= e.day) & (e.day <= to)
     add("no_rate", alive & e.billable & client & employee & (count == 0), first_vf)
 
+    # TIME_CLOSED_PERIOD: approved after the ERP period of the day worked was closed (project's realm)
+    realm_of = np.where(known_proj, pf.p_entity[proj], 0)
+    for k, (a, _c, _n) in enumerate(mess.unknown_projects):
+        realm_of[e.proj == pf.n_projects + k] = pf.acc_entity[a]
+    ends = month_end(e.day)
+    close_keys = np.array([r * 100_000 + m for r, m in erp.close_at], dtype=np.int64)
+    close_order = np.argsort(close_keys)
+    close_keys, close_at = close_keys[close_order], np.array(list(erp.close_at.values()))[close_order]
+    wanted = realm_of.astype(np.int64) * 100_000 + ends
+    pos = np.minimum(np.searchsorted(close_keys, wanted), close_keys.size - 1)
+    close = np.where(close_keys[pos] == wanted, close_at[pos], NEVER)
+    late_ok = alive & (e.approved <= horizon) & (e.approved > close)
+    add("approval_after_period_close", late_ok, e.approved)
+
+    # CHANGED_AFTER_BILLING: the entry's hours differ from its invoiced TimeActivity
+    billed_ta = bill.billed_at <= horizon
+    ta_i = bill.ta[billed_ta]
+    changed = hours[ta_i] != bill.hours[billed_ta]
+    mask = np.zeros(e.size, dtype=bool)
+    when = np.full(e.size, NEVER)
+    mask[ta_i[changed]] = True
+    when[ta_i[changed]] = np.maximum(e.corrected[ta_i[changed]], bill.billed_at[billed_ta][changed])
+    add("corrected_after_billing", mask & alive, when)
+
+    # RECON_MISMATCH: approved billable T&M time of a closed month (in the realm of the project's
+    # legal entity) that never reached the ERP and is not held back by a blocking rule
+    in_erp = np.zeros(e.size, dtype=bool)
+    in_erp[bill.ta] = True
+    tm = client & (pf.p_method[proj] == 0)
+    held_back = np.zeros(e.size, dtype=bool)
+    for kind in BLOCKING_TIME_ENTRY_KINDS:
+        # this block's entries are numbered first_id, first_id + 1, … (time-entry ids: ints)
+        mine = [int(str(entry_id)) - first_id for entry_id, _when in found[kind]]
+        held_back[[i for i in mine if 0 <= i < e.size]] = True
+    held_back |= client & employee & (count > 1)  # priced by conflicting rate-card versions
+    eligible = (
+        alive
+        & tm
+        & e.billable
+        & employee
+        & (e.approved <= horizon)
+        & (hours > 0)
+        & (close <= horizon)
+        & ~in_erp
+        & ~held_back
+    )
+    add("revenue_leakage", eligible, np.maximum(e.approved, close))
+
+
+def empty_found() -> dict[str, list[tuple[object, int]]]:
+    return {kind: [] for kind, *_ in KINDS}
+
+
+def build_manifest(
+    cal: Calendar,
+    pf: Portfolio,
+    mess: Mess,
+    rates: RateCards,
+    frames: dict[tuple[str, str], pl.DataFrame],
+    hr_emails: set[str],
+    found: dict[str, list[tuple[object, int]]],
+    seed: int,
+    preset: str,
+) -> dict:
+    """Add the firm-wide rules (rate cards, users, codes, identity) to the time-entry defects every
+    block found, and return the manifest document."""
+    vkey = rates.proj * 8 + rates.role
     # TIME_RATE_CONFLICT: rate-card versions of one card and role whose dates overlap (both of them)
     rcv_vf = first_valid_from(frames[("psa", "rate_card_versions")], ["id"])
     for key in np.unique(vkey):
@@ -206,55 +275,13 @@ def build_manifest(
                         found["rate_card_overlap"] += [(ids[0], both), (ids[1], both)]
 
     # TIME_UNKNOWN_EMPLOYEE: Harvest users whose email HR does not have
-    hr_emails = {m.lower() for m in firm.email}
     users_vf = first_valid_from(frames[("time", "users")], ["id"])
     users = frames[("time", "users")].unique("id", keep="first").sort("id")
     for uid, mail in zip(users["id"].to_list(), users["email"].to_list(), strict=True):
         if mail.lower() not in hr_emails:
             found["unknown_employee"].append((uid, users_vf[uid]))
 
-    # TIME_CLOSED_PERIOD: approved after the ERP period of the day worked was closed (project's realm)
-    realm_of = np.where(known_proj, pf.p_entity[proj], 0)
-    for k, (a, _c, _n) in enumerate(mess.unknown_projects):
-        realm_of[e.proj == pf.n_projects + k] = pf.acc_entity[a]
-    ends = month_end(e.day)
-    close = np.array([erp.close_at.get((int(r), int(m)), NEVER) for r, m in zip(realm_of, ends, strict=True)])
-    late_ok = alive & (e.approved <= horizon) & (e.approved > close)
-    add("approval_after_period_close", late_ok, e.approved)
-
-    # CHANGED_AFTER_BILLING: the entry's hours differ from its invoiced TimeActivity
-    billed_ta = erp.ta_billed <= horizon
-    ta_i = erp.ta_entry[billed_ta]
-    changed = hours[ta_i] != erp.ta_hours[billed_ta]
-    mask = np.zeros(e.size, dtype=bool)
-    when = np.full(e.size, NEVER)
-    mask[ta_i[changed]] = True
-    when[ta_i[changed]] = np.maximum(e.corrected[ta_i[changed]], erp.ta_billed[billed_ta][changed])
-    add("corrected_after_billing", mask & alive, when)
-
-    # RECON_MISMATCH: approved billable T&M time of a closed month (in the realm of the project's
-    # legal entity) that never reached the ERP and is not held back by a blocking rule
-    in_erp = np.zeros(e.size, dtype=bool)
-    in_erp[erp.ta_entry] = True
-    tm = client & (pf.p_method[proj] == 0)
-    held_back = np.zeros(e.size, dtype=bool)
-    index_of: dict[object, int] = {int(entry_id): i for i, entry_id in enumerate(e.id.tolist())}
-    for kind in BLOCKING_TIME_ENTRY_KINDS:
-        for entry_id, _when in found[kind]:
-            held_back[index_of[entry_id]] = True  # time-entry ids: ints
-    held_back |= client & employee & (count > 1)  # priced by conflicting rate-card versions
-    eligible = (
-        alive
-        & tm
-        & e.billable
-        & employee
-        & (e.approved <= horizon)
-        & (hours > 0)
-        & (close <= horizon)
-        & ~in_erp
-        & ~held_back
-    )
-    add("revenue_leakage", eligible, np.maximum(e.approved, close))
+    h_codes = [harvest_project_code(pf, mess, p) for p in range(pf.n_projects)]
 
     # identity: harvest codes typed differently from the PSA's
     projects_vf = first_valid_from(frames[("time", "projects")], ["id"])

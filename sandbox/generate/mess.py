@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sandbox.generate.common import DAY, HOUR, NEVER, Calendar, month_end, rng_for, weekday
+from sandbox.generate.common import DAY, HOUR, NEVER, Calendar, Keyed, month_end, record_key, rng_for, weekday
 from sandbox.generate.firm import FIRST, LAST, LEAD_GRADE, Firm
 from sandbox.generate.portfolio import NO_DAY, Portfolio
 from sandbox.generate.time_entries import (
@@ -135,95 +135,194 @@ def plant_identity(cal: Calendar, firm: Firm, pf: Portfolio, seed: int) -> Mess:
     return mess
 
 
-def plant_entries(
-    cal: Calendar, firm: Firm, pf: Portfolio, mess: Mess, entries: Entries, seed: int
-) -> Entries:
-    """Add the duplicate, impossible, out-of-contract, unknown-project and stranger entries."""
-    rng = rng_for(seed, "mess-entries")
-    n = entries.size
-    extra: list[Entries] = []
-    history = (entries.day >= cal.start_day) & (entries.day < cal.horizon_day - 7)
+@dataclass
+class PlantPlan:
+    """Who carries the planted time, decided once for the firm so that each block of employees
+    plants exactly what the whole firm would: a kind's entries are those whose keyed draw is under
+    its rate, plus one on each of the kind's forced employees (so every kind has ≥ 2 cases)."""
 
-    # duplicates: the same entry typed twice (the copy is created a little later)
-    pool = np.flatnonzero(history & (entries.plant == PLANT_NONE))
-    dups = rng.choice(pool, size=_count(rng, n, 0.001), replace=False)
-    entries.plant[dups] = PLANT_DUP
-    copy = entries.take(dups)
-    extra.append(copy)
+    forced: dict[str, np.ndarray]
+    outside: list[tuple[int, int, int, int]]  # (project, employee, first day, second day)
+    strays: list[tuple[int, int, int, int]]  # (unknown project k, employee, how many, account)
+    strangers: list[int]  # first day of each Harvest user HR does not know
 
-    internal = np.flatnonzero(history & ~entries.billable & (entries.plant == PLANT_NONE))
-    # impossible hours: zero or negative entries, and a day blown past 24 hours by a typo
-    bad = rng.choice(internal, size=_count(rng, n, 0.0004), replace=False)
-    neg = entries.take(bad)
-    neg.hours = rng.choice([0.0, -1.0, -2.5], size=bad.size)
-    neg.plant[:] = PLANT_INVALID
-    extra.append(neg)
-    big = rng.choice(np.setdiff1d(internal, bad), size=_count(rng, n, 0.0002), replace=False)
-    day_total = _day_totals(entries)
-    huge = entries.take(big)
-    huge.hours = np.round((24.0 - day_total[big] + rng.uniform(0.5, 3.0, size=big.size)) * 4) / 4 + 0.25
-    huge.note = pick_notes(rng, huge.task)
-    huge.plant[:] = PLANT_INVALID
-    extra.append(huge)
 
-    # time after the contract ended while the project was still open
+def plan_plants(cal: Calendar, firm: Firm, pf: Portfolio, mess: Mess, seed: int) -> PlantPlan:
+    """The firm-wide part of planting: forced employees, late-time and stray-code carriers, strangers."""
+    rng = rng_for(seed, "mess-plan")
+    start = np.maximum(pf.a_start, cal.start_day)
+    client = ~pf.a_lead & (pf.a_proj < pf.n_client)
+    seasoned = client & (pf.a_start < cal.clock_day - 75) & (pf.a_end > cal.start_day + 30)
+    seasoned &= np.minimum(pf.a_end, cal.clock_day - 60) - start > 20
+    staff = np.unique(pf.a_emp[seasoned])
+    no_customer = np.isin(pf.p_account, np.array(sorted(mess.no_erp_customer), dtype=np.int64))
+    tm = seasoned & (pf.p_method[np.minimum(pf.a_proj, pf.n_client - 1)] == 0)
+    tm &= ~no_customer[np.minimum(pf.a_proj, pf.n_projects - 1)]
+    tm_staff = np.unique(pf.a_emp[tm])
+    if tm_staff.size == 0:
+        tm_staff = staff
+    workers = np.flatnonzero(firm.works[:, : max(1, cal.clock_day - cal.start_day - 20)].any(axis=1))
+
+    def pick(pool: np.ndarray, k: int = 3) -> np.ndarray:
+        return np.sort(rng.choice(pool, size=min(k, pool.size), replace=False)) if pool.size else pool
+
+    forced = {
+        "dup": pick(workers),
+        "negative": pick(workers),
+        "huge": pick(workers),
+        "never": pick(staff),
+        "closed": pick(staff),
+        "leak": pick(tm_staff),
+        "late_fix": pick(tm_staff),
+    }
     window = np.flatnonzero(
         (pf.p_done[: pf.n_client] != NO_DAY)
         & (pf.p_done[: pf.n_client] >= pf.p_end[: pf.n_client] + 4)
         & ~pf.p_cancelled[: pf.n_client]
         & (pf.p_end[: pf.n_client] > cal.start_day + 10)
     )
-    wanted = _count(rng, pf.n_client, 0.01)
-    for p in rng.permutation(window)[:wanted]:
-        mine = np.flatnonzero((entries.proj == p) & entries.billable & (entries.plant == PLANT_NONE))
-        if mine.size == 0:
+    outside = []
+    for p in rng.permutation(window)[: _count(rng, pf.n_client, 0.01)].tolist():
+        on = np.flatnonzero(pf.a_proj == p)
+        if on.size == 0:
             continue
-        pick = mine[np.argsort(entries.day[mine], kind="stable")[-1:]]
-        late = entries.take(np.repeat(pick, 2))
+        a = on[np.lexsort((pf.a_emp[on], -pf.a_end[on], pf.a_lead[on]))[0]]
         day = np.array([pf.p_end[p] + 1, pf.p_end[p] + 2])
-        day = day + np.where(weekday(day) == 5, 2, np.where(weekday(day) == 6, 1, 0))
-        late.day = np.minimum(day, pf.p_done[p] - 1)
-        late.plant[:] = PLANT_OUTSIDE
-        extra.append(late)
+        day = np.minimum(
+            day + np.where(weekday(day) == 5, 2, np.where(weekday(day) == 6, 1, 0)), pf.p_done[p] - 1
+        )
+        outside.append((int(p), int(pf.a_emp[a]), int(day[0]), int(day[1])))
+    strays = []
+    overlap = np.minimum(pf.a_end, cal.clock_day - 20) - start
+    for k, (account, _code, _name) in enumerate(mess.unknown_projects):
+        on = np.flatnonzero(client & (pf.p_account[np.minimum(pf.a_proj, pf.n_projects - 1)] == account))
+        on = on[overlap[on] > 5]
+        if on.size:
+            emp = int(pf.a_emp[on[np.lexsort((pf.a_emp[on], -overlap[on]))[0]]])
+        else:
+            emp = int(pick(staff, 1)[0])
+        strays.append((k, emp, int(rng.integers(3, 8)), int(account)))
+    strangers = [
+        int(rng.integers(cal.start_day, max(cal.clock_day - 15, cal.start_day + 1)))
+        for _ in mess.unknown_users
+    ]
+    return PlantPlan(forced, outside, strays, strangers)
+
+
+def _chosen(
+    u: np.ndarray, candidate: np.ndarray, user: np.ndarray, forced: np.ndarray, rate: float
+) -> np.ndarray:
+    """Candidates whose draw is under `rate`, plus each forced employee's lowest-drawn candidate."""
+    chosen = candidate & (u < rate)
+    for employee in forced.tolist():
+        mine = np.flatnonzero(candidate & (user == employee))
+        if mine.size:
+            chosen[mine[np.argmin(u[mine])]] = True
+    return np.flatnonzero(chosen)
+
+
+def _rekey(part: Entries, tag: int, *more: np.ndarray | int) -> Entries:
+    part.key = record_key(tag, *more, part.key.view(np.int64))
+    return part
+
+
+def plant_entries(
+    cal: Calendar, firm: Firm, pf: Portfolio, mess: Mess, plan: PlantPlan, entries: Entries, seed: int
+) -> Entries:
+    """Add the duplicate, impossible, out-of-contract and unknown-project entries of the block's
+    employees (and, for the block of strangers, the strangers' time)."""
+    rng = Keyed(seed, "mess-entries", entries.key)
+    u_dup, u_neg, u_huge, u_stray = rng.random(), rng.random(), rng.random(), rng.random()
+    extra: list[Entries] = []
+    history = (entries.day >= cal.start_day) & (entries.day < cal.horizon_day - 7)
+
+    # duplicates: the same entry typed twice (the copy is created a little later)
+    dups = _chosen(u_dup, history & (entries.plant == PLANT_NONE), entries.user, plan.forced["dup"], 0.001)
+    entries.plant[dups] = PLANT_DUP
+    extra.append(_rekey(entries.take(dups), PLANT_DUP))
+
+    internal = history & ~entries.billable & (entries.plant == PLANT_NONE)
+    # impossible hours: zero or negative entries, and a day blown past 24 hours by a typo
+    bad = _chosen(u_neg, internal, entries.user, plan.forced["negative"], 0.001)
+    neg = _rekey(entries.take(bad), PLANT_INVALID, 1)
+    neg.hours = Keyed(seed, "mess-negative", neg.key).choice([0.0, -1.0, -2.5])
+    neg.plant[:] = PLANT_INVALID
+    extra.append(neg)
+    internal[bad] = False
+    big = _chosen(u_huge, internal, entries.user, plan.forced["huge"], 0.0005)
+    day_total = _day_totals(entries)
+    huge = _rekey(entries.take(big), PLANT_INVALID, 2)
+    draw = Keyed(seed, "mess-huge", huge.key)
+    huge.hours = np.round((24.0 - day_total[big] + draw.uniform(0.5, 3.0)) * 4) / 4 + 0.25
+    huge.note = pick_notes(draw.random(), huge.task)
+    huge.plant[:] = PLANT_INVALID
+    extra.append(huge)
+
+    users = set(np.unique(entries.user).tolist())
+    # time after the contract ended while the project was still open
+    for p, employee, first, second in plan.outside:
+        if employee in users:
+            key = record_key(PLANT_OUTSIDE, p, np.array([first, second]))
+            draw = Keyed(seed, "mess-outside", key)
+            extra.append(
+                Entries.planned(
+                    user=np.full(2, employee),
+                    proj=np.full(2, p),
+                    day=np.array([first, second]),
+                    hours=draw.choice([2.0, 4.0, 6.0, 8.0]),
+                    task=np.zeros(2, dtype=np.int64),
+                    note=pick_notes(draw.random(), np.zeros(2, dtype=np.int64)),
+                    billable=np.ones(2, dtype=bool),
+                    plant=np.full(2, PLANT_OUTSIDE, dtype=np.int8),
+                    key=key,
+                )
+            )
 
     # unknown project codes: time typed against a code the PSA never had
-    base_proj = pf.n_projects
-    for k, (account, _code, _name) in enumerate(mess.unknown_projects):
-        mine = np.flatnonzero(
-            entries.billable
-            & history
-            & (entries.plant == PLANT_NONE)
-            & (pf.p_account[np.minimum(entries.proj, pf.n_projects - 1)] == account)
-        )
+    account_of = pf.p_account[np.minimum(entries.proj, pf.n_projects - 1)]
+    for k, employee, count, account in plan.strays:
+        if employee not in users:
+            continue
+        free = entries.billable & history & (entries.plant == PLANT_NONE) & (entries.user == employee)
+        mine = np.flatnonzero(free & (account_of == account))
         if mine.size == 0:
-            mine = np.flatnonzero(entries.billable & history & (entries.plant == PLANT_NONE))
-        pick = rng.choice(mine, size=min(int(rng.integers(3, 8)), mine.size), replace=False)
-        stray = entries.take(pick)
-        stray.proj[:] = base_proj + k
+            mine = np.flatnonzero(free)
+        pick = np.sort(mine[np.argsort(u_stray[mine], kind="stable")[:count]])
+        stray = _rekey(entries.take(pick), PLANT_UNKNOWN_PROJECT, k)
+        stray.proj[:] = pf.n_projects + k
         stray.plant[:] = PLANT_UNKNOWN_PROJECT
         extra.append(stray)
+    out = entries
+    for part in extra:
+        out = out.extend(part)
+    return out
 
-    # strangers: Harvest users HR does not know, logging internal time for a couple of weeks
-    base_user = firm.n
+
+def stranger_entries(
+    cal: Calendar, firm: Firm, pf: Portfolio, mess: Mess, plan: PlantPlan, seed: int
+) -> Entries:
+    """Harvest users HR does not know, logging internal time for a couple of weeks (their own block)."""
+    parts = []
     for k, (entity, *_rest) in enumerate(mess.unknown_users):
-        start = int(rng.integers(cal.start_day, max(cal.clock_day - 15, cal.start_day + 1)))
-        days = np.arange(start, start + 14)
+        days = np.arange(plan.strangers[k], plan.strangers[k] + 14)
         days = days[weekday(days) < 5]
         task = np.full(days.size, 4)
-        extra.append(
+        key = record_key(PLANT_UNKNOWN_USER, k, days)
+        parts.append(
             Entries.planned(
-                user=np.full(days.size, base_user + k),
+                user=np.full(days.size, firm.n + k),
                 proj=np.full(days.size, pf.n_client + entity * 3),
                 day=days,
                 hours=np.full(days.size, 8.0),
                 task=task,
-                note=pick_notes(rng, task),
+                note=pick_notes(Keyed(seed, "mess-strangers", key).random(), task),
                 billable=np.zeros(days.size, dtype=bool),
                 plant=np.full(days.size, PLANT_UNKNOWN_USER, dtype=np.int8),
+                key=key,
             )
         )
-    out = entries
-    for part in extra:
+    out = parts[0]
+    for part in parts[1:]:
         out = out.extend(part)
     return out
 
@@ -236,59 +335,65 @@ def _day_totals(entries: Entries) -> np.ndarray:
 
 
 def plant_approvals(
-    cal: Calendar, entries: Entries, close_at: dict[tuple[int, int], int], entity_of: np.ndarray, seed: int
+    cal: Calendar,
+    entries: Entries,
+    close_at: dict[tuple[int, int], int],
+    entity_of: np.ndarray,
+    plan: PlantPlan,
+    seed: int,
 ) -> None:
     """Billable weeks never approved, and month-end time approved after the period closed."""
-    rng = rng_for(seed, "mess-approvals")
-    n = entries.size
     old = (entries.day >= cal.start_day) & (entries.day < cal.clock_day - 20) & (entries.plant == PLANT_NONE)
-    pool = np.flatnonzero(old & entries.billable)
+    candidate = old & entries.billable
     week = (entries.day + 3) // 7
-    target = _count(rng, n, 0.001)
-    chosen: list[np.ndarray] = []
-    got = 0
-    for seed_entry in rng.permutation(pool):
-        if got >= target:
-            break
-        group = np.flatnonzero(
-            (entries.user == entries.user[seed_entry])
-            & (week == week[seed_entry])
-            & entries.billable
-            & (entries.plant == PLANT_NONE)
-        )
-        chosen.append(group)
-        entries.plant[group] = PLANT_NEVER
-        got += group.size
-    for k, group in enumerate(chosen):
-        entries.approved[group] = NEVER
-        if k % 2 == 1:
-            entries.submitted[group] = NEVER
+    group = record_key(entries.user, week)
+    draw = Keyed(seed, "mess-never", group)
+    u_week, u_submit = draw.random(), draw.random()
+    seeds = _chosen(u_week, candidate, entries.user, plan.forced["never"], 0.0015)
+    members = np.isin(group, group[seeds]) & entries.billable & (entries.plant == PLANT_NONE)
+    entries.plant[members] = PLANT_NEVER
+    entries.approved[members] = NEVER
+    entries.submitted[members & (u_submit < 0.5)] = NEVER
 
     month_end_day = month_end(entries.day)
     near_end = (month_end_day - entries.day <= 3) & entries.billable & (entries.plant == PLANT_NONE)
-    cand = np.flatnonzero(near_end & (entries.day < cal.clock_day - 45))
-    picked = rng.permutation(cand)[: _count(rng, n, 0.0005)]
-    for i in np.sort(picked):
+    late = Keyed(seed, "mess-closed", entries.key)
+    u_late, lag = late.random(), late.integers(2 * HOUR, 5 * DAY)
+    picked = _chosen(
+        u_late, near_end & (entries.day < cal.clock_day - 45), entries.user, plan.forced["closed"], 0.006
+    )
+    for i in picked.tolist():
         closed = close_at[(int(entity_of[entries.proj[i]]), int(month_end_day[i]))]
-        entries.approved[i] = closed + int(rng.integers(2 * HOUR, 5 * DAY))
+        entries.approved[i] = closed + int(lag[i])
         entries.plant[i] = PLANT_CLOSED
 
 
-def plant_after_billing(cal: Calendar, entries: Entries, seed: int) -> None:
+def plant_after_billing(cal: Calendar, entries: Entries, plan: PlantPlan, seed: int) -> None:
     """A few entries are corrected after their line was invoiced."""
-    rng = rng_for(seed, "mess-after-billing")
-    billed = np.flatnonzero(
+    billed = (
         (entries.billed < cal.clock)
         & (entries.corrected == NEVER)
         & (entries.plant == PLANT_NONE)
         & (entries.hours > 1)
     )
-    picked = rng.permutation(billed)[: _count(rng, entries.size, 0.0005)]
-    for i in np.sort(picked):
-        room = max((cal.horizon - int(entries.billed[i])) // DAY - 1, 4)
-        entries.corrected[i] = entries.billed[i] + int(rng.integers(3, min(50, room))) * DAY + 3 * HOUR
-        entries.new_hours[i] = entries.hours[i] + float(rng.choice([-1.0, -0.5, 0.5, 1.0]))
-        entries.plant[i] = PLANT_LATE_FIX
+    draw = Keyed(seed, "mess-after-billing", entries.key)
+    u = draw.random()
+    room = np.maximum((cal.horizon - np.minimum(entries.billed, cal.horizon)) // DAY - 1, 4)
+    days, delta = draw.integers(3, np.minimum(50, room)), draw.choice([-1.0, -0.5, 0.5, 1.0])
+    picked = _chosen(u, billed, entries.user, plan.forced["late_fix"], 0.00125)
+    entries.corrected[picked] = entries.billed[picked] + days[picked] * DAY + 3 * HOUR
+    entries.new_hours[picked] = entries.hours[picked] + delta[picked]
+    entries.plant[picked] = PLANT_LATE_FIX
 
 
-__all__ = ["LEAD_GRADE", "Mess", "plant_after_billing", "plant_approvals", "plant_entries", "plant_identity"]
+__all__ = [
+    "LEAD_GRADE",
+    "Mess",
+    "PlantPlan",
+    "plan_plants",
+    "plant_after_billing",
+    "plant_approvals",
+    "plant_entries",
+    "plant_identity",
+    "stranger_entries",
+]

@@ -29,14 +29,24 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-# Measured: `large` (5,000 employees × 24 months) peaks at 6.2 GiB; generation holds every
-# time entry in memory at once, so the peak grows with employees × months.
-LARGE_PEAK_GIB = 6.2
+# The generator holds one block of employees' time at a time (sandbox/generate/world_gen.py).
+DEFAULT_BLOCK_EMPLOYEES = 1000
+# Fitted to measured peaks (docs/sandbox.md, "Generating in blocks of employees"): `xl` (30,000
+# employees × 24 months, blocks of 1,000) peaked at 3.1 GiB, of which a block's time and records
+# are about 1 GiB; the rest grows with the firm (portfolio, invoice plan, firm-wide rules, the
+# closing count of current records). Rounded up, so the guard errs on the side of refusing.
+FIXED_GIB_PER_EMPLOYEE_MONTH = 3.0e-6
+BLOCK_GIB_PER_EMPLOYEE_MONTH = 5.0e-5
 
 
-def estimated_peak_gib(preset: Preset) -> float:
-    """Expected peak memory of generating `preset`, scaled from the measured `large` run."""
-    return max(0.2, LARGE_PEAK_GIB * preset.employees * preset.months / (5000 * 24))
+def estimated_peak_gib(preset: Preset, block_employees: int = DEFAULT_BLOCK_EMPLOYEES) -> float:
+    """Expected peak memory of generating `preset` one block of `block_employees` at a time."""
+    block = min(block_employees, preset.employees)
+    return (
+        0.3
+        + FIXED_GIB_PER_EMPLOYEE_MONTH * preset.employees * preset.months
+        + BLOCK_GIB_PER_EMPLOYEE_MONTH * block * preset.months
+    )
 
 
 def available_gib() -> float:
