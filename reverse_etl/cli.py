@@ -2,6 +2,7 @@
 
     python -m reverse_etl [--warehouse data/warehouse.duckdb] [--ledger data/ledger.sqlite]
         [--dry-run] [--retry-rejected] [--wait SECONDS] [--max-rpm N] [--concurrency N]
+        [--max-batches N] [--batch-size N]
 
 Reads marts.rpt_billable_lines from the published warehouse, diffs it against the ledger,
 prints the plan, then (unless --dry-run) resends any batch an earlier run left unanswered and
@@ -51,6 +52,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--wait", type=float, default=0, help="wait this long for a running sync (default: exit 75)")
     add("--max-rpm", type=float, help="requests per minute per realm (default 450; 0: no pacing)")
     add("--concurrency", type=int, help="concurrent requests per realm (default 4, at most 10)")
+    add(
+        "--max-batches",
+        type=int,
+        help="batch requests per realm in any 61 s (default 36; QuickBooks allows 40 a minute; 0: unpaced)",
+    )
     add("--batch-size", type=int, default=BATCH_LIMIT, help=f"items per batch (1..{BATCH_LIMIT})")
     add("--sample", type=int, default=3, help="lines shown per group in the plan")
     args = parser.parse_args(argv)
@@ -67,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     ledger_path = (args.ledger or warehouse.with_name("ledger.sqlite")).resolve()
     settings = None
     try:
-        overrides = {"max_requests_per_minute": args.max_rpm, "concurrency": args.concurrency}
+        overrides = {
+            "max_requests_per_minute": args.max_rpm,
+            "concurrency": args.concurrency,
+            "max_batches_per_window": args.max_batches,
+        }
         settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except ConfigError as err:
         if not args.dry_run:

@@ -208,7 +208,8 @@ class Sender:
         )
         with self._lock:
             self.outcome.batches_sent += 1
-        self._record(batch, answer, payloads, path, sent_at)
+        # the audit's send time is the answered attempt's, after the client's pacing waits
+        self._record(batch, answer, payloads, path, _iso(answer.sent_at) if answer.sent_at else sent_at)
 
     def _maybe_crash(self, phase: str, number: int) -> None:
         """The crash-test hook (client.crash_hook): SIGKILL at the N-th batch, before or after it."""
