@@ -2,7 +2,7 @@
 
     python -m reverse_etl [--warehouse data/warehouse.duckdb] [--ledger data/ledger.sqlite]
         [--dry-run] [--retry-rejected] [--wait SECONDS] [--max-rpm N] [--concurrency N]
-        [--max-batches N] [--batch-size N]
+        [--max-batches N] [--batch-size N] [--no-singles]
 
 Reads marts.rpt_billable_lines from the published warehouse, diffs it against the ledger,
 prints the plan, then (unless --dry-run) resends any batch an earlier run left unanswered and
@@ -58,6 +58,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="batch requests per realm in any 61 s (default 36; QuickBooks allows 40 a minute; 0: unpaced)",
     )
     add("--batch-size", type=int, default=BATCH_LIMIT, help=f"items per batch (1..{BATCH_LIMIT})")
+    add(
+        "--no-singles",
+        action="store_true",
+        help="batches only (default: a realm with more lines than one window of batches sends a share alone)",
+    )
     add("--sample", type=int, default=3, help="lines shown per group in the plan")
     args = parser.parse_args(argv)
     if args.concurrency is not None and not 1 <= args.concurrency <= 10:
@@ -200,7 +205,7 @@ def full_every(settings: Settings) -> timedelta:
 def send(sync_run: SyncRun, settings: Settings) -> int:
     args, ledger, run_id, started = sync_run.args, sync_run.ledger, sync_run.run_id, sync_run.started
     client = QuickBooksClient(settings)
-    sender = Sender(ledger, client, run_id, args.batch_size)
+    sender = Sender(ledger, client, run_id, args.batch_size, singles=not args.no_singles)
     pending = ledger.pending_batches()
     if pending:
         count = sum(len(batch.items) for batch in pending)
@@ -246,7 +251,9 @@ def send(sync_run: SyncRun, settings: Settings) -> int:
     message = (
         f"{counts.acknowledged} acknowledged, {counts.rejected} rejected, {counts.deleted} deleted, "
         f"{counters.lines_invoiced_untouched} invoiced (untouched), {counts.dead_letter} dead letters; "
-        f"{client.requests_sent} requests ({client.transport_failures} retried), "
+        f"{client.requests_sent} requests ({client.transport_failures} retried; "
+        f"{counts.batches_sent - counts.singles_sent} batches and {counts.singles_sent} single-object "
+        "writes answered), "
         f"{client.reads_sent} ERP reads ({found.records_read} records)"
     )
     if counts.replay_mismatch:
