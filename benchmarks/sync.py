@@ -18,7 +18,9 @@ given too. For each warehouse found with a plan to price (BENCH_SYNC_PLAN_WAREHO
 transform benchmark's `large`, `data/warehouse.duckdb`), the floor of its first sync is computed
 from its lines per realm without sending anything.
 
-Input: the demo world and a warehouse built from it with rpt_billable_lines, found in order:
+`BENCH_SYNC_SCENARIOS=limits` runs only the named scenarios (a `large` world's first sync takes
+minutes per scenario). Input: the demo world and a warehouse built from it with
+rpt_billable_lines, before any sync (its ready lines not yet in the ERP), found in order:
 BENCH_SYNC_WORLD / BENCH_SYNC_WAREHOUSE, the transform benchmark's (`data/bench/ingest-demo/world`,
 `data/bench/transform-demo/warehouse.duckdb`), `make run`'s (`data/worlds/demo-7`,
 `data/warehouse.duckdb`).
@@ -162,13 +164,18 @@ def bench_sync(bench_data: Path) -> str:
         f"Pushing the ready lines of `{world_source}` (warehouse `{warehouse_source.name}`), batches of 30, "
         "three realms in parallel, each run on fresh copies:",
         "",
-        "| scenario | lines acknowledged | requests: batches + singles | 429s | busiest realm: lines, "
+        "| scenario | lines acknowledged | requests: batches + singles | ERP records read first | 429s "
+        "| busiest realm: lines, "
         "batches + singles | its batches / requests in the densest minute | its floor (s) | wall (s) "
         "| lines/s | client CPU (s) | peak RSS (MiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, label, server_flags, client_flags in SCENARIOS:
-        out = bench_data / f"sync-demo-{name}"
+    chosen = os.environ.get("BENCH_SYNC_SCENARIOS")  # e.g. "limits": one scenario (a big world)
+    scenarios = [s for s in SCENARIOS if not chosen or s[0] in chosen.split(",")]
+    if not scenarios:
+        raise ValueError(f"BENCH_SYNC_SCENARIOS={chosen!r} names none of {[s[0] for s in SCENARIOS]}")
+    for name, label, server_flags, client_flags in scenarios:
+        out = bench_data / f"sync-{world_source.name}-{name}"
         shutil.rmtree(out, ignore_errors=True)
         world = out / "world"
         shutil.copytree(
@@ -189,8 +196,9 @@ def bench_sync(bench_data: Path) -> str:
             log = requests.get(f"{base_url}/_sandbox/faults/log", timeout=30).json()["entries"]
         throttled = Counter(entry["fault"] for entry in log)
         with sqlite3.connect(warehouse.with_name("ledger.sqlite")) as conn:
-            acknowledged, requests_sent = conn.execute(
-                "select lines_acknowledged, requests_sent from sync_runs order by started_at desc limit 1"
+            acknowledged, requests_sent, records_read = conn.execute(
+                "select lines_acknowledged, requests_sent, erp_records_read from sync_runs "
+                "order by started_at desc limit 1"
             ).fetchone()
             # per realm: batches and singles written, and the lines they carried
             sent = conn.execute(
@@ -221,6 +229,7 @@ def bench_sync(bench_data: Path) -> str:
         )
         row = (
             f"| {label} | {acknowledged:,} | {requests_sent:,}: {batches:,} + {singles:,} | "
+            f"{records_read:,} | "
             f"{throttled['rate_limit'] + throttled['concurrency_limit'] + throttled['batch_rate_limit']:,} | "
             f"{busy_lines:,}: {busy_batches:,} + {busy_singles:,} | {peak_batches:,} / {peak_minute:,} | "
             f"{floor} | {seconds:.1f} | {acknowledged / seconds:,.0f} | "
@@ -233,7 +242,8 @@ def bench_sync(bench_data: Path) -> str:
         "",
         "Wall time is the whole `python -m reverse_etl` process: reading the mart, the plan, writing every",
         "batch to the ledger before sending it (fsync'd SQLite), reading what the ERP holds, the requests,",
-        "and the snapshot export. The floor is the busiest realm's lines over what QuickBooks' limits let",
+        "and the snapshot export (the first sync reads every TimeActivity each realm holds, 1,000 a request,",
+        "before it plans). The floor is the busiest realm's lines over what QuickBooks' limits let",
         "through a minute: 40 batches of 30 (1,200 lines), plus 460 singles when singles are on. A realm",
         "whose lines fit one window of batches (36 × 30 = 1,080) sends batches only and goes at once.",
         *plan_floors(bench_data),
