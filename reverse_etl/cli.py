@@ -2,7 +2,7 @@
 
     python -m reverse_etl [--warehouse data/warehouse.duckdb] [--ledger data/ledger.sqlite]
         [--dry-run] [--retry-rejected] [--wait SECONDS] [--max-rpm N] [--concurrency N]
-        [--max-batches N] [--batch-size N] [--no-singles]
+        [--max-batches N] [--batch-size N] [--singles]
 
 Reads marts.rpt_billable_lines from the published warehouse, diffs it against the ledger,
 prints the plan, then (unless --dry-run) resends any batch an earlier run left unanswered and
@@ -59,9 +59,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--batch-size", type=int, default=BATCH_LIMIT, help=f"items per batch (1..{BATCH_LIMIT})")
     add(
-        "--no-singles",
-        action="store_true",
-        help="batches only (default: a realm with more lines than one window of batches sends a share alone)",
+        "--singles",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="a realm with more lines than one window of batches sends a share alone, on the request "
+        "budget the batches leave (default: batches only)",
     )
     add("--sample", type=int, default=3, help="lines shown per group in the plan")
     args = parser.parse_args(argv)
@@ -205,7 +207,7 @@ def full_every(settings: Settings) -> timedelta:
 def send(sync_run: SyncRun, settings: Settings) -> int:
     args, ledger, run_id, started = sync_run.args, sync_run.ledger, sync_run.run_id, sync_run.started
     client = QuickBooksClient(settings)
-    sender = Sender(ledger, client, run_id, args.batch_size, singles=not args.no_singles)
+    sender = Sender(ledger, client, run_id, args.batch_size, singles=args.singles)
     pending = ledger.pending_batches()
     if pending:
         count = sum(len(batch.items) for batch in pending)

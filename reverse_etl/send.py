@@ -13,8 +13,9 @@ The exactly-once argument (docs/reverse_etl.md):
    ERP's code and message, deleted, or invoiced), and the next operation on a line gets a new
    number, hence a new `requestid`.
 
-Singles: QuickBooks allows 40 /batch calls a minute per realm but 500 requests, so a realm with
-more lines than one window of batches carries a share of them as single-object requests
+Singles (`--singles`, off by default): QuickBooks allows 40 /batch calls a minute per realm but
+500 requests, so a realm with more lines than one window of batches carries a share of them as
+single-object requests
 (`POST /timeactivity?requestid=…`), which QuickBooks replays per `requestid` like batches. A
 single is written to the ledger exactly as a batch of one item; its requestid (prefix
 `billable-s-`) is what makes every send and resend of it go to the single endpoint, so a resend
@@ -131,7 +132,7 @@ class Sender:
         client: QuickBooksClient,
         run_id: str,
         batch_size: int = BATCH_LIMIT,
-        singles: bool = True,
+        singles: bool = False,
     ):
         if not 1 <= batch_size <= BATCH_LIMIT:
             raise ValueError(f"batch size must be 1..{BATCH_LIMIT}, got {batch_size}")

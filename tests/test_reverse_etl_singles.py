@@ -1,5 +1,5 @@
-"""Single-object writes beside the batches (a realm with more lines than one window of batches sends
-a share alone, on the general request budget): exactly once like the batches. Every line lands
+"""Single-object writes beside the batches (`--singles`: a realm with more lines than one window of
+batches sends a share alone, on the general request budget): exactly once like the batches. Every line lands
 once with the plan's money, a second run sends nothing; kill -9 after an answer and under
 commit-then-drop, then a re-run: each unanswered single is resent to the same endpoint with the
 same requestid (the ERP replays it), every line once. The split itself: none while one window of
@@ -31,7 +31,7 @@ SPLIT = {  # the client's batch window, scaled down: singles carry most lines
     "REVERSE_ETL__QUICKBOOKS__MAX_BATCHES_PER_WINDOW": "2",
     "REVERSE_ETL__QUICKBOOKS__BATCH_WINDOW_S": "2",
 }
-ARGS = ("--batch-size", "5", "--max-rpm", "3000")
+ARGS = ("--singles", "--batch-size", "5", "--max-rpm", "3000")
 
 
 def sent_paths(site) -> dict[str, set[str]]:
