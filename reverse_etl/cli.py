@@ -2,6 +2,7 @@
 
     python -m reverse_etl [--warehouse data/warehouse.duckdb] [--ledger data/ledger.sqlite]
         [--dry-run] [--retry-rejected] [--wait SECONDS] [--max-rpm N] [--concurrency N]
+        [--max-batches N] [--batch-size N] [--singles]
 
 Reads marts.rpt_billable_lines from the published warehouse, diffs it against the ledger,
 prints the plan, then (unless --dry-run) resends any batch an earlier run left unanswered and
@@ -51,7 +52,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--wait", type=float, default=0, help="wait this long for a running sync (default: exit 75)")
     add("--max-rpm", type=float, help="requests per minute per realm (default 450; 0: no pacing)")
     add("--concurrency", type=int, help="concurrent requests per realm (default 4, at most 10)")
+    add(
+        "--max-batches",
+        type=int,
+        help="batch requests per realm in any 61 s (default 36; QuickBooks allows 40 a minute; 0: unpaced)",
+    )
     add("--batch-size", type=int, default=BATCH_LIMIT, help=f"items per batch (1..{BATCH_LIMIT})")
+    add(
+        "--singles",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="a realm with more lines than one window of batches sends a share alone, on the request "
+        "budget the batches leave (default: batches only)",
+    )
     add("--sample", type=int, default=3, help="lines shown per group in the plan")
     args = parser.parse_args(argv)
     if args.concurrency is not None and not 1 <= args.concurrency <= 10:
@@ -67,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     ledger_path = (args.ledger or warehouse.with_name("ledger.sqlite")).resolve()
     settings = None
     try:
-        overrides = {"max_requests_per_minute": args.max_rpm, "concurrency": args.concurrency}
+        overrides = {
+            "max_requests_per_minute": args.max_rpm,
+            "concurrency": args.concurrency,
+            "max_batches_per_window": args.max_batches,
+        }
         settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except ConfigError as err:
         if not args.dry_run:
@@ -190,7 +207,7 @@ def full_every(settings: Settings) -> timedelta:
 def send(sync_run: SyncRun, settings: Settings) -> int:
     args, ledger, run_id, started = sync_run.args, sync_run.ledger, sync_run.run_id, sync_run.started
     client = QuickBooksClient(settings)
-    sender = Sender(ledger, client, run_id, args.batch_size)
+    sender = Sender(ledger, client, run_id, args.batch_size, singles=args.singles)
     pending = ledger.pending_batches()
     if pending:
         count = sum(len(batch.items) for batch in pending)
@@ -236,7 +253,9 @@ def send(sync_run: SyncRun, settings: Settings) -> int:
     message = (
         f"{counts.acknowledged} acknowledged, {counts.rejected} rejected, {counts.deleted} deleted, "
         f"{counters.lines_invoiced_untouched} invoiced (untouched), {counts.dead_letter} dead letters; "
-        f"{client.requests_sent} requests ({client.transport_failures} retried), "
+        f"{client.requests_sent} requests ({client.transport_failures} retried; "
+        f"{counts.batches_sent - counts.singles_sent} batches and {counts.singles_sent} single-object "
+        "writes answered), "
         f"{client.reads_sent} ERP reads ({found.records_read} records)"
     )
     if counts.replay_mismatch:

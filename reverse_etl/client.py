@@ -1,8 +1,11 @@
 """The QuickBooks Online client: base URL and bearer token from configuration, pacing and retries.
 
 It knows QuickBooks' documented limits (500 requests per minute and 10 concurrent requests per
-company) and stays under them on its own: a per-realm pacer spaces requests, a per-realm
-semaphore caps concurrency, and a 429 pauses the whole realm for its `Retry-After`. 5xx answers
+company, and apart from those 40 batch requests per minute per company) and stays under them on
+its own: a per-realm pacer spaces requests, a per-realm sliding window admits at most
+`max_batches_per_window` /batch calls in any `batch_window_s` (36 in 61 s: the 40 a minute with
+a margin, as 450 is for the 500), a per-realm semaphore caps concurrency, and a 429 pauses the
+whole realm for its `Retry-After`. 5xx answers
 and dropped connections are retried with exponential backoff. A retried write is the same
 request (same body, same `requestid`), which QuickBooks replays instead of applying twice, so a
 retry after a lost response is safe.
@@ -14,6 +17,7 @@ import os
 import random
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +36,9 @@ class Settings:
     access_token: str = field(repr=False)
     max_requests_per_minute: float = 450.0  # QuickBooks allows 500 per realm; keep a margin
     concurrency: int = 4  # per realm; QuickBooks allows 10
+    # QuickBooks allows 40 /batch calls per minute per realm: at most 36 in any 61 s (0: no limit)
+    max_batches_per_window: int = 36
+    batch_window_s: float = 61.0
     max_attempts: int = 8
     backoff_s: float = 0.5
     max_backoff_s: float = 30.0
@@ -76,6 +83,8 @@ def load_settings(**overrides: Any) -> Settings:
     for name, kind in (
         ("max_requests_per_minute", float),
         ("concurrency", int),
+        ("max_batches_per_window", int),
+        ("batch_window_s", float),
         ("max_attempts", int),
         ("backoff_s", float),
         ("max_backoff_s", float),
@@ -113,28 +122,59 @@ class Answer:
     body: Any
     attempts: int
     elapsed_ms: float
+    sent_at: float = 0.0  # when the answered attempt went out (epoch seconds), after any pacing wait
 
 
 class RealmGate:
-    """One realm's pacing (requests per minute), concurrency cap and 429 pause."""
+    """One realm's pacing (requests per minute), batch window, concurrency cap and 429 pause."""
 
-    def __init__(self, per_minute: float, concurrency: int):
+    def __init__(
+        self, per_minute: float, concurrency: int, batches_per_window: int = 0, batch_window_s: float = 60.0
+    ):
         self.interval = 60.0 / per_minute if per_minute and per_minute > 0 else 0.0
         self.slots = threading.BoundedSemaphore(max(1, concurrency))
+        self.batch_limit = max(0, batches_per_window)
+        self.batch_window = batch_window_s
         self._lock = threading.Lock()
         self._next = 0.0
         self._paused_until = 0.0
+        self._batches: deque[float] = deque()  # send times of the realm's recent /batch calls
 
-    def acquire(self) -> None:
-        self.slots.acquire()
+    def _batch_free_at(self, now: float) -> float:
+        """When the batch window has room (now, or when its oldest call leaves it); under the lock."""
+        if not self.batch_limit:
+            return now
+        while self._batches and self._batches[0] <= now - self.batch_window:
+            self._batches.popleft()
+        if len(self._batches) < self.batch_limit:
+            return now
+        return self._batches[0] + self.batch_window
+
+    def acquire(self, batch: bool = False) -> None:
+        """Wait for a concurrency slot, the request pacing, the realm's pause and (for a /batch
+        call) room in the batch window; a batch waiting for the window holds no slot."""
         while True:
-            with self._lock:
-                now = time.monotonic()
-                start = max(now, self._next, self._paused_until)
-                if start <= now:
-                    self._next = now + self.interval
-                    return
-            time.sleep(start - now)
+            if batch:
+                with self._lock:
+                    now = time.monotonic()
+                    free_at = self._batch_free_at(now)
+                if free_at > now:
+                    time.sleep(free_at - now)
+                    continue
+            self.slots.acquire()
+            while True:
+                with self._lock:
+                    now = time.monotonic()
+                    start = max(now, self._next, self._paused_until)
+                    if batch and self._batch_free_at(now) > now:  # another batch took the room
+                        break
+                    if start <= now:
+                        self._next = now + self.interval
+                        if batch and self.batch_limit:
+                            self._batches.append(now)
+                        return
+                time.sleep(start - now)
+            self.slots.release()
 
     def release(self) -> None:
         self.slots.release()
@@ -172,7 +212,13 @@ class QuickBooksClient:
         with self._gates_lock:
             gate = self._gates.get(realm)
             if gate is None:
-                gate = RealmGate(self.settings.max_requests_per_minute, self.settings.concurrency)
+                settings = self.settings
+                gate = RealmGate(
+                    settings.max_requests_per_minute,
+                    settings.concurrency,
+                    settings.max_batches_per_window,
+                    settings.batch_window_s,
+                )
                 self._gates[realm] = gate
             return gate
 
@@ -198,9 +244,10 @@ class QuickBooksClient:
         """
         gate = self.gate(realm)
         settings = self.settings
+        is_batch = path.partition("?")[0] == "batch"  # counted in the realm's batch window too
         last_error = ""
         for attempt in range(1, settings.max_attempts + 1):
-            gate.acquire()
+            gate.acquire(batch=is_batch)
             started = time.monotonic()
             sent_at = time.time()
             status: int | None = None
@@ -227,7 +274,7 @@ class QuickBooksClient:
                     parsed = orjson.loads(content) if content else None
                 except orjson.JSONDecodeError:
                     parsed = {"raw": content[:500].decode("utf-8", "replace")}
-                answer = Answer(status, parsed, attempt, elapsed_ms)
+                answer = Answer(status, parsed, attempt, elapsed_ms, sent_at)
                 if after_send is not None:
                     after_send(answer)
                 return answer

@@ -34,6 +34,7 @@ A realm the sync cannot read is not written to in this run (writing blind is wha
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -91,12 +92,13 @@ def line_key_of(entity: str, record: dict) -> str | None:
     return note if note.startswith("milestone:") and len(note) > 10 else None
 
 
-def read_all(
+def read_pages(
     client: QuickBooksClient, realm: str, entity: str, since: datetime | None = None
-) -> tuple[list[dict], datetime | None]:
-    """Every object of `entity` the realm holds now (changed at or after `since`, when given), page
-    by page, and the ERP's clock when the read began (its answers' `time`). Raises TransportError."""
-    out: list[dict] = []
+) -> Iterator[tuple[list[dict], datetime | None]]:
+    """Every object of `entity` the realm holds now (changed at or after `since`, when given), one
+    page at a time, each with the ERP's clock when the read began (its answers' `time`): a caller
+    that keeps only the records it needs holds one page (1,000 objects), not the realm's history.
+    Raises TransportError."""
     start = 1
     began: datetime | None = None
     where = f" WHERE MetaData.LastUpdatedTime >= '{since.strftime('%Y-%m-%dT%H:%M:%SZ')}'" if since else ""
@@ -110,9 +112,9 @@ def read_all(
             raise TransportError(f"reading {entity} in realm {realm}: HTTP {answer.status}: {detail}")
         began = began or erp_clock(body)
         page = body["QueryResponse"].get(entity) or []
-        out.extend(page)
+        yield page, began
         if len(page) < PAGE:
-            return out, began
+            return
         start += len(page)
 
 
@@ -186,13 +188,15 @@ def reconcile(
         began: datetime | None = None
         try:
             for entity in sorted(entities):
-                records, clock = read_all(client, realm, entity, since)
-                began = began or clock
-                result.records_read += len(records)
-                for record in records:
-                    key = line_key_of(entity, record)
-                    if key is not None and (key in by_key or key in lines):
-                        index.setdefault(key, []).append({**record, "_entity": entity})
+                # page by page, keeping only the objects of lines in play: memory stays one page
+                # plus those lines, whatever the ERP's history (large: 1.5 M TimeActivities)
+                for records, clock in read_pages(client, realm, entity, since):
+                    began = began or clock
+                    result.records_read += len(records)
+                    for record in records:
+                        key = line_key_of(entity, record)
+                        if key is not None and (key in by_key or key in lines):
+                            index.setdefault(key, []).append({**record, "_entity": entity})
         except TransportError as err:
             result.realms_failed[realm] = f"cannot read what the ERP holds: {err}"
             continue

@@ -12,6 +12,14 @@ The exactly-once argument (docs/reverse_etl.md):
 3. Only an answer moves a line on (acknowledged with Id and SyncToken, rejected with the
    ERP's code and message, deleted, or invoiced), and the next operation on a line gets a new
    number, hence a new `requestid`.
+
+Singles (`--singles`, off by default): QuickBooks allows 40 /batch calls a minute per realm but
+500 requests, so a realm with more lines than one window of batches carries a share of them as
+single-object requests
+(`POST /timeactivity?requestid=…`), which QuickBooks replays per `requestid` like batches. A
+single is written to the ledger exactly as a batch of one item; its requestid (prefix
+`billable-s-`) is what makes every send and resend of it go to the single endpoint, so a resend
+is always the same request. Its answer is read as that one item's answer.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from reverse_etl.records import AuditRow, Batch, BatchItem, FollowUp, LineFacts,
 from reverse_etl.states import Operation
 
 BATCH_LIMIT = 30  # QuickBooks' maximum items per batch request
+SINGLE_PREFIX = "billable-s-"  # the requestid of an operation sent alone, not in a /batch call
 
 
 @dataclass
@@ -48,7 +57,8 @@ class Outcome:
     dead_letter: int = 0
     replay_mismatch: int = 0  # answers that were not about what was sent (re-read, resent)
     realms_failed: dict[str, str] = field(default_factory=dict)
-    batches_sent: int = 0
+    batches_sent: int = 0  # answered write requests, batches and singles
+    singles_sent: int = 0  # of which single-object requests
 
 
 def batch_requestid(
@@ -64,6 +74,35 @@ def batch_requestid(
     parts = [f"{key}\x1f{operation}\x1f{number}" for key, operation, number in items]
     text = ledger_id + "\x1d" + realm + "\x1f" + "\x1e".join(parts) + "\x1d" + body
     return "billable-" + hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def is_single(batch: Batch) -> bool:
+    """Whether the batch is one operation sent alone (its requestid says so, from when it was written)."""
+    return batch.requestid.startswith(SINGLE_PREFIX)
+
+
+def batch_seconds(batches: int, per_window: int, window_s: float) -> float:
+    """How long `batches` batch calls take under a window of `per_window` per `window_s`: the
+    first window's go at once, each further window's after another `window_s`."""
+    return max(0, -(-batches // per_window) - 1) * window_s if batches else 0.0
+
+
+def singles_for(count: int, size: int, per_window: int, window_s: float, per_minute: float) -> int:
+    """How many of a realm's `count` operations to send alone so that the batches (at most
+    `per_window` in any `window_s`) and the singles (the rest of `per_minute` requests) end
+    soonest; 0 when one window of batches holds them all, or pacing is off."""
+    if per_window <= 0 or window_s <= 0 or per_minute <= 0 or count <= per_window * size:
+        return 0
+    single_rate = (per_minute - per_window * 60.0 / window_s) / 60.0  # singles a second
+    if single_rate <= 0:
+        return 0
+    best, best_seconds = 0, batch_seconds(-(-count // size), per_window, window_s)
+    for batches in range(-(-count // size) - 1, -1, -1):
+        singles = count - batches * size
+        seconds = max(batch_seconds(batches, per_window, window_s), singles / single_rate)
+        if seconds < best_seconds:
+            best, best_seconds = singles, seconds
+    return best
 
 
 def planned_line(op: Op, requestid: str, number: int) -> PlannedLine:
@@ -87,13 +126,21 @@ def planned_line(op: Op, requestid: str, number: int) -> PlannedLine:
 class Sender:
     """Writes batches to the ledger, sends them per realm in parallel, and records the answers."""
 
-    def __init__(self, ledger: Ledger, client: QuickBooksClient, run_id: str, batch_size: int = BATCH_LIMIT):
+    def __init__(
+        self,
+        ledger: Ledger,
+        client: QuickBooksClient,
+        run_id: str,
+        batch_size: int = BATCH_LIMIT,
+        singles: bool = False,
+    ):
         if not 1 <= batch_size <= BATCH_LIMIT:
             raise ValueError(f"batch size must be 1..{BATCH_LIMIT}, got {batch_size}")
         self.ledger = ledger
         self.client = client
         self.run_id = run_id
         self.batch_size = batch_size
+        self.singles = singles  # send a share of a big realm's operations alone (singles_for)
         self.outcome = Outcome()
         self._lock = threading.Lock()
         self._writes = 0
@@ -109,10 +156,25 @@ class Sender:
             by_realm.setdefault(op.realm_id, []).append(op)
         batches = []
         stamp = now()
+        settings = self.client.settings
         with self.ledger.writing(self.run_id) as ledger:
             for realm, realm_ops in sorted(by_realm.items()):
-                for start in range(0, len(realm_ops), self.batch_size):
-                    chunk = realm_ops[start : start + self.batch_size]
+                singles = 0
+                if self.singles:
+                    singles = singles_for(
+                        len(realm_ops),
+                        self.batch_size,
+                        settings.max_batches_per_window,
+                        settings.batch_window_s,
+                        settings.max_requests_per_minute,
+                    )
+                split = len(realm_ops) - singles
+                chunks = [
+                    (realm_ops[i : min(i + self.batch_size, split)], False)
+                    for i in range(0, split, self.batch_size)
+                ]
+                chunks += [([op], True) for op in realm_ops[split:]]
+                for chunk, alone in chunks:
                     numbered = [(op.line_key, op.operation, attempts.get(op.line_key, 0) + 1) for op in chunk]
                     body = {
                         "BatchItemRequest": [
@@ -121,8 +183,11 @@ class Sender:
                         ]
                     }
                     body_text = json.dumps(body, separators=(",", ":"), sort_keys=True)
+                    requestid = batch_requestid(realm, numbered, self.ledger.ledger_id, body_text)
+                    if alone:  # sent alone, to the single endpoint (is_single)
+                        requestid = SINGLE_PREFIX + requestid.removeprefix("billable-")
                     batch = Batch(
-                        requestid=batch_requestid(realm, numbered, self.ledger.ledger_id, body_text),
+                        requestid=requestid,
                         realm_id=realm,
                         body=body_text,
                         items=tuple(BatchItem(op.line_key, op.operation, op.entity) for op in chunk),
@@ -164,8 +229,19 @@ class Sender:
                 failed.set()
                 self._dead_letter(batch, str(err))
 
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"r{realm[-4:]}") as pool:
-            list(pool.map(one, batches))
+        # Batches and singles in workers of their own: batches waiting for the realm's batch
+        # window hold no concurrency slot, and the singles use the request budget meanwhile.
+        singles = [batch for batch in batches if is_single(batch)]
+        grouped = [batch for batch in batches if not is_single(batch)]
+        prefix = f"r{realm[-4:]}"
+        with (
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix=prefix + "b") as batch_pool,
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix=prefix + "s") as single_pool,
+        ):
+            futures = [batch_pool.submit(one, batch) for batch in grouped]
+            futures += [single_pool.submit(one, batch) for batch in singles]
+            for future in futures:
+                future.result()
 
     def _send_batch(self, batch: Batch) -> None:
         with self.ledger.writing(self.run_id) as ledger:
@@ -174,8 +250,16 @@ class Sender:
             self._writes += 1
             number = self._writes
         self._maybe_crash("before", number)
-        path = f"batch?requestid={batch.requestid}"
         payloads = {item["bId"]: item for item in orjson.loads(batch.body)["BatchItemRequest"]}
+        path, body = f"batch?requestid={batch.requestid}", batch.body.encode()
+        if is_single(batch):  # the one item's object to its entity's endpoint, same requestid
+            (item,) = batch.items
+            path = f"{item.entity.lower()}?requestid={batch.requestid}"
+            if item.operation == Operation.DELETE:
+                path += "&operation=delete"
+            body = json.dumps(
+                payloads[item.line_key][item.entity], separators=(",", ":"), sort_keys=True
+            ).encode()
 
         def on_failure(attempt: int, status: int | None, error: str, sent_at: float) -> None:
             failure = AuditRow(
@@ -202,13 +286,15 @@ class Sender:
             batch.realm_id,
             "POST",
             path,
-            batch.body.encode(),
+            body,
             on_failure=on_failure,
             after_send=lambda _answer: self._maybe_crash("after", number),
         )
         with self._lock:
             self.outcome.batches_sent += 1
-        self._record(batch, answer, payloads, path, sent_at)
+            self.outcome.singles_sent += is_single(batch)
+        # the audit's send time is the answered attempt's, after the client's pacing waits
+        self._record(batch, answer, payloads, path, _iso(answer.sent_at) if answer.sent_at else sent_at)
 
     def _maybe_crash(self, phase: str, number: int) -> None:
         """The crash-test hook (client.crash_hook): SIGKILL at the N-th batch, before or after it."""
@@ -223,6 +309,12 @@ class Sender:
         results = {}
         if answer.status == 200 and isinstance(body.get("BatchItemResponse"), list):
             results = {str(item.get("bId")): item for item in body["BatchItemResponse"]}
+        elif (
+            is_single(batch)
+            and answer.status not in (401, 403)
+            and (batch.items[0].entity in body or "Fault" in body)
+        ):  # a single's answer is its one item's: the object, or the ERP's fault for it
+            results = {batch.items[0].line_key: body}
         elif answer.status in (401, 403):
             # Not the lines' fault: credentials or realm. Leave the batch pending for the next run.
             message = _fault_text(body) or f"HTTP {answer.status}"

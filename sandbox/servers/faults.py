@@ -20,10 +20,18 @@ import numpy as np
 
 T = TypeVar("T")
 
-# The systems' documented limits: (requests, window seconds); QuickBooks also caps concurrency.
+# The systems' documented limits: (requests, window seconds); QuickBooks also caps concurrency
+# and, apart from that, its batch endpoint: 40 batch requests per minute per realm (a batch also
+# counts as one of the 500). A window kind `k` reads `k_requests` / `k_window_s`.
 DEFAULT_LIMITS: dict[str, dict[str, float]] = {
     "harvest": {"requests": 100, "window_s": 15},
-    "quickbooks": {"requests": 500, "window_s": 60, "concurrent": 10},
+    "quickbooks": {
+        "requests": 500,
+        "window_s": 60,
+        "concurrent": 10,
+        "batch_requests": 40,
+        "batch_window_s": 60,
+    },
     "salesforce": {"requests": 25, "window_s": 1},
     "kantata": {"requests": 25, "window_s": 1},
 }
@@ -76,7 +84,22 @@ class FaultConfig:
                         raise FaultConfigError(
                             f"limits: unknown system {system!r}; known {list(DEFAULT_LIMITS)}"
                         )
-                    self.limits.setdefault(system, {}).update({k: float(v) for k, v in dict(limit).items()})
+                    parsed = {}
+                    for key, number in dict(limit).items():
+                        if key not in DEFAULT_LIMITS[system]:
+                            raise FaultConfigError(
+                                f"limits.{system}: unknown limit {key!r}; "
+                                f"known {list(DEFAULT_LIMITS[system])}"
+                            )
+                        try:
+                            parsed[key] = float(number)
+                        except (TypeError, ValueError):
+                            parsed[key] = -1.0
+                        if parsed[key] < 0:
+                            raise FaultConfigError(
+                                f"limits.{system}.{key} must be a number >= 0, got {number!r}"
+                            )
+                    self.limits.setdefault(system, {}).update(parsed)
             else:
                 raise FaultConfigError(f"unknown fault {name!r}; known: {', '.join(asdict(FaultConfig()))}")
 
@@ -123,7 +146,7 @@ class Faults:
         self.config = config or FaultConfig()
         self._lock = threading.Lock()
         self._occurrences: dict[tuple[str, str], int] = defaultdict(int)
-        self._windows: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self._windows: dict[tuple[str, str, str], deque[float]] = defaultdict(deque)
         self._in_flight: dict[tuple[str, str], int] = defaultdict(int)
         self._log: list[dict] = []
 
@@ -180,18 +203,25 @@ class Faults:
         return malformed, missing
 
     # --- rate limits --------------------------------------------------------------------
-    def throttle(self, system: str, bucket: str) -> int | None:
-        """Count a request against its window; seconds to wait if over the limit, else None."""
+    def throttle(self, system: str, bucket: str, kind: str = "") -> int | None:
+        """Count a request against its sliding window; seconds to wait if over the limit, else None.
+
+        `kind` names a second window of the system (QuickBooks' "batch": its `batch_requests` per
+        `batch_window_s`); a system without that limit, or a limit of 0, never throttles it."""
         if not self.config.rate_limit:
             return None
         limit = self.config.limit(system)
+        prefix = f"{kind}_" if kind else ""
+        allowed = limit.get(f"{prefix}requests")
+        window = limit.get(f"{prefix}window_s")
+        if not allowed or not window:
+            return None
         now = time.monotonic()
-        window = limit["window_s"]
         with self._lock:
-            times = self._windows[(system, bucket)]
+            times = self._windows[(system, bucket, kind)]
             while times and times[0] <= now - window:
                 times.popleft()
-            if len(times) >= limit["requests"]:
+            if len(times) >= allowed:
                 return max(1, math.ceil(times[0] + window - now))
             times.append(now)
         return None

@@ -19,6 +19,7 @@ from sandbox import erp_live, erp_writes
 from sandbox.erp_live import HistoryView, LiveRow, QboError, us_of
 from sandbox.erp_writes import WriteContext
 from sandbox.servers.encode import iso_z, json_rows, json_rows_joined, render_datetimes
+from sandbox.servers.faults import Ticket
 from sandbox.servers.http_types import Context, Request, Response, System
 from sandbox.servers.state import STAMP, Served, to_us
 from sandbox.world import parse_ts
@@ -89,20 +90,45 @@ def server_error(status: int, context: Context) -> Response:
     )
 
 
-def throttled(retry_after: int, context: Context) -> Response:
+def throttled(
+    retry_after: int,
+    context: Context,
+    detail: str = "The request limit was reached: at most 500 requests per minute "
+    "and 10 concurrent requests per company",
+) -> Response:
     return fault(
         429,
         "ThrottleExceeded",
         [
             {
                 "Message": "message=ThrottleExceeded; errorCode=003001; statusCode=429",
-                "Detail": "The request limit was reached: at most 500 requests per minute "
-                "and 10 concurrent requests per company",
+                "Detail": detail,
                 "code": "003001",
             }
         ],
         context,
     )
+
+
+def batch_throttled(realm: str, request: Request, context: Context) -> Response | None:
+    """QuickBooks' batch limit (40 batch requests per minute per realm, apart from the 500): the
+    429 with `Retry-After` when this /batch call is over it (with `--rate-limit`), else None."""
+    faults = context.faults
+    retry_after = faults.throttle("quickbooks", realm, kind="batch")
+    if retry_after is None:
+        return None
+    # Logged without drawing a new ticket: the request's draws stay those `App.serve` made.
+    faults.log(Ticket(request.method, request.target, -1), "batch_rate_limit", retry_after=retry_after)
+    allowed = int(faults.config.limit("quickbooks")["batch_requests"])
+    window = faults.config.limit("quickbooks")["batch_window_s"]
+    response = throttled(
+        retry_after,
+        context,
+        f"The batch request limit was reached: at most {allowed} batch requests per "
+        f"{window:g} seconds per company",
+    )
+    response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def bucket(request: Request) -> str:
@@ -494,7 +520,7 @@ def handle(request: Request, context: Context) -> Response:
     entity = next((e for e in ENTITIES if e.lower() == action), None)
     if request.method == "POST" and len(parts) == 2:
         if action == "batch":
-            return write(realm, None, request, context)
+            return batch_throttled(realm, request, context) or write(realm, None, request, context)
         if entity in erp_writes.WRITERS:
             return write(realm, entity, request, context)
     if request.method == "GET" and entity is not None and len(parts) == 3:
