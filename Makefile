@@ -51,7 +51,7 @@ ingest: setup ## load the raw data (SOURCES=firm,crm,psa,time,hr,erp) from the s
 	else $(MAKE) --no-print-directory generate && \
 	  $(PY) -m billable.pipeline --world $(WORLD) --port $(PORT) --only ingest --sources "$(SOURCES)" $(if $(WAIT),--wait $(WAIT)); fi
 
-transform: setup ## build the warehouse, run every test, publish it only if all pass (FULL_REFRESH=1)
+transform: setup ## build what changed since the last build (FULL_REFRESH=1: everything), test it, publish only if all pass
 	$(PY) -m billable.transform $(if $(FULL_REFRESH),--full-refresh) $(if $(WAIT),--wait $(WAIT))
 
 sync: setup ## push approved billable lines to the ERP exactly once (DRY_RUN=1: plan only; RETRY_REJECTED=1; LIVE=1: configured ERP)
