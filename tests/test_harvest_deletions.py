@@ -81,7 +81,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict:
     expenses_back = World(world).state("time", "expenses", as_of=now - timedelta(days=BLIP_DAYS))["id"]
     blipped_expenses = set(expenses.to_list()) - set(expenses_back.to_list())
     # The entry really deleted later: well inside the deletion window, and not one of the blipped.
-    victim = current.filter(pl.col("spent_date").cast(pl.String) < "2026-09-15").sort("id")["id"][-1]
+    # (by date: entry ids follow the generator's blocks of employees, not the calendar)
+    early = current.filter(pl.col("spent_date").cast(pl.String) < "2026-09-15")
+    victim = early.sort(["spent_date", "id"])["id"][-1]
     seen: dict = {
         "world": world,
         "raw_db": raw_db,
@@ -201,7 +203,8 @@ def upgraded(tmp_path_factory: pytest.TempPathFactory) -> dict:
     folder = tmp_path_factory.mktemp("harvest_deletions_upgrade")
     world = generate_world(folder / "world", seed=6)
     raw_db = folder / "raw.duckdb"
-    entries = World(world).state("time", "time_entries").sort("id")
+    # the newest entry, and the newest well inside the window (ids do not follow the calendar)
+    entries = World(world).state("time", "time_entries").sort(["spent_date", "id"])
     blipped, gone = (
         entries["id"][-1],
         entries.filter(pl.col("spent_date").cast(pl.String) < "2026-09-15")["id"][-1],

@@ -254,7 +254,10 @@ def test_tiny_wip_now_equals_unbilled_value_in_the_facts(tiny_firm) -> None:
               where is_completed and not is_invoiced),
              (select sum(hours) from marts.fct_time_entries
               where is_billable and approval_status in ('submitted', 'unsubmitted') and not is_invoiced
-                and billing_method = 'time_and_materials')""",
+                and not coalesce(is_internal_project, false)
+                -- time on a project code the PSA does not know has no known method: it shows
+                -- unpriced rather than vanish (int_wip_items)
+                and coalesce(billing_method, 'unknown') in ('time_and_materials', 'unknown'))""",
     )
     mart = one(
         warehouse,
