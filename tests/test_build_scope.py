@@ -5,14 +5,19 @@ re-ingest, transform) on its first day and on three more days, its clock moved a
 Then the same raw data is built once more from scratch (`--full-refresh`, a new build folder):
 every mart must equal the one the daily runs published, though those runs built incrementally
 (fct_time_entries merges the day's entries) and their second build of each day rebuilt only what
-the sync's answers touched. Production builds leave the unit tests out; the session's tiny firm
-runs them (tests/conftest.py), and this says they ran there.
+the sync's answers touched. On one more day the first build is killed (SIGKILL) halfway through
+its models, and that day's run is then made good by the next transform: a killed build records no
+run, so the next one selects against the last build that passed, which covers whatever the killed
+one half-did. Production builds leave the unit tests out; the session's tiny firm runs them
+(tests/conftest.py), and this says they ran there.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +30,8 @@ from tests.engine_compare import duckdb_differences
 from tests.ingest_helpers import ROOT, generate_world
 from tests.warehouse_helpers import rows, transform
 
-DAYS = 3
+DAYS = 3  # days with a whole daily run, after the first; then one day whose first build is killed
+KILL_AFTER = 15  # models the killed build has created when it is killed
 # Kept by design across runs, so no rebuild from today's data can give it back: the episodes of
 # exceptions as each build saw them (docs/warehouse.md, "Exception history").
 HISTORY = {"exception_history", "rpt_exception_aging"}
@@ -47,12 +53,40 @@ def days(tmp_path_factory: pytest.TempPathFactory) -> dict:
         result = pipeline(world, data, *(["--advance-days", "1"] if day else []))
         assert result.returncode == 0, f"day {day}: " + result.stdout[-4000:] + result.stderr[-4000:]
         outputs.append(result.stdout)
+    outputs.append(killed_day(world, data))
     fresh = folder / "fresh"
     fresh.mkdir()
     shutil.copyfile(data / "ledger.duckdb", fresh / "ledger.duckdb")  # the snapshot the last build read
     result = transform(data / "raw.duckdb", fresh, "--full-refresh")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return {"data": data, "fresh": fresh, "outputs": outputs}
+
+
+def killed_day(world: Path, data: Path) -> str:
+    """A day whose first build dies halfway (kill -9); the rest of the day's run, started again, makes
+    it good. Returns the output of that rest."""
+    result = pipeline(world, data, "--advance-days", "1", "--only", "ingest")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    command = [sys.executable, "-m", "billable.transform", "--raw-db", str(data / "raw.duckdb")]
+    command += ["--warehouse", str(data / "warehouse.duckdb"), "--build-dir", str(data / "build")]
+    build = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    created, seen = 0, []
+    assert build.stdout is not None
+    for line in build.stdout:
+        seen.append(line)
+        created += " OK created " in line
+        if created == KILL_AFTER:
+            os.killpg(build.pid, signal.SIGKILL)  # the transform and its dbt, with no chance to clean up
+            break
+    build.wait(timeout=60)
+    assert created == KILL_AFTER, "the build ended before it could be killed:\n" + "".join(seen[-40:])
+    assert build.returncode == -signal.SIGKILL
+    rest = ["--only", "transform", "--only", "sync", "--only", "ingest-erp", "--only", "transform-after-sync"]
+    result = pipeline(world, data, *rest)
+    assert result.returncode == 0, "after the kill: " + result.stdout[-4000:] + result.stderr[-4000:]
+    return result.stdout
 
 
 def test_daily_runs_publish_what_a_full_refresh_builds(days: dict) -> None:
@@ -68,7 +102,8 @@ def test_the_build_after_the_sync_rebuilds_only_what_it_touched(days: dict) -> N
         days["data"] / "warehouse.duckdb",
         "select selection, nodes_total, unit_tests, status from ops.transform_runs order by started_at",
     )
-    assert len(runs) == 2 * (DAYS + 1)
+    # two builds a day; the killed build recorded nothing, the one after it made its day good
+    assert len(runs) == 2 * (DAYS + 2)
     assert all(status == "passed" and not unit_tests for _s, _n, unit_tests, status in runs)
     first_of_day, after_sync = runs[0::2], runs[1::2]
     # the first build of all builds everything; each day's first sees every loader's new load
@@ -82,6 +117,8 @@ def test_the_build_after_the_sync_rebuilds_only_what_it_touched(days: dict) -> N
         assert is_after_sync(selection), selection
         assert nodes < min(n for _s, n, *_ in first_of_day), (nodes, first_of_day)
     assert "transform: building source:erp." in days["outputs"][-1]
+    # the build after the kill still followed change: it selected against the last passed build
+    assert "source:time.time_entries+" in first_of_day[-1][0].split(), first_of_day[-1]
 
 
 def is_after_sync(selection: str) -> bool:
