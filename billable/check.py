@@ -227,17 +227,17 @@ def check_quickbooks() -> str:
     check_base_url(base_url, "sources.quickbooks.base_url")
     keys = "sources.quickbooks.access_token and the realm ids in firm.legal_entities"
     answers: list[str] = []
-    failures: list[str] = []
+    failures: dict[str, list[str]] = {}  # the answer (its realm as {realm}) -> the realms that got it
     realms = quickbooks_realms()
     for realm in realms:
         try:
             answers.append(probe(functools.partial(quickbooks_call, base_url, token, realm), token, keys))
         except CheckFailed as err:
-            failures.append(f"realm {realm}: {err}")
+            failures.setdefault(str(err).replace(realm, "{realm}"), []).append(realm)
             if " answered " not in str(err):  # no answer at all: the other realms would say the same
                 break
     if failures:
-        raise CheckFailed("; ".join(failures))
+        raise CheckFailed("; ".join(f"realm {', '.join(ids)}: {said}" for said, ids in failures.items()))
     return f"{answers[0].replace(realms[0], '{realm}')} for {len(realms)} realm(s): {', '.join(realms)}"
 
 
