@@ -42,15 +42,32 @@ def canonical_key(traces: Iterable[LookupTrace], field: str) -> str:
     return candidates[0].lower().replace("__", ".")
 
 
-def missing_key_message(err: ConfigFieldMissingException, what: str) -> str:
-    """One line: which key(s) `what` (a system's name) lacks and where to set each. Never a value."""
-    parts = []
+def missing_keys(err: ConfigFieldMissingException) -> list[tuple[str, bool]]:
+    """(dotted key, is a secret) of every field `err` found missing."""
+    keys = []
     for field, traces in err.traces.items():
         flat = [trace for trace in traces if isinstance(trace, LookupTrace)]
-        key = canonical_key(flat, field)
         secret = any(word in field for word in ("token", "secret", "password", "key"))
-        parts.append(f"{key} is not set ({where_to_set(key, secret)})")
-    return f"{what}: missing configuration: " + "; ".join(parts)
+        keys.append((canonical_key(flat, field), secret))
+    return keys
+
+
+def missing_key_message(err: ConfigFieldMissingException, what: str) -> str:
+    """One line: which key(s) `what` (a system's name) lacks and where to set each. Never a value."""
+    return describe_missing([(what, key, secret) for key, secret in missing_keys(err)])
+
+
+def describe_missing(missing: list[tuple[str, str, bool]]) -> str:
+    """One line for (system, key, secret) triples: one key in full (its variable and its file);
+    several as a list of keys and their variables."""
+    if len(missing) == 1:
+        [(what, key, secret)] = missing
+        return f"missing configuration for {what}: {key} is not set ({where_to_set(key, secret)})"
+    keys = ", ".join(f"{key} ({key.upper().replace('.', '__')})" for _, key, _ in missing)
+    return (
+        f"missing configuration: {keys}; set each in the environment or in .dlt/config.toml "
+        "(tokens in .dlt/secrets.toml); `make check` says where, system by system"
+    )
 
 
 def config_missing(err: BaseException) -> ConfigFieldMissingException | None:
@@ -67,13 +84,13 @@ def config_missing(err: BaseException) -> ConfigFieldMissingException | None:
 
 def source_config_problem(builds: Iterable[tuple[str, Callable[[], object]]]) -> str | None:
     """Build each source (`(system name, build)`), as dlt resolves its configuration, without loading
-    anything; the first missing key as one line, or None when every source has its settings."""
-    problems = []
+    anything; every missing key in one line, or None when every source has its settings."""
+    missing: list[tuple[str, str, bool]] = []
     for what, build in builds:
         try:
             build()
         except Exception as err:  # only a missing setting is reported here; the rest when it loads
-            missing = config_missing(err)
-            if missing is not None:
-                problems.append(missing_key_message(missing, what))
-    return "; ".join(problems) if problems else None
+            found = config_missing(err)
+            if found is not None:
+                missing += [(what, key, secret) for key, secret in missing_keys(found)]
+    return describe_missing(missing) if missing else None
