@@ -33,6 +33,7 @@ from dlt.common.runtime.collector import NULL_COLLECTOR
 from dlt.pipeline.progress import TCollectorArg
 
 from billable.run_lock import EX_TEMPFAIL, LockHeld, raw_db_lock, run_lock
+from ingestion.config_errors import config_missing, missing_key_message, source_config_problem
 from ingestion.context import destination_tables, failed_parts
 from ingestion.destination import (
     dataset_tables,
@@ -363,6 +364,9 @@ def describe_failure(err: BaseException, entry: SourceEntry | None = None) -> st
     StopIteration / GeneratorExit that dlt's generator plumbing leaves as context. A system that
     did not answer is named (the message already holds the URL and the cause).
     """
+    missing = config_missing(err)
+    if missing is not None:  # one line naming the key, not dlt's 30-line lookup trace
+        return missing_key_message(missing, entry.system if entry else "source")
     current = err
     while True:
         nested = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
@@ -393,7 +397,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in wanted if name not in SOURCES]
     if unknown:
         parser.error(f"unknown source(s) {unknown}; choose from {', '.join(SOURCES)}")
-    problem = engine_problem(args.raw_db.parent) or declaration_problem(wanted)
+    problem = (
+        engine_problem(args.raw_db.parent)
+        or declaration_problem(wanted)
+        or source_config_problem((SOURCES[name].system, SOURCES[name].build) for name in wanted)
+    )
     if problem:  # configuration: one line, nothing loaded
         print(f"ingest: {problem}", file=sys.stderr)
         return 2
