@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from sandbox.connection import connection_settings
 from sandbox.erp_live import LiveStore
-from sandbox.servers import harvest, kantata, quickbooks, salesforce
+from sandbox.servers import harvest, kantata, oauth, quickbooks, salesforce
 from sandbox.servers.faults import FaultConfigError, Faults
 from sandbox.servers.http_types import Context, Drop, Request, Response, System
 from sandbox.servers.state import WorldState
@@ -34,6 +34,9 @@ class App:
         self.systems = systems()
 
     def route(self, request: Request) -> Response:
+        answer = oauth.route(request, self.context)  # consent, token and /_sandbox/oauth: no faults
+        if answer is not None:
+            return answer
         if request.path.startswith("/_sandbox/"):
             return self.admin(request)
         for system in self.systems:
