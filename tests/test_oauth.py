@@ -11,7 +11,6 @@ import os
 import stat
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,8 @@ from billable.sandbox_process import running_sandbox
 from ingestion.auth import OAuth2, ReauthorizationNeeded, auth_for
 from ingestion.http import make_client
 from sandbox.world import World
-from tests.ingest_helpers import ROOT, copy_world, generate_world, ingest_command, query
-from tests.oauth_helpers import admin, authorize, oauth_env
+from tests.ingest_helpers import ROOT, copy_world, generate_world, ingest_command, ingest_env, query
+from tests.oauth_helpers import admin, authorize, oauth_env, register
 
 API_PROBES = {  # one cheap read per system
     "salesforce": "/services/data/v60.0/query?q=SELECT+Id+FROM+User",
@@ -112,3 +111,154 @@ def test_consent_code_exchange_then_calls_and_renewal(
             assert renewed["refresh_token"] != record["refresh_token"], "the refresh token rotates"
         else:
             assert renewed["refresh_token"] == record["refresh_token"], "Salesforce keeps its refresh token"
+
+
+def table_counts(raw_db: Path) -> dict[str, int]:
+    """Rows per raw table (dlt's own tables aside)."""
+    tables = query(
+        raw_db,
+        "select table_schema, table_name from information_schema.tables "
+        "where table_schema like 'raw_%' and table_name not like '_dlt%'",
+    )
+    return {f"{s}.{t}": query(raw_db, f'select count(*) from {s}."{t}"')[0][0] for s, t in tables}
+
+
+def test_a_run_across_token_expiries_renews_and_loses_nothing(world: Path, tmp_path: Path) -> None:
+    sources = "crm,psa,time,erp"
+    with running_sandbox(world) as base_url:
+        static = ingest({**os.environ, **ingest_env(base_url, world)}, tmp_path / "static.duckdb", sources)
+        assert static.returncode == 0, static.stderr
+        env = oauth_env(base_url, world, tmp_path / "credentials")
+        for system in ("quickbooks", "harvest", "salesforce", "kantata"):
+            assert authorize(env, system).returncode == 0
+        # Access tokens live one second: the run renews many times, before expiry (QuickBooks,
+        # Harvest: the answer says when) and on the 401 (Salesforce's answer does not say).
+        lifetimes = {"quickbooks": 1, "harvest": 1, "salesforce": 1}
+        admin(base_url, {"access_lifetime_s": lifetimes})
+        # every answer 250 ms late: even the smallest source's run lasts longer than a token
+        assert requests.post(f"{base_url}/_sandbox/faults", json={"slow_ms": 250}, timeout=10).ok
+        before = {
+            system: admin(base_url, {"expire_access": system})["refresh_grants"][system]
+            for system in lifetimes
+        }
+        run = ingest(env, tmp_path / "oauth.duckdb", sources)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr
+        after = admin(base_url)["refresh_grants"]
+    for system in lifetimes:
+        assert after[system] - before[system] >= 2, f"{system}: the run should have renewed mid-run"
+    expected = table_counts(tmp_path / "static.duckdb")
+    assert expected and table_counts(tmp_path / "oauth.duckdb") == expected
+
+
+def rsa_key_pem() -> tuple[str, str]:
+    """A new RSA key (private PEM, public PEM), made at run time."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private.decode(), public.decode()
+
+
+def test_salesforce_jwt_bearer_calls_the_instance_url_it_answers(
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private, public = rsa_key_pem()
+    key_file = tmp_path / "salesforce.key"
+    key_file.write_text(private)
+    key_file.chmod(0o600)
+    with running_sandbox(world) as base_url:
+        static = ingest({**os.environ, **ingest_env(base_url, world)}, tmp_path / "static.duckdb", "crm")
+        assert static.returncode == 0, static.stderr
+        client_id, _ = register(base_url, "salesforce", jwt_public_key=public, instance_url=base_url)
+        env = {**os.environ, **ingest_env(base_url, world)}
+        del env["SOURCES__SALESFORCE__ACCESS_TOKEN"]
+        env.update(
+            {
+                "SOURCES__SALESFORCE__CLIENT_ID": client_id,
+                "SOURCES__SALESFORCE__USERNAME": "integration@firm.example",
+                "SOURCES__SALESFORCE__PRIVATE_KEY_FILE": str(key_file),
+                "SOURCES__SALESFORCE__AUTH_BASE_URL": base_url,
+                # the login host is not the API host: calls must go to the answer's instance_url
+                "SOURCES__SALESFORCE__BASE_URL": "http://127.0.0.1:9",
+                "SOURCES__SALESFORCE__TOKEN_STORE": str(tmp_path / "credentials" / "salesforce.json"),
+            }
+        )
+        consent = subprocess.run(
+            [sys.executable, "-m", "ingestion.authorize", "salesforce"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert consent.returncode == 0, consent.stderr
+        assert "no consent needed" in consent.stdout
+        run = ingest(env, tmp_path / "jwt.duckdb", "crm")
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr
+        assert (
+            json.loads((tmp_path / "credentials" / "salesforce.json").read_text())["instance_url"] == base_url
+        )
+
+        # An assertion signed by another key is refused: re-authorisation, named.
+        other, _ = rsa_key_pem()
+        key_file.write_text(other)
+        (tmp_path / "credentials" / "salesforce.json").unlink()
+        use_env(monkeypatch, env)
+        with pytest.raises(ReauthorizationNeeded, match="make authorize SYSTEM=salesforce"):
+            auth_for("salesforce").token()  # type: ignore[attr-defined]
+    assert table_counts(tmp_path / "jwt.duckdb") == table_counts(tmp_path / "static.duckdb")
+
+
+CRASH_AFTER_STORE = """
+import os, signal, sys
+from ingestion import auth, token_store
+
+real_write = token_store.TokenStore.write
+
+def write_then_die(self, record):
+    real_write(self, record)
+    print("stored", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # between the store write and the token's first use
+
+token_store.TokenStore.write = write_then_die
+import requests
+answer = requests.get(sys.argv[1], auth=auth.auth_for("quickbooks"), timeout=30)  # a 401, then the refresh
+print("used the new token", answer.status_code, flush=True)
+"""
+
+
+def test_a_rotated_refresh_token_survives_kill_9_between_store_and_use(
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_sandbox(world) as base_url:
+        env = oauth_env(base_url, world, tmp_path / "credentials", ("quickbooks",))
+        assert authorize(env, "quickbooks").returncode == 0
+        first = stored(env, "quickbooks")
+        admin(base_url, {"expire_access": "quickbooks"})
+        realm = World(world).legal_entities[0]["realm_id"]
+        url = f"{base_url}/v3/company/{realm}/preferences"
+        child = subprocess.run(
+            [sys.executable, "-c", CRASH_AFTER_STORE, url], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert child.returncode == -9 and child.stdout == "stored\n", (
+            child.returncode,
+            child.stdout,
+            child.stderr,
+        )
+        rotated = stored(env, "quickbooks")
+        assert rotated["refresh_token"] != first["refresh_token"], "the successor is on disk"
+
+        # The next process: every access token expired, it must refresh with the stored successor.
+        admin(base_url, {"expire_access": "quickbooks"})
+        use_env(monkeypatch, env)
+        auth = auth_for("quickbooks")
+        assert probe(base_url, "quickbooks", world, auth).status_code == 200
+        assert auth.renewals == 1  # type: ignore[attr-defined]
+        # Using the successor retired the first refresh token (Intuit's rule): nothing else holds
+        # a working grant, so had the successor been lost the firm would have to consent again.
+        store = Path(env["SOURCES__QUICKBOOKS__TOKEN_STORE"])
+        store.write_text(json.dumps({**first, "access_token": None}))
+        with pytest.raises(ReauthorizationNeeded, match="make authorize SYSTEM=quickbooks"):
+            auth_for("quickbooks").token()  # type: ignore[attr-defined]
