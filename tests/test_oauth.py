@@ -262,3 +262,55 @@ def test_a_rotated_refresh_token_survives_kill_9_between_store_and_use(
         store.write_text(json.dumps({**first, "access_token": None}))
         with pytest.raises(ReauthorizationNeeded, match="make authorize SYSTEM=quickbooks"):
             auth_for("quickbooks").token()  # type: ignore[attr-defined]
+
+
+def files_holding(root: Path, needles: list[str], skip: Path) -> list[str]:
+    """Every file under `root` (except under `skip`) whose bytes hold one of `needles`."""
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file() and skip not in path.parents:
+            data = path.read_bytes()
+            found += [f"{path.relative_to(root)}" for needle in needles if needle.encode() in data]
+    return found
+
+
+def test_daily_run_with_oauth_keeps_secrets_out_and_a_revoked_grant_changes_nothing_published(
+    world: Path, tmp_path: Path
+) -> None:
+    """The whole daily run (`billable.pipeline --live`) with OAuth for every system, the sync
+    included (the loaders' QuickBooks token store, shared). A canary client secret and every
+    issued token appear in no output and no file under data/ but the token store. Then QuickBooks
+    revokes the grant: exit 2, one line naming the system and `make authorize`, no traceback, the
+    published warehouse byte for byte as it was."""
+    data = tmp_path / "data"
+    credentials = data / "credentials"
+    canary = f"CANARY-{os.urandom(8).hex()}"
+    command = [sys.executable, "-m", "billable.pipeline", "--live", "--raw-db", str(data / "raw.duckdb")]
+    with running_sandbox(world) as base_url:
+        env = oauth_env(base_url, world, credentials, secret=canary)
+        for system in ("quickbooks", "harvest", "salesforce", "kantata"):
+            assert authorize(env, system).returncode == 0
+        # QuickBooks tokens live 3 s from the first refresh on: the loads and the sync renew them
+        admin(base_url, {"access_lifetime_s": {"quickbooks": 3}, "expire_access": "quickbooks"})
+        first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+        assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+        tokens = [
+            token
+            for store in credentials.glob("*.json")
+            for key in ("access_token", "refresh_token")
+            if (token := json.loads(store.read_text()).get(key))
+        ]
+        secrets_ = [canary, *tokens]
+        assert not [s for s in secrets_ if s in first.stdout + first.stderr], "a secret in the run's output"
+        assert not files_holding(data, secrets_, credentials), "a secret in a file under data/"
+        assert admin(base_url)["refresh_grants"]["quickbooks"] >= 2
+
+        warehouse = (data / "warehouse.duckdb").read_bytes()
+        admin(base_url, {"revoke": {"system": "quickbooks"}, "expire_access": "quickbooks"})
+        second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert second.returncode == 2, second.stdout[-4000:] + second.stderr[-4000:]
+    said = [line for line in second.stderr.splitlines() if "make authorize" in line]
+    assert len(said) == 1 and "QuickBooks" in said[0] and "SYSTEM=quickbooks" in said[0], second.stderr
+    assert "Traceback" not in second.stdout + second.stderr
+    assert (data / "warehouse.duckdb").read_bytes() == warehouse, "the published warehouse changed"
+    assert not [s for s in secrets_ if s in second.stdout + second.stderr]
