@@ -314,3 +314,20 @@ def test_daily_run_with_oauth_keeps_secrets_out_and_a_revoked_grant_changes_noth
     assert "Traceback" not in second.stdout + second.stderr
     assert (data / "warehouse.duckdb").read_bytes() == warehouse, "the published warehouse changed"
     assert not [s for s in secrets_ if s in second.stdout + second.stderr]
+
+
+def test_the_sandbox_settings_with_oauth_make_a_run_refresh(world: Path, tmp_path: Path) -> None:
+    """`/_sandbox/settings?auth=oauth`: clients and a pre-authorised token store, as an operator has
+    them after `make authorize`; the run's first call of each system refreshes."""
+    with running_sandbox(world) as base_url:
+        settings = requests.get(f"{base_url}/_sandbox/settings", params={"auth": "oauth"}, timeout=10).json()
+        assert "SOURCES__QUICKBOOKS__ACCESS_TOKEN" not in settings
+        assert settings["SOURCES__KANTATA__ACCESS_TOKEN"] == "sandbox-token"  # no refresh to exercise
+        store = Path(settings["SOURCES__QUICKBOOKS__TOKEN_STORE"])
+        assert stat.S_IMODE(store.stat().st_mode) == 0o600
+        seeded = json.loads(store.read_text())["refresh_token"]
+        run = ingest({**os.environ, **settings}, tmp_path / "raw.duckdb", "crm,time,erp")
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr
+        grants = admin(base_url)["refresh_grants"]
+    assert all(grants[system] >= 1 for system in ("quickbooks", "harvest", "salesforce")), grants
+    assert json.loads(store.read_text())["refresh_token"] != seeded, "QuickBooks' refresh token rotated"

@@ -98,7 +98,12 @@ class App:
                 },
             )
         if request.path == "/_sandbox/settings":  # how a starter points the loaders at us
-            return Response.json(200, connection_settings(request.base_url, self.context.state.world))
+            grants = (
+                oauth.preauthorize(self.context, request.base_url)
+                if request.param("auth") == "oauth"
+                else None
+            )
+            return Response.json(200, connection_settings(request.base_url, self.context.state.world, grants))
         if request.path == "/_sandbox/faults/log":
             if request.method == "DELETE":
                 faults.clear_log()

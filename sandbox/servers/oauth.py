@@ -22,7 +22,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import secrets
+import tempfile
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode
 
 import jwt
@@ -208,3 +212,30 @@ def admin(request: Request, registry: Registry) -> Response:
             return Response.json(422, {"error": str(err)})
         return Response.json(200, {**registry.describe(), **answer})
     return Response.json(200, registry.describe())
+
+
+PREAUTHORIZED = ("quickbooks", "harvest", "salesforce")  # Kantata has no refresh: static token
+
+
+def preauthorize(context: Context, base_url: str) -> dict[str, dict[str, str]]:
+    """OAuth settings for the loaders, as an operator has them after `make authorize`: per system a
+    newly registered client and a token store (in a new private temporary folder: a restarted
+    sandbox has forgotten every grant, so each answer is a fresh one) holding a refresh token and
+    no access token, so the first call of a run refreshes."""
+    folder = Path(tempfile.mkdtemp(prefix="billable-sandbox-oauth-"))  # 0700
+    grants: dict[str, dict[str, str]] = {}
+    for system in PREAUTHORIZED:
+        client = Client(system, f"sandbox-{system}-{secrets.token_hex(4)}", secrets.token_urlsafe(24))
+        context.oauth.register(client)
+        _, _, refresh = context.oauth.issue(client, with_refresh=True)
+        store = folder / f"{system}.json"
+        fd = os.open(store, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:  # the token store's format (ingestion.token_store)
+            json.dump({"system": system, "refresh_token": refresh, "access_token": None}, handle)
+        grants[system] = {
+            "client_id": client.client_id,
+            "client_secret": client.client_secret,
+            "auth_base_url": base_url,
+            "token_store": str(store),
+        }
+    return grants

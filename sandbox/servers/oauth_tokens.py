@@ -1,9 +1,13 @@
 """The sandbox's OAuth 2 registry: registered clients, authorization codes, access and refresh tokens.
 
 Tokens are random (`secrets.token_urlsafe`), held in memory only (a restarted sandbox has forgotten
-them, as a reset authorization server would). `sandbox-token` stays accepted on every data
-endpoint: the documented long-lived personal-access-token analogue (docs/sandbox.md); every token
-this registry issued is checked strictly (known, this system's, not expired).
+them, as a reset authorization server would). Which bearer a data endpoint accepts (docs/sandbox.md):
+
+- a token this registry issued: only while it lives, and only for its own system (always strict);
+- `sandbox-token`: always, the documented long-lived personal-access-token analogue;
+- any other non-empty token: only for a system with no OAuth client registered (a sandbox not
+  asked to do OAuth keeps accepting any token as a personal access token, as before); once a
+  client of the system is registered, an unknown token is refused with the system's 401.
 
 Refresh tokens rotate for QuickBooks and Harvest with Intuit's grace rule: refreshing with a token
 answers a successor; the old token keeps working (and answers the same successor) until that
@@ -220,7 +224,10 @@ class Registry:
             return None
         with self._lock:
             access = self.access.get(token)
-        if access is None or access.system != system:
+            strict = any(registered == system for registered, _ in self.clients)
+        if access is None:
+            return "unknown" if strict else None  # not doing OAuth: a personal access token
+        if access.system != system:
             return "unknown"
         if not _alive(access.expires_at, time.time()):
             return "expired"
