@@ -331,3 +331,38 @@ def test_the_sandbox_settings_with_oauth_make_a_run_refresh(world: Path, tmp_pat
         grants = admin(base_url)["refresh_grants"]
     assert all(grants[system] >= 1 for system in ("quickbooks", "harvest", "salesforce")), grants
     assert json.loads(store.read_text())["refresh_token"] != seeded, "QuickBooks' refresh token rotated"
+
+
+RENEW_AND_CALL = """
+import sys, requests
+from ingestion import auth
+answer = requests.get(sys.argv[1], auth=auth.auth_for("quickbooks"), timeout=60)
+print(answer.status_code, flush=True)
+"""
+
+
+def test_two_processes_renewing_at_once_take_turns_on_the_store(world: Path, tmp_path: Path) -> None:
+    """Both find the token expired; the store's lock lets one refresh and the other use what it
+    stored: one refresh grant, both calls answered, the stored refresh token the one that works."""
+    with running_sandbox(world) as base_url:
+        env = oauth_env(base_url, world, tmp_path / "credentials", ("quickbooks",))
+        assert authorize(env, "quickbooks").returncode == 0
+        before = admin(base_url, {"expire_access": "quickbooks"})["refresh_grants"]["quickbooks"]
+        url = f"{base_url}/v3/company/{World(world).legal_entities[0]['realm_id']}/preferences"
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", RENEW_AND_CALL, url],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [child.communicate(timeout=120)[0] for child in children]
+        assert [child.returncode for child in children] == [0, 0] and outputs == ["200\n", "200\n"], outputs
+        assert admin(base_url)["refresh_grants"]["quickbooks"] == before + 1, "exactly one refresh"
+        after = subprocess.run(
+            [sys.executable, "-c", RENEW_AND_CALL, url], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert after.stdout == "200\n", after.stderr

@@ -76,7 +76,7 @@ class Registry:
     """Clients and tokens of the four systems; thread-safe."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.clients: dict[tuple[str, str], Client] = {}
         self.codes: dict[str, tuple[str, str, str, float]] = {}  # code -> system, client, redirect, expiry
         self.access: dict[str, Access] = {}
@@ -207,11 +207,11 @@ class Registry:
             for older in self.refresh.values():
                 if older.successor == token:
                     older.retired = True
-        keep = token or ""
-        if client.system in ROTATING:
-            if grant.successor is None:
-                grant.successor = self._new_refresh(client)
-            keep = grant.successor
+            keep = token or ""
+            if client.system in ROTATING:  # one successor however many ask at once
+                if grant.successor is None:
+                    grant.successor = self._new_refresh(client)
+                keep = grant.successor
         access, lifetime, _ = self.issue(client, with_refresh=False)
         return access, lifetime, keep
 
