@@ -86,7 +86,7 @@ def load_settings(**overrides: Any) -> Settings:
     elif not token:
         token = get("access_token", secret=True)
     if not base_url or not (token or auth):
-        missing = [n for n, v in (("base_url", base_url), ("access_token", token)) if not v]
+        missing = [n for n, v in (("base_url", base_url), ("access_token", token or auth)) if not v]
         raise ConfigError(
             f"the ERP connection is not configured: missing {', '.join(missing)}; set "
             "reverse_etl.quickbooks.base_url and access_token (or sources.quickbooks.*) in "
