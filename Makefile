@@ -59,9 +59,12 @@ sync: setup ## push approved billable lines to the ERP exactly once (DRY_RUN=1: 
 	else $(MAKE) --no-print-directory generate && \
 	  $(PY) -m billable.pipeline --world $(WORLD) --port $(PORT) --only sync $(if $(DRY_RUN),--dry-run) $(if $(RETRY_REJECTED),--retry-rejected); fi
 
-.PHONY: check
+.PHONY: check authorize
 check: setup ## check every setting and credential the daily run needs, one cheap read per system (exit 2 naming what is wrong)
 	$(PY) -m billable check
+
+authorize: setup ## once per system: print its consent URL, store the first OAuth tokens (SYSTEM=quickbooks|salesforce|kantata|harvest; CODE=redirect address)
+	$(PY) -m ingestion.authorize $(SYSTEM) $(if $(CODE),--code '$(CODE)') $(if $(LISTEN),--listen)
 
 daily: setup ## cron: ingest from the configured systems, transform, sync to the ERP, ingest the ERP, transform (one run at a time)
 	$(PY) -m billable.pipeline --live $(if $(WAIT),--wait $(WAIT))

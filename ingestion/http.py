@@ -24,10 +24,12 @@ import dlt
 import orjson
 from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.rest_client import RESTClient
-from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from requests import HTTPError, Response
+from requests.auth import AuthBase
 from requests.exceptions import ChunkedEncodingError, ConnectionError, ConnectTimeout, Timeout
 from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+from ingestion.auth import StaticBearer
 
 T = TypeVar("T")
 
@@ -183,8 +185,11 @@ def parse_json(body: bytes) -> Any:
         return orjson.loads(body)
 
 
-def make_client(base_url: str, access_token: str, headers: dict[str, str] | None = None) -> OrjsonRESTClient:
-    """A client for one system: base URL, bearer token, extra headers, dlt's retrying session."""
+def make_client(
+    base_url: str, auth: AuthBase | str, headers: dict[str, str] | None = None
+) -> OrjsonRESTClient:
+    """A client for one system: base URL, its auth (`ingestion.auth.auth_for`, or a static bearer
+    token as a string), extra headers, dlt's retrying session."""
 
     def setting(name: str, default: float) -> float:
         # Read key by key: dlt resolves each from the environment (RUNTIME__...) or config.toml.
@@ -206,7 +211,9 @@ def make_client(base_url: str, access_token: str, headers: dict[str, str] | None
     ).session
     session.headers.update({"Accept": "application/json", **(headers or {})})
     return OrjsonRESTClient(
-        base_url=base_url.rstrip("/"), auth=BearerTokenAuth(access_token), session=session
+        base_url=base_url.rstrip("/"),
+        auth=StaticBearer(auth) if isinstance(auth, str) else auth,
+        session=session,
     )
 
 

@@ -51,6 +51,7 @@ from ingestion.load_log import LoadLogEntry, write_load_log
 from ingestion.quickbooks import parse_realms, realms_to_load
 
 REALMS_KEY = "sources.quickbooks.realms"
+AUTH_ERRORS = ("AuthError: ", "AuthConfigError: ", "ReauthorizationNeeded: ")  # describe_failure's prefixes
 
 DEFAULT_RAW_DB = Path("data") / "raw.duckdb"
 
@@ -460,6 +461,12 @@ def run_sources(wanted: list[str], raw_db: Path) -> int:
             unlogged.append(name)
             print(f"ingest: could not write {name}'s ops.load_log rows in {raw_db}: {err}", file=sys.stderr)
     failed = sorted({entry.source for entry in log if entry.status == "failed"} | set(unlogged))
+    # Credentials the operator must fix (ingestion.auth.AuthError): one line each, exit 2.
+    operator = [e.error for e in log if e.status == "failed" and (e.error or "").startswith(AUTH_ERRORS)]
+    for message in operator:
+        print(f"ingest: {str(message).split(': ', 1)[1]}", file=sys.stderr)
+    if operator:
+        return 2
     if failed:
         names = ", ".join(failed)
         print(f"ingest: FAILED source(s): {names} (details above and in ops.load_log)", file=sys.stderr)

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from billable.run_lock import EX_TEMPFAIL, LockHeld, run_lock
+from ingestion.auth import AuthError
 from reverse_etl.client import ConfigError, QuickBooksClient, Settings, load_settings
 from reverse_etl.ledger import IllegalTransition, Ledger, LedgerError, export_snapshot, now
 from reverse_etl.plan import Plan, PlanInputError, diff, read_lines, summarise
@@ -98,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     except LockHeld as held:
         print(f"sync: {held}", file=sys.stderr)
         return EX_TEMPFAIL
+    except AuthError as err:  # the QuickBooks grant was refused: re-authorise (one line, exit 2)
+        print(f"sync: {err}", file=sys.stderr)
+        return EX_USAGE
     except LedgerError as err:
         print(f"sync: {err}", file=sys.stderr)
         return EX_USAGE

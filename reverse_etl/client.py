@@ -33,7 +33,9 @@ class Settings:
     """Where the ERP is and how hard to push it. `access_token` is a secret: never logged."""
 
     base_url: str
-    access_token: str = field(repr=False)
+    access_token: str | None = field(default=None, repr=False)
+    # OAuth (`ingestion.auth`): the loaders' QuickBooks app and token store, shared; else the token
+    auth: Any = field(default=None, repr=False, compare=False)
     max_requests_per_minute: float = 450.0  # QuickBooks allows 500 per realm; keep a margin
     concurrency: int = 4  # per realm; QuickBooks allows 10
     # QuickBooks allows 40 /batch calls per minute per realm: at most 36 in any 61 s (0: no limit)
@@ -51,7 +53,9 @@ def load_settings(**overrides: Any) -> Settings:
     """Settings from dlt config and secrets (config.toml, secrets.toml or environment variables).
 
     The QuickBooks app is the loaders' (`sources.quickbooks.base_url` / `access_token`); a
-    separate `reverse_etl.quickbooks.*` wins when set (e.g. a token with write scope).
+    separate `reverse_etl.quickbooks.*` wins when set (e.g. a token with write scope). With
+    `sources.quickbooks.client_id` (and no `reverse_etl.quickbooks.access_token`) the sync uses the
+    loaders' OAuth app and the same token store (`ingestion.auth`): one rotating refresh token.
     """
 
     def get(name: str, secret: bool = False) -> Any:
@@ -70,9 +74,19 @@ def load_settings(**overrides: Any) -> Settings:
         return None
 
     base_url = overrides.pop("base_url", None) or get("base_url")
-    token = overrides.pop("access_token", None) or get("access_token", secret=True)
-    if not base_url or not token:
-        missing = [n for n, v in (("base_url", base_url), ("access_token", token)) if not v]
+    token = overrides.pop("access_token", None) or _own_token() or None
+    auth = None
+    if not token and get("client_id"):
+        from ingestion.auth import AuthError, auth_for
+
+        try:
+            auth = auth_for("quickbooks")
+        except AuthError as err:
+            raise ConfigError(str(err)) from None
+    elif not token:
+        token = get("access_token", secret=True)
+    if not base_url or not (token or auth):
+        missing = [n for n, v in (("base_url", base_url), ("access_token", token or auth)) if not v]
         raise ConfigError(
             f"the ERP connection is not configured: missing {', '.join(missing)}; set "
             "reverse_etl.quickbooks.base_url and access_token (or sources.quickbooks.*) in "
@@ -103,7 +117,20 @@ def load_settings(**overrides: Any) -> Settings:
                     f"reverse_etl.quickbooks.{name} must be a number >= 0, got {value!r} "
                     f"(REVERSE_ETL__QUICKBOOKS__{name.upper()} or .dlt/config.toml)"
                 )
-    return Settings(base_url=str(base_url).rstrip("/"), access_token=str(token), **tuning)
+    return Settings(
+        base_url=str(base_url).rstrip("/"), access_token=str(token) if token else None, auth=auth, **tuning
+    )
+
+
+def _own_token() -> str | None:
+    """`reverse_etl.quickbooks.access_token`, the sync's own static token (it wins over OAuth)."""
+    value = os.environ.get("REVERSE_ETL__QUICKBOOKS__ACCESS_TOKEN")
+    if value:
+        return value
+    import dlt
+
+    found: Any = dlt.secrets.get("reverse_etl.quickbooks.access_token")
+    return str(found) if found else None
 
 
 class ConfigError(RuntimeError):
@@ -195,12 +222,15 @@ class QuickBooksClient:
         self.session.mount("https://", adapter)
         self.session.headers.update(
             {
-                "Authorization": f"Bearer {settings.access_token}",
                 "Accept": "application/json",
                 "Content-Type": "application/json",
                 "User-Agent": "billable-reverse-etl/1",
             }
         )
+        if settings.auth is not None:
+            self.session.auth = settings.auth  # renewed before expiry and on a 401
+        else:
+            self.session.headers["Authorization"] = f"Bearer {settings.access_token}"
         self._gates: dict[str, RealmGate] = {}
         self._gates_lock = threading.Lock()
         self.requests_sent = 0

@@ -18,6 +18,7 @@ import dlt
 import pyarrow as pa
 from requests import RequestException
 
+from ingestion.auth import auth_for
 from ingestion.context import cursor_since
 from ingestion.harvest.deletions import COLUMNS as DELETION_COLUMNS
 from ingestion.harvest.deletions import deletions_resource
@@ -126,12 +127,11 @@ def harvest_resource(client: OrjsonRESTClient, spec: TableSpec, per_page: int) -
 def harvest(
     base_url: str = dlt.config.value,
     account_id: str = dlt.config.value,
-    access_token: str = dlt.secrets.value,
     per_page: int = 2000,
     deletion_window_days: int = 35,
 ) -> Iterator[Any]:
     """Harvest users, clients, projects, tasks, time entries and expenses, incrementally."""
-    client = make_client(base_url, access_token, headers={"Harvest-Account-Id": str(account_id)})
+    client = make_client(base_url, auth_for("harvest"), headers={"Harvest-Account-Id": str(account_id)})
     for spec in TABLES:
         yield harvest_resource(client, spec, per_page)
     for spec in TABLES:

@@ -15,6 +15,7 @@ import dlt
 from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
 from requests import RequestException
 
+from ingestion.auth import auth_for
 from ingestion.context import cursor_since
 from ingestion.http import OrjsonRESTClient, make_client, raise_for_status
 from ingestion.kantata.tables import MAX_PER_PAGE, TABLES
@@ -95,11 +96,10 @@ def kantata_resource(client: OrjsonRESTClient, spec: TableSpec, per_page: int) -
 @dlt.source(name="kantata", max_table_nesting=0)
 def kantata(
     base_url: str = dlt.config.value,
-    access_token: str = dlt.secrets.value,
     per_page: int = MAX_PER_PAGE,
 ) -> Iterator[Any]:
     """Kantata workspaces, stories, assignments, rate cards and rate-card versions, incrementally."""
-    client = make_client(base_url, access_token)
+    client = make_client(base_url, auth_for("kantata"))  # sources.kantata.access_token or OAuth
     for spec in TABLES:
         yield kantata_resource(client, spec, per_page)
 

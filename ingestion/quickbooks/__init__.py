@@ -19,6 +19,7 @@ import dlt
 import orjson
 import pyarrow as pa
 
+from ingestion.auth import auth_for
 from ingestion.context import cursor_since, has_failed, part_failed
 from ingestion.firm.declaration import KEY as DECLARATION_KEY
 from ingestion.firm.declaration import DeclarationError, declared_legal_entities, declared_realms
@@ -198,7 +199,6 @@ def preferences_resource(client: OrjsonRESTClient, realms: list[str]) -> Any:
 @dlt.source(name="quickbooks", max_table_nesting=0)
 def quickbooks(
     base_url: str = dlt.config.value,
-    access_token: str = dlt.secrets.value,
     realms: Any = None,
     page_size: int = 1000,
 ) -> Iterator[Any]:
@@ -206,7 +206,7 @@ def quickbooks(
     (`realms`, default: the firm's declared legal entities' realms)."""
     realm_ids = realms_to_load(realms)
     size = check_page_size(page_size)
-    client = make_client(base_url, access_token)
+    client = make_client(base_url, auth_for("quickbooks"))  # sources.quickbooks.* (ingestion.auth)
     yield preferences_resource(client, realm_ids)
     for entity in ENTITIES:
         for realm in realm_ids:

@@ -21,6 +21,7 @@ import dlt
 from dlt.sources.helpers.rest_client.paginators import JSONLinkPaginator
 from requests import RequestException
 
+from ingestion.auth import AuthConfigError, OAuth2, auth_for
 from ingestion.context import cursor_since
 from ingestion.http import OrjsonRESTClient, make_client
 from ingestion.landing import Declared, land_pages, merge_hints, quarantine_declared
@@ -89,14 +90,20 @@ def object_resource(client: OrjsonRESTClient, obj: str, spec: TableSpec, api_ver
 
 @dlt.source(name="salesforce", max_table_nesting=0)
 def salesforce(
-    base_url: str = dlt.config.value,
-    access_token: str = dlt.secrets.value,
+    base_url: str | None = None,
     api_version: str = API_VERSION,
     batch_size: int = BATCH_SIZE,
 ) -> Iterator[Any]:
     """Salesforce users, accounts, opportunities and contracts, incrementally on SystemModstamp."""
     # Records per batch: Salesforce's default and maximum is 2,000, its minimum 200.
-    client = make_client(base_url, access_token, headers={"Sforce-Query-Options": f"batchSize={batch_size}"})
+    # API calls go to the `instance_url` an OAuth token answer names; a static token needs base_url.
+    auth = auth_for("salesforce")
+    api_base = auth.api_base_url(base_url) if isinstance(auth, OAuth2) else base_url
+    if not api_base:
+        raise AuthConfigError(
+            "salesforce", "Salesforce: set sources.salesforce.base_url (static access_token)"
+        )
+    client = make_client(api_base, auth, headers={"Sforce-Query-Options": f"batchSize={batch_size}"})
     for obj, spec in OBJECTS.items():
         yield object_resource(client, obj, spec, api_version)
 

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from sandbox.connection import connection_settings
 from sandbox.erp_live import LiveStore
-from sandbox.servers import harvest, kantata, quickbooks, salesforce
+from sandbox.servers import harvest, kantata, oauth, quickbooks, salesforce
 from sandbox.servers.faults import FaultConfigError, Faults
 from sandbox.servers.http_types import Context, Drop, Request, Response, System
 from sandbox.servers.state import WorldState
@@ -34,6 +34,9 @@ class App:
         self.systems = systems()
 
     def route(self, request: Request) -> Response:
+        answer = oauth.route(request, self.context)  # consent, token and /_sandbox/oauth: no faults
+        if answer is not None:
+            return answer
         if request.path.startswith("/_sandbox/"):
             return self.admin(request)
         for system in self.systems:
@@ -95,7 +98,12 @@ class App:
                 },
             )
         if request.path == "/_sandbox/settings":  # how a starter points the loaders at us
-            return Response.json(200, connection_settings(request.base_url, self.context.state.world))
+            grants = (
+                oauth.preauthorize(self.context, request.base_url)
+                if request.param("auth") == "oauth"
+                else None
+            )
+            return Response.json(200, connection_settings(request.base_url, self.context.state.world, grants))
         if request.path == "/_sandbox/faults/log":
             if request.method == "DELETE":
                 faults.clear_log()

@@ -192,7 +192,7 @@ def _link(request: Request, page: int | None) -> str | None:
 
 def handle(request: Request, context: Context) -> Response:
     """Serve one Harvest request."""
-    if request.bearer() is None:
+    if request.refused_token("harvest", context):
         return Response.json(
             401,
             {

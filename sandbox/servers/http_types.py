@@ -13,6 +13,7 @@ import orjson
 
 from sandbox.erp_live import LiveStore
 from sandbox.servers.faults import Faults
+from sandbox.servers.oauth_tokens import Registry
 from sandbox.servers.state import WorldState
 
 
@@ -41,6 +42,10 @@ class Request:
             return None
         return token.strip() or None
 
+    def refused_token(self, system: str, context: Context) -> str | None:
+        """Why this request's bearer may not call `system` ("missing", "expired", "unknown"), or None."""
+        return context.oauth.check(system, self.bearer())
+
 
 @dataclass
 class Response:
@@ -67,6 +72,7 @@ class Context:
     live: LiveStore
     faults: Faults
     instance: str = ""  # the id its starter gave this server (`serve --instance-id`), echoed by health
+    oauth: Registry = field(default_factory=Registry)  # clients and tokens (sandbox.servers.oauth)
 
 
 @dataclass

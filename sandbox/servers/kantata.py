@@ -68,7 +68,7 @@ def _positive(request: Request, name: str, default: int) -> int:
 
 def handle(request: Request, context: Context) -> Response:
     """Serve one Kantata request."""
-    if request.bearer() is None:
+    if request.refused_token("kantata", context):
         return errors(
             401,
             "You must be logged in to access this resource (missing or invalid bearer token).",

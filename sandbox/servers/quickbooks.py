@@ -484,14 +484,14 @@ def write(realm: str, entity: str | None, request: Request, context: Context) ->
 
 def handle(request: Request, context: Context) -> Response:
     """Serve one QuickBooks request."""
-    if request.bearer() is None:
+    if refused := request.refused_token("quickbooks", context):
         return fault(
             401,
             "AuthenticationFault",
             [
                 {
                     "Message": "message=AuthenticationFailed; errorCode=003200; statusCode=401",
-                    "Detail": "Authentication Failed: no bearer token",
+                    "Detail": f"Authentication Failed: {refused} bearer token",
                     "code": "3200",
                 }
             ],

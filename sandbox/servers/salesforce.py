@@ -333,7 +333,7 @@ def describe(obj_name: str, context: Context) -> Response:
 
 def handle(request: Request, context: Context) -> Response:
     """Serve one Salesforce request."""
-    if request.bearer() is None:
+    if request.refused_token("salesforce", context):
         return fail(401, "INVALID_SESSION_ID", "Session expired or invalid")
     rest = request.path[len(PREFIX) :].strip("/")
     if request.method != "GET":
