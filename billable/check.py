@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from requests import Response
+from requests.auth import AuthBase
+
+Auth = AuthBase | str  # what ingestion.http.make_client takes: ingestion.auth.auth_for's, or a token
 
 SYSTEMS = ("firm", "salesforce", "kantata", "harvest", "hr_drop", "quickbooks", "sync", "engine", "dashboard")
 OK, FAILED = "ok", "FAILED"
@@ -94,31 +97,70 @@ def source(system: str, name: str, secret: bool = False) -> Setting:
 # --- the one read-only call per system: each takes the base URL and the token, as the loaders do ---
 
 
-def salesforce_call(base_url: str, token: str) -> Response:
+def salesforce_call(base_url: str, auth: Auth) -> Response:
     from ingestion.http import make_client
     from ingestion.salesforce.objects import API_VERSION
 
-    client = make_client(base_url, token)
+    client = make_client(base_url, auth)
     return client.get(f"/services/data/{API_VERSION}/query", params={"q": "SELECT Id FROM User LIMIT 1"})
 
 
-def kantata_call(base_url: str, token: str) -> Response:
+def kantata_call(base_url: str, auth: Auth) -> Response:
     from ingestion.http import make_client
 
-    return make_client(base_url, token).get("/api/v1/workspaces", params={"per_page": 1})
+    return make_client(base_url, auth).get("/api/v1/workspaces", params={"per_page": 1})
 
 
-def harvest_call(base_url: str, token: str, account_id: str) -> Response:
+def harvest_call(base_url: str, auth: Auth, account_id: str) -> Response:
     from ingestion.http import make_client
 
-    client = make_client(base_url, token, headers={"Harvest-Account-Id": account_id})
+    client = make_client(base_url, auth, headers={"Harvest-Account-Id": account_id})
     return client.get("/v2/users", params={"per_page": 1})
 
 
-def quickbooks_call(base_url: str, token: str, realm: str) -> Response:
+def quickbooks_call(base_url: str, auth: Auth, realm: str) -> Response:
     from ingestion.http import make_client
 
-    return make_client(base_url, token).get(f"/v3/company/{realm}/preferences")
+    return make_client(base_url, auth).get(f"/v3/company/{realm}/preferences")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A system's API as the loaders reach it: where calls go, their auth (`ingestion.auth`: a static
+    token or OAuth 2, renewed here as in a run), and the secrets to scrub from anything shown."""
+
+    base_url: str
+    auth: Auth
+    secrets: tuple[str, ...]
+    keys: str  # the settings to check when the system refuses the credentials
+
+
+def connection(system: str) -> Connection:
+    """`sources.<system>.*` as the loaders use them; CheckFailed naming what is missing or refused.
+    With OAuth, a token is obtained (or renewed) now, so a refused grant is this system's line."""
+    from requests import RequestException
+
+    from ingestion.auth import AuthError, OAuth2, auth_for, load_auth_settings
+
+    (base_url,) = read(source(system, "base_url"))
+    check_base_url(base_url, f"sources.{system}.base_url")
+    if source(system, "client_id").value() is None:  # no OAuth app: the static token is the key
+        read(source(system, "access_token", secret=True))
+    try:
+        settings = load_auth_settings(system)
+        auth = auth_for(system)
+        if isinstance(auth, OAuth2):
+            base_url = auth.api_base_url(base_url) or base_url  # Salesforce: the instance_url
+    except AuthError as err:
+        raise CheckFailed(str(err)) from None
+    except RequestException as err:  # the token endpoint did not answer
+        raise CheckFailed(f"no token: {' '.join(str(err).split())[:300]}") from None
+    keys = (
+        f"sources.{system}.access_token"
+        if settings.mode == "static"
+        else f"sources.{system}.client_id/client_secret and the token store ({settings.token_store})"
+    )
+    return Connection(base_url, auth, tuple(settings.secrets()), keys)
 
 
 # --- what a system answered, in one line, without the token ---
@@ -146,14 +188,14 @@ def system_message(response: Response) -> str:
     return " ".join(text.split())[:300] or "(no body)"
 
 
-def scrub(text: str, *secrets: str | None) -> str:
-    for secret in secrets:
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
 
 
-def probe(call: Callable[[], Response], token: str, token_key: str) -> str:
+def probe(call: Callable[[], Response], secrets: tuple[str, ...], token_key: str) -> str:
     """Make the call; what it answered when 2xx (`GET <url> answered 200`), else CheckFailed with
     one line: what the system answered, or why there was no answer (the URL and the cause)."""
     from requests import RequestException
@@ -163,14 +205,16 @@ def probe(call: Callable[[], Response], token: str, token_key: str) -> str:
     try:
         response = call()
     except RequestException as err:  # SystemUnreachable names the URL and the cause already
-        raise CheckFailed(scrub(" ".join(str(err).split())[:400], token)) from None
+        raise CheckFailed(scrub(" ".join(str(err).split())[:400], secrets)) from None
     except Exception as err:  # a malformed URL or header: say what, never a traceback
-        raise CheckFailed(scrub(f"{type(err).__name__}: {' '.join(str(err).split())[:300]}", token)) from None
+        raise CheckFailed(
+            scrub(f"{type(err).__name__}: {' '.join(str(err).split())[:300]}", secrets)
+        ) from None
     answered = f"{response.request.method} {public_url(response.url)} answered {response.status_code}"
     if response.status_code < 300:
-        return scrub(answered, token)
+        return scrub(answered, secrets)
     hint = f" (check {token_key})" if response.status_code in (401, 403) else ""
-    raise CheckFailed(scrub(f"{answered} {response.reason}: {system_message(response)}{hint}", token))
+    raise CheckFailed(scrub(f"{answered} {response.reason}: {system_message(response)}{hint}", secrets))
 
 
 def check_base_url(base_url: str, key: str) -> None:
@@ -189,10 +233,9 @@ def check_firm() -> str:
     return f"{len(entities)} legal entit{'y' if len(entities) == 1 else 'ies'} declared ({codes})"
 
 
-def check_http(system: str, call: Callable[[str, str], Response]) -> str:
-    base_url, token = read(source(system, "base_url"), source(system, "access_token", secret=True))
-    check_base_url(base_url, f"sources.{system}.base_url")
-    return probe(lambda: call(base_url, token), token, f"sources.{system}.access_token")
+def check_http(system: str, call: Callable[[str, Auth], Response]) -> str:
+    api = connection(system)
+    return probe(lambda: call(api.base_url, api.auth), api.secrets, api.keys)
 
 
 def check_salesforce() -> str:
@@ -204,14 +247,11 @@ def check_kantata() -> str:
 
 
 def check_harvest() -> str:
-    base_url, account_id, token = read(
-        source("harvest", "base_url"),
-        source("harvest", "account_id"),
-        source("harvest", "access_token", True),
-    )
-    check_base_url(base_url, "sources.harvest.base_url")
-    keys = "sources.harvest.access_token and sources.harvest.account_id"
-    return probe(lambda: harvest_call(base_url, token, account_id), token, keys) + f" (account {account_id})"
+    (account_id,) = read(source("harvest", "account_id"))
+    api = connection("harvest")
+    keys = f"{api.keys} and sources.harvest.account_id"
+    call = functools.partial(harvest_call, api.base_url, api.auth, account_id)
+    return probe(call, api.secrets, keys) + f" (account {account_id})"
 
 
 def quickbooks_realms() -> list[str]:
@@ -223,15 +263,15 @@ def quickbooks_realms() -> list[str]:
 
 
 def check_quickbooks() -> str:
-    base_url, token = read(source("quickbooks", "base_url"), source("quickbooks", "access_token", True))
-    check_base_url(base_url, "sources.quickbooks.base_url")
-    keys = "sources.quickbooks.access_token and the realm ids in firm.legal_entities"
+    api = connection("quickbooks")
+    keys = f"{api.keys} and the realm ids in firm.legal_entities"
     answers: list[str] = []
     failures: dict[str, list[str]] = {}  # the answer (its realm as {realm}) -> the realms that got it
     realms = quickbooks_realms()
     for realm in realms:
         try:
-            answers.append(probe(functools.partial(quickbooks_call, base_url, token, realm), token, keys))
+            call = functools.partial(quickbooks_call, api.base_url, api.auth, realm)
+            answers.append(probe(call, api.secrets, keys))
         except CheckFailed as err:
             failures.setdefault(str(err).replace(realm, "{realm}"), []).append(realm)
             if " answered " not in str(err):  # no answer at all: the other realms would say the same
@@ -264,14 +304,17 @@ def check_sync() -> str:
         settings = load_settings()
     except ConfigError as err:
         raise CheckFailed(str(err)) from None
+    if settings.auth is not None:  # OAuth: the loaders' app and token store (checked above)
+        return f"uses the loaders' QuickBooks OAuth app and token store ({settings.base_url})"
     loaders = (source("quickbooks", "base_url").value(), source("quickbooks", "access_token", True).value())
     if (settings.base_url, settings.access_token) == (loaders[0] and loaders[0].rstrip("/"), loaders[1]):
         return f"uses the loaders' QuickBooks connection ({settings.base_url})"
     check_base_url(settings.base_url, "reverse_etl.quickbooks.base_url")
     realm = quickbooks_realms()[0]
+    token = settings.access_token or ""
     return "its own connection: " + probe(
-        lambda: quickbooks_call(settings.base_url, settings.access_token, realm),
-        settings.access_token,
+        lambda: quickbooks_call(settings.base_url, token, realm),
+        (token,),
         "reverse_etl.quickbooks.access_token",
     )
 

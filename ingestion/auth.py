@@ -92,7 +92,12 @@ class AuthError(RuntimeError):
 
 
 class AuthConfigError(AuthError):
-    """Missing or unusable credentials configuration; the message names the key."""
+    """Missing or unusable credentials configuration; the message names the key (`key`, when one
+    setting is simply missing: `sources.kantata.access_token`)."""
+
+    def __init__(self, system: str, message: str, key: str | None = None):
+        super().__init__(system, message)
+        self.key = key
 
 
 class ReauthorizationNeeded(AuthError):
@@ -177,14 +182,19 @@ def load_auth_settings(system: str) -> AuthSettings:
             system,
             f"{dialect.name} has no credentials: set {section}.access_token, or {section}.client_id and "
             f"client_secret and run `make authorize SYSTEM={system}`",
+            key=f"{section}.access_token",
         )
     if settings.mode == "oauth" and not settings.client_secret:
         raise AuthConfigError(
-            system, f"{dialect.name}: {section}.client_id is set but {section}.client_secret is not"
+            system,
+            f"{dialect.name}: {section}.client_id is set but {section}.client_secret is not",
+            key=f"{section}.client_secret",
         )
     if settings.mode == "jwt" and not settings.username:
         raise AuthConfigError(
-            system, f"Salesforce JWT bearer: {section}.private_key_file is set but {section}.username is not"
+            system,
+            f"Salesforce JWT bearer: {section}.private_key_file is set but {section}.username is not",
+            key=f"{section}.username",
         )
     return settings
 

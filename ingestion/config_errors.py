@@ -94,3 +94,22 @@ def source_config_problem(builds: Iterable[tuple[str, Callable[[], object]]]) ->
             if found is not None:
                 missing += [(what, key, secret) for key, secret in missing_keys(found)]
     return describe_missing(missing) if missing else None
+
+
+def credentials_problem(systems: Iterable[tuple[str, str]]) -> str | None:
+    """The credentials of each `(name, system)` that authenticates (ingestion.auth reads them lazily,
+    so building a source does not): a missing key in the same one line, any other credentials
+    problem as its own message; None when every system has what it needs."""
+    from ingestion.auth import DIALECTS, AuthConfigError, load_auth_settings
+
+    missing: list[tuple[str, str, bool]] = []
+    for what, system in systems:
+        if system not in DIALECTS:
+            continue
+        try:
+            load_auth_settings(system)
+        except AuthConfigError as err:
+            if err.key is None:
+                return str(err)
+            missing.append((what, err.key, not err.key.endswith(".username")))
+    return describe_missing(missing) if missing else None

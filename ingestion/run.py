@@ -33,7 +33,12 @@ from dlt.common.runtime.collector import NULL_COLLECTOR
 from dlt.pipeline.progress import TCollectorArg
 
 from billable.run_lock import EX_TEMPFAIL, LockHeld, raw_db_lock, run_lock
-from ingestion.config_errors import config_missing, missing_key_message, source_config_problem
+from ingestion.config_errors import (
+    config_missing,
+    credentials_problem,
+    missing_key_message,
+    source_config_problem,
+)
 from ingestion.context import destination_tables, failed_parts
 from ingestion.destination import (
     dataset_tables,
@@ -402,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         engine_problem(args.raw_db.parent)
         or declaration_problem(wanted)
         or source_config_problem((SOURCES[name].system, SOURCES[name].build) for name in wanted)
+        or credentials_problem((SOURCES[name].system, SOURCES[name].function) for name in wanted)
     )
     if problem:  # configuration: one line, nothing loaded
         print(f"ingest: {problem}", file=sys.stderr)

@@ -339,3 +339,33 @@ def test_a_canary_token_is_never_printed_logged_or_stored(sandbox: str, world: P
     files = [path for path in data.rglob("*") if path.is_file()]
     assert len(files) > 20
     assert [path for path in files if canary.encode() in path.read_bytes()] == []
+
+
+def test_with_oauth_every_system_is_checked_with_a_token_and_a_revoked_grant_names_make_authorize(
+    sandbox: str, world: Path, tmp_path: Path
+) -> None:
+    """Each system on OAuth (clients registered now, consent through `python -m ingestion.authorize`):
+    the check gets a token from each token endpoint and reads with it. Then the ERP's grant is revoked
+    and its access tokens expired: the QuickBooks line (and the sync's, which shares its grant) says
+    it must be re-authorised and how; the other systems stay ok; exit 2."""
+    from tests.oauth_helpers import admin, authorize, oauth_env
+
+    env = oauth_env(sandbox, world, tmp_path / "credentials")
+    for system in ("salesforce", "kantata", "harvest", "quickbooks"):
+        consented = authorize(env, system)
+        assert consented.returncode == 0, consented.stdout + consented.stderr
+    result = check(env)
+    assert_readable(result)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OAuth" in lines(result)["sync"]
+    admin(sandbox, {"revoke": {"system": "quickbooks"}, "expire_access": "quickbooks"})
+    result = check(env)
+    assert_readable(result)
+    assert result.returncode == 2
+    found = lines(result)
+    assert (
+        found["quickbooks"].startswith("FAILED") and "make authorize SYSTEM=quickbooks" in found["quickbooks"]
+    )
+    assert all(found[system].startswith("ok") for system in ("salesforce", "kantata", "harvest"))
+    for value in (env[f"SOURCES__{s}__CLIENT_SECRET"] for s in HTTP_SYSTEMS):
+        assert value not in result.stdout + result.stderr
