@@ -243,7 +243,7 @@ def summary_table(label: str, results: list[StepResult], outcome: str, duration_
     lines = [f"{label}: summary", header, "-" * len(header)]
     for result in results:
         verdict = "ok" if result.returncode == 0 else f"FAILED ({result.returncode})"
-        lines.append(f"{result.name:<22}{verdict:<14}{result.duration_s:>9.1f}  {result.detail}")
+        lines.append(f"{result.name:<22}{verdict:<14}{result.duration_s:>9.1f}  {result.detail}".rstrip())
     summed = totals(results)
     lines.append("-" * len(header))
     lines.append(
