@@ -43,6 +43,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from billable import engine as engines
 from billable.alerting import Alerts
 from billable.child_process import ChildRecord
 from billable.run_lock import EX_TEMPFAIL, LockHeld, run_lock
@@ -165,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pipeline: no world at {args.world}; run `make generate` first", file=sys.stderr)
         return 2
     try:
+        engines.engine_name()  # an unknown engine: one line, before any work
         alerts = Alerts.from_config()
         keep_logs = keep_from_env()
-    except ValueError as err:  # AlertConfigError too: a setting, named
+    except ValueError as err:  # EngineError and AlertConfigError too: a setting, named
         print(f"{label}: {err}", file=sys.stderr)
         return 2
     try:

@@ -106,6 +106,8 @@ class Marks:
 
 def facts_for(step: str, places: Places, before: dict[str, Any]) -> tuple[dict[str, int], str]:
     """The step's facts and a line describing them; ({}, why) when they cannot be read."""
+    if before.get("unreadable"):
+        return {}, f"facts unavailable: the records could not be read before the step: {before['unreadable']}"
     engine = engines.engine_name()
     if step in ("ingest", "transform", "ingest-erp", "transform-after-sync") and engine != "duckdb":
         return {}, f"facts are read from the DuckDB files only (BILLABLE_ENGINE={engine}; see ops)"

@@ -11,6 +11,7 @@ adds its last lines and the log file's path, on stderr, so cron mail carries the
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -89,11 +90,12 @@ class RunSession:
     def step(self, name: str, command: list[str], env: dict[str, str]) -> int:
         """Run one step; its exit code."""
         marks = Marks(self.places)
-        before = {
-            "load_runs": marks.load_runs() if name.startswith("ingest") else set(),
-            "sync_runs": marks.sync_runs() if name == "sync" else set(),
-            "started_utc": utc_now() - timedelta(seconds=1),
-        }
+        before: dict[str, object] = {"started_utc": utc_now() - timedelta(seconds=1)}
+        try:
+            before["load_runs"] = marks.load_runs() if name.startswith("ingest") else set()
+            before["sync_runs"] = marks.sync_runs() if name == "sync" else set()
+        except (duckdb.Error, sqlite3.Error) as err:  # held by another program: no facts, the step runs
+            before["unreadable"] = f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"
         print(f"{self.label}: {name} …", flush=True)
         started = time.monotonic()
         returncode, tail = self.log.run(name, command, env, self.children)
