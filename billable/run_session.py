@@ -135,9 +135,8 @@ class RunSession:
         if code == 0:
             self.say(ending)
         else:
-            self.say(
-                f"FAILED (exit {code}) after {duration:.1f} s; full output in {self.log.path}", error=True
-            )
+            # on stdout: stderr already names the problem (one line for a configuration error)
+            self.say(f"FAILED (exit {code}) after {duration:.1f} s; full output in {self.log.path}")
         title = f"Billable {self.label} run {self.run_id} " + (
             "succeeded"
             if code == 0
