@@ -80,7 +80,8 @@ class RunLog:
         tail: deque[str] = deque(maxlen=TAIL_LINES)
         with subprocess.Popen(
             command,
-            env={**os.environ, **env},
+            # unbuffered: the log keeps stdout and stderr in order, and a killed child's last lines
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
