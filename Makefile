@@ -12,13 +12,18 @@ DATA          := data
 WORLD         ?= $(DATA)/worlds/$(PRESET)-$(SEED)
 SANDBOX_URL   := http://127.0.0.1:$(PORT)
 DASHBOARD_PORT ?= 8501
+DOCS_PORT     ?= 8080
 TEST_WORKERS  ?= 2
 
-.PHONY: help setup lock run dashboard metrics pipeline sandbox generate advance ingest transform daily demo-day sync test test-spark lint bench bench-quick clean postgres
+.PHONY: help setup lock run dashboard metrics pipeline sandbox generate advance ingest transform daily demo-day sync docs test test-spark lint bench bench-quick clean postgres
+
+# The variables the targets' descriptions name, shown with their values (make help PORT=9001 too).
+HELP_VARS := PORT DASHBOARD_PORT DOCS_PORT VENV PRESET SEED WORLD DATA
 
 help: ## list the targets
 	@echo "  BILLABLE_ENGINE=duckdb|postgres|spark (default duckdb) picks the warehouse's engine for every target: docs/deploy.md"
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}' \
+	  | sed $(foreach v,$(HELP_VARS),-e 's|$$($(v))|$($(v))|g')
 
 # flock: two make runs started at once (cron and a person) must not install into the venv together.
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -66,14 +71,14 @@ check: setup ## check every setting and credential the daily run needs, one chea
 authorize: setup ## once per system: print its consent URL, store the first OAuth tokens (SYSTEM=quickbooks|salesforce|kantata|harvest; CODE=redirect address)
 	$(PY) -m ingestion.authorize $(SYSTEM) $(if $(CODE),--code '$(CODE)') $(if $(LISTEN),--listen)
 
-daily: setup ## cron: ingest from the configured systems, transform, sync to the ERP, ingest the ERP, transform (one run at a time)
-	$(PY) -m billable.pipeline --live $(if $(WAIT),--wait $(WAIT))
+daily: setup ## cron: ingest from the configured systems, transform, sync to the ERP, ingest the ERP, transform (one run at a time; detail in $(DATA)/logs/)
+	$(PY) -m billable.pipeline --live --console readable $(if $(WAIT),--wait $(WAIT))
 
 demo-day: generate ## a day in the life: sandbox up, its clock one day on, the daily run against it, sandbox down
-	$(PY) -m billable.pipeline --world $(WORLD) --port $(PORT) --advance-days $(or $(DAYS),1)
+	$(PY) -m billable.pipeline --world $(WORLD) --port $(PORT) --advance-days $(or $(DAYS),1) --console readable
 
 pipeline: generate ## the whole non-interactive run: world, sandbox, ingest, transform, sync
-	$(PY) -m billable.pipeline --world $(WORLD) --port $(PORT)
+	$(PY) -m billable.pipeline --world $(WORLD) --port $(PORT) --console readable
 
 run: pipeline ## make pipeline, then serve the dashboard on http://localhost:$(DASHBOARD_PORT)
 	@$(MAKE) --no-print-directory dashboard
@@ -83,6 +88,9 @@ dashboard: setup ## serve the dashboard over the published warehouse (WAREHOUSE=
 	$(if $(WAREHOUSE),BILLABLE_WAREHOUSE=$(WAREHOUSE)) $(PY) -m streamlit run dashboards/app.py \
 	  --server.port $(DASHBOARD_PORT) --server.headless true --browser.gatherUsageStats false \
 	  --client.toolbarMode viewer
+
+docs: setup ## serve dbt's docs for the published warehouse on http://localhost:$(DOCS_PORT), from a read-only copy (WAREHOUSE=path)
+	$(PY) -m billable.docs_server --port $(DOCS_PORT) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE))
 
 metrics: setup ## query the metrics layer (MetricFlow) on the published warehouse: Q="--metrics ... --group-by ..." (WAREHOUSE=path)
 	$(PY) -m billable.metrics $(if $(WAREHOUSE),--warehouse $(WAREHOUSE)) $(or $(MF),query) $(Q)

@@ -10,11 +10,21 @@ from:
   `--advance-days N` (make demo-day) the world's clock first moves N days, as a day passes;
   the sandbox delivers the world's HR drop as of its clock when it starts and when the clock
   moves (`sandbox.hr_drop.deliver`), so any world runs, a hand-written one without `hr_drop/` too;
-- `--live` (make daily, from cron): the systems configured for the loaders; no sandbox.
+- `--live` (make daily, from cron): the systems configured for the loaders; no sandbox. The
+  configuration check (`make check`) runs first for what the run uses and stops it, exit 2, one
+  line per system that is not ok, before anything is touched.
 
 Each step is a command; the first that fails stops the run with its name and exit code, so an
-operator's cron mail says exactly what went wrong. A lock next to the raw database (`daily.lock`)
-keeps two runs from overlapping; the second exits 75 saying which process holds it.
+operator's cron mail says exactly what went wrong. A run is a `RunSession` (billable.run_session):
+each step's full output goes to the run's log file under `data/logs/` (the last
+`BILLABLE_RUN_LOGS_KEEP`, default 30, are kept); the console gets one line per step with its
+duration and facts and a summary table at the end (`--console readable`, what the make targets
+use; `--console full`, the default, passes the steps' own output through as well); a failed step
+adds its last lines and the log's path on stderr. Every run is a row of `ops.pipeline_runs`
+(billable.run_record), and alerts go out as `[billable.alerts]` says (billable.alerting).
+
+A lock next to the raw database (`daily.lock`) keeps two runs from overlapping; the second exits 75
+saying which process holds it.
 
 Every child (the sandbox, each step) dies with the pipeline, even on `kill -9` (the kernel's
 parent-death signal), and is recorded in `daily.children.json` beside the lock while it runs; a
@@ -29,16 +39,18 @@ publishes `data/warehouse.duckdb`, built in `data/build/`.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from billable.child_process import ChildRecord, die_with_parent
+from billable import engine as engines
+from billable.alerting import Alerts
+from billable.child_process import ChildRecord
 from billable.run_lock import EX_TEMPFAIL, LockHeld, run_lock
+from billable.run_log import keep_from_env
+from billable.run_session import RunSession
 from billable.sandbox_process import (
     PortInUse,
     SandboxRefused,
@@ -47,6 +59,7 @@ from billable.sandbox_process import (
     sandbox_settings,
 )
 
+STEP_NAMES = ("ingest", "transform", "sync", "ingest-erp", "transform-after-sync")
 LIVE = "live"  # the raw database's marker when it is loaded from the configured systems
 
 
@@ -123,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sources", default="", help="ingest only these sources (comma-separated)")
     parser.add_argument(
         "--only",
-        choices=["ingest", "transform", "sync", "ingest-erp", "transform-after-sync"],
+        choices=STEP_NAMES,
         action="append",
         help="run only these steps",
     )
@@ -138,6 +151,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--wait", type=float, default=0, help="wait up to this many seconds for a running run (default: none)"
     )
+    parser.add_argument(
+        "--console",
+        choices=["readable", "full"],
+        default="full",
+        help="readable: each step's line with its facts and a summary (the make targets); "
+        "full: the steps' own output as well (default). Both write everything to the run's log file",
+    )
+    parser.add_argument(
+        "--log-dir", type=Path, help="the run log files' folder (default: logs/ beside the raw database)"
+    )
     args = parser.parse_args(argv)
     label = "daily" if args.live else "pipeline"
     if args.live and args.advance_days:
@@ -146,94 +169,131 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pipeline: no world at {args.world}; run `make generate` first", file=sys.stderr)
         return 2
     try:
+        engines.engine_name()  # an unknown engine: one line, before any work
+        alerts = Alerts.from_config()
+        keep_logs = keep_from_env()
+    except ValueError as err:  # EngineError and AlertConfigError too: a setting, named
+        print(f"{label}: {err}", file=sys.stderr)
+        return 2
+    try:
         with run_lock(args.raw_db.parent / "daily.lock", args.wait):
             # We hold the lock, so whoever started a recorded child that still runs is gone.
             children = ChildRecord(args.raw_db.parent / "daily.children.json", label)
             children.stop_leftovers()
-            return run(args, label, children)
+            session = RunSession(
+                label,
+                args.raw_db,
+                args.log_dir or args.raw_db.parent / "logs",
+                keep_logs,
+                args.console == "full",
+                alerts,
+                children,
+                mode=LIVE if args.live else "world",
+                origin=LIVE if args.live else str(args.world.resolve()),
+            )
+            try:
+                code, ending = run(args, session)
+            except BaseException:  # Ctrl-C or a bug: the row and the alert still say it failed
+                session.stopped("interrupted")
+                session.finish(1, "")
+                raise
+            return session.finish(code, ending)
     except LockHeld as held:
         print(f"{label}: {held}", file=sys.stderr)
         return EX_TEMPFAIL
 
 
-def run(args: argparse.Namespace, label: str, children: ChildRecord) -> int:
-    """Run the steps against the live systems, or against the world in a sandbox.
+def run(args: argparse.Namespace, session: RunSession) -> tuple[int, str]:
+    """Run the steps against the live systems, or against the world in a sandbox; (exit code, the
+    closing line for a success).
 
     The raw database is claimed for the origin once the origin is known good: for a world, once
     its sandbox serves it (an invalid world.json stops the run before the raw database is touched).
     """
     started = time.monotonic()
     if args.live:
-        if not claim(args, label):
-            return 2
-        code = run_steps(steps(args.raw_db, args.sources, {}, sync_flags(args)), args.only, label, children)
-        if code == 0:
-            print(f"{label}: finished in {time.monotonic() - started:.1f} s")
-        return code
+        if not preflight(args, session) or not claim(args, session):
+            return 2, ""
+        code = run_steps(steps(args.raw_db, args.sources, {}, sync_flags(args)), args.only, session)
+        return code, f"finished in {time.monotonic() - started:.1f} s"
     with ExitStack() as stack:  # stops the sandbox however the block ends
         try:
-            base_url = stack.enter_context(running_sandbox(args.world, port=args.port, children=children))
+            base_url = stack.enter_context(
+                running_sandbox(args.world, port=args.port, children=session.children)
+            )
             settings = sandbox_settings(base_url)  # the loaders' configuration for its world
         except (PortInUse, SandboxRefused) as err:  # configuration: a busy port, an invalid world
-            print(f"{label}: {err}", file=sys.stderr)
-            return 2
+            session.stopped(str(err))
+            return 2, ""
         except SandboxStartError as err:
-            print(f"{label}: the sandbox for {args.world} did not start: {err}", file=sys.stderr)
-            return 1
-        print(f"{label}: sandbox up at {base_url} for {args.world}")
-        if not claim(args, label):
-            return 2
+            session.stopped(f"the sandbox for {args.world} did not start: {err}")
+            return 1, ""
+        session.say(f"sandbox up at {base_url} for {args.world}")
+        if not claim(args, session):
+            return 2, ""
         if args.advance_days:
             advance = [sys.executable, "-m", "sandbox", "advance", "--world", str(args.world)]
-            code = run_step("advance", [*advance, "--days", str(args.advance_days)], {}, label, children)
+            code = session.step("advance", [*advance, "--days", str(args.advance_days)], {})
             if code != 0:
-                return code
-        code = run_steps(
-            steps(args.raw_db, args.sources, settings, sync_flags(args)), args.only, label, children
-        )
+                return code, ""
+        code = run_steps(steps(args.raw_db, args.sources, settings, sync_flags(args)), args.only, session)
         if code != 0:
-            return code
-    print(f"{label}: finished in {time.monotonic() - started:.1f} s; sandbox stopped")
-    return 0
+            return code, ""
+    return 0, f"finished in {time.monotonic() - started:.1f} s; sandbox stopped"
 
 
-def claim(args: argparse.Namespace, label: str) -> bool:
-    """Claim the raw database for this run's origin; False (having said why) when it holds another's."""
-    mismatch = claim_raw_db(args.raw_db, None if args.live else args.world)
-    if mismatch:
-        print(f"{label}: {mismatch}", file=sys.stderr)
+def checked_systems(sources: str, only: list[str] | None) -> tuple[str, ...]:
+    """What `make check` checks before a live run with these sources and steps: each loaded
+    source's system, the sync's connection when it runs, and the engine."""
+    from ingestion.run import SOURCES
+
+    runs = set(only or STEP_NAMES)
+    wanted = [name.strip() for name in sources.split(",") if name.strip()] or list(SOURCES)
+    systems = []
+    if "ingest" in runs:
+        systems += [SOURCES[name].function for name in wanted if name in SOURCES]  # firm, salesforce, …
+    if "ingest-erp" in runs or "sync" in runs:
+        systems.append("quickbooks")
+    if "sync" in runs:
+        systems.append("sync")
+    return (*dict.fromkeys(systems), "engine")
+
+
+def preflight(args: argparse.Namespace, session: RunSession) -> bool:
+    """Before a live run touches anything: the configuration check (billable.check), one line per
+    system that fails on stderr; False (exit 2) unless every system this run uses is ok."""
+    from billable.check import check_configuration
+
+    results = check_configuration(checked_systems(args.sources, args.only), args.raw_db.parent)
+    failed = [result for result in results if not result.ok]
+    for result in failed:
+        session.stopped(f"check: {result.system}: {result.detail}")
+    if failed:
+        session.say("fix the configuration (`make check` shows every system) and run again", error=True)
         return False
+    session.say(f"check: {', '.join(result.system for result in results)} ok")
     return True
 
 
-def run_steps(planned: list[Step], only: list[str] | None, label: str, children: ChildRecord) -> int:
+def claim(args: argparse.Namespace, session: RunSession) -> bool:
+    """Claim the raw database for this run's origin and start the run's ops row; False (having said
+    why) when the raw database holds another origin's data."""
+    mismatch = claim_raw_db(args.raw_db, None if args.live else args.world)
+    if mismatch:
+        session.stopped(mismatch)
+        return False
+    session.begin_record()
+    return True
+
+
+def run_steps(planned: list[Step], only: list[str] | None, session: RunSession) -> int:
     """Run the steps in order; the first failure's exit code, or 0."""
     for step in planned:
         if only and step.name not in only:
             continue
-        code = run_step(step.name, step.command, step.env, label, children)
+        code = session.step(step.name, step.command, step.env)
         if code != 0:
             return code
-    return 0
-
-
-def run_step(name: str, command: list[str], env: dict[str, str], label: str, children: ChildRecord) -> int:
-    """One step as a child process that dies with this one, its output passed through; its exit code."""
-    print(f"{label}: {name} …", flush=True)
-    started = time.monotonic()
-    with subprocess.Popen(command, env={**os.environ, **env}, preexec_fn=die_with_parent()) as process:
-        children.add(process, name, command)
-        try:
-            returncode = process.wait()
-        except BaseException:  # Ctrl-C: the step stops with the run
-            process.kill()
-            raise
-        finally:
-            children.remove(process)
-    if returncode != 0:
-        print(f"{label}: step {name!r} FAILED with exit code {returncode}", file=sys.stderr)
-        return returncode
-    print(f"{label}: {name} done in {time.monotonic() - started:.1f} s", flush=True)
     return 0
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboards import settings
 from dashboards.queries import connection as db
 from dashboards.queries.filters import (
     Filters,
@@ -253,13 +254,40 @@ def freshness_line() -> None:
     st.caption(":material/schedule: " + " · ".join(parts))
 
 
+def stale_warning(published: datetime | None) -> None:
+    """Warn when the published data is older than the configured age (settings.stale_after_hours)."""
+    try:
+        limit = settings.stale_after_hours()
+    except ValueError as error:
+        st.error(f"**Stale-data check is misconfigured**: {error}.")
+        return
+    if published is None:
+        return
+    if published.tzinfo is None:
+        published = published.replace(tzinfo=UTC)
+    age_h = (datetime.now(UTC) - published).total_seconds() / 3600
+    if age_h <= limit:
+        return
+    age = f"{age_h:.0f} hours" if age_h < 72 else f"{age_h / 24:.1f} days"
+    st.warning(
+        f"**The data is stale**: the published warehouse is {age} old (published {_fmt_time(published)}), "
+        f"older than the {limit:g} h allowed. The daily run may have stopped or failed: see Pipeline "
+        f"health. ({settings.STALE_AFTER_ENV} sets the age.)",
+        icon=":material/history:",
+    )
+
+
 def freshness_warnings() -> None:
-    """Top-of-page warnings: a source down at the last load, or the latest build failed."""
+    """Top-of-page warnings: stale data, a source down at the last load, or the latest build failed."""
     if not db.snapshot().exists:
         return
     fresh = guarded(db.freshness, "Data freshness")
     if fresh is None:
         return
+    published = db.parse_time(fresh.published_at)
+    if published is None and fresh.last_good_build is not None:
+        published = db.parse_time(fresh.last_good_build["finished_at"])
+    stale_warning(published)
     failed = fresh.sources[fresh.sources["last_status"] == "failed"] if not fresh.sources.empty else None
     if failed is not None and not failed.empty:
         lines = []

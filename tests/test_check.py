@@ -9,6 +9,7 @@ sandbox itself answers each system's own 401.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -271,13 +272,59 @@ def test_a_loader_missing_a_key_exits_2_naming_it_in_one_line(
     assert not raw_db.exists()
 
 
+def test_the_daily_run_checks_first_and_stops_before_any_work_naming_the_key(
+    sandbox: str, world: Path, tmp_path: Path
+) -> None:
+    """`make daily` against a deployment whose Harvest account id is missing: the check's line for
+    Harvest, exit 2, before the raw database exists; the other systems were fine and say nothing."""
+    raw_db = tmp_path / "raw.duckdb"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "billable.pipeline",
+            "--live",
+            "--raw-db",
+            str(raw_db),
+            "--console",
+            "readable",
+        ],
+        cwd=ROOT,
+        env=settings_env(sandbox, world, SOURCES__HARVEST__ACCOUNT_ID=None),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    said = [line for line in result.stderr.splitlines() if line.startswith("daily: check: ")]
+    assert said == [
+        "daily: check: harvest: missing sources.harvest.account_id (set SOURCES__HARVEST__ACCOUNT_ID "
+        "in the environment or account_id under [sources.harvest] in .dlt/config.toml)"
+    ], result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not raw_db.exists(), "nothing touched"
+    assert "daily: ingest …" not in result.stdout, "no step started"
+
+
 def test_config_toml_has_no_system_defaults_and_the_example_lists_every_token() -> None:
     config = tomllib.loads((ROOT / ".dlt" / "config.toml").read_text())
     example = tomllib.loads((ROOT / ".dlt" / "secrets.toml.example").read_text())
     for system in ("salesforce", "kantata", "harvest", "quickbooks"):
         assert "base_url" not in config["sources"][system], system
-        assert example["sources"][system] == {"access_token": ""}, system
+        credentials = set(example["sources"][system])
+        assert credentials and credentials <= {"access_token", "client_id", "client_secret"}, system
+        assert all(value == "" for value in example["sources"][system].values()), (
+            f"{system}: a filled-in value"
+        )
     assert "drop_folder" in (ROOT / ".dlt" / "config.toml").read_text()
+    # every key the connectors' auth reads is documented there, the OAuth ones included
+    read_by_auth = set(
+        re.findall(r'_get\(f"\{section\}\.(\w+)"', (ROOT / "ingestion" / "auth.py").read_text())
+    )
+    assert {"client_id", "client_secret", "refresh_token", "token_store", "private_key_file"} <= read_by_auth
+    text = (ROOT / ".dlt" / "secrets.toml.example").read_text()
+    assert not [key for key in read_by_auth if not re.search(rf"\b{key}\b", text)]
 
 
 def mentions(path: Path, needle: str) -> list[str]:

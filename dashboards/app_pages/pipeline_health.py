@@ -1,4 +1,5 @@
-"""Pipeline health: the last ingest, transform and sync runs; rejected ERP lines; quarantine."""
+"""Pipeline health: the last pipeline runs and their facts; the last ingest, transform and sync
+runs; rejected ERP lines; quarantine."""
 
 from __future__ import annotations
 
@@ -24,6 +25,47 @@ def compact_rows(count) -> str:
     if number >= 10_000:
         return f"{number / 1_000:.0f}k rows"
     return f"{number:,} rows"
+
+
+def pipeline() -> None:
+    runs = q.pipeline_runs()
+    if ui.is_empty(runs, "No pipeline run has been recorded yet (`make daily`, `make pipeline`)."):
+        return
+    last = runs.iloc[0]
+    columns = st.columns(4)
+    outcome = str(last["outcome"])
+    columns[0].metric("Last run", outcome, border=True)
+    duration = last["duration_s"]
+    columns[1].metric("Its duration", "—" if pd.isna(duration) else f"{duration:.0f} s", border=True)
+    columns[2].metric("Rows loaded", f"{int(last['rows_loaded'] or 0):,}", border=True)
+    columns[3].metric("Lines synced", f"{int(last['lines_synced'] or 0):,}", border=True)
+    if outcome == "running":
+        st.caption(
+            "This build was made during that run, so the run shows as running, with the facts of "
+            "the steps before the build; the next build records how it ended."
+        )
+    elif outcome in ("failed", "abandoned"):
+        where = f" at step {last['failed_step']}" if last["failed_step"] else ""
+        st.error(f"**The last run {outcome}**{where}: {last['message'] or ''} (log: `{last['log_path']}`)")
+    facts = [
+        ("Quarantined", last["rows_quarantined"]),
+        ("Models built", last["models_built"]),
+        ("Tests passed", last["tests_passed"]),
+        ("Tests warned", last["tests_warned"]),
+        ("Tests failed", last["tests_failed"]),
+        ("Lines rejected", last["lines_rejected"]),
+        ("Exceptions opened", last["exceptions_opened"]),
+        ("Exceptions resolved", last["exceptions_resolved"]),
+    ]
+    st.caption(
+        f"Run `{last['pipeline_run_id']}`: "
+        + " · ".join(f"{name} **{int(value or 0):,}**" for name, value in facts)
+    )
+    st.dataframe(
+        runs.drop(columns=["steps_json"]),
+        hide_index=True,
+        column_config={"duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f")},
+    )
 
 
 def ingest() -> None:
@@ -137,6 +179,8 @@ def quarantine() -> None:
 
 
 if filters is not None:
+    st.subheader("Runs (make daily, make pipeline)")
+    ui.guarded(pipeline, "Pipeline runs")
     st.subheader("Ingest")
     ui.guarded(ingest, "Ingest runs")
     st.subheader("Transform (warehouse builds)")

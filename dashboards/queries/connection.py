@@ -75,6 +75,7 @@ RELATIONS: dict[str, str] = {
     "line_states": "staging.stg_ledger__line_states",
     "transform_runs": "ops.transform_runs",
     "load_log": "staging.stg_ops__load_log",
+    "pipeline_runs": "staging.stg_ops__pipeline_runs",
     "quarantine": "staging.stg_ops__quarantine",
     "semantic_manifest": "ops.semantic_manifest",
 }

@@ -38,6 +38,25 @@ def ingest_runs(limit: int = 20) -> pd.DataFrame:
     )
 
 
+PIPELINE_RUN_COLUMNS = (
+    "pipeline_run_id", "run_mode", "started_at", "finished_at", "outcome", "failed_step", "exit_code",
+    "duration_s", "rows_loaded", "rows_quarantined", "models_built", "tests_passed", "tests_warned",
+    "tests_failed", "lines_synced", "lines_rejected", "exceptions_opened", "exceptions_resolved",
+    "message", "log_path",
+)  # fmt: skip
+
+
+def pipeline_runs(limit: int = 20) -> pd.DataFrame:
+    """The last pipeline runs (make daily / pipeline / demo-day), newest first, with their facts."""
+    t = tables("pipeline_runs")
+    columns = ", ".join(PIPELINE_RUN_COLUMNS)
+    return read(
+        f"select {columns}, steps_json from {t.pipeline_runs} order by started_at desc nulls last limit ?",
+        [limit],
+        tables=t,
+    )
+
+
 TRANSFORM_RUN_COLUMNS = (
     "run_id", "started_at", "finished_at", "status", "full_refresh", "duration_s", "nodes_total",
     "nodes_failed", "nodes_skipped", "nodes_warned", "failed_nodes", "warnings", "message", "git_commit",
