@@ -434,11 +434,11 @@ def build_store(
                 pending.append(part)
                 pending_rows += part.height
                 while pending_rows >= ROW_GROUP:
-                    chunk = pl.concat(pending)
+                    chunk = pl.concat(pending, rechunk=True)
                     writer = _write(
                         writer, chunk.head(ROW_GROUP), state, served, shape, temporary, key, stamps
                     )
-                    rest = chunk.slice(ROW_GROUP)
+                    rest = chunk.slice(ROW_GROUP).rechunk()  # a slice would keep the whole chunk alive
                     pending, pending_rows = ([rest] if rest.height else []), rest.height
             if pending_rows:
                 writer = _write(writer, pl.concat(pending), state, served, shape, temporary, key, stamps)
@@ -473,7 +473,8 @@ def _write(
     shaped = shape(chunk.cast(state)).with_columns(pl.col("_updated_at").alias(STAMP))
     if shaped.schema != served:
         shaped = shaped.cast(served)
-    stamps.append(shaped[STAMP].dt.epoch("us").to_numpy())
+    # a copy: a view would keep the whole batch it came from (every column) alive
+    stamps.append(shaped[STAMP].dt.epoch("us").to_numpy().copy())
     table = shaped.to_arrow()
     if writer is None:
         schema = table.schema.with_metadata({DIGEST_KEY: key.encode()})
