@@ -420,6 +420,8 @@ def show(figure: go.Figure, *, key: str | None = None, monthly: bool = False, he
     """Draw a Plotly figure in the house style; `monthly`: one x tick per month, labelled 'Sep 2026'."""
     if monthly:
         figure.update_xaxes(dtick="M1", tickformat="%b %Y")
+    figure.update_xaxes(automargin=True)  # long tick labels push the margin, not onto each other
+    figure.update_yaxes(automargin=True)
     figure.update_layout(
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "title": None},
@@ -442,6 +444,8 @@ def series_figure(
     """Lines or bars of a few named series over one x axis, built with graph_objects directly
     (Plotly Express builds the same figure several times slower, which shows on page loads)."""
     figure = go.Figure()
+    if len(x) and all(isinstance(value, str) for value in x):  # categories: wrap long names
+        x = [wrap(value, 14) for value in x]
     for name, values in series.items():
         if kind == "bar":
             figure.add_bar(x=x, y=values, name=name)
@@ -628,9 +632,10 @@ def download(frame: pd.DataFrame, label: str, file_name: str, key: str) -> None:
             icon=":material/download:",
         )
         stem = file_name.removesuffix(".csv")
+        sheets = {_sheet_title(stem): frame}
         st.download_button(
             "Excel",
-            excel.workbook({_sheet_title(stem): frame}),
+            lambda: excel.workbook(sheets),  # built when clicked: no cost to the page's load
             file_name=f"{stem}.xlsx",
             mime=excel.MIME,
             key=f"{key}_xlsx",
@@ -654,7 +659,7 @@ def downloads(tables: dict[str, pd.DataFrame], stem: str, key: str) -> None:
             )
         st.download_button(
             "Excel (a sheet per table)",
-            excel.workbook(tables),
+            lambda: excel.workbook(tables),  # built when clicked
             file_name=f"{stem}.xlsx",
             mime=excel.MIME,
             key=f"{key}_xlsx",

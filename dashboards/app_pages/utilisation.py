@@ -102,11 +102,10 @@ def by_group(filters: Filters) -> None:
     if ui.is_empty(frame, "No capacity in this period for this selection."):
         return
     figure = go.Figure()
-    figure.add_bar(
-        x=frame["group_value"], y=frame["billable_utilization"], name="actual", marker_color=ui.ACCENT
-    )
+    groups = [ui.wrap(str(value), 14) for value in frame["group_value"]]
+    figure.add_bar(x=groups, y=frame["billable_utilization"], name="actual", marker_color=ui.ACCENT)
     figure.add_scatter(
-        x=frame["group_value"],
+        x=groups,
         y=frame["target_billable_utilization"],
         name="target",
         mode="markers",
