@@ -119,6 +119,7 @@ def dashboard_reads() -> dict[str, Callable[[], Any]]:
             list(with_entry["time_entry_id"].astype(str)[:5])
         ),
         "ingest_runs": pipeline_health.ingest_runs,
+        "pipeline_runs": pipeline_health.pipeline_runs,
         "transform_runs": pipeline_health.transform_runs,
         "quarantine_summary": pipeline_health.quarantine_summary,
         "erp_rejections": pipeline_health.erp_rejections,
