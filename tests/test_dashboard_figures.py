@@ -106,7 +106,7 @@ def test_realisation_of_a_month_not_invoiced_yet_says_so(warehouse):
     if billed_standard:
         assert value == ui.percent(rate)
     else:
-        assert (value, note) == ("—", "none of the period's hours invoiced yet")
+        assert (value, note) == ("—", "no hours invoiced yet")
 
 
 # --- 2. comparisons only with a period the data covers -------------------------------------------

@@ -114,7 +114,7 @@ def realisation_tile(filters: Filters) -> None:
     note = missing_comparison(filters, "rpt_realization")
     if finite(now["billed_standard_value_reporting"]) in (None, 0.0):
         # nothing of the period invoiced yet: say so, rather than a rate of nothing
-        note = "none of the period's hours invoiced yet"
+        note = "no hours invoiced yet"
     before = None if note else q.realization_total(filters.previous()).iloc[0]["billed_time_realization_rate"]
     ui.tile(
         "Realisation (billed time)",

@@ -88,7 +88,7 @@ def trend(filters: Filters) -> None:
         line={"dash": "dash", "color": ui.NEUTRAL},
     )
     figure.update_layout(title="Utilisation by month, last 12 months (% of capacity)")
-    figure.update_yaxes(tickformat=".0%", title="% of capacity hours")
+    figure.update_yaxes(tickformat=".1%", title="% of capacity hours")  # a narrow range: .0% repeats ticks
     figure.update_xaxes(title="month")
     ui.show(figure, key="utilisation_trend", monthly=True)
 
