@@ -195,6 +195,10 @@ def people_table(filters: Filters) -> None:
     people = q.utilisation_people(filters)
     if ui.is_empty(people, "Nobody with capacity in this period for this selection."):
         return
+    # the heatmap's order: furthest below their own target first
+    people = people.sort_values(
+        ["billable_utilization_variance", "employee_id"], na_position="last", ignore_index=True
+    )
     table = people.drop(columns=["total_utilization"])
     st.dataframe(table, hide_index=True, column_config=ui.column_formats(table, percent=ui.RATIO_COLUMNS))
     ui.download(people, "Download (CSV)", "billable-utilisation-people.csv", key="utilisation_people_csv")
