@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboards import settings
+from dashboards import excel, settings
 from dashboards.queries import connection as db
 from dashboards.queries.filters import (
     Filters,
@@ -330,6 +330,12 @@ def percent(value: Any, digits: int = 1) -> str:
     return "—" if number is None else f"{number * 100:.{digits}f}%"
 
 
+def points(value: Any, digits: int = 1) -> str:
+    """A difference of two rates in percentage points: -0.123 -> "-12.3 pts"."""
+    number = db.finite(value)
+    return "—" if number is None else f"{number * 100:+.{digits}f} pts"
+
+
 def days(value: Any) -> str:
     number = db.finite(value)
     return "—" if number is None else f"{number:.1f} days"
@@ -351,8 +357,27 @@ def tile(
     higher_is_better: bool | None = True,
     help: str | None = None,
     delta_description: str | None = "vs previous period",
+    no_comparison: str | None = None,
 ) -> None:
-    """A KPI tile: the value, its change versus the previous period, and a sparkline."""
+    """A KPI tile: the value, its change versus the previous period, and a sparkline.
+
+    `no_comparison` (e.g. "no comparison: history starts Jul 2026") replaces the change when the
+    data does not cover the previous period (dashboards/queries/coverage.py), in grey, no arrow.
+    """
+    points = [p for p in (db.finite(v) for v in (spark or [])) if p is not None]
+    if no_comparison:
+        st.metric(
+            label,
+            formatter(value),
+            delta=no_comparison,
+            delta_color="off",
+            delta_arrow="off",
+            help=help,
+            border=True,
+            chart_data=points if len(points) > 1 else None,
+            chart_type="area",
+        )
+        return
     current, before = db.finite(value), db.finite(previous)
     delta = None
     if current is not None and before is not None:
@@ -367,7 +392,6 @@ def tile(
     colour: Literal["off", "normal", "inverse"] = (
         "off" if higher_is_better is None else ("normal" if higher_is_better else "inverse")
     )
-    points = [p for p in (db.finite(v) for v in (spark or [])) if p is not None]
     st.metric(
         label,
         formatter(value),
@@ -396,6 +420,8 @@ def show(figure: go.Figure, *, key: str | None = None, monthly: bool = False, he
     """Draw a Plotly figure in the house style; `monthly`: one x tick per month, labelled 'Sep 2026'."""
     if monthly:
         figure.update_xaxes(dtick="M1", tickformat="%b %Y")
+    figure.update_xaxes(automargin=True)  # long tick labels push the margin, not onto each other
+    figure.update_yaxes(automargin=True)
     figure.update_layout(
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "title": None},
@@ -418,6 +444,8 @@ def series_figure(
     """Lines or bars of a few named series over one x axis, built with graph_objects directly
     (Plotly Express builds the same figure several times slower, which shows on page loads)."""
     figure = go.Figure()
+    if len(x) and all(isinstance(value, str) for value in x):  # categories: wrap long names
+        x = [wrap(value, 14) for value in x]
     for name, values in series.items():
         if kind == "bar":
             figure.add_bar(x=x, y=values, name=name)
@@ -470,17 +498,113 @@ def stacked_bars(
     return figure
 
 
-def column_formats(frame: pd.DataFrame, *, percent: Collection[str] = ()) -> dict[str, Any]:
-    """Display formats for a table's numbers through st.column_config: the `percent` columns as
-    percentages, other fractional numbers with two decimals. The frame keeps its raw values, so
-    its CSV download holds the numbers themselves."""
+# One display convention per measure in every table (the frames keep raw numbers, so CSV and
+# Excel downloads hold the values): money with thousands separators and cents, hours and days
+# with one decimal, counts whole, rates as percentages.
+MONEY_FORMAT, HOURS_FORMAT, DAYS_FORMAT, COUNT_FORMAT = "%,.2f", "%,.1f", "%,.1f", "%,d"
+
+# Headers for the marts' column names (the rest: underscores to spaces, "_reporting" to the
+# currency); ids are hidden where a name stands beside them.
+HEADERS = {
+    "billable_utilization": "billable utilisation",
+    "productive_utilization": "productive utilisation",
+    "total_utilization": "total utilisation",
+    "target_billable_utilization": "target",
+    "billable_utilization_variance": "variance to target",
+    "submission_compliance": "submitted on time",
+    "gross_margin_pct": "margin %",
+    "realization_rate": "realisation",
+    "billed_time_realization_rate": "realisation on billed time",
+    "month_start_date": "month",
+    "full_name": "person",
+    "employee_name": "person",
+    "client_name": "client",
+    "project_code": "project code",
+    "project_name": "project",
+    "contract_number": "contract",
+    "legal_entity": "legal entity",
+    "billing_method": "billing method",
+    "currency_code": "currency",
+    "days_worked_to_invoice": "days worked → invoiced",
+    "days_approved_to_invoice": "days approved → invoiced",
+    "erp_invoice_key": "invoice",
+    "doc_number": "invoice number",
+    "days_overdue": "days overdue",
+}
+NAMED_IDS = {
+    "employee_id": ("full_name", "employee_name"),
+    "client_id": ("client_name",),
+    "project_id": ("project_name", "project_code"),
+    "contract_id": ("contract_number",),
+}
+
+
+def header(column: str, currency: str | None = None) -> str:
+    """A readable header for a mart column: `recognized_amount_reporting` -> "recognized amount (USD)"."""
+    if column in HEADERS:
+        return HEADERS[column]
+    text = str(column)
+    if text.endswith("_reporting"):
+        text = text.removesuffix("_reporting").removesuffix("_amount") + f" ({currency or 'reporting'})"
+    elif text.endswith("_amount"):
+        text = text.removesuffix("_amount") + " (transaction currency)"
+    return text.replace("_", " ")
+
+
+def money_column(label: str) -> Any:
+    return st.column_config.NumberColumn(label, format=MONEY_FORMAT)
+
+
+def hours_column(label: str) -> Any:
+    return st.column_config.NumberColumn(label, format=HOURS_FORMAT)
+
+
+def percent_column(label: str) -> Any:
+    return st.column_config.NumberColumn(label, format="percent")
+
+
+def column_formats(
+    frame: pd.DataFrame, *, percent: Collection[str] = (), currency: str | None = None
+) -> dict[str, Any]:
+    """Headers and display formats for a table through st.column_config: readable headers,
+    ids hidden beside their names, the `percent` columns as percentages, money, hours, days and
+    counts each in one convention. The frame keeps its raw values for the downloads."""
     formats: dict[str, Any] = {}
+    columns = set(frame.columns)
     for column in frame.columns:
-        if column in percent:
-            formats[column] = st.column_config.NumberColumn(format="percent")
-        elif pd.api.types.is_float_dtype(frame[column]):
-            formats[column] = st.column_config.NumberColumn(format="%.2f")
+        name = str(column)
+        label = header(name, currency)
+        if name in NAMED_IDS and columns & set(NAMED_IDS[name]):
+            formats[column] = None  # the name beside it says which one
+        elif column in percent:
+            formats[column] = percent_column(label)
+        elif pd.api.types.is_bool_dtype(frame[column]) or not pd.api.types.is_numeric_dtype(frame[column]):
+            formats[column] = label
+        elif "hours" in name:
+            formats[column] = hours_column(label)
+        elif name.startswith("days") or name.endswith("_days"):
+            formats[column] = st.column_config.NumberColumn(label, format=DAYS_FORMAT)
+        elif pd.api.types.is_integer_dtype(frame[column]):
+            formats[column] = st.column_config.NumberColumn(label, format=COUNT_FORMAT)
+        else:
+            formats[column] = (
+                money_column(label)
+                if "amount" in name or "reporting" in name
+                else (st.column_config.NumberColumn(label, format="%,.2f"))
+            )
     return formats
+
+
+def wrap(text: str, width: int) -> str:
+    """A chart label broken into lines of at most `width` characters (Plotly's <br>), so long
+    category names do not overlap."""
+    lines: list[str] = []
+    for word in str(text).split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
 
 
 RATIO_COLUMNS = (
@@ -496,14 +620,66 @@ RATIO_COLUMNS = (
 
 
 def download(frame: pd.DataFrame, label: str, file_name: str, key: str) -> None:
-    st.download_button(
-        label,
-        frame.to_csv(index=False).encode("utf-8"),
-        file_name=file_name,
-        mime="text/csv",
-        key=key,
-        icon=":material/download:",
-    )
+    """The table as CSV and, beside it, as an Excel workbook (one sheet, numbers as numbers)."""
+    row = st.container(horizontal=True)
+    with row:
+        st.download_button(
+            label,
+            frame.to_csv(index=False).encode("utf-8"),
+            file_name=file_name,
+            mime="text/csv",
+            key=key,
+            icon=":material/download:",
+        )
+        stem = file_name.removesuffix(".csv")
+        sheets = {_sheet_title(stem): frame}
+        st.download_button(
+            "Excel",
+            lambda: excel.workbook(sheets),  # built when clicked: no cost to the page's load
+            file_name=f"{stem}.xlsx",
+            mime=excel.MIME,
+            key=f"{key}_xlsx",
+            icon=":material/table_view:",
+            help="The same rows as an Excel workbook: numbers as numbers, dates as dates.",
+        )
+
+
+def downloads(tables: dict[str, pd.DataFrame], stem: str, key: str) -> None:
+    """Several tables of one section: a CSV per table and one Excel workbook, a sheet per table."""
+    row = st.container(horizontal=True)
+    with row:
+        for index, (title, frame) in enumerate(tables.items()):
+            st.download_button(
+                f"{title} (CSV)",
+                frame.to_csv(index=False).encode("utf-8"),
+                file_name=f"{stem}-{index + 1}.csv",
+                mime="text/csv",
+                key=f"{key}_csv_{index}",
+                icon=":material/download:",
+            )
+        st.download_button(
+            "Excel (a sheet per table)",
+            lambda: excel.workbook(tables),  # built when clicked
+            file_name=f"{stem}.xlsx",
+            mime=excel.MIME,
+            key=f"{key}_xlsx",
+            icon=":material/table_view:",
+        )
+
+
+def _sheet_title(stem: str) -> str:
+    return stem.removeprefix("billable-").replace("-", " ") or "rows"
+
+
+# Legal entities (and other categories with no good or bad) in calm, distinct colours: no red or
+# green, which would read as a verdict on an entity.
+CATEGORICAL = ("#1f4e79", "#5b9bd5", "#7f6a93", "#8c8c8c", "#4a7c8c", "#b39b6b", "#2f3e4e", "#a5b8d0")
+
+
+def categorical_colours(values: Any) -> dict[str, str]:
+    """A stable colour per category (sorted names, so an entity keeps its colour across charts)."""
+    names = sorted({str(value) for value in values if value is not None and not pd.isna(value)})
+    return {name: CATEGORICAL[index % len(CATEGORICAL)] for index, name in enumerate(names)}
 
 
 # --- page frame ---------------------------------------------------------------------------------

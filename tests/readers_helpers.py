@@ -18,6 +18,7 @@ import pytest
 
 from dashboards.queries import (
     connection,
+    coverage,
     exceptions,
     filters,
     overview,
@@ -58,6 +59,7 @@ def engine(name: str, cluster: Any, warehouse: Path) -> Iterator[None]:
 
 QUERY_MODULES = (
     connection,
+    coverage,
     exceptions,
     filters,
     overview,
@@ -117,6 +119,7 @@ def dashboard_reads() -> dict[str, Callable[[], Any]]:
             list(with_entry["time_entry_id"].astype(str)[:5])
         ),
         "ingest_runs": pipeline_health.ingest_runs,
+        "pipeline_runs": pipeline_health.pipeline_runs,
         "transform_runs": pipeline_health.transform_runs,
         "quarantine_summary": pipeline_health.quarantine_summary,
         "erp_rejections": pipeline_health.erp_rejections,
@@ -134,6 +137,15 @@ def dashboard_reads() -> dict[str, Callable[[], Any]]:
         "realization_total": lambda: revenue_margin.realization_total(period),
         "dso_months": lambda: revenue_margin.dso_months(period, start, last),
         "ar_aging": lambda: revenue_margin.ar_aging(period, months[1]),
+        "receivables_by_client": lambda: revenue_margin.receivables_by_client(entity),
+        "overdue_invoices": lambda: revenue_margin.overdue_invoices(by_client),
+        "history_start": lambda: [coverage.history_start(mart) for mart in coverage.HISTORY],
+        "missing_comparison": lambda: [
+            coverage.missing_comparison(period, mart, balance=balance)
+            for mart in coverage.HISTORY
+            for balance in (False, True)
+        ],
+        "wip_and_unbilled_by_contract": lambda: wip_billing.wip_and_unbilled_by_contract(narrow, last),
         "utilisation_monthly": lambda: utilisation.utilisation_monthly(narrow, start, last),
         "utilisation_total": lambda: utilisation.utilisation_total(period),
         "utilisation_people": lambda: utilisation.utilisation_people(period),

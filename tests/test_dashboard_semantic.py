@@ -180,7 +180,19 @@ def test_the_pages_tiles_equal_metricflow_for_the_default_month(layer, warehouse
     assert shown["Billable utilisation"] == ui.percent(values["billable_utilization"])
     shown = metrics(run_page(warehouse, "revenue_margin"))
     assert shown["Gross margin %"] == ui.percent(values["gross_margin_pct"])
-    assert shown["Realisation"] == ui.percent(values["realization_rate"])
+    # the realisation tile is on billed time; the month before the default one has invoiced time
+    previous = (month - timedelta(days=1)).replace(day=1)
+    billed = layer.query(
+        ["billed_time_realization_rate"],
+        where=[f"{{{{ TimeDimension('metric_time', 'month') }}}} = '{previous}'"],
+    )
+    assert billed.rows and billed.rows[0][-1] is not None
+
+    def earlier(at):
+        at.selectbox(key="filter_period_end").set_value(previous)
+
+    shown = metrics(run_page(warehouse, "revenue_margin", setup=earlier))
+    assert shown["Realisation (billed time)"] == ui.percent(billed.rows[0][-1])
     shown = metrics(run_page(warehouse, "overview"))
     assert shown["Billable utilisation"] == ui.percent(values["billable_utilization"])
     assert shown["Gross margin"] == ui.percent(values["gross_margin_pct"])

@@ -11,6 +11,7 @@ import streamlit as st
 from dashboards import ui
 from dashboards.queries import overview as q
 from dashboards.queries.connection import finite
+from dashboards.queries.coverage import missing_comparison
 from dashboards.queries.filters import Filters, add_months, currency_factor, month_start
 
 filters = ui.page(
@@ -42,16 +43,18 @@ def utilisation_tile(filters: Filters) -> None:
     # rates over a period are the semantic layer's ratios of the period's sums, in SQL (never
     # re-computed here from monthly rows)
     now = q.utilisation_total(filters).iloc[0]
-    before = q.utilisation_total(filters.previous()).iloc[0]
+    note = missing_comparison(filters, "rpt_utilization")
+    before = None if note else q.utilisation_total(filters.previous()).iloc[0]["billable_utilization"]
     spark = q.utilisation_monthly(filters, *spark_window(filters))["billable_utilization"].tolist()
     target = finite(now["target_billable_utilization"])
     ui.tile(
         "Billable utilisation",
         now["billable_utilization"],
-        before["billable_utilization"],
+        before,
         ui.percent,
         spark=spark,
         delta_kind="points",
+        no_comparison=note,
         help="Billable hours / capacity hours (rpt_utilization)."
         + (f" Target {ui.percent(target)}." if target is not None else ""),
     )
@@ -70,29 +73,33 @@ def wip_tile(filters: Filters) -> None:
 
     start, _end = spark_window(filters)
     spark = q.wip_month_ends(filters, start, filters.end)["wip_amount_reporting"] * factor
+    note = missing_comparison(filters, "rpt_wip", balance=True)
     ui.tile(
         "WIP (unbilled)",
         total(now_date),
-        total(before_date),
+        None if note else total(before_date),
         lambda value: ui.money(value, filters.currency),
         spark=spark.tolist(),
         higher_is_better=False,
+        no_comparison=note,
         help=f"Approved, unbilled time, expenses and completed milestones as of {now_date} (rpt_wip).",
     )
 
 
 def time_to_invoice_tile(filters: Filters) -> None:
     now = q.time_to_invoice_period(filters).iloc[0]
-    before = q.time_to_invoice_period(filters.previous()).iloc[0]
+    note = missing_comparison(filters, "rpt_time_to_invoice")
+    before = None if note else q.time_to_invoice_period(filters.previous()).iloc[0]["median_days"]
     start, _end = spark_window(filters)
     spark = q.time_to_invoice_summary(filters, start, filters.end)["median_days"].tolist()
     ui.tile(
         "Median time to invoice",
         now["median_days"],
-        before["median_days"],
+        before,
         ui.days,
         spark=spark,
         delta_kind="days",
+        no_comparison=note,
         higher_is_better=False,
         help="Median days from the day worked to the invoice date, over the time entries invoiced "
         "in the period (rpt_time_to_invoice).",
@@ -141,13 +148,15 @@ def dso_tile(filters: Filters) -> None:
     frame = q.dso_months(filters, add_months(month_start(filters.end), -(SPARK_MONTHS - 1)), filters.end)
     now = frame[frame["month_start_date"] == pd.Timestamp(month_start(filters.end))]
     before = frame[frame["month_start_date"] == pd.Timestamp(month_start(filters.previous().end))]
+    note = missing_comparison(filters, "rpt_dso", balance=True)
     ui.tile(
         "DSO",
         now["dso_days"].iloc[0] if not now.empty else None,
-        before["dso_days"].iloc[0] if not before.empty else None,
+        before["dso_days"].iloc[0] if not (before.empty or note) else None,
         ui.days,
         spark=frame["dso_days"].tolist(),
         delta_kind="days",
+        no_comparison=note,
         higher_is_better=False,
         help="Days sales outstanding at the period's last month end: open receivables / revenue "
         "of the last 90 days x 90 (rpt_dso).",
@@ -168,25 +177,31 @@ def revenue_months(filters: Filters) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
 def revenue_tile(filters: Filters) -> None:
     factor = currency_factor(filters.currency, filters.end)
     now, before, spark = revenue_months(filters)
+    note = missing_comparison(filters, "rpt_revenue")
     ui.tile(
         "Recognised revenue",
         float(now["recognized_revenue_reporting"].fillna(0).sum()) * factor if not now.empty else None,
-        float(before["recognized_revenue_reporting"].fillna(0).sum()) * factor if not before.empty else None,
+        float(before["recognized_revenue_reporting"].fillna(0).sum()) * factor
+        if not (before.empty or note)
+        else None,
         lambda value: ui.money(value, filters.currency),
         spark=(spark["recognized_revenue_reporting"] * factor).tolist(),
+        no_comparison=note,
         help="Revenue recognised in the period by each contract's method (rpt_revenue).",
     )
 
 
 def margin_tile(filters: Filters) -> None:
     _now, _before, spark = revenue_months(filters)
+    note = missing_comparison(filters, "rpt_revenue")
     ui.tile(
         "Gross margin",
         q.revenue_total(filters).iloc[0]["gross_margin_pct"],
-        q.revenue_total(filters.previous()).iloc[0]["gross_margin_pct"],
+        None if note else q.revenue_total(filters.previous()).iloc[0]["gross_margin_pct"],
         ui.percent,
         spark=spark["gross_margin_pct"].tolist(),
         delta_kind="points",
+        no_comparison=note,
         help="(Recognised revenue - cost) / recognised revenue, for the contracts in scope (rpt_revenue).",
     )
 

@@ -10,7 +10,8 @@ import streamlit as st
 from dashboards import ui
 from dashboards.queries import revenue_margin as q
 from dashboards.queries.connection import finite
-from dashboards.queries.filters import Filters, add_months, currency_factor, month_start
+from dashboards.queries.coverage import missing_comparison
+from dashboards.queries.filters import Filters, add_months, as_of_date, currency_factor, month_start
 
 filters = ui.page(
     "Revenue & margin",
@@ -23,14 +24,20 @@ filters = ui.page(
 def headline(filters: Filters) -> None:
     factor = currency_factor(filters.currency, filters.end)
     now = q.revenue_total(filters).iloc[0]
-    before = q.revenue_total(filters.previous()).iloc[0]
+    # compare only with a period rpt_revenue covers: flows need all of it, balances its last month
+    flows_note = missing_comparison(filters, "rpt_revenue")
+    balances_note = missing_comparison(filters, "rpt_revenue", balance=True)
+    before = q.revenue_total(filters.previous()).iloc[0] if not balances_note else None
 
     def money(value):
         return ui.money(value, filters.currency)
 
     def scaled(row, key):
-        number = finite(row[key])
+        number = None if row is None else finite(row[key])
         return None if number is None else number * factor
+
+    def pct(row, key):
+        return None if row is None else row[key]
 
     first = st.columns(4)
     with first[0]:
@@ -39,23 +46,32 @@ def headline(filters: Filters) -> None:
             scaled(now, "recognized_revenue_reporting"),
             scaled(before, "recognized_revenue_reporting"),
             money,
+            no_comparison=flows_note,
         )
     with first[1]:
-        ui.tile("Billed", scaled(now, "billed_reporting"), scaled(before, "billed_reporting"), money)
+        ui.tile(
+            "Billed",
+            scaled(now, "billed_reporting"),
+            scaled(before, "billed_reporting"),
+            money,
+            no_comparison=flows_note,
+        )
     with first[2]:
         ui.tile(
             "Gross margin",
             scaled(now, "gross_margin_reporting"),
             scaled(before, "gross_margin_reporting"),
             money,
+            no_comparison=flows_note,
         )
     with first[3]:
         ui.tile(
             "Gross margin %",
             now["gross_margin_pct"],
-            before["gross_margin_pct"],
+            pct(before, "gross_margin_pct"),
             ui.percent,
             delta_kind="points",
+            no_comparison=flows_note,
         )
     second = st.columns(4)
     end_label = f"at {filters.end:%d %b %Y}"
@@ -65,6 +81,7 @@ def headline(filters: Filters) -> None:
             scaled(now, "unbilled_receivable_reporting"),
             scaled(before, "unbilled_receivable_reporting"),
             money,
+            no_comparison=balances_note,
             higher_is_better=False,
         )
     with second[1]:
@@ -73,6 +90,7 @@ def headline(filters: Filters) -> None:
             scaled(now, "deferred_revenue_reporting"),
             scaled(before, "deferred_revenue_reporting"),
             money,
+            no_comparison=balances_note,
             higher_is_better=None,
         )
     with second[2]:
@@ -81,6 +99,7 @@ def headline(filters: Filters) -> None:
             scaled(now, "backlog_reporting"),
             scaled(before, "backlog_reporting"),
             money,
+            no_comparison=balances_note,
             help="Contract value not yet recognised (fixed fee and capped T&M; retainers excluded).",
         )
     with second[3]:
@@ -88,16 +107,26 @@ def headline(filters: Filters) -> None:
 
 
 def realisation_tile(filters: Filters) -> None:
+    # The headline is realisation on billed time: what was invoiced for the hours already billed
+    # against their standard value. By month worked (realization_rate), hours not invoiced yet
+    # count as unbilled, so the latest months always look low; that view is the chart below.
     now = q.realization_total(filters).iloc[0]
-    before = q.realization_total(filters.previous()).iloc[0]
+    note = missing_comparison(filters, "rpt_realization")
+    if finite(now["billed_standard_value_reporting"]) in (None, 0.0):
+        # nothing of the period invoiced yet: say so, rather than a rate of nothing
+        note = "no hours invoiced yet"
+    before = None if note else q.realization_total(filters.previous()).iloc[0]["billed_time_realization_rate"]
     ui.tile(
-        "Realisation",
-        now["realization_rate"],
-        before["realization_rate"],
+        "Realisation (billed time)",
+        now["billed_time_realization_rate"],
+        before,
         ui.percent,
         delta_kind="points",
-        help="Billed amount / standard value of the billable hours, by month worked (rpt_realization). "
-        "Hours not invoiced yet lower the latest months until they are billed.",
+        no_comparison=note,
+        help="Invoiced amount of the hours already billed / their standard value (hours x rate-card "
+        "rate), for the hours worked in the period (rpt_realization, billed_time_realization_rate). "
+        "Fee lines and hours not invoiced yet are left out. By month worked, counting unbilled hours "
+        f"and fees: {ui.percent(now['realization_rate'])} (the chart below).",
     )
 
 
@@ -177,15 +206,11 @@ def breakdown(filters: Filters) -> None:
         frame.rename(columns={"group_value": group}),
         hide_index=True,
         column_config={
-            "recognized_revenue_reporting": st.column_config.NumberColumn(
-                f"recognised ({filters.currency})", format="%.2f"
-            ),
-            "billed_reporting": st.column_config.NumberColumn(f"billed ({filters.currency})", format="%.2f"),
-            "cost_reporting": st.column_config.NumberColumn(f"cost ({filters.currency})", format="%.2f"),
-            "gross_margin_reporting": st.column_config.NumberColumn(
-                f"margin ({filters.currency})", format="%.2f"
-            ),
-            "gross_margin_pct": st.column_config.NumberColumn("margin %", format="percent"),
+            "recognized_revenue_reporting": ui.money_column(f"recognised ({filters.currency})"),
+            "billed_reporting": ui.money_column(f"billed ({filters.currency})"),
+            "cost_reporting": ui.money_column(f"cost ({filters.currency})"),
+            "gross_margin_reporting": ui.money_column(f"margin ({filters.currency})"),
+            "gross_margin_pct": ui.percent_column("margin %"),
         },
     )
 
@@ -201,13 +226,23 @@ def realisation(filters: Filters) -> None:
     figure = ui.series_figure(
         "bar",
         frame["group_value"],
-        {"realisation": frame["realization_rate"]},
+        {
+            "on billed time": frame["billed_time_realization_rate"],
+            "by month worked (all billable hours and fees)": frame["realization_rate"],
+        },
         title=f"Realisation by {group}: billed / standard value, {ui.period_label(filters)}",
         x_title=group,
         y_title="billed / standard value",
     )
     figure.add_hline(y=1, line_dash="dash", line_color=ui.NEUTRAL)
-    st.caption("By month worked: hours not invoiced yet lower the latest months until they are billed.")
+    st.caption(
+        "**On billed time** compares what was invoiced for the hours already billed with their "
+        "standard value: the rate actually achieved. **By month worked** divides everything billed "
+        "for the period's work (time and fee lines) by the standard value of all its billable hours, "
+        "invoiced or not: hours worked but not invoiced yet count as unbilled, so the latest months "
+        "look low until their invoices are issued, and fixed fees billed above or below the hours' "
+        "value move it too."
+    )
     figure.update_yaxes(tickformat=".0%")
     ui.show(figure, key="realization_by")
 
@@ -215,7 +250,11 @@ def realisation(filters: Filters) -> None:
 def rows(filters: Filters) -> None:
     if st.toggle("Show the contract-month rows behind these figures (rpt_revenue)", key="revenue_rows"):
         frame = q.revenue_rows(filters)
-        st.dataframe(frame, hide_index=True, column_config=ui.column_formats(frame, percent=ui.RATIO_COLUMNS))
+        st.dataframe(
+            frame,
+            hide_index=True,
+            column_config=ui.column_formats(frame, percent=ui.RATIO_COLUMNS, currency=filters.currency),
+        )
         ui.download(frame, "Download (CSV)", "billable-revenue.csv", key="revenue_csv")
 
 
@@ -236,6 +275,7 @@ def receivables(filters: Filters) -> None:
                 title=f"Open receivables by age past due, {month:%b %Y} ({filters.currency})",
                 category_title="days past due",
                 value_title=filters.currency,
+                colours=ui.categorical_colours(aging["legal_entity"]),
             )
             figure.update_xaxes(categoryorder="array", categoryarray=list(buckets))
             ui.show(figure, key="ar_aging")
@@ -254,6 +294,60 @@ def receivables(filters: Filters) -> None:
             ui.show(figure, key="dso_trend", monthly=True)
 
 
+def receivables_by_client(filters: Filters) -> None:
+    as_of = as_of_date()
+    factor = currency_factor(filters.currency, as_of or filters.end)
+    clients = q.receivables_by_client(filters)
+    st.markdown(f"**By client, as of {as_of:%d %b %Y}** (the warehouse's now, not the period's end)")
+    ui.not_applied(filters, {"legal_entity", "client"})
+    if ui.is_empty(clients, "No open invoices now for this selection."):
+        return
+    for column in ("open_amount_reporting", "overdue_amount_reporting"):
+        clients[column] = clients[column] * factor
+    money = filters.currency
+    st.dataframe(
+        clients,
+        hide_index=True,
+        column_config={
+            "client_id": None,
+            "client_name": "client",
+            "open_invoices": st.column_config.NumberColumn("open invoices", format=ui.COUNT_FORMAT),
+            "open_amount_reporting": ui.money_column(f"open ({money})"),
+            "overdue_invoices": st.column_config.NumberColumn("overdue invoices", format=ui.COUNT_FORMAT),
+            "overdue_amount_reporting": ui.money_column(f"overdue ({money})"),
+            "max_days_overdue": st.column_config.NumberColumn("most days overdue", format=ui.COUNT_FORMAT),
+        },
+    )
+    overdue = q.overdue_invoices(filters)
+    st.markdown(f"**Overdue invoices** ({len(overdue):,}), most overdue first")
+    if ui.is_empty(overdue, "No invoice is past its due date."):
+        ui.downloads({"Receivables by client": clients}, "billable-receivables", key="receivables")
+        return
+    overdue["balance_reporting"] = overdue["balance_reporting"] * factor
+    st.dataframe(
+        overdue,
+        hide_index=True,
+        column_config={
+            "doc_number": "invoice",
+            "client_id": None,
+            "client_name": "client",
+            "legal_entity": "legal entity",
+            "invoice_date": st.column_config.DateColumn("invoiced", format="DD MMM YYYY"),
+            "due_date": st.column_config.DateColumn("due", format="DD MMM YYYY"),
+            "days_overdue": st.column_config.NumberColumn("days overdue", format=ui.COUNT_FORMAT),
+            "currency_code": "currency",
+            "total_amount": ui.money_column("total (invoice currency)"),
+            "balance": ui.money_column("open (invoice currency)"),
+            "balance_reporting": ui.money_column(f"open ({money})"),
+        },
+    )
+    ui.downloads(
+        {"Receivables by client": clients, "Overdue invoices": overdue},
+        "billable-receivables",
+        key="receivables",
+    )
+
+
 if filters is not None:
     ui.not_applied(filters, {"legal_entity", "practice", "client"})
     ui.guarded(partial(headline, filters), "Revenue and margin")
@@ -264,3 +358,4 @@ if filters is not None:
     st.subheader("Receivables")
     ui.not_applied(filters, {"legal_entity"})
     ui.guarded(partial(receivables, filters), "Receivables")
+    ui.guarded(partial(receivables_by_client, filters), "Receivables by client")

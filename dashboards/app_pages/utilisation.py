@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboards import ui
 from dashboards.queries import utilisation as q
+from dashboards.queries.coverage import missing_comparison
 from dashboards.queries.filters import Filters, add_months, month_start
 
 filters = ui.page(
@@ -21,7 +22,8 @@ filters = ui.page(
 
 def headline(filters: Filters) -> None:
     now = q.utilisation_total(filters).iloc[0]
-    before = q.utilisation_total(filters.previous()).iloc[0]
+    note = missing_comparison(filters, "rpt_utilization")
+    before = None if note else q.utilisation_total(filters.previous()).iloc[0]
     columns = st.columns(5)
     specs = [
         ("Billable utilisation", "billable_utilization", True),
@@ -34,24 +36,29 @@ def headline(filters: Filters) -> None:
             ui.tile(
                 label,
                 now[key],
-                before[key],
+                None if before is None else before[key],
                 ui.percent,
                 delta_kind="points",
                 higher_is_better=better,
                 delta_description=None,
+                no_comparison=note,
             )
     with columns[4]:
         ui.tile(
             "Missing time",
             now["missing_hours"],
-            before["missing_hours"],
+            None if before is None else before["missing_hours"],
             lambda value: f"{ui.count(value)} h",
             delta_kind="count",
             higher_is_better=False,
             help="Capacity hours with nothing recorded.",
             delta_description=None,
+            no_comparison=note,
         )
-    st.caption("Changes are against the previous period of the same length.")
+    if note:
+        st.caption(f"No changes shown: {note.removeprefix('no comparison: ')}, before the previous period.")
+    else:
+        st.caption("Changes are against the previous period of the same length.")
 
 
 def trend(filters: Filters) -> None:
@@ -81,7 +88,7 @@ def trend(filters: Filters) -> None:
         line={"dash": "dash", "color": ui.NEUTRAL},
     )
     figure.update_layout(title="Utilisation by month, last 12 months (% of capacity)")
-    figure.update_yaxes(tickformat=".0%", title="% of capacity hours")
+    figure.update_yaxes(tickformat=".1%", title="% of capacity hours")  # a narrow range: .0% repeats ticks
     figure.update_xaxes(title="month")
     ui.show(figure, key="utilisation_trend", monthly=True)
 
@@ -95,11 +102,10 @@ def by_group(filters: Filters) -> None:
     if ui.is_empty(frame, "No capacity in this period for this selection."):
         return
     figure = go.Figure()
-    figure.add_bar(
-        x=frame["group_value"], y=frame["billable_utilization"], name="actual", marker_color=ui.ACCENT
-    )
+    groups = [ui.wrap(str(value), 14) for value in frame["group_value"]]
+    figure.add_bar(x=groups, y=frame["billable_utilization"], name="actual", marker_color=ui.ACCENT)
     figure.add_scatter(
-        x=frame["group_value"],
+        x=groups,
         y=frame["target_billable_utilization"],
         name="target",
         mode="markers",
@@ -109,30 +115,28 @@ def by_group(filters: Filters) -> None:
     figure.update_yaxes(tickformat=".0%", title="billable hours / capacity")
     figure.update_xaxes(title=group)
     ui.show(figure, key="utilisation_by_group")
+    table = frame[
+        [
+            "group_value",
+            "people",
+            "capacity_hours",
+            "billable_hours",
+            "billable_utilization",
+            "target_billable_utilization",
+            "productive_utilization",
+            "submission_compliance",
+            "missing_hours",
+        ]
+    ]
     st.dataframe(
-        frame[
-            [
-                "group_value",
-                "people",
-                "capacity_hours",
-                "billable_hours",
-                "billable_utilization",
-                "target_billable_utilization",
-                "productive_utilization",
-                "submission_compliance",
-                "missing_hours",
-            ]
-        ],
+        table,
         hide_index=True,
         column_config={
+            **ui.column_formats(table, percent=ui.RATIO_COLUMNS),
             "group_value": group,
-            "capacity_hours": st.column_config.NumberColumn("capacity (h)", format="%.1f"),
-            "billable_hours": st.column_config.NumberColumn("billable (h)", format="%.1f"),
-            "billable_utilization": st.column_config.NumberColumn("billable", format="percent"),
-            "target_billable_utilization": st.column_config.NumberColumn("target", format="percent"),
-            "productive_utilization": st.column_config.NumberColumn("productive", format="percent"),
-            "submission_compliance": st.column_config.NumberColumn("submitted on time", format="percent"),
-            "missing_hours": st.column_config.NumberColumn("missing time (h)", format="%.1f"),
+            "capacity_hours": ui.hours_column("capacity (h)"),
+            "billable_hours": ui.hours_column("billable (h)"),
+            "missing_hours": ui.hours_column("missing time (h)"),
         },
     )
 
@@ -141,20 +145,35 @@ def heatmap(filters: Filters) -> None:
     weekly = q.utilisation_weekly_people(filters)
     if ui.is_empty(weekly, "No capacity in this period for this selection."):
         return
-    people = q.utilisation_people(filters)[["employee_id", "full_name"]]
-    weekly = weekly.merge(people, on="employee_id", how="left")
-    weekly["person"] = weekly["full_name"].fillna(weekly["employee_id"])
-    grid = weekly.pivot_table(index="person", columns="week_start_date", values="billable_utilization")
-    limit = 60
-    st.caption(
-        f"{len(grid)} people" + (f"; the {limit} lowest by average are shown" if len(grid) > limit else "")
+    # Ranked by variance to the person's own target over the period (billable utilisation minus
+    # target, the semantic layer's billable_utilization_variance): raw utilisation would list the
+    # partners and directors, whose targets are low, as the "lowest".
+    people = q.utilisation_people(filters)[["employee_id", "full_name", "billable_utilization_variance"]]
+    people = people.sort_values(
+        ["billable_utilization_variance", "employee_id"], ascending=[True, True], na_position="last"
     )
-    grid = grid.loc[grid.mean(axis=1).sort_values().index[:limit]]
+    limit = 60
+    shown = people.head(limit)
+    weekly = weekly[weekly["employee_id"].isin(shown["employee_id"])].merge(
+        shown, on="employee_id", how="left"
+    )
+    weekly["person"] = weekly["full_name"].fillna(weekly["employee_id"])
+    order = shown["full_name"].fillna(shown["employee_id"]).tolist()
+    grid = weekly.pivot_table(index="person", columns="week_start_date", values="billable_utilization")
+    grid = grid.reindex([person for person in order if person in grid.index])
+    variance = dict(zip(order, shown["billable_utilization_variance"], strict=True))
+    st.caption(
+        f"{len(people)} people, ranked by billable utilisation minus their target over the period, "
+        "furthest below target first"
+        + (f"; the {limit} furthest below are shown" if len(people) > limit else "")
+        + "."
+    )
+    labels = [f"{person} ({ui.points(variance.get(person))})" for person in grid.index]
     figure = go.Figure(
         go.Heatmap(
             z=grid.to_numpy(),
             x=list(grid.columns),
-            y=list(grid.index),
+            y=labels,
             colorscale="RdYlGn",
             zmin=0,
             zmax=1,
@@ -163,9 +182,10 @@ def heatmap(filters: Filters) -> None:
         )
     )
     figure.update_layout(
-        title="Billable utilisation per person and week (% of capacity)",
+        title="Billable utilisation per person and week (% of capacity); "
+        "in brackets the period's variance to target",
         xaxis_title="week starting",
-        yaxis_title="person",
+        yaxis_title="person (variance to target)",
     )
     figure.update_yaxes(dtick=1, autorange="reversed")
     ui.show(figure, key="utilisation_heatmap", height=max(360, 22 * len(grid) + 140))
@@ -175,20 +195,12 @@ def people_table(filters: Filters) -> None:
     people = q.utilisation_people(filters)
     if ui.is_empty(people, "Nobody with capacity in this period for this selection."):
         return
-    percent = st.column_config.NumberColumn(format="percent")
-    st.dataframe(
-        people.drop(columns=["total_utilization"]),
-        hide_index=True,
-        column_config={
-            "billable_utilization": percent,
-            "productive_utilization": percent,
-            "target_billable_utilization": percent,
-            "billable_utilization_variance": percent,
-            "submission_compliance": percent,
-            "capacity_hours": st.column_config.NumberColumn(format="%.1f"),
-            "billable_hours": st.column_config.NumberColumn(format="%.1f"),
-        },
+    # the heatmap's order: furthest below their own target first
+    people = people.sort_values(
+        ["billable_utilization_variance", "employee_id"], na_position="last", ignore_index=True
     )
+    table = people.drop(columns=["total_utilization"])
+    st.dataframe(table, hide_index=True, column_config=ui.column_formats(table, percent=ui.RATIO_COLUMNS))
     ui.download(people, "Download (CSV)", "billable-utilisation-people.csv", key="utilisation_people_csv")
 
 

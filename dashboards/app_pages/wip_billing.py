@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboards import ui
@@ -78,8 +79,11 @@ def wip(filters: Filters) -> None:
         table,
         hide_index=True,
         column_config={
-            "wip": st.column_config.NumberColumn(f"WIP ({filters.currency})", format="%.2f"),
-            "at_risk": st.column_config.NumberColumn(f"at risk ({filters.currency})", format="%.2f"),
+            **ui.column_formats(table),
+            "aging_bucket": "age (days since work)",
+            "wip_item_count": st.column_config.NumberColumn("items", format=ui.COUNT_FORMAT),
+            "wip": ui.money_column(f"WIP ({filters.currency})"),
+            "at_risk": ui.money_column(f"at risk ({filters.currency})"),
         },
     )
     ui.download(table, "Download (CSV)", f"billable-wip-{as_of}.csv", key="wip_csv")
@@ -103,6 +107,110 @@ def wip_trend(filters: Filters) -> None:
         y_title=filters.currency,
     )
     ui.show(figure, key="wip_trend", monthly=True)
+
+
+# Billing methods whose revenue is recognised by progress or by month, not from unbilled items.
+BY_PROGRESS = ("fixed_fee_percent_complete", "retainer")
+
+
+def bridge_lines(contracts: pd.DataFrame) -> pd.DataFrame:
+    """The steps from WIP to unbilled receivable, from per-contract rows: each contract's
+    difference (unbilled receivable - WIP) falls in exactly one step (its unbilled expenses
+    apart), so the steps add up to the difference exactly."""
+    wip = contracts["wip_amount_reporting"].astype(float)
+    expenses = contracts["wip_expense_amount_reporting"].astype(float)
+    unbilled = contracts["unbilled_receivable_amount_reporting"].astype(float)
+    no_contract = ~contracts["has_contract_month"].astype(bool)
+    by_progress = ~no_contract & contracts["billing_method"].isin(BY_PROGRESS) & (unbilled != 0)
+    ahead = ~no_contract & ~by_progress & (unbilled == 0)
+    items = ~no_contract & ~by_progress & ~ahead  # T&M and milestones with an unbilled receivable
+    steps = [
+        ("WIP", "unbilled time, expenses and completed milestones at bill value", wip.sum(), "total"),
+        (
+            "less WIP on projects without a contract",
+            "unbilled work no contract's revenue counts",
+            -wip[no_contract].sum() + 0.0,
+            "step",
+        ),
+        (
+            "less WIP on contracts billed at or ahead of revenue",
+            "billed to date ≥ recognised to date: no unbilled receivable (any excess is deferred revenue)",
+            -wip[ahead].sum() + 0.0,
+            "step",
+        ),
+        (
+            "less unbilled expenses",
+            "expenses are WIP until invoiced but never recognised revenue",
+            -expenses[items].sum() + 0.0,
+            "step",
+        ),
+        (
+            "plus revenue by progress or by month not yet billed",
+            "fixed fee by percent complete and retainers: recognised by progress or monthly, not from items",
+            (unbilled[by_progress] - wip[by_progress]).sum(),
+            "step",
+        ),
+        (
+            "plus/less valuation differences on T&M and milestone contracts",
+            "recognised less billed to date vs the unbilled time and milestones: invoices at other than "
+            "the recognised value, expenses already billed, closing rate vs the work's dates' rates",
+            (unbilled[items] - wip[items] + expenses[items]).sum(),
+            "step",
+        ),
+        (
+            "Unbilled receivable",
+            "recognised less billed to date, per contract, when positive",
+            unbilled.sum(),
+            "total",
+        ),
+    ]
+    return pd.DataFrame(steps, columns=["step", "what it is", "amount", "kind"])
+
+
+def bridge(filters: Filters) -> None:
+    day = filters.end
+    if q.nearest_wip_date(day) != day:
+        st.info(f"No WIP computed for {day:%d %b %Y}, so no bridge to the unbilled receivable.")
+        return
+    factor = currency_factor(filters.currency, day)
+    contracts = q.wip_and_unbilled_by_contract(filters, day)
+    if ui.is_empty(contracts, f"Neither WIP nor unbilled receivable at {day:%d %b %Y} for this selection."):
+        return
+    lines = bridge_lines(contracts)
+    lines["amount"] = lines["amount"] * factor
+    st.caption(
+        "**WIP** is work not yet invoiced, item by item (approved billable time at its bill rate, "
+        "expenses, completed milestones). **Unbilled receivable** is each contract's revenue "
+        "recognised to date less what it billed to date, when positive (rpt_revenue), at the month "
+        "end's rate. The steps below take one to the other contract by contract and add up exactly."
+    )
+    measures = ["absolute", *["relative"] * (len(lines) - 2), "total"]
+    labels = [ui.wrap(step, 22) for step in lines["step"]]
+    figure = go.Figure(
+        go.Waterfall(
+            x=labels,
+            y=lines["amount"],
+            measure=measures,
+            connector={"line": {"color": ui.NEUTRAL}},
+            increasing={"marker": {"color": ui.ACCENT}},
+            decreasing={"marker": {"color": "#90caf9"}},
+            totals={"marker": {"color": ui.NEUTRAL}},
+            hovertemplate="%{x}: %{y:,.0f}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=f"From WIP to unbilled receivable at {day:%d %b %Y} ({filters.currency})",
+        yaxis_title=filters.currency,
+        showlegend=False,
+    )
+    figure.update_xaxes(tickangle=0, automargin=True)
+    ui.show(figure, key="wip_bridge", height=420)
+    table = lines.drop(columns=["kind"]).rename(columns={"amount": f"amount ({filters.currency})"})
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={f"amount ({filters.currency})": ui.money_column(f"amount ({filters.currency})")},
+    )
 
 
 def time_to_invoice(filters: Filters) -> None:
@@ -153,7 +261,7 @@ def time_to_invoice(filters: Filters) -> None:
         ui.show(figure, key="tti_practice")
     if st.toggle("Show the invoiced time entries behind these figures (slowest first)", key="tti_rows"):
         rows = q.time_to_invoice_rows(filters)
-        st.dataframe(rows, hide_index=True, column_config=ui.column_formats(rows))
+        st.dataframe(rows, hide_index=True, column_config=ui.column_formats(rows, currency=filters.currency))
         ui.download(rows, "Download (CSV)", "billable-time-to-invoice.csv", key="tti_csv")
 
 
@@ -162,5 +270,7 @@ if filters is not None:
     st.subheader("Work in progress")
     ui.guarded(partial(wip, filters), "WIP")
     ui.guarded(partial(wip_trend, filters), "WIP trend")
+    st.subheader(f"From WIP to unbilled receivable at {filters.end:%d %b %Y}")
+    ui.guarded(partial(bridge, filters), "WIP to unbilled receivable")
     st.subheader("Time to invoice")
     ui.guarded(partial(time_to_invoice, filters), "Time to invoice")

@@ -135,6 +135,8 @@ _REALIZATION_METRICS = {
     "standard_value_reporting": "standard_value",
     "billed_reporting": "billed_amount",
     "realization_rate": "realization_rate",
+    "billed_standard_value_reporting": "billed_standard_value",
+    "billed_time_realization_rate": "billed_time_realization_rate",
     "effective_bill_rate_reporting": "effective_bill_rate",
     "client_hours": "client_hours",
 }
@@ -146,7 +148,8 @@ REALIZATION_GROUPS = {
 
 
 def realization_by(filters: Filters, group: str) -> pd.DataFrame:
-    """Realisation (billed / standard value) and effective bill rate over the period by a group."""
+    """Realisation (billed / standard value, by month worked, and on billed time only) and the
+    effective bill rate over the period by a group."""
     t = tables("rpt_realization")
     if group not in REALIZATION_GROUPS:
         raise ValueError(f"cannot group realisation by {group!r}; choose one of {sorted(REALIZATION_GROUPS)}")
@@ -174,7 +177,12 @@ def realization_total(filters: Filters) -> pd.DataFrame:
     rates = semantic.definitions().select(
         {
             column: _REALIZATION_METRICS[column]
-            for column in ("realization_rate", "effective_bill_rate_reporting")
+            for column in (
+                "realization_rate",
+                "billed_time_realization_rate",
+                "billed_standard_value_reporting",
+                "effective_bill_rate_reporting",
+            )
         }
     )
     return read(
@@ -232,5 +240,67 @@ def ar_aging(filters: Filters, month: date) -> pd.DataFrame:
         order by aging_bucket_order, legal_entity
         """,
         [month, *params],
+        tables=t,
+    )
+
+
+# --- receivables by client and the overdue invoices (fct_invoices, as of the warehouse's now) ---
+# fct_invoices carries each invoice's balance, due date and days overdue at the warehouse's now;
+# its open balances add up to rpt_ar_aging's snapshot of now.
+
+_INVOICE_FILTERS = {"legal_entity": "invoices.legal_entity", "client": "invoices.client_id"}
+
+
+def receivables_by_client(filters: Filters) -> pd.DataFrame:
+    """Open receivables per client now: open and overdue balance (reporting currency), invoices,
+    the oldest days overdue."""
+    t = tables("fct_invoices", "dim_clients")
+    clause, params = where(filters, _INVOICE_FILTERS)
+    return read(
+        f"""
+        select
+            invoices.client_id,
+            coalesce(clients.client_name, '(client not in the CRM)') as client_name,
+            count(*) as open_invoices,
+            sum(invoices.balance_reporting) as open_amount_reporting,
+            sum(case when invoices.is_overdue then 1 else 0 end) as overdue_invoices,
+            sum(case when invoices.is_overdue then invoices.balance_reporting else 0 end)
+                as overdue_amount_reporting,
+            max(case when invoices.is_overdue then invoices.days_overdue end) as max_days_overdue
+        from {t.fct_invoices} as invoices
+        left join {t.dim_clients} as clients on clients.client_id = invoices.client_id
+        where invoices.balance <> 0 and {clause}
+        group by invoices.client_id, clients.client_name
+        order by overdue_amount_reporting desc, open_amount_reporting desc, client_name
+        """,
+        params,
+        tables=t,
+    )
+
+
+def overdue_invoices(filters: Filters) -> pd.DataFrame:
+    """The invoices past their due date with a balance now, most overdue first."""
+    t = tables("fct_invoices", "dim_clients")
+    clause, params = where(filters, _INVOICE_FILTERS)
+    return read(
+        f"""
+        select
+            invoices.doc_number,
+            invoices.client_id,
+            coalesce(clients.client_name, '(client not in the CRM)') as client_name,
+            invoices.legal_entity,
+            invoices.invoice_date,
+            invoices.due_date,
+            invoices.days_overdue,
+            invoices.currency_code,
+            invoices.total_amount,
+            invoices.balance,
+            invoices.balance_reporting
+        from {t.fct_invoices} as invoices
+        left join {t.dim_clients} as clients on clients.client_id = invoices.client_id
+        where invoices.is_overdue and invoices.balance <> 0 and {clause}
+        order by invoices.days_overdue desc, invoices.balance_reporting desc, invoices.doc_number
+        """,
+        params,
         tables=t,
     )

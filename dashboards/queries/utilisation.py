@@ -140,9 +140,9 @@ def utilisation_rows(filters: Filters) -> pd.DataFrame:
     t = tables("rpt_utilization")
     clause, params = where(filters, _UTILISATION_FILTERS, date_column="month_start_date")
     return read(
-        "select employee_id, month_start_date, practice, grade, region, legal_entity, capacity_hours,"
-        " billable_hours, productive_hours, total_hours, billable_utilization, target_billable_utilization,"
-        " submission_compliance, missing_hours"
+        "select employee_id, employee_name, month_start_date, practice, grade, region, legal_entity,"
+        " capacity_hours, billable_hours, productive_hours, total_hours, billable_utilization,"
+        " target_billable_utilization, submission_compliance, missing_hours"
         f" from {t.rpt_utilization} where {clause} order by month_start_date, employee_id",
         params,
         tables=t,

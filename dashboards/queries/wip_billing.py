@@ -9,7 +9,7 @@ from datetime import date
 import pandas as pd
 
 from dashboards.queries.connection import read, tables
-from dashboards.queries.filters import Filters, where
+from dashboards.queries.filters import Filters, month_start, where
 
 WIP_AGE_BUCKETS = ("0-30", "31-60", "61-90", "90+")
 
@@ -177,9 +177,67 @@ def time_to_invoice_rows(filters: Filters, limit: int = 5000) -> pd.DataFrame:
     clause, params = where(filters, _TTI_FILTERS, date_column="invoice_date")
     return read(
         "select time_entry_id, spent_date, approved_date, invoice_date, erp_invoice_key, project_id,"
-        " client_id, practice, legal_entity, hours, days_worked_to_invoice, days_approved_to_invoice"
+        " project_code, project_name, client_id, client_name, employee_name, practice, legal_entity, hours,"
+        " days_worked_to_invoice, days_approved_to_invoice"
         f" from {t.rpt_time_to_invoice} where {clause}"
         " order by days_worked_to_invoice desc nulls last, time_entry_id limit ?",
         [*params, limit],
+        tables=t,
+    )
+
+
+# --- from WIP to unbilled receivable (rpt_wip and rpt_revenue at one month end) ------------------
+
+_REVENUE_FILTERS = {
+    "legal_entity": "revenue.legal_entity",
+    "practice": "revenue.practice",
+    "client": "revenue.client_id",
+}
+
+
+def wip_and_unbilled_by_contract(filters: Filters, month_end_date: date) -> pd.DataFrame:
+    """Per contract at a month end: WIP (rpt_wip, with its unbilled expenses) and the unbilled
+    receivable (rpt_revenue), the same filters on both; WIP on projects without a contract-month
+    in rpt_revenue is one row with `has_contract_month` false (contract_id null if none)."""
+    t = tables("rpt_wip", "rpt_revenue", "dim_clients")
+    wip_clause, wip_params = where(filters, _WIP_FILTERS)
+    revenue_clause, revenue_params = where(filters, _REVENUE_FILTERS)
+    return read(
+        f"""
+        with wip as (
+            select
+                wip.contract_id,
+                sum(wip.wip_amount_reporting) as wip_amount_reporting,
+                sum(wip.wip_expense_amount_reporting) as wip_expense_amount_reporting
+            from {t.rpt_wip} as wip
+            where wip.as_of_date = ? and {wip_clause}
+            group by wip.contract_id
+        ),
+        revenue as (
+            select
+                revenue.contract_id,
+                revenue.contract_number,
+                revenue.client_id,
+                revenue.billing_method,
+                sum(revenue.unbilled_receivable_amount_reporting) as unbilled_receivable_amount_reporting
+            from {t.rpt_revenue} as revenue
+            where revenue.month_start_date = ? and {revenue_clause}
+            group by revenue.contract_id, revenue.contract_number, revenue.client_id, revenue.billing_method
+        )
+        select
+            coalesce(revenue.contract_id, wip.contract_id) as contract_id,
+            revenue.contract_number,
+            clients.client_name,
+            revenue.billing_method,
+            revenue.contract_id is not null as has_contract_month,
+            coalesce(wip.wip_amount_reporting, 0) as wip_amount_reporting,
+            coalesce(wip.wip_expense_amount_reporting, 0) as wip_expense_amount_reporting,
+            coalesce(revenue.unbilled_receivable_amount_reporting, 0) as unbilled_receivable_amount_reporting
+        from wip
+        full outer join revenue on revenue.contract_id = wip.contract_id
+        left join {t.dim_clients} as clients on clients.client_id = revenue.client_id
+        order by revenue.contract_number nulls last, contract_id nulls last
+        """,
+        [month_end_date, *wip_params, month_start(month_end_date), *revenue_params],
         tables=t,
     )

@@ -20,7 +20,10 @@
                           not), null when no hours
     T&M hours worked in a month the ERP has not invoiced yet lower that month's realisation
     until they are billed; billed_standard_value and billed_time_realization_rate compare only
-    the hours already billed (and only those with a standard rate). Billable hours with no
+    the hours already billed (and only those with a standard rate); their reporting-currency
+    parts (billed_rated_time_amount_reporting over billed_standard_value_reporting) let a group
+    of projects, months or currencies sum before dividing (the metric
+    billed_time_realization_rate). Billable hours with no
     single standard rate (TIME_NO_RATE / TIME_RATE_CONFLICT) have no standard value; they are
     counted in unrated_billable_hours, and what was billed for them stays in billed_amount.
     Reporting-currency amounts use the ERP rate of the day worked (time) or of the invoice date
@@ -66,6 +69,11 @@ time_monthly as (
         sum(case when time_entries.is_invoiced and time_entries.standard_amount is not null
                 then time_entries.invoiced_amount
         end) as billed_rated_time_amount,
+        sum(case when time_entries.is_invoiced then time_entries.standard_amount_reporting end)
+            as billed_standard_value_reporting,
+        sum(case when time_entries.is_invoiced and time_entries.standard_amount is not null
+                then time_entries.invoiced_amount * time_entries.fx_rate_to_reporting
+        end) as billed_rated_time_amount_reporting,
         sum(case when time_entries.is_invoiced then time_entries.invoiced_amount end) as billed_time_amount,
         sum(case when time_entries.is_invoiced
                 then time_entries.invoiced_amount * time_entries.fx_rate_to_reporting
@@ -107,6 +115,8 @@ combined as (
         coalesce(time_monthly.unrated_billable_hours, 0) as unrated_billable_hours,
         coalesce(time_monthly.billed_standard_value, 0) as billed_standard_value,
         coalesce(time_monthly.billed_rated_time_amount, 0) as billed_rated_time_amount,
+        coalesce(time_monthly.billed_standard_value_reporting, 0) as billed_standard_value_reporting,
+        coalesce(time_monthly.billed_rated_time_amount_reporting, 0) as billed_rated_time_amount_reporting,
         coalesce(time_monthly.billed_time_amount, 0) as billed_time_amount,
         coalesce(time_monthly.billed_time_amount_reporting, 0) as billed_time_amount_reporting,
         coalesce(fees_monthly.billed_fee_amount, 0) as billed_fee_amount,
@@ -148,6 +158,9 @@ final as (
                     ) }}
         end as realization_rate,
         cast(combined.billed_standard_value as decimal(24, 8)) as billed_standard_value,
+        cast(combined.billed_standard_value_reporting as decimal(24, 8)) as billed_standard_value_reporting,
+        cast(combined.billed_rated_time_amount_reporting as decimal(24, 8))
+            as billed_rated_time_amount_reporting,
         case when combined.billed_standard_value != 0
                 then {{ double_to_decimal(
                         divide('combined.billed_rated_time_amount', 'combined.billed_standard_value'), 12, 6
