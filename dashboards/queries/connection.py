@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -353,13 +354,14 @@ class Tables:
     `f"... from {t.rpt_wip}"`. A relation the query did not declare cannot be named (AttributeError),
     so `read` knows exactly which ones to check before running the SQL."""
 
-    __slots__ = ("names",)
+    __slots__ = ("names", "scoped")
 
     def __init__(self, names: tuple[str, ...]) -> None:
         unknown = [name for name in names if name not in RELATIONS]
         if unknown:
             raise ValueError(f"unknown relation(s) {unknown}; known: {sorted(RELATIONS)}")
         self.names = names
+        self.scoped: dict[str, str] = {}  # name -> the role's subquery, put in front of the SQL by read
 
     def __getattr__(self, name: str) -> str:
         if name not in self.names:
@@ -367,7 +369,28 @@ class Tables:
         access = current_access()
         if access is FULL_ACCESS:
             return RELATIONS[name]
-        return scoped_relation(access, name, RELATIONS, relation_columns)
+        # a restricted role reads a common table expression of its rows and columns instead (a
+        # CTE, not a subquery in place: PostgreSQL before 16 wants an alias on every subquery)
+        body = scoped_relation(access, name, RELATIONS, relation_columns)
+        if body == RELATIONS[name]:  # nothing to limit for this role
+            return body
+        self.scoped[name] = body
+        return f"scoped_{name}"
+
+
+_WITH = re.compile(r"^\s*with\s+(recursive\s+)?", re.IGNORECASE)
+
+
+def with_scopes(sql: str, scoped: Mapping[str, str]) -> str:
+    """The query with the role's scoped relations defined in front of it (merged into its own WITH).
+    They hold no `?`, so the query's parameters keep their positions."""
+    if not scoped:
+        return sql
+    definitions = ", ".join(f"scoped_{name} as {body}" for name, body in scoped.items())
+    found = _WITH.match(sql)
+    if found:
+        return f"with {found.group(1) or ''}{definitions}, {sql[found.end() :]}"
+    return f"with {definitions} {sql}"
 
 
 def tables(*names: str) -> Tables:
@@ -382,7 +405,7 @@ def read(sql: str, params: Sequence[Any] = (), *, tables: Tables) -> pd.DataFram
     absent = missing(*tables.names)
     if absent:
         raise MartMissing(absent)
-    frame = _fetch(snap.engine, snap.path, snap.version, sql, tuple(params))
+    frame = _fetch(snap.engine, snap.path, snap.version, with_scopes(sql, tables.scoped), tuple(params))
     access = current_access()
     if access.sees_cost:
         return frame.copy()
