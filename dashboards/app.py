@@ -46,12 +46,27 @@ def navigation_for(pages: tuple[str, ...]) -> dict[str, list]:
     return sections
 
 
+def page_in_url() -> str | None:
+    """The page a link asked for (its path), read while the sign-in form is up: no navigation is
+    registered then, so Streamlit would otherwise forget it and open the default page."""
+    name = (st.context.url or "").rstrip("/").rsplit("/", 1)[-1]
+    return name if name in PAGE_TABLE else None
+
+
 with run_scope():  # one snapshot and at most one read-only connection per run, closed at its end
     access = auth.signed_in()  # None: the sign-in form or a refusal is on the page, nothing else
-    if access is not None:
+    if access is None:
+        st.session_state["_requested_page"] = page_in_url() or st.session_state.get("_requested_page")
+    else:
         with as_role(access):  # every read of this run is limited to what the role may see
             navigation = st.navigation(navigation_for(access.pages))
-            st.session_state["filters"] = ui.sidebar_filters(access)
+            current = navigation.url_path or access.pages[0]
+            st.session_state["filters"] = ui.sidebar_filters(access, current)
+            # the page a link named (?page=..., or its path while the sign-in form was up); one the
+            # role may not see stays closed
+            requested = st.session_state.pop("_requested_page", None)
+            if requested in access.pages and requested != current:
+                st.switch_page(PAGES / f"{requested}.py")
             ui.freshness_panel()
             try:
                 navigation.run()

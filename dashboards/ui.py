@@ -101,8 +101,9 @@ def _month_label(day: date) -> str:
     return day.strftime("%b %Y")
 
 
-# Filters live in the URL (?period=3-months&end=2026-05&practice=Strategy&...), so a link shows the
-# same view; a value the visitor's role may not see is refused with a message, never applied.
+# Filters live in the URL (?page=wip_billing&period=3-months&end=2026-05&practice=Strategy&...), so a
+# link shows the same view; a value the visitor's role may not see is refused with a message, never
+# applied. `page` repeats the page's path because the path does not survive the sign-in form.
 PERIOD_PARAMS = {"month": "Month", "3-months": "3 months", "ytd": "Year to date", "12-months": "12 months"}
 _PERIOD_PARAM_OF = {label: param for param, label in PERIOD_PARAMS.items()}
 _URL_SEEDED = "_filters_from_url"
@@ -115,6 +116,12 @@ def _seed_from_url(
     Returns what was refused (unknown values, or values outside the role's scope)."""
     params = st.query_params
     refused: list[str] = []
+    page = params.get("page")
+    if page is not None:
+        if page in access.pages:
+            st.session_state["_requested_page"] = page  # app.py opens it
+        else:
+            refused.append(f"page={page}")
     kind = params.get("period")
     if kind is not None:
         if kind in PERIOD_PARAMS:
@@ -153,8 +160,9 @@ def _seed_from_url(
     return refused
 
 
-def _write_url(filters: Filters, kind: str, end_month: date) -> None:
+def _write_url(filters: Filters, kind: str, end_month: date, page: str) -> None:
     wanted: dict[str, str | list[str]] = {
+        "page": page,
         "period": _PERIOD_PARAM_OF[kind],
         "end": end_month.strftime("%Y-%m"),
     }
@@ -173,10 +181,10 @@ def _write_url(filters: Filters, kind: str, end_month: date) -> None:
         st.query_params.from_dict(wanted)
 
 
-def sidebar_filters(access: Access) -> Filters | None:
-    """The global filters in the sidebar, seeded from and written to the URL; None when there is no
-    warehouse to filter. Their choices are read within the visitor's access, so they offer only
-    what the role may see."""
+def sidebar_filters(access: Access, page: str = "overview") -> Filters | None:
+    """The global filters in the sidebar, seeded from and written to the URL (with the `page`
+    shown); None when there is no warehouse to filter. Their choices are read within the visitor's
+    access, so they offer only what the role may see."""
     snap = db.snapshot()
     if not snap.exists or db.unreadable():
         return None
@@ -196,15 +204,24 @@ def sidebar_filters(access: Access) -> Filters | None:
     offered = guarded(currencies, "Currencies") or ["USD"]
 
     sidebar = st.sidebar
+    if st.session_state.get("_filters_access") != access:
+        # another user signed in in this browser session: start from their link, not the last
+        # user's choices (which may lie outside this user's scope)
+        for key in [key for key in st.session_state if str(key).startswith("filter_")]:
+            del st.session_state[key]
+        st.session_state[_URL_SEEDED] = False
+        st.session_state["_filters_access"] = access
     if not st.session_state.get(_URL_SEEDED):
         st.session_state[_URL_SEEDED] = True
-        refused = _seed_from_url(choices, options, offered, access)
-        if refused:
-            sidebar.warning(
-                f"Ignored from the link: {', '.join(refused)} (not a value you can see"
-                f"{' as ' + access.describe() if access.practices else ''}).",
-                icon=":material/block:",
-            )
+        # kept for the session: sign-in reruns the script right after the link was read
+        st.session_state["_url_refused"] = _seed_from_url(choices, options, offered, access)
+    refused = st.session_state.get("_url_refused")
+    if refused:
+        sidebar.warning(
+            f"Ignored from the link: {', '.join(refused)} (not a value you can see"
+            f"{' as ' + access.describe() if access.practices else ''}).",
+            icon=":material/block:",
+        )
     sidebar.markdown("**Filters**")
     kind = sidebar.segmented_control(
         "Period",
@@ -254,7 +271,7 @@ def sidebar_filters(access: Access) -> Filters | None:
         currency=currency,
         year_on_year=PERIODS[kind] == 0,
     )
-    _write_url(filters, kind, end_month)
+    _write_url(filters, kind, end_month, page)
     return filters
 
 

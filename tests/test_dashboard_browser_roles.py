@@ -10,6 +10,7 @@ import io
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -66,8 +67,8 @@ def sign_in(server, username: str, path: str = ""):
     context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
     page = context.new_page()
     page.goto(f"{base_url}/{path}")
-    page.get_by_label("Username").fill(username, timeout=60_000)
-    page.get_by_label("Password").fill(password(username))
+    page.get_by_role("textbox", name="Username").fill(username, timeout=60_000)
+    page.get_by_role("textbox", name="Password").fill(password(username))
     page.get_by_role("button", name="Login").click()
     wait_for_app(page)
     assert page.locator('[data-testid="stException"]').count() == 0
@@ -118,11 +119,14 @@ def test_a_practice_lead_sees_only_their_practice_and_no_operations_page(server,
                 row[0] for row in connection.execute("select distinct practice from marts.rpt_wip").fetchall()
             }
         assert len(practices) > 1  # the firm has other practices the lead does not see
-        # the hidden page's URL does not open it
+        # the hidden page's URL does not open it, by path or by a link's page parameter
         base_url, _ = server
-        page.goto(f"{base_url}/pipeline_health")
-        wait_for_app(page)
-        assert page.locator("h1").first.inner_text().strip() != "Pipeline health"
+        for link in ("pipeline_health", "?page=pipeline_health"):
+            page.goto(f"{base_url}/{link}")
+            wait_for_app(page)
+            assert page.locator("h1").first.inner_text().strip() == "Overview", link
+        sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+        assert "Ignored from the link: page=pipeline_health" in sidebar
     finally:
         page.context.close()
 
@@ -138,12 +142,18 @@ def test_a_link_cannot_widen_a_practice_leads_scope(server):
         page.context.close()
 
 
-def test_a_link_reproduces_the_view_for_an_executive(server):
-    page = sign_in(server, "ceo", "?practice=Technology&period=3-months")
+def test_a_link_reproduces_the_view_for_an_executive(server, tiny_firm):
+    with duckdb.connect(str(tiny_firm.warehouse), read_only=True) as connection:
+        as_of = connection.execute("select as_of_date from intermediate.int_as_of").fetchone()[0]
+    end = (as_of.replace(day=1) - timedelta(days=1)).replace(day=1) - timedelta(days=1)  # not the default
+    start = (end.replace(day=1) - timedelta(days=40)).replace(day=1)
+    link = f"?page=wip_billing&practice=Technology&period=3-months&end={end:%Y-%m}"
+    page = sign_in(server, "ceo", link)
     try:
+        assert page.locator("h1").first.inner_text().strip() == "WIP & billing"
         text = main_text(page)
-        assert "practice: Technology" in text and " – " in text  # a three-month period
-        assert "practice=Technology" in page.url
+        assert f"Period {start:%b %Y} – {end:%b %Y} · practice: Technology" in text
+        assert "practice=Technology" in page.url and "page=wip_billing" in page.url
     finally:
         page.context.close()
 
@@ -156,7 +166,7 @@ def test_a_delivery_user_sees_no_cost_or_margin(server):
         rows = trace_csv(page, "Recognised revenue and margin (contract x month)")
         assert not rows.empty and not [column for column in rows.columns if COST_COLUMN.search(column)]
         base_url, _ = server
-        page.goto(f"{base_url}/revenue_margin")
+        page.goto(f"{base_url}/revenue_margin?page=revenue_margin")
         wait_for_app(page)
         text = main_text(page)
         assert "Recognised revenue" in text

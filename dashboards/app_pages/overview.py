@@ -249,6 +249,8 @@ def unapplied(filters: Filters) -> None:
     }
     notes = []
     for tile, applies in TILE_FILTERS.items():
+        if tile == "DSO" and current_access().practices:
+            continue  # not drawn for a role limited to practices
         skipped = [label for key, (label, values) in chosen.items() if values and key not in applies]
         if skipped:
             notes.append(f"{tile} (not by {', '.join(skipped)})")
