@@ -455,3 +455,19 @@ def test_url_parameters_set_the_filters_and_never_widen_a_scope(warehouse, users
     assert "Ignored from the link: practice=Technology" in messages(lead)
     assert lead.multiselect(key="filter_practice").value == []
     assert "practice: Strategy" in messages(lead)
+
+
+def test_make_check_names_a_sign_in_that_would_refuse_everyone(users, monkeypatch):
+    from billable.check import CheckFailed, check_dashboard
+
+    assert check_dashboard().startswith("sign-in on")
+    config = yaml.safe_load(users.read_text())
+    del config["credentials"]["usernames"]["lead"]["practices"]
+    users.write_text(yaml.safe_dump(config))
+    with pytest.raises(CheckFailed, match="needs at least one practice"):
+        check_dashboard()
+    monkeypatch.setenv("BILLABLE_DASHBOARD_USERS", "")
+    with pytest.raises(CheckFailed, match="set but empty"):
+        check_dashboard()
+    monkeypatch.delenv("BILLABLE_DASHBOARD_USERS")
+    assert check_dashboard().startswith("sign-in off")
