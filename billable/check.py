@@ -338,15 +338,20 @@ def check_engine(data_dir: Path) -> str:
 
 
 def check_dashboard() -> str:
-    from dashboards import settings
+    from dashboards import auth, settings
 
-    users = settings.users_file()
+    try:
+        users = settings.users_file()
+    except settings.SignInMisconfigured as error:
+        raise CheckFailed(str(error)) from None
     if users is None:
         return f"sign-in off ({settings.USERS_FILE_ENV} not set); warehouse {settings.warehouse_path()}"
-    if not users.is_file():
-        raise CheckFailed(
-            f"{settings.USERS_FILE_ENV}={users}: no such file (python -m dashboards.users add <name>)"
-        )
+    try:
+        listed = auth.load_users(users)
+        for username in listed:
+            auth.access_of(listed, username)
+    except (auth.UsersFileError, ValueError) as error:  # AccessConfigError is a ValueError
+        raise CheckFailed(str(error)) from None
     if not settings.cookie_key():
         raise CheckFailed(f"sign-in is on but {settings.COOKIE_KEY_ENV} is not set (a long random secret)")
     return f"sign-in on ({users}); warehouse {settings.warehouse_path()}"

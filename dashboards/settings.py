@@ -1,4 +1,5 @@
-"""Where the dashboard finds the warehouse and its optional sign-in file (environment, with defaults)."""
+"""Where the dashboard finds the warehouse, its optional sign-in file and the access rules'
+settings (environment, with defaults)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 WAREHOUSE_ENV = "BILLABLE_WAREHOUSE"
 USERS_FILE_ENV = "BILLABLE_DASHBOARD_USERS"
 COOKIE_KEY_ENV = "BILLABLE_DASHBOARD_COOKIE_KEY"
+COST_MIN_PEOPLE_ENV = "BILLABLE_DASHBOARD_COST_MIN_PEOPLE"
+DEFAULT_COST_MIN_PEOPLE = 3  # a cost figure summed over fewer people than this could reveal a rate
 STALE_AFTER_ENV = "BILLABLE_DASHBOARD_STALE_AFTER_HOURS"
 STALE_AFTER_KEY = "billable.dashboard.stale_after_hours"
 DEFAULT_STALE_AFTER_HOURS = 26.0  # a daily run, plus two hours of slack
@@ -28,10 +31,45 @@ def metadata_path(warehouse: Path) -> Path:
     return warehouse.with_suffix(".json")
 
 
+class SignInMisconfigured(Exception):
+    """Sign-in is switched on but cannot work: the dashboard refuses everyone (fails closed)."""
+
+
+def sign_in_on() -> bool:
+    """Sign-in is on as soon as $BILLABLE_DASHBOARD_USERS is present in the environment, even empty:
+    only an unset variable means the open demo (docs/dashboards.md, "Sign-in and roles")."""
+    return USERS_FILE_ENV in os.environ
+
+
 def users_file() -> Path | None:
-    """The sign-in users file ($BILLABLE_DASHBOARD_USERS); None means sign-in is off (the demo)."""
-    configured = os.environ.get(USERS_FILE_ENV, "").strip()
-    return Path(configured) if configured else None
+    """The sign-in users file ($BILLABLE_DASHBOARD_USERS); None when the variable is unset (sign-in
+    off, the demo). SignInMisconfigured when it is set but empty: that must never open the dashboard."""
+    if not sign_in_on():
+        return None
+    configured = os.environ[USERS_FILE_ENV].strip()
+    if not configured:
+        raise SignInMisconfigured(
+            f"{USERS_FILE_ENV} is set but empty. Set it to the users file "
+            "(`python -m dashboards.users add <username> --role <role>` writes one), "
+            "or unset it to run the open demo without sign-in."
+        )
+    return Path(configured)
+
+
+def cost_min_people() -> int:
+    """The fewest distinct people a cost or margin figure must sum over before a role without access
+    to cost rates sees it: $BILLABLE_DASHBOARD_COST_MIN_PEOPLE, else 3. ValueError unless an integer
+    >= 2."""
+    raw = os.environ.get(COST_MIN_PEOPLE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_COST_MIN_PEOPLE
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise ValueError(f"{COST_MIN_PEOPLE_ENV} must be a whole number of people >= 2, got {raw!r}")
+    return value
 
 
 def cookie_key() -> str | None:

@@ -12,6 +12,7 @@ import streamlit as st
 
 from dashboards import excel, settings
 from dashboards.queries import connection as db
+from dashboards.queries.access import Access, NotPermitted
 from dashboards.queries.filters import (
     Filters,
     add_months,
@@ -76,6 +77,16 @@ def guarded(render: Callable[[], Any], what: str, *, compact: bool = False) -> A
             f"{'it' if len(error.relations) == 1 else 'them'}.",
             icon=":material/construction:",
         )
+    except NotPermitted:
+        if compact:
+            with st.container(border=True):
+                st.markdown(f"**{what}**")
+                st.caption("Not shown for your role.")
+            return None
+        st.info(
+            f"**{what}** is not shown for your role ({db.current_access().describe()}).",
+            icon=":material/lock:",
+        )
     except MetricUndefined as error:
         st.error(f"**{what}** could not be computed: {error}.")
     except db.READ_ERRORS as error:
@@ -90,8 +101,90 @@ def _month_label(day: date) -> str:
     return day.strftime("%b %Y")
 
 
-def sidebar_filters() -> Filters | None:
-    """The global filters in the sidebar; None when there is no warehouse to filter."""
+# Filters live in the URL (?page=wip_billing&period=3-months&end=2026-05&practice=Strategy&...), so a
+# link shows the same view; a value the visitor's role may not see is refused with a message, never
+# applied. `page` repeats the page's path because the path does not survive the sign-in form.
+PERIOD_PARAMS = {"month": "Month", "3-months": "3 months", "ytd": "Year to date", "12-months": "12 months"}
+_PERIOD_PARAM_OF = {label: param for param, label in PERIOD_PARAMS.items()}
+_URL_SEEDED = "_filters_from_url"
+
+
+def _seed_from_url(
+    choices: list[date], options: dict[str, list], offered: list[str], access: Access
+) -> list[str]:
+    """Once per session, before the widgets exist: the URL's filters become the widgets' values.
+    Returns what was refused (unknown values, or values outside the role's scope)."""
+    params = st.query_params
+    refused: list[str] = []
+    page = params.get("page")
+    if page is not None:
+        if page in access.pages:
+            st.session_state["_requested_page"] = page  # app.py opens it
+        else:
+            refused.append(f"page={page}")
+    kind = params.get("period")
+    if kind is not None:
+        if kind in PERIOD_PARAMS:
+            st.session_state["filter_period_kind"] = PERIOD_PARAMS[kind]
+        else:
+            refused.append(f"period={kind}")
+    end = params.get("end")
+    if end is not None:
+        found = [month for month in choices if month.strftime("%Y-%m") == end]
+        if found:
+            st.session_state["filter_period_end"] = found[0]
+        else:
+            refused.append(f"end={end}")
+    client_ids = [client_id for client_id, _name in options.get("client", [])]
+    for param, key, allowed in (
+        ("entity", "filter_entity", options.get("legal_entity", [])),
+        ("practice", "filter_practice", options.get("practice", [])),
+        ("region", "filter_region", options.get("region", [])),
+        ("client", "filter_client", client_ids),
+    ):
+        values = params.get_all(param)
+        if not values:
+            continue
+        # the choices themselves are read through the role's scope: a practice or client outside
+        # it is not among them, so a URL can never widen what the role sees
+        refused += [f"{param}={value}" for value in values if value not in allowed]
+        kept = [value for value in values if value in allowed]
+        if kept:
+            st.session_state[key] = kept
+    currency = params.get("currency")
+    if currency is not None:
+        if currency in offered:
+            st.session_state["filter_currency"] = currency
+        else:
+            refused.append(f"currency={currency}")
+    return refused
+
+
+def _write_url(filters: Filters, kind: str, end_month: date, page: str) -> None:
+    wanted: dict[str, str | list[str]] = {
+        "page": page,
+        "period": _PERIOD_PARAM_OF[kind],
+        "end": end_month.strftime("%Y-%m"),
+    }
+    for param, values in (
+        ("entity", filters.legal_entities),
+        ("practice", st.session_state.get("filter_practice") or []),
+        ("region", filters.regions),
+        ("client", filters.clients),
+    ):
+        if values:
+            wanted[param] = list(values)
+    wanted["currency"] = filters.currency
+    current = {key: st.query_params.get_all(key) for key in st.query_params}
+    normal = {key: value if isinstance(value, list) else [value] for key, value in wanted.items()}
+    if current != normal:
+        st.query_params.from_dict(wanted)
+
+
+def sidebar_filters(access: Access, page: str = "overview") -> Filters | None:
+    """The global filters in the sidebar, seeded from and written to the URL (with the `page`
+    shown); None when there is no warehouse to filter. Their choices are read within the visitor's
+    access, so they offer only what the role may see."""
     snap = db.snapshot()
     if not snap.exists or db.unreadable():
         return None
@@ -107,24 +200,54 @@ def sidebar_filters() -> Filters | None:
         cursor = add_months(cursor, -1)
     default_end = add_months(month_start(as_of), -1) if as_of else last
     default_index = choices.index(default_end) if default_end in choices else 0
+    options = guarded(filter_choices, "Filter choices") or {}
+    offered = guarded(currencies, "Currencies") or ["USD"]
 
     sidebar = st.sidebar
+    if st.session_state.get("_filters_access") != access:
+        # another user signed in in this browser session: start from their link, not the last
+        # user's choices (which may lie outside this user's scope)
+        for key in [key for key in st.session_state if str(key).startswith("filter_")]:
+            del st.session_state[key]
+        st.session_state[_URL_SEEDED] = False
+        st.session_state["_filters_access"] = access
+    if not st.session_state.get(_URL_SEEDED):
+        st.session_state[_URL_SEEDED] = True
+        # kept for the session: sign-in reruns the script right after the link was read
+        st.session_state["_url_refused"] = _seed_from_url(choices, options, offered, access)
+    refused = st.session_state.get("_url_refused")
+    if refused:
+        sidebar.warning(
+            f"Ignored from the link: {', '.join(refused)} (not a value you can see"
+            f"{' as ' + access.describe() if access.practices else ''}).",
+            icon=":material/block:",
+        )
     sidebar.markdown("**Filters**")
     kind = sidebar.segmented_control(
-        "Period", list(PERIODS), default="Month", key="filter_period_kind", width="stretch"
+        "Period",
+        list(PERIODS),
+        default=None if "filter_period_kind" in st.session_state else "Month",
+        key="filter_period_kind",
+        width="stretch",
     )
     kind = kind or "Month"
     end_month = sidebar.selectbox(
-        "Ending", choices, index=default_index, format_func=_month_label, key="filter_period_end"
+        "Ending",
+        choices,
+        index=0 if "filter_period_end" in st.session_state else default_index,
+        format_func=_month_label,
+        key="filter_period_end",
     )
     length = PERIODS[kind] or end_month.month
     start = add_months(end_month, -(length - 1))
-    options = guarded(filter_choices, "Filter choices") or {}
     entities = sidebar.multiselect(
         "Legal entity", options.get("legal_entity", []), key="filter_entity", placeholder="All"
     )
     practices = sidebar.multiselect(
-        "Practice", options.get("practice", []), key="filter_practice", placeholder="All"
+        "Practice",
+        options.get("practice", []),
+        key="filter_practice",
+        placeholder=", ".join(access.practices) if access.practices else "All",
     )
     regions = sidebar.multiselect("Region", options.get("region", []), key="filter_region", placeholder="All")
     client_names = dict(options.get("client", []))
@@ -135,9 +258,10 @@ def sidebar_filters() -> Filters | None:
         key="filter_client",
         placeholder="All",
     )
-    offered = guarded(currencies, "Currencies") or ["USD"]
     currency = sidebar.selectbox("Reporting currency", offered, key="filter_currency")
-    return Filters(
+    if access.practices:  # the role's practices are the filter when none is chosen (the captions say so)
+        practices = [name for name in practices if name in access.practices] or list(access.practices)
+    filters = Filters(
         start=start,
         end=month_end(end_month),
         legal_entities=tuple(entities),
@@ -147,6 +271,8 @@ def sidebar_filters() -> Filters | None:
         currency=currency,
         year_on_year=PERIODS[kind] == 0,
     )
+    _write_url(filters, kind, end_month, page)
+    return filters
 
 
 def period_label(filters: Filters) -> str:

@@ -126,7 +126,9 @@ def test_a_build_published_with_warnings_says_which(tiny_firm, tmp_path):
 
 def test_sign_in_when_a_users_file_is_configured(tiny_firm, tmp_path, monkeypatch):
     users = tmp_path / "users.yaml"
-    add_user(users, "cfo", "Chief Financial Officer", "cfo@example.com", "correct horse battery")
+    add_user(
+        users, "cfo", "Chief Financial Officer", "cfo@example.com", "correct horse battery", role="finance"
+    )
     assert "correct horse battery" not in users.read_text()  # bcrypt hash only
     monkeypatch.setenv("BILLABLE_DASHBOARD_USERS", str(users))
 

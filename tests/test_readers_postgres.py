@@ -32,6 +32,7 @@ from dashboards.queries import (
     postgres,
     wip_billing,
 )
+from dashboards.queries.access import Access, NotPermitted, Role
 from dashboards.queries.filters import Filters
 from reverse_etl.ledger import export_snapshot
 from reverse_etl.plan import diff, read_lines
@@ -441,3 +442,35 @@ def test_make_metrics_on_spark_is_one_clear_line_and_exit_2():
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"metrics: {SPARK_UNSUPPORTED}"]
     assert "Databricks" in done.stderr and "dbt-databricks" in done.stderr and done.stdout == ""
+
+
+# --- the role scopes (dashboards/queries/access.py) on both engines -------------------------------
+
+
+def read_all_as(name: str, cluster: Any, warehouse: Path, access: Access) -> dict[str, Any]:
+    """Every dashboard read as one role; a relation the role may not read is recorded as refused."""
+    with engine(name, cluster, warehouse), connection.run_scope(), connection.as_role(access):
+        found: dict[str, Any] = {}
+        for key, read in dashboard_reads().items():
+            try:
+                found[key] = read()
+            except NotPermitted:
+                found[key] = "not permitted"
+        return found
+
+
+@pytest.mark.parametrize(
+    "access", [Access(Role.PRACTICE_LEAD, ("Strategy",)), Access(Role.DELIVERY)], ids=["lead", "delivery"]
+)
+def test_every_read_as_a_restricted_role_is_the_same_on_postgres(cluster, tiny_firm, access):
+    """The scoped relations (common table expressions, quoted columns, the people count per
+    contract-month) run on PostgreSQL 15 and give DuckDB's answers."""
+    duck = read_all_as("duckdb", cluster, tiny_firm.warehouse, access)
+    pg = read_all_as("postgres", cluster, tiny_firm.warehouse, access)
+    assert duck.keys() == pg.keys()
+    refused = {key for key, value in duck.items() if isinstance(value, str) and value == "not permitted"}
+    assert {"quarantine_summary", "sync_runs"} <= refused, refused  # the operations tables
+    assert ({"ar_aging", "dso_months"} <= refused) == bool(access.practices), refused  # by entity only
+    assert len(duck["revenue_rows"]) > 0 and len(duck["wip_by"]) > 0
+    for key in duck:
+        same(pg[key], duck[key], key)

@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboards import ui
 from dashboards.queries import overview as q
-from dashboards.queries.connection import finite
+from dashboards.queries.connection import current_access, finite
 from dashboards.queries.coverage import missing_comparison
 from dashboards.queries.filters import Filters, add_months, currency_factor, month_start
 
@@ -138,6 +138,11 @@ def tiles(filters: Filters) -> None:
         ("Gross margin", margin_tile),
         ("Open exceptions", exceptions_tile),
     ]
+    access = current_access()  # tiles the role may not see are not drawn (dashboards/queries/access.py)
+    hidden = set() if access.sees_cost_rates else {"Gross margin"}  # margin % over withheld months
+    if access.practices:
+        hidden.add("DSO")  # receivables are by legal entity: no practice to limit them by
+    row = [(label, render) for label, render in row if label not in hidden]
     first, second = st.columns(4), st.columns(4)
     for column, (label, render) in zip([*first, *second], row, strict=False):
         with column:
@@ -216,10 +221,11 @@ TRACES = {
 
 
 def trace(filters: Filters) -> None:
+    traces = [name for name in TRACES if not (name.startswith("DSO") and current_access().practices)]
     with st.container(border=True):
         choice = st.selectbox(
             "Trace a number: the rows behind a tile",
-            list(TRACES),
+            traces,
             index=None,
             placeholder="Choose a figure to see the mart rows behind it",
             key="overview_trace",
@@ -258,6 +264,8 @@ def unapplied(filters: Filters) -> None:
     }
     notes = []
     for tile, applies in TILE_FILTERS.items():
+        if tile == "DSO" and current_access().practices:
+            continue  # not drawn for a role limited to practices
         skipped = [label for key, (label, values) in chosen.items() if values and key not in applies]
         if skipped:
             notes.append(f"{tile} (not by {', '.join(skipped)})")

@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboards import ui
 from dashboards.queries import revenue_margin as q
-from dashboards.queries.connection import finite
+from dashboards.queries.connection import current_access, finite
 from dashboards.queries.coverage import missing_comparison
 from dashboards.queries.filters import Filters, add_months, as_of_date, currency_factor, month_start
 
@@ -56,23 +56,27 @@ def headline(filters: Filters) -> None:
             money,
             no_comparison=flows_note,
         )
+    access = current_access()  # a role without cost sees no margin; without cost rates, no margin %
     with first[2]:
-        ui.tile(
-            "Gross margin",
-            scaled(now, "gross_margin_reporting"),
-            scaled(before, "gross_margin_reporting"),
-            money,
-            no_comparison=flows_note,
-        )
+        if access.sees_cost:
+            ui.tile(
+                "Gross margin",
+                scaled(now, "gross_margin_reporting"),
+                scaled(before, "gross_margin_reporting"),
+                money,
+                no_comparison=flows_note,
+                help=None if access.sees_cost_rates else COST_RULE.format(k=access.cost_min_people),
+            )
     with first[3]:
-        ui.tile(
-            "Gross margin %",
-            now["gross_margin_pct"],
-            pct(before, "gross_margin_pct"),
-            ui.percent,
-            delta_kind="points",
-            no_comparison=flows_note,
-        )
+        if access.sees_cost_rates:
+            ui.tile(
+                "Gross margin %",
+                now["gross_margin_pct"],
+                pct(before, "gross_margin_pct"),
+                ui.percent,
+                delta_kind="points",
+                no_comparison=flows_note,
+            )
     second = st.columns(4)
     end_label = f"at {filters.end:%d %b %Y}"
     with second[0]:
@@ -149,16 +153,18 @@ def trend(filters: Filters) -> None:
         name="billed",
         marker_color="#90caf9",
     )
-    figure.add_scatter(
-        x=monthly["month_start_date"],
-        y=monthly["gross_margin_pct"],
-        name="gross margin %",
-        yaxis="y2",
-        mode="lines+markers",
-        line={"color": ui.GOOD},
-    )
+    margin = current_access().sees_cost_rates
+    if margin:
+        figure.add_scatter(
+            x=monthly["month_start_date"],
+            y=monthly["gross_margin_pct"],
+            name="gross margin %",
+            yaxis="y2",
+            mode="lines+markers",
+            line={"color": ui.GOOD},
+        )
     figure.update_layout(
-        title=f"Recognised vs billed by month, with gross margin % ({filters.currency})",
+        title=f"Recognised vs billed by month{', with gross margin %' * margin} ({filters.currency})",
         barmode="group",
         yaxis={"title": filters.currency},
         yaxis2={"title": "gross margin %", "overlaying": "y", "side": "right", "tickformat": ".0%"},
@@ -173,6 +179,10 @@ def breakdown(filters: Filters) -> None:
     frame = q.revenue_by(filters, group)
     if ui.is_empty(frame, "No revenue or cost in this period for this selection."):
         return
+    access = current_access()
+    if not access.sees_cost_rates:
+        st.caption(COST_RULE.format(k=access.cost_min_people))
+        frame = frame.drop(columns=["gross_margin_pct"])
     for column in (
         "recognized_revenue_reporting",
         "billed_reporting",
@@ -348,14 +358,21 @@ def receivables_by_client(filters: Filters) -> None:
     )
 
 
+COST_RULE = (
+    "Cost and margin here sum only contract-months that at least {k} people worked on: with fewer, "
+    "cost / hours would reveal a person's cost rate, so those months' cost and margin are withheld."
+)
+
 if filters is not None:
     ui.not_applied(filters, {"legal_entity", "practice", "client"})
     ui.guarded(partial(headline, filters), "Revenue and margin")
     ui.guarded(partial(trend, filters), "Revenue trend")
-    ui.guarded(partial(breakdown, filters), "Margin breakdown")
+    if current_access().sees_cost:  # sections a role may not see are not drawn at all
+        ui.guarded(partial(breakdown, filters), "Margin breakdown")
     ui.guarded(partial(realisation, filters), "Realisation")
     ui.guarded(partial(rows, filters), "Revenue rows")
-    st.subheader("Receivables")
-    ui.not_applied(filters, {"legal_entity"})
-    ui.guarded(partial(receivables, filters), "Receivables")
-    ui.guarded(partial(receivables_by_client, filters), "Receivables by client")
+    if not current_access().practices:  # receivables are by legal entity: no practice to limit by
+        st.subheader("Receivables")
+        ui.not_applied(filters, {"legal_entity"})
+        ui.guarded(partial(receivables, filters), "Receivables")
+        ui.guarded(partial(receivables_by_client, filters), "Receivables by client")

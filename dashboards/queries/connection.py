@@ -19,13 +19,17 @@ Rules every query module keeps (docs/dashboards.md):
 - reads are cached with `st.cache_data`, keyed by the published file's identity (device,
   inode, mtime and size), so a new publish is picked up on the next rerun;
 - per-person cost rates and salaries are never selected: cost appears only summed to project
-  level or above, inside the KPI marts.
+  level or above, inside the KPI marts;
+- every relation a query names goes through the visitor's access (dashboards/queries/access.py):
+  the app sets it per run (`as_role`) before any read, and `tables(...)` then names a subquery
+  with only the rows and columns that role may see, or refuses the relation (NotPermitted).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -43,6 +47,7 @@ from billable.duckdb_config import duckdb_config
 from billable.engine import EngineError, engine_name
 from dashboards import settings
 from dashboards.queries import postgres, spark
+from dashboards.queries.access import FULL_ACCESS, Access, scoped_relation, visible_columns
 
 # The relations the dashboard may read, by short name. A query names the ones it needs; a missing
 # one (a partial warehouse, a mart not built yet) becomes a clear message, not a traceback.
@@ -307,23 +312,85 @@ def missing(*names: str) -> list[str]:
     return [RELATIONS[name] for name in names if RELATIONS[name] not in present]
 
 
+# --- access: the signed-in visitor's role, for every read of this run ---------------------------
+
+_access = threading.local()  # .access while in as_role
+
+
+@contextmanager
+def as_role(access: Access) -> Iterator[None]:
+    """Around one script run (app.py): every relation named in it is scoped to this visitor's access.
+    Outside as_role (tests, the benchmark, the CLI) reads are unscoped; the app always sets it."""
+    previous = getattr(_access, "access", None)
+    _access.access = access
+    try:
+        yield
+    finally:
+        _access.access = previous
+
+
+def current_access() -> Access:
+    return getattr(_access, "access", None) or FULL_ACCESS
+
+
+@st.cache_data(show_spinner=False, max_entries=256, ttl=6 * 3600)
+def _columns(engine: str, path: str, version: str, relation: str) -> tuple[str, ...]:
+    schema, name = relation.split(".", 1)
+    sql = (
+        "select column_name from information_schema.columns where table_schema = ? and table_name = ?"
+        " order by ordinal_position"
+    )
+    return tuple(_fetch(engine, path, version, sql, (schema, name))["column_name"].astype(str))
+
+
+def relation_columns(relation: str) -> tuple[str, ...]:
+    """The columns of a published relation (schema.name), in order."""
+    snap = snapshot()
+    return _columns(snap.engine, snap.path, snap.version, relation)
+
+
 class Tables:
     """The relations one query reads, declared up front: `t = tables("rpt_wip")`, then
     `f"... from {t.rpt_wip}"`. A relation the query did not declare cannot be named (AttributeError),
     so `read` knows exactly which ones to check before running the SQL."""
 
-    __slots__ = ("names",)
+    __slots__ = ("names", "scoped")
 
     def __init__(self, names: tuple[str, ...]) -> None:
         unknown = [name for name in names if name not in RELATIONS]
         if unknown:
             raise ValueError(f"unknown relation(s) {unknown}; known: {sorted(RELATIONS)}")
         self.names = names
+        self.scoped: dict[str, str] = {}  # name -> the role's subquery, put in front of the SQL by read
 
     def __getattr__(self, name: str) -> str:
         if name not in self.names:
             raise AttributeError(f"relation {name!r} was not declared by this query ({self.names})")
-        return RELATIONS[name]
+        access = current_access()
+        if access is FULL_ACCESS:
+            return RELATIONS[name]
+        # a restricted role reads a common table expression of its rows and columns instead (a
+        # CTE, not a subquery in place: PostgreSQL before 16 wants an alias on every subquery)
+        body = scoped_relation(access, name, RELATIONS, relation_columns)
+        if body == RELATIONS[name]:  # nothing to limit for this role
+            return body
+        self.scoped[name] = body
+        return f"scoped_{name}"
+
+
+_WITH = re.compile(r"^\s*with\s+(recursive\s+)?", re.IGNORECASE)
+
+
+def with_scopes(sql: str, scoped: Mapping[str, str]) -> str:
+    """The query with the role's scoped relations defined in front of it (merged into its own WITH).
+    They hold no `?`, so the query's parameters keep their positions."""
+    if not scoped:
+        return sql
+    definitions = ", ".join(f"scoped_{name} as {body}" for name, body in scoped.items())
+    found = _WITH.match(sql)
+    if found:
+        return f"with {found.group(1) or ''}{definitions}, {sql[found.end() :]}"
+    return f"with {definitions} {sql}"
 
 
 def tables(*names: str) -> Tables:
@@ -338,7 +405,11 @@ def read(sql: str, params: Sequence[Any] = (), *, tables: Tables) -> pd.DataFram
     absent = missing(*tables.names)
     if absent:
         raise MartMissing(absent)
-    return _fetch(snap.engine, snap.path, snap.version, sql, tuple(params)).copy()
+    frame = _fetch(snap.engine, snap.path, snap.version, with_scopes(sql, tables.scoped), tuple(params))
+    access = current_access()
+    if access.sees_cost:
+        return frame.copy()
+    return frame[visible_columns(access, list(frame.columns))].copy()
 
 
 def latest(value: str, by: str) -> str:
