@@ -117,7 +117,7 @@ final as (
         coalesce(joined.legal_entity, employees.legal_entity) as legal_entity,
         cast(joined.standard_hours as decimal(14, 4)) as standard_hours,
         cast(joined.time_off_hours as decimal(14, 4)) as time_off_hours,
-        joined.holiday_count,
+        cast(joined.holiday_count as integer) as holiday_count,
         cast(joined.capacity_hours as decimal(14, 4)) as capacity_hours,
         cast(joined.assigned_hours as decimal(14, 4)) as assigned_hours,
         cast(joined.billable_assigned_hours as decimal(14, 4)) as billable_assigned_hours,
