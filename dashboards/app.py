@@ -35,6 +35,10 @@ with run_scope():  # one snapshot and at most one read-only connection per run, 
                     st.Page(
                         PAGES / "revenue_margin.py", title="Revenue & margin", icon=":material/payments:"
                     ),
+                    st.Page(PAGES / "forecast.py", title="Forecast", icon=":material/trending_up:"),
+                    st.Page(
+                        PAGES / "project_health.py", title="Project health", icon=":material/health_metrics:"
+                    ),
                 ],
                 "Operations": [
                     st.Page(PAGES / "exceptions.py", title="Exceptions", icon=":material/report:"),
