@@ -292,7 +292,7 @@ def test_forecast_tiles_show_the_forecast_marts(warehouse):
         " from marts.rpt_revenue_forecast_monthly",
     )
     shown = metrics(at)
-    assert shown["Forecast billable utilisation (12 weeks)"] == ui.percent(utilisation)
+    assert shown["Forecast billable utilisation"] == ui.percent(utilisation)
     assert shown["Target"] == ui.percent(target)
     assert shown["Contracted revenue ahead"] == ui.money(contracted, "USD")
     assert shown["Weighted pipeline ahead"] == ui.money(pipeline, "USD")

@@ -322,11 +322,11 @@ FIRST, LATER = date(2026, 10, 1), date(2026, 12, 1)
 @pytest.fixture(scope="module")
 def two_builds(tiny_firm, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The tiny world built as of its own now (2026-10-01), then again into the same build, a
-    --full-refresh as of 2026-12-01: what forecast_snapshots holds after each."""
-    folder = tmp_path_factory.mktemp("forecast_snapshots")
+    --full-refresh as of 2026-12-01: what rpt_forecast_snapshots holds after each."""
+    folder = tmp_path_factory.mktemp("rpt_forecast_snapshots")
     raw = copy_raw(tiny_firm.raw_db, folder / "raw.duckdb")
     out = folder / "wh"
-    snapshot_sql = "select * from marts.forecast_snapshots order by snapshot_row_id"
+    snapshot_sql = "select * from marts.rpt_forecast_snapshots order by snapshot_row_id"
     first = built(raw, out)
     assert as_of_date(first) == FIRST
     after_first = query(first, snapshot_sql)

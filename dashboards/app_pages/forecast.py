@@ -24,11 +24,28 @@ filters = ui.page(
 )
 
 REVENUE_LABELS = {
-    "time_and_materials": "time & materials",
+    "time_and_materials": "T&M",
     "fixed_fee_milestones": "milestones",
-    "fixed_fee_percent_complete": "percent complete",
+    "fixed_fee_percent_complete": "% complete",
     "retainer": "retainers",
-    "weighted_pipeline": "weighted pipeline",
+    "weighted_pipeline": "pipeline (weighted)",
+}
+
+
+READABLE = {
+    "capacity_hours": "capacity (h)",
+    "assigned_hours": "assigned (h)",
+    "pipeline_hours": "weighted pipeline (h)",
+    "shortfall_hours": "shortfall (h)",
+    "bench_hours": "bench (h)",
+    "forecast_billable_utilization": "forecast billable utilisation",
+    "target_billable_utilization": "target",
+    "variance_to_target": "forecast vs target",
+    "month_start_date": "month",
+    "lead_weeks": "weeks ahead",
+    "snapshot_as_of_date": "forecast made on",
+    "revenue_error_pct": "revenue error",
+    "actual_billable_utilization": "actual billable utilisation",
 }
 
 
@@ -58,11 +75,11 @@ def utilisation(filters: Filters) -> None:
     columns = st.columns(4)
     with columns[0]:
         ui.tile(
-            "Forecast billable utilisation (12 weeks)",
+            "Forecast billable utilisation",
             billable / capacity if capacity else None,
             None,
             ui.percent,
-            help="Billable assigned hours over capacity net of holidays and booked time off.",
+            help="Next 12 weeks: billable assigned hours over capacity net of holidays and booked time off.",
         )
     with columns[1]:
         ui.tile("Target", target / capacity if capacity else None, None, ui.percent, higher_is_better=None)
@@ -105,18 +122,18 @@ def utilisation(filters: Filters) -> None:
     ui.show(figure, key="forecast_utilisation")
     people = q.forecast_utilisation_by_person(filters)
     st.markdown("**People over the forecast weeks** (furthest below target first)")
+    percent = ("forecast_billable_utilization", "target_billable_utilization", "variance_to_target")
+    people = people.rename(columns=READABLE)
     st.dataframe(
         people,
         hide_index=True,
-        column_config=ui.column_formats(
-            people,
-            percent=("forecast_billable_utilization", "target_billable_utilization", "variance_to_target"),
-        ),
+        column_config=ui.column_formats(people, percent=[READABLE[name] for name in percent]),
     )
     ui.download(people, "Download (CSV)", "billable-forecast-utilisation.csv", key="forecast_people_csv")
 
 
 def demand(filters: Filters) -> None:
+    ui.not_applied(filters, q.PRACTICE_FILTERS_APPLY)
     frame = q.demand_capacity(filters)
     if ui.is_empty(frame, "No capacity, assignments or pipeline in the forecast weeks for this selection."):
         return
@@ -149,6 +166,7 @@ def demand(filters: Filters) -> None:
         "**By practice over the forecast weeks**: shortfall is demand beyond capacity in the weeks "
         "it happens (people to find), bench is capacity without demand."
     )
+    by_practice = by_practice.rename(columns=READABLE)
     st.dataframe(by_practice, hide_index=True, column_config=ui.column_formats(by_practice))
     ui.download(frame, "Download by week (CSV)", "billable-demand-capacity.csv", key="forecast_demand_csv")
 
@@ -157,6 +175,7 @@ def revenue(filters: Filters, as_of: pd.Series) -> None:
     as_of_date = pd.Timestamp(as_of["as_of_date"]).date()
     factor = currency_factor(filters.currency, as_of_date)
     start = add_months(month_start(as_of_date), -6)
+    ui.not_applied(filters, q.PRACTICE_FILTERS_APPLY)
     frame = q.revenue_forecast(filters, start)
     if ui.is_empty(frame, "No revenue recognised or forecast for this selection."):
         return
@@ -179,10 +198,10 @@ def revenue(filters: Filters, as_of: pd.Series) -> None:
             figure.add_bar(
                 x=part["month_start_date"],
                 y=part["forecast"],
-                name=f"forecast: {REVENUE_LABELS[revenue_type]}",
+                name=REVENUE_LABELS[revenue_type],
             )
     figure.update_layout(
-        title=f"Revenue by month: recognised, and forecast by billing method ({filters.currency})",
+        title=f"Revenue by month ({filters.currency}): recognised, then forecast",
         barmode="stack",
         xaxis_title="month",
         yaxis_title=filters.currency,
@@ -200,12 +219,13 @@ def revenue(filters: Filters, as_of: pd.Series) -> None:
 
 
 def accuracy(filters: Filters) -> None:
+    ui.not_applied(filters, ())  # kept firm-wide: a snapshot has no entity or client
     frame = q.forecast_accuracy()
     kept = frame[frame["has_snapshot"]]
     if kept.empty:
         st.info(
             "No forecast kept so far was made 4, 8 or 12 weeks before a month that has closed. Each "
-            "build keeps its forecast (forecast_snapshots); this fills in as the months pass.",
+            "build keeps its forecast (rpt_forecast_snapshots); this fills in as the months pass.",
             icon=":material/hourglass_empty:",
         )
         return
@@ -214,13 +234,18 @@ def accuracy(filters: Filters) -> None:
         forecast_revenue=kept["forecast_revenue_reporting"].astype(float) * factor,
         actual_revenue=kept["actual_revenue_reporting"].astype(float) * factor,
     ).drop(columns=["has_snapshot", "forecast_revenue_reporting", "actual_revenue_reporting"])
+    table = table.rename(
+        columns={
+            **READABLE,
+            "forecast_revenue": f"forecast revenue ({filters.currency})",
+            "actual_revenue": f"actual revenue ({filters.currency})",
+        }
+    )
+    percent = ("revenue_error_pct", "forecast_billable_utilization", "actual_billable_utilization")
     st.dataframe(
         table,
         hide_index=True,
-        column_config=ui.column_formats(
-            table,
-            percent=("revenue_error_pct", "forecast_billable_utilization", "actual_billable_utilization"),
-        ),
+        column_config=ui.column_formats(table, percent=[READABLE[name] for name in percent]),
     )
 
 

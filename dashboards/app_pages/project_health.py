@@ -61,11 +61,12 @@ def projects(filters: Filters) -> None:
         columns={name: name.replace("_reporting", f" ({filters.currency})") for name in MONEY_COLUMNS}
     )
     st.markdown(f"**Projects** ({int(flagged.sum())} flagged, listed first)")
+    table = table.rename(columns=lambda name: name.replace("_", " "))
     st.dataframe(
         table,
         hide_index=True,
         column_config=ui.column_formats(
-            table, percent=("hours_burn", "eac_hours_to_budget", "margin_at_completion_pct")
+            table, percent=("hours burn", "eac hours to budget", "margin at completion pct")
         ),
     )
     ui.download(table, "Download (CSV)", "billable-project-health.csv", key="health_csv")
@@ -93,8 +94,9 @@ def by_lead(filters: Filters) -> None:
             "margin_at_completion_reporting": f"margin_at_completion ({filters.currency})",
         }
     )
+    frame = frame.rename(columns=lambda name: name.replace("_", " "))
     st.dataframe(
-        frame, hide_index=True, column_config=ui.column_formats(frame, percent=("margin_at_completion_pct",))
+        frame, hide_index=True, column_config=ui.column_formats(frame, percent=("margin at completion pct",))
     )
 
 

@@ -237,13 +237,13 @@ def project_health_by_lead(filters: Filters) -> pd.DataFrame:
         select
             coalesce(project_lead_name, '(no lead)') as project_lead,
             count(*) as projects,
-            sum(
+            cast(sum(
                 case
                     when is_forecast_over_budget_hours or is_forecast_over_budget_amount
                         or is_forecast_over_contract_value or is_forecast_loss then 1
                     else 0
                 end
-            ) as flagged_projects,
+            ) as integer) as flagged_projects,
             sum(budget_hours) as budget_hours,
             sum(eac_hours) as eac_hours,
             sum(revenue_at_completion_reporting) as revenue_at_completion_reporting,

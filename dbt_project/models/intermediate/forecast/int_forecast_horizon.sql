@@ -7,18 +7,14 @@ with as_of as (
     select * from {{ ref('int_as_of') }}
 ),
 
-dates as (
-    select * from {{ ref('dim_dates') }}
-),
-
+-- ISO weeks (Monday start) and months as dim_dates has them, from the engines' date_trunc
 anchored as (
     select
-        as_of.as_of_at,
-        as_of.as_of_date,
-        dates.week_start_date as as_of_week_start_date,
-        dates.month_start_date as as_of_month_start_date
+        as_of_at,
+        as_of_date,
+        cast({{ dbt.date_trunc('week', 'as_of_date') }} as date) as as_of_week_start_date,
+        cast({{ dbt.date_trunc('month', 'as_of_date') }} as date) as as_of_month_start_date
     from as_of
-    inner join dates on as_of.as_of_date = dates.date_day
 ),
 
 final as (

@@ -1,5 +1,5 @@
 {#- Forecast accuracy: one row per month now closed (before the as-of month) and lead time
-    (4, 8 and 12 weeks), firm-wide, setting the forecast kept in forecast_snapshots against what
+    (4, 8 and 12 weeks), firm-wide, setting the forecast kept in rpt_forecast_snapshots against what
     happened. The forecast used is the latest snapshot taken at least lead_weeks x 7 days before
     the month's first day, and no more than 14 days earlier than that (~4, 8, 12 weeks); a month
     with no such snapshot has a row with null forecasts (has_snapshot false), never 0.
@@ -8,7 +8,7 @@
       forecast_billable_utilization  billable assigned hours / capacity, as then
       actual_billable_utilization    rpt_utilization: billable hours / capacity, as now -#}
 with snapshots as (
-    select * from {{ ref('forecast_snapshots') }}
+    select * from {{ ref('rpt_forecast_snapshots') }}
 ),
 
 revenue as (
