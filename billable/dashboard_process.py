@@ -28,6 +28,8 @@ PAGES = {
     "utilisation": ("utilisation", "Utilisation"),
     "wip_billing": ("wip_billing", "WIP & billing"),
     "revenue_margin": ("revenue_margin", "Revenue & margin"),
+    "forecast": ("forecast", "Forecast"),
+    "project_health": ("project_health", "Project health"),
     "exceptions": ("exceptions", "Exceptions"),
     "reconciliation": ("reconciliation", "Reconciliation"),
     "pipeline_health": ("pipeline_health", "Pipeline health"),

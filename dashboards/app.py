@@ -30,6 +30,8 @@ PAGE_TABLE = {
     "utilisation": ("Utilisation", ":material/groups:", "Executive"),
     "wip_billing": ("WIP & billing", ":material/receipt_long:", "Executive"),
     "revenue_margin": ("Revenue & margin", ":material/payments:", "Executive"),
+    "forecast": ("Forecast", ":material/trending_up:", "Executive"),
+    "project_health": ("Project health", ":material/health_metrics:", "Executive"),
     "exceptions": ("Exceptions", ":material/report:", "Operations"),
     "reconciliation": ("Reconciliation", ":material/balance:", "Operations"),
     "pipeline_health": ("Pipeline health", ":material/monitor_heart:", "Operations"),

@@ -28,6 +28,7 @@ RUN_VOLATILE = {
     "fct_milestones": {"erp_invoice_line_key", "erp_invoice_key"},
     "fct_reconciliation_items": {"erp_last_posted_at"},
     "fct_time_entries": {"erp_time_activity_key", "erp_posted_at", "row_hash"},
+    "rpt_forecast_snapshots": {"snapshot_invocation_id"},
     "rpt_billable_lines": {"status_reason", "erp_invoice_key", "erp_record_key"},
     "rpt_exception_aging": {"episode_id"},
     "rpt_posting_latency": {

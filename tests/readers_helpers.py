@@ -21,6 +21,7 @@ from dashboards.queries import (
     coverage,
     exceptions,
     filters,
+    forecast,
     overview,
     pipeline_health,
     reconciliation,
@@ -62,6 +63,7 @@ QUERY_MODULES = (
     coverage,
     exceptions,
     filters,
+    forecast,
     overview,
     pipeline_health,
     reconciliation,
@@ -161,6 +163,16 @@ def dashboard_reads() -> dict[str, Callable[[], Any]]:
         "time_to_invoice_distribution": lambda: wip_billing.time_to_invoice_distribution(period),
         "time_to_invoice_rows": lambda: wip_billing.time_to_invoice_rows(period),
         "definitions": lambda: semantic.definitions().metrics,
+        "horizon": forecast.horizon,
+        "forecast_utilisation_weekly": lambda: forecast.forecast_utilisation_weekly(narrow),
+        "forecast_utilisation_by_person": lambda: forecast.forecast_utilisation_by_person(period),
+        "actual_utilisation_monthly": lambda: forecast.actual_utilisation_monthly(entity, start, last),
+        "demand_capacity": lambda: forecast.demand_capacity(narrow),
+        "revenue_forecast": lambda: forecast.revenue_forecast(period, start),
+        "forecast_accuracy": forecast.forecast_accuracy,
+        "project_health": lambda: forecast.project_health(by_client),
+        "project_health.all": lambda: forecast.project_health(period),
+        "project_health_by_lead": lambda: forecast.project_health_by_lead(entity),
     }
     for sort in exceptions.SORTABLE:
         reads[f"exception_queue.{sort}"] = lambda sort=sort: exceptions.exception_queue(entity, sort=sort)

@@ -33,8 +33,9 @@ from tests.warehouse_helpers import rows, transform
 DAYS = 3  # days with a whole daily run, after the first; then one day whose first build is killed
 KILL_AFTER = 15  # models the killed build has created when it is killed
 # Kept by design across runs, so no rebuild from today's data can give it back: the episodes of
-# exceptions as each build saw them (docs/warehouse.md, "Exception history").
-HISTORY = {"exception_history", "rpt_exception_aging"}
+# exceptions as each build saw them (docs/warehouse.md, "Exception history"), and the forecast
+# each build made with the accuracy read from them (docs/dashboards.md, "The forward look").
+HISTORY = {"exception_history", "rpt_exception_aging", "rpt_forecast_snapshots", "rpt_forecast_accuracy"}
 
 
 def pipeline(world: Path, data: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -274,3 +274,49 @@ def test_no_cost_rate_or_salary_column_reaches_a_page(warehouse):
             assert not {column for column in columns if "salary" in column or "hourly_cost" in column}, page
             if columns & {"employee_id", "full_name"}:
                 assert not {column for column in columns if "cost" in column}, (page, columns)
+
+
+def test_forecast_tiles_show_the_forecast_marts(warehouse):
+    at = run_page(warehouse, "forecast")
+    assert not at.exception, [element.value for element in at.exception]
+    utilisation, target = row(
+        warehouse,
+        "select sum(billable_assigned_hours) / sum(capacity_hours),"
+        " sum(target_billable_hours) / sum(capacity_hours)"
+        " from marts.rpt_forecast_utilization_weekly",
+    )
+    contracted, pipeline = row(
+        warehouse,
+        "select sum(forecast_amount_reporting) filter (where not is_pipeline),"
+        " sum(forecast_amount_reporting) filter (where is_pipeline)"
+        " from marts.rpt_revenue_forecast_monthly",
+    )
+    shown = metrics(at)
+    assert shown["Forecast billable utilisation"] == ui.percent(utilisation)
+    assert shown["Target"] == ui.percent(target)
+    assert shown["Contracted revenue ahead"] == ui.money(contracted, "USD")
+    assert shown["Weighted pipeline ahead"] == ui.money(pipeline, "USD")
+
+
+def test_project_health_filtered_by_practice(warehouse):
+    practice = scalar(
+        warehouse,
+        "select practice from marts.rpt_project_health where is_forecast_over_budget_hours"
+        " order by practice limit 1",
+    )
+    assert practice is not None, "the tiny world has no project forecast over its budget hours"
+
+    def choose(at):
+        at.sidebar.multiselect(key="filter_practice").set_value([practice])
+
+    at = run_page(warehouse, "project_health", setup=choose)
+    assert not at.exception, [element.value for element in at.exception]
+    projects, over = row(
+        warehouse,
+        "select count(*), count(*) filter (where is_forecast_over_budget_hours)"
+        " from marts.rpt_project_health where practice = ?",
+        practice,
+    )
+    shown = metrics(at)
+    assert shown["Projects"] == f"{projects:,}"
+    assert shown["Forecast over budget hours"] == f"{over:,}"

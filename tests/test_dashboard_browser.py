@@ -157,3 +157,27 @@ def test_pipeline_health_shows_runs(browser_page, tiny_firm):
     )
     assert f"{int(rows):,} rows" in text
     assert "passed" in text
+
+
+def test_forecast_page_shows_the_forecast_utilisation_of_its_mart(browser_page, tiny_firm):
+    _page, text = open_page(browser_page, "forecast")
+    utilisation = scalar(
+        tiny_firm.warehouse,
+        "select sum(billable_assigned_hours) / sum(capacity_hours)"
+        " from marts.rpt_forecast_utilization_weekly",
+    )
+    assert "Forecast billable utilisation" in text
+    assert f"{float(utilisation) * 100:.1f}%" in text
+    assert "Demand against capacity" in text and "Revenue forecast" in text and "Forecast accuracy" in text
+
+
+def test_project_health_page_counts_the_flagged_projects(browser_page, tiny_firm):
+    _page, text = open_page(browser_page, "project_health")
+    over_budget = scalar(
+        tiny_firm.warehouse,
+        "select count(*) from marts.rpt_project_health where is_forecast_over_budget_hours",
+    )
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    label = lines.index("Forecast over budget hours")
+    assert lines[label + 1] == f"{over_budget:,}", lines[label : label + 3]
+    assert "By project lead" in text

@@ -39,6 +39,8 @@ ALL_PAGES = (
     "utilisation",
     "wip_billing",
     "revenue_margin",
+    "forecast",
+    "project_health",
     "exceptions",
     "reconciliation",
     "pipeline_health",
@@ -171,6 +173,12 @@ ROW_RULES: dict[str, str | None] = {
     "rpt_ar_aging": None,  # receivables by legal entity: no practice
     "rpt_dso": None,
     "rpt_reconciliation": _ON_PROJECT,
+    "forecast_horizon": "",  # the forecast window's dates
+    "rpt_forecast_utilization_weekly": _IN_PRACTICE,  # the person's practice
+    "rpt_demand_capacity_weekly": _IN_PRACTICE,
+    "rpt_revenue_forecast_monthly": _IN_PRACTICE,
+    "rpt_forecast_accuracy": None,  # firm-wide only (its snapshots are not read by practice)
+    "rpt_project_health": _IN_PRACTICE,  # the project's practice; its cost columns are withheld
     "fct_reconciliation_items": _ON_PROJECT,
     "sync_runs": None,
     "line_states": None,
