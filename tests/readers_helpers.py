@@ -76,7 +76,7 @@ QUERY_MODULES = (
 NOT_READS = {
     "add_months", "month_start", "month_end", "where", "ignored_filters", "tables", "finite",
     "parse_time", "lines_of", "latest", "snapshot", "run_scope", "unreadable", "available",
-    "missing", "read",
+    "missing", "read", "as_role", "current_access", "relation_columns", "with_scopes",
 }  # fmt: skip
 
 
