@@ -34,7 +34,10 @@ leads as (
 actual_revenue as (
     select
         month_start_date,
-        sum(recognized_amount_reporting) as actual_revenue_reporting
+        -- unknown when any part is (no exchange rate): never a sum that leaves it out
+        case
+            when count(recognized_amount_reporting) = count(*) then sum(recognized_amount_reporting)
+        end as actual_revenue_reporting
     from revenue
     group by month_start_date
 ),

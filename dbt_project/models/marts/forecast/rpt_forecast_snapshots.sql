@@ -43,7 +43,10 @@ revenue_months as (
             as contracted_forecast_amount_reporting,
         sum(case when revenue.is_pipeline then revenue.forecast_amount_reporting else 0 end)
             as pipeline_forecast_amount_reporting,
-        sum(revenue.recognized_amount_reporting) as recognized_to_date_amount_reporting
+        case
+            when count(revenue.recognized_amount_reporting) = count(*)
+                then sum(revenue.recognized_amount_reporting)
+        end as recognized_to_date_amount_reporting
     from revenue
     cross join horizon
     where revenue.month_start_date >= horizon.as_of_month_start_date
