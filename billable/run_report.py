@@ -167,10 +167,13 @@ def transform_facts(places: Places, started_utc: Any) -> tuple[dict[str, int], s
     if results.get("metadata", {}).get("invocation_id") != invocation:
         results = {"results": []}  # dbt did not run (nothing changed), or its results are another build's
     counts = {"models_built": 0, "tests_passed": 0, "tests_warned": 0, "tests_failed": 0}
+    skipped = 0  # tests dbt did not run because a model they test failed: not failures of their own
     for result in results.get("results", []):
         kind, outcome = result["unique_id"].split(".", 1)[0], result.get("status")
         if kind == "model" and outcome == "success":
             counts["models_built"] += 1
+        elif kind == "test" and outcome == "skipped":
+            skipped += 1
         elif kind == "test":
             key = {"pass": "tests_passed", "warn": "tests_warned"}.get(outcome, "tests_failed")
             counts[key] += 1
@@ -180,6 +183,7 @@ def transform_facts(places: Places, started_utc: Any) -> tuple[dict[str, int], s
     detail = (
         f"{counts['models_built']} models built ({scope}), tests "
         f"{counts['tests_passed']} passed, {counts['tests_warned']} warned, {counts['tests_failed']} failed"
+        + (f", {skipped} skipped" if skipped else "")
     )
     if status == "passed" and invocation:
         opened, resolved = exception_facts(places.warehouse, invocation)
