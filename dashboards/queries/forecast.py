@@ -146,7 +146,8 @@ def revenue_forecast(filters: Filters, start: date) -> pd.DataFrame:
             -- unknown when any part is (no exchange rate): never a sum that leaves it out
             case when count(recognized_amount_reporting) = count(*) then sum(recognized_amount_reporting) end
                 as recognized_amount_reporting,
-            sum(forecast_amount_reporting) as forecast_amount_reporting,
+            case when count(forecast_amount_reporting) = count(*) then sum(forecast_amount_reporting) end
+                as forecast_amount_reporting,
             sum(unrated_hours) as unrated_hours
         from {t.rpt_revenue_forecast_monthly}
         where {clause} and month_start_date >= ?

@@ -309,9 +309,14 @@ final as (
             when count(forecast_rows.recognized_amount_reporting) = count(*)
                 then cast(sum(forecast_rows.recognized_amount_reporting) as decimal(24, 8))
         end as recognized_amount_reporting,
-        cast(sum(forecast_rows.forecast_amount_reporting) as decimal(24, 8)) as forecast_amount_reporting,
         case
-            when count(forecast_rows.recognized_amount_reporting) = count(*)
+            when count(forecast_rows.forecast_amount_reporting) = count(*)
+                then cast(sum(forecast_rows.forecast_amount_reporting) as decimal(24, 8))
+        end as forecast_amount_reporting,
+        case
+            when
+                count(forecast_rows.recognized_amount_reporting) = count(*)
+                and count(forecast_rows.forecast_amount_reporting) = count(*)
                 then cast(
                         sum(
                             forecast_rows.recognized_amount_reporting
