@@ -338,6 +338,18 @@ def check_engine(data_dir: Path) -> str:
 
 
 def check_dashboard() -> str:
+    # the dashboard's modules are read outside a Streamlit server here: its bare-mode warnings
+    # ("No runtime found", "missing ScriptRunContext") would break the one line per system
+    import logging
+
+    logging.disable(logging.WARNING)
+    try:
+        return _check_dashboard()
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _check_dashboard() -> str:
     from dashboards import auth, settings
 
     try:
