@@ -1,11 +1,11 @@
 {#- Capacity ahead: one row per employee and weekday of employment after the as-of date, to the
     end of the forecast horizon (int_forecast_horizon). The same rule as fct_capacity_daily,
-    which stops at the as-of date: standard_hours = weekly_standard_hours / 5 of the employee
-    version in force that day (the current version carries forward), 0 on a public holiday of
-    the person's legal entity, minus approved time off already booked (int_time_off_current:
-    HR's snapshot holds future bookings), never below 0. A known termination date ends the rows.
-    The utilisation target is the one in force that day (a person override wins over the
-    grade's), as in fct_utilization_daily. -#}
+    which stops at the as-of date (one definition: macros/capacity.sql): standard_hours =
+    weekly_standard_hours / 5 of the employee version in force that day (the current version
+    carries forward), 0 on a public holiday of the person's legal entity, minus approved time
+    off already booked (int_time_off_current: HR's snapshot holds future bookings), never below
+    0. A known termination date ends the rows. The utilisation target is the one in force that
+    day (a person override wins over the grade's), as in fct_utilization_daily. -#}
 with employees as (
     select * from {{ ref('dim_employees') }}
 ),
@@ -70,18 +70,9 @@ day_targets as (
     select
         employee_days.employee_id,
         employee_days.date_day,
-        coalesce(person_target.target_billable_utilization, grade_target.target_billable_utilization)
-            as target_billable_utilization
+        {{ target_in_force() }} as target_billable_utilization
     from employee_days
-    left join targets as person_target
-        on person_target.employee_id = employee_days.employee_id
-        and employee_days.date_day >= person_target.valid_from
-        and (person_target.valid_to is null or employee_days.date_day < person_target.valid_to)
-    left join targets as grade_target
-        on grade_target.employee_id is null
-        and grade_target.grade = employee_days.grade
-        and employee_days.date_day >= grade_target.valid_from
-        and (grade_target.valid_to is null or employee_days.date_day < grade_target.valid_to)
+    {{ utilization_target_joins('targets', 'employee_days') }}
 ),
 
 final as (
@@ -98,13 +89,9 @@ final as (
         employee_days.is_holiday,
         cast(coalesce(time_off.time_off_hours, 0) as decimal(12, 4)) as time_off_hours,
         employee_days.standard_hours,
-        cast(
-            case
-                when employee_days.is_holiday then 0
-                when coalesce(time_off.time_off_hours, 0) >= employee_days.standard_hours then 0
-                else employee_days.standard_hours - coalesce(time_off.time_off_hours, 0)
-            end as decimal(12, 4)
-        ) as capacity_hours,
+        {{ capacity_hours(
+            'employee_days.standard_hours', 'time_off.time_off_hours', 'employee_days.is_holiday'
+        ) }} as capacity_hours,
         day_targets.target_billable_utilization
     from employee_days
     left join time_off

@@ -116,13 +116,9 @@ final as (
         cast(coalesce(time_off.time_off_hours, 0) as decimal(12, 4)) as time_off_hours,
         time_off.time_off_types,
         employee_days.standard_hours,
-        cast(
-            case
-                when employee_days.is_holiday then 0
-                when coalesce(time_off.time_off_hours, 0) >= employee_days.standard_hours then 0
-                else employee_days.standard_hours - coalesce(time_off.time_off_hours, 0)
-            end as decimal(12, 4)
-        ) as capacity_hours
+        {{ capacity_hours(
+            'employee_days.standard_hours', 'time_off.time_off_hours', 'employee_days.is_holiday'
+        ) }} as capacity_hours
     from employee_days
     left join time_off
         on employee_days.employee_id = time_off.employee_id

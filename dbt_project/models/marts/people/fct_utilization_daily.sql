@@ -132,18 +132,9 @@ day_targets as (
     select
         versioned.employee_id,
         versioned.date_day,
-        coalesce(person_target.target_billable_utilization, grade_target.target_billable_utilization)
-            as target_billable_utilization
+        {{ target_in_force() }} as target_billable_utilization
     from versioned
-    left join targets as person_target
-        on person_target.employee_id = versioned.employee_id
-        and versioned.date_day >= person_target.valid_from
-        and (person_target.valid_to is null or versioned.date_day < person_target.valid_to)
-    left join targets as grade_target
-        on grade_target.employee_id is null
-        and grade_target.grade = versioned.grade
-        and versioned.date_day >= grade_target.valid_from
-        and (grade_target.valid_to is null or versioned.date_day < grade_target.valid_to)
+    {{ utilization_target_joins('targets', 'versioned') }}
 ),
 
 final as (
