@@ -55,10 +55,20 @@ snapshot_months as (
     select
         snapshot_as_of_date,
         month_start_date,
-        sum(contracted_forecast_amount_reporting + pipeline_forecast_amount_reporting)
-            as forecast_revenue_reporting,
-        sum(contracted_forecast_amount_reporting) as contracted_forecast_amount_reporting,
-        sum(pipeline_forecast_amount_reporting) as pipeline_forecast_amount_reporting,
+        -- unknown when any practice's part is (kept null in the snapshot: no exchange rate)
+        case
+            when count(contracted_forecast_amount_reporting) = count(*)
+                and count(pipeline_forecast_amount_reporting) = count(*)
+                then sum(contracted_forecast_amount_reporting + pipeline_forecast_amount_reporting)
+        end as forecast_revenue_reporting,
+        case
+            when count(contracted_forecast_amount_reporting) = count(*)
+                then sum(contracted_forecast_amount_reporting)
+        end as contracted_forecast_amount_reporting,
+        case
+            when count(pipeline_forecast_amount_reporting) = count(*)
+                then sum(pipeline_forecast_amount_reporting)
+        end as pipeline_forecast_amount_reporting,
         sum(billable_assigned_hours) as billable_assigned_hours,
         sum(capacity_hours) as capacity_hours
     from snapshots

@@ -39,10 +39,20 @@ revenue_months as (
     select
         revenue.practice,
         revenue.month_start_date,
-        sum(case when revenue.is_pipeline then 0 else revenue.forecast_amount_reporting end)
-            as contracted_forecast_amount_reporting,
-        sum(case when revenue.is_pipeline then revenue.forecast_amount_reporting else 0 end)
-            as pipeline_forecast_amount_reporting,
+        -- each amount is unknown (null) when any part of it is (no exchange rate), never a sum
+        -- that leaves that part out
+        case
+            when count(
+                    case when not revenue.is_pipeline and revenue.forecast_amount_reporting is null then 1 end
+                )
+                = 0
+                then sum(case when revenue.is_pipeline then 0 else revenue.forecast_amount_reporting end)
+        end as contracted_forecast_amount_reporting,
+        case
+            when count(case when revenue.is_pipeline and revenue.forecast_amount_reporting is null then 1 end)
+                = 0
+                then sum(case when revenue.is_pipeline then revenue.forecast_amount_reporting else 0 end)
+        end as pipeline_forecast_amount_reporting,
         case
             when count(revenue.recognized_amount_reporting) = count(*)
                 then sum(revenue.recognized_amount_reporting)
@@ -99,25 +109,37 @@ final as (
         '{{ invocation_id }}' as snapshot_invocation_id,
         spine.month_start_date,
         spine.practice,
-        cast(coalesce(revenue_months.recognized_to_date_amount_reporting, 0) as decimal(24, 8))
-            as recognized_to_date_amount_reporting,
-        cast(coalesce(revenue_months.contracted_forecast_amount_reporting, 0) as decimal(24, 8))
-            as contracted_forecast_amount_reporting,
-        cast(coalesce(revenue_months.pipeline_forecast_amount_reporting, 0) as decimal(24, 8))
-            as pipeline_forecast_amount_reporting,
+        cast(
+            case
+                when revenue_months.month_start_date is null then 0
+                else revenue_months.recognized_to_date_amount_reporting
+            end as decimal(24, 8)
+        ) as recognized_to_date_amount_reporting,
+        cast(
+            case
+                when revenue_months.month_start_date is null then 0
+                else revenue_months.contracted_forecast_amount_reporting
+            end as decimal(24, 8)
+        ) as contracted_forecast_amount_reporting,
+        cast(
+            case
+                when revenue_months.month_start_date is null then 0
+                else revenue_months.pipeline_forecast_amount_reporting
+            end as decimal(24, 8)
+        ) as pipeline_forecast_amount_reporting,
         cast(coalesce(capacity_months.capacity_hours, 0) as decimal(14, 4)) as capacity_hours,
         cast(coalesce(assigned_months.billable_assigned_hours, 0) as decimal(14, 4))
             as billable_assigned_hours
     from spine
     cross join horizon
     left join revenue_months
-        on spine.practice = revenue_months.practice
+        on spine.practice is not distinct from revenue_months.practice
         and spine.month_start_date = revenue_months.month_start_date
     left join capacity_months
-        on spine.practice = capacity_months.practice
+        on spine.practice is not distinct from capacity_months.practice
         and spine.month_start_date = capacity_months.month_start_date
     left join assigned_months
-        on spine.practice = assigned_months.practice
+        on spine.practice is not distinct from assigned_months.practice
         and spine.month_start_date = assigned_months.month_start_date
 )
 
