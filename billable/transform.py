@@ -436,6 +436,11 @@ def run_dbt_build(
         command.append("--no-partial-parse")
     else:  # dbt re-parses what changed (files, vars, the profile's env vars) and keeps the rest
         command += ["--exclude-resource-type", "unit_test"]
+    if "DBT_LOG_LEVEL_FILE" not in os.environ:
+        # dbt's file log at its default (debug: every statement it runs) took a fifth of a build's
+        # CPU in its logging (py-spy, docs/benchmarks.md); warnings and errors keep what a failure
+        # needs, and DBT_LOG_LEVEL_FILE=debug brings the rest back when an operator wants it.
+        command += ["--log-level-file", "warn"]
     if select:
         command += ["--select", *select]
     if full_refresh:
