@@ -9,6 +9,11 @@
     `dbt build --full-refresh` (make transform FULL_REFRESH=1) merges into it as usual and never
     drops older snapshots. Keyed by the as-of date (delete+insert): a second build with the same
     as-of date replaces that date's snapshot, every other date's stays. -#}
+{%- set revenue_amounts = [
+    'recognized_to_date_amount_reporting',
+    'contracted_forecast_amount_reporting',
+    'pipeline_forecast_amount_reporting',
+] -%}
 {{
     config(
         materialized='incremental',
@@ -109,24 +114,15 @@ final as (
         '{{ invocation_id }}' as snapshot_invocation_id,
         spine.month_start_date,
         spine.practice,
+        {#- a practice-month with no revenue row has 0; one whose amount is unknown keeps null #}
+        {%- for amount in revenue_amounts %}
         cast(
             case
                 when revenue_months.month_start_date is null then 0
-                else revenue_months.recognized_to_date_amount_reporting
+                else revenue_months.{{ amount }}
             end as decimal(24, 8)
-        ) as recognized_to_date_amount_reporting,
-        cast(
-            case
-                when revenue_months.month_start_date is null then 0
-                else revenue_months.contracted_forecast_amount_reporting
-            end as decimal(24, 8)
-        ) as contracted_forecast_amount_reporting,
-        cast(
-            case
-                when revenue_months.month_start_date is null then 0
-                else revenue_months.pipeline_forecast_amount_reporting
-            end as decimal(24, 8)
-        ) as pipeline_forecast_amount_reporting,
+        ) as {{ amount }},
+        {%- endfor %}
         cast(coalesce(capacity_months.capacity_hours, 0) as decimal(14, 4)) as capacity_hours,
         cast(coalesce(assigned_months.billable_assigned_hours, 0) as decimal(14, 4))
             as billable_assigned_hours
