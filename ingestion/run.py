@@ -228,6 +228,10 @@ def drop_committed_extracts(pipeline: dlt.Pipeline) -> None:
         return
     # dlt's storages have no public accessor; these are the ones `list_*_load_packages` read.
     load_storage = pipeline._get_load_storage()
+    if not load_storage.is_storage_ready():
+        # Killed after the extract, before dlt's first normalize created its load folders: nothing
+        # was committed, and the package is normalized below as usual.
+        return
     committed = extracted & {*load_storage.list_normalized_packages(), *load_storage.list_loaded_packages()}
     if not committed:
         return

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -263,6 +264,42 @@ def test_kill_9_in_a_load_step_then_a_rerun_resumes_logs_every_source_and_equals
         "from raw_erp.preferences_history",
     )[0]
     assert rows == realms * loads and loads >= 1
+
+
+def test_killed_between_the_first_extract_and_its_normalize_the_rerun_loads_the_package(
+    world: Path, base_url: str, clean: Path, tmp_path: Path
+) -> None:
+    """The state a kill -9 left in a random-kill run (BILLABLE_KILL_SEED=811559369): a source's first
+    run extracted its package, and dlt had not yet created its load folders. Every later run failed
+    on the missing `load/normalized` folder, so the source never loaded again. The extract is made
+    here by dlt itself, in a process of its own, then the loader runs as usual."""
+    raw_db = tmp_path / "raw.duckdb"
+    extract_only = (
+        "import sys; from pathlib import Path; from ingestion.run import SOURCES, make_pipeline; "
+        "entry = SOURCES['psa']; make_pipeline(entry, Path(sys.argv[1])).extract(entry.build())"
+    )
+    extracted = subprocess.run(
+        [sys.executable, "-c", extract_only, str(raw_db)],
+        cwd=ROOT,
+        env=ingest_env(base_url, world, BILLABLE_PROGRESS=""),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert extracted.returncode == 0, extracted.stdout[-3000:] + extracted.stderr[-3000:]
+    working = raw_db.parent / "dlt" / "billable_psa"
+    assert any((working / "normalize" / "extracted").iterdir()), "an extracted package is left"
+    assert not (working / "load").exists(), "dlt made no load folders yet"
+
+    rerun = ingest(base_url, world, raw_db, "psa")
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "resumed the load package" in rerun.stdout, rerun.stdout[-3000:]
+    got = {table: rows for table, rows in contents(raw_db).items() if table.startswith("raw_psa.")}
+    want = {table: rows for table, rows in contents(clean).items() if table.startswith("raw_psa.")}
+    assert sorted(got) == sorted(want) and want
+    for table, rows in want.items():
+        assert got[table] == rows, f"{table} differs from a clean load"
 
 
 # Fault 11: unreachable systems --------------------------------------------------------------
