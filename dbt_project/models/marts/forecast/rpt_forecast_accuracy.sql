@@ -34,10 +34,7 @@ leads as (
 actual_revenue as (
     select
         month_start_date,
-        -- unknown when any part is (no exchange rate): never a sum that leaves it out
-        case
-            when count(recognized_amount_reporting) = count(*) then sum(recognized_amount_reporting)
-        end as actual_revenue_reporting
+        {{ known_sum('recognized_amount_reporting') }} as actual_revenue_reporting
     from revenue
     group by month_start_date
 ),
@@ -56,19 +53,10 @@ snapshot_months as (
         snapshot_as_of_date,
         month_start_date,
         -- unknown when any practice's part is (kept null in the snapshot: no exchange rate)
-        case
-            when count(contracted_forecast_amount_reporting) = count(*)
-                and count(pipeline_forecast_amount_reporting) = count(*)
-                then sum(contracted_forecast_amount_reporting + pipeline_forecast_amount_reporting)
-        end as forecast_revenue_reporting,
-        case
-            when count(contracted_forecast_amount_reporting) = count(*)
-                then sum(contracted_forecast_amount_reporting)
-        end as contracted_forecast_amount_reporting,
-        case
-            when count(pipeline_forecast_amount_reporting) = count(*)
-                then sum(pipeline_forecast_amount_reporting)
-        end as pipeline_forecast_amount_reporting,
+        {{ known_sum('contracted_forecast_amount_reporting + pipeline_forecast_amount_reporting') }}
+            as forecast_revenue_reporting,
+        {{ known_sum('contracted_forecast_amount_reporting') }} as contracted_forecast_amount_reporting,
+        {{ known_sum('pipeline_forecast_amount_reporting') }} as pipeline_forecast_amount_reporting,
         sum(billable_assigned_hours) as billable_assigned_hours,
         sum(capacity_hours) as capacity_hours
     from snapshots

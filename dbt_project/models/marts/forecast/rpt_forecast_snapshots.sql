@@ -44,24 +44,12 @@ revenue_months as (
     select
         revenue.practice,
         revenue.month_start_date,
-        -- each amount is unknown (null) when any part of it is (no exchange rate), never a sum
-        -- that leaves that part out
-        case
-            when count(
-                    case when not revenue.is_pipeline and revenue.forecast_amount_reporting is null then 1 end
-                )
-                = 0
-                then sum(case when revenue.is_pipeline then 0 else revenue.forecast_amount_reporting end)
-        end as contracted_forecast_amount_reporting,
-        case
-            when count(case when revenue.is_pipeline and revenue.forecast_amount_reporting is null then 1 end)
-                = 0
-                then sum(case when revenue.is_pipeline then revenue.forecast_amount_reporting else 0 end)
-        end as pipeline_forecast_amount_reporting,
-        case
-            when count(revenue.recognized_amount_reporting) = count(*)
-                then sum(revenue.recognized_amount_reporting)
-        end as recognized_to_date_amount_reporting
+        -- each amount is unknown (null) when any part of it is (no exchange rate)
+        {{ known_sum('case when revenue.is_pipeline then 0 else revenue.forecast_amount_reporting end') }}
+            as contracted_forecast_amount_reporting,
+        {{ known_sum('case when revenue.is_pipeline then revenue.forecast_amount_reporting else 0 end') }}
+            as pipeline_forecast_amount_reporting,
+        {{ known_sum('revenue.recognized_amount_reporting') }} as recognized_to_date_amount_reporting
     from revenue
     cross join horizon
     where revenue.month_start_date >= horizon.as_of_month_start_date

@@ -303,28 +303,18 @@ final as (
         forecast_rows.revenue_type = 'weighted_pipeline' as is_pipeline,
         forecast_rows.month_start_date < horizon.as_of_month_start_date as is_past_month,
         forecast_rows.month_start_date = horizon.as_of_month_start_date as is_current_month,
-        -- unknown (null), never understated, when any of the month's recognised revenue has no
-        -- reporting-currency amount in rpt_revenue (no exchange rate for it)
-        case
-            when count(forecast_rows.recognized_amount_reporting) = count(*)
-                then cast(sum(forecast_rows.recognized_amount_reporting) as decimal(24, 8))
-        end as recognized_amount_reporting,
-        case
-            when count(forecast_rows.forecast_amount_reporting) = count(*)
-                then cast(sum(forecast_rows.forecast_amount_reporting) as decimal(24, 8))
-        end as forecast_amount_reporting,
-        case
-            when
-                count(forecast_rows.recognized_amount_reporting) = count(*)
-                and count(forecast_rows.forecast_amount_reporting) = count(*)
-                then cast(
-                        sum(
-                            forecast_rows.recognized_amount_reporting
-                            + forecast_rows.forecast_amount_reporting
-                        )
-                        as decimal(24, 8)
-                    )
-        end as expected_amount_reporting,
+        -- unknown (null), never understated, when any part has no reporting-currency amount
+        -- (no exchange rate for it)
+        cast({{ known_sum('forecast_rows.recognized_amount_reporting') }} as decimal(24, 8))
+            as recognized_amount_reporting,
+        cast({{ known_sum('forecast_rows.forecast_amount_reporting') }} as decimal(24, 8))
+            as forecast_amount_reporting,
+        cast(
+            {{ known_sum(
+                'forecast_rows.recognized_amount_reporting + forecast_rows.forecast_amount_reporting'
+            ) }}
+            as decimal(24, 8)
+        ) as expected_amount_reporting,
         cast(sum(forecast_rows.unrated_hours) as decimal(14, 4)) as unrated_hours
     from forecast_rows
     cross join horizon
