@@ -331,7 +331,9 @@ def transform(
     print(f"transform: run {run_id}: dbt build into {where}", flush=True)
     selected = " ".join(scope.select) if scope.select else "everything"
     print(f"transform: building {selected}: {scope.reason}", flush=True)
-    outcome = run_dbt_build(paths, full_refresh, dbt_vars, children, store, scope.select, unit_tests)
+    outcome = run_dbt_build(
+        paths, full_refresh, dbt_vars, children, store, scope.select, unit_tests, scope.project
+    )
     duration_s = time.monotonic() - started
     run = {
         "run_id": run_id,
@@ -408,11 +410,14 @@ def run_dbt_build(
     store: WarehouseStore | None = None,
     select: tuple[str, ...] = (),
     unit_tests: bool = False,
+    code_fingerprint: str = "",
 ) -> BuildOutcome:
     """`dbt build` into the working file, its output passed through; results from run_results.json.
 
     A production build leaves the unit tests out (they test the models' code, which does not change
-    between nightly runs: `make test` runs them) and reuses dbt's parse of the unchanged project."""
+    between nightly runs: `make test` runs them) and reuses dbt's parse of the unchanged project.
+    `code_fingerprint` (the project's, billable.build_scope) tells the models that follow change
+    (macros/follow_change.sql) which code their rows were computed with."""
     results_file = paths.target_dir / "run_results.json"
     # A stale file from an earlier run must never be read as this run's results.
     results_file.unlink(missing_ok=True)
@@ -448,6 +453,7 @@ def run_dbt_build(
     if dbt_vars:
         command += ["--vars", dbt_vars]
     env = {**os.environ, "BILLABLE_RAW_DB": str(paths.raw_db), "BILLABLE_BUILD_DB": str(paths.working_db)}
+    env["BILLABLE_PROJECT_FINGERPRINT"] = code_fingerprint
     if store is not None:
         command += ["--target", store.target]
         env.update(store.dbt_env())

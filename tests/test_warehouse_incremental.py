@@ -1,7 +1,10 @@
-"""fct_time_entries built incrementally equals a full refresh: after two days of new, approved,
+"""The time-entry chain built incrementally equals a full refresh: after two days of new, approved,
 corrected and billed time, a rate-card amendment (re-rates unbilled time only), a correction
-whose change stamp lies outside the lookback window, and a deletion the time tool never
-announces. dbt is called directly (not the publishing runner) on the fact and its parents."""
+whose change stamp lies outside the lookback window, a deletion the time tool never announces,
+an HR cost-rate change, a corrected exchange rate, a project's new status and a time user whose
+identity match changes. The chain's models follow change by fingerprints
+(macros/follow_change.sql): each of those inputs must reach exactly the entries it affects. dbt is
+called directly (not the publishing runner) on the fact and its parents."""
 
 from __future__ import annotations
 
@@ -78,6 +81,40 @@ def changed(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "select max(time_entry_id) from marts.fct_time_entries where spent_date < date '2026-09-01'"
         ).fetchone()[0]
 
+        # one entry's employee, the practice-month it works in, and a non-USD day it was worked
+        employee_id, cost_entry_id, old_cost = connection.execute(
+            """
+            select employee_id, time_entry_id, cost_amount from marts.fct_time_entries
+            where is_known_employee and cost_amount > 0
+            order by time_entry_id limit 1
+            """
+        ).fetchone()
+        fx_day, fx_currency, fx_entry_id, old_fx = connection.execute(
+            """
+            select spent_date, currency_code, time_entry_id, fx_rate_to_reporting from marts.fct_time_entries
+            where currency_code <> 'USD' and bill_amount > 0
+            order by time_entry_id limit 1
+            """
+        ).fetchone()
+        psa_project_id, project_id = connection.execute(
+            """
+            select projects.psa_project_id, projects.project_id
+            from intermediate.int_projects as projects
+            inner join marts.fct_time_entries as entries on projects.project_id = entries.project_id
+            where projects.psa_project_id is not null and entries.time_entry_id not in (?, ?)
+            order by projects.project_id limit 1
+            """,
+            [cost_entry_id, fx_entry_id],
+        ).fetchone()
+        time_user_id = connection.execute(
+            """
+            select time_user_id from marts.fct_time_entries
+            where is_known_employee and employee_id <> ?
+            order by time_user_id desc limit 1
+            """,
+            [employee_id],
+        ).fetchone()[0]
+
         # an old, unbilled entry, changed far outside the lookback window
         corrected_id, corrected_hours = connection.execute(
             """
@@ -106,6 +143,30 @@ def changed(tmp_path_factory: pytest.TempPathFactory) -> dict:
             [gone_id],
         )
 
+        # HR re-issues the employee's cost rates with a raise (in the latest snapshot, which rules)
+        connection.execute(
+            "update raw_hr.cost_rates set hourly_cost = hourly_cost + 7 where employee_id = ? "
+            "and snapshot_date = (select max(snapshot_date) from raw_hr.cost_rates)",
+            [employee_id],
+        )
+        # the ERP corrects a day's quote of the currency to the reporting currency
+        connection.execute(
+            "update raw_erp.exchange_rates set rate = rate * 1.01 where as_of_date = ? "
+            "and source_currency_code = ? and target_currency_code = 'USD'",
+            [fx_day, fx_currency],
+        )
+        # the PSA puts a project on hold
+        connection.execute(
+            "update raw_psa.workspaces set status__message = 'On Hold (incremental test)' where id = ?",
+            [psa_project_id],
+        )
+        # a time user's e-mail no longer matches anyone in HR: their entries lose the employee
+        connection.execute(
+            "update raw_time.users set email = 'left-the-firm-' || email, first_name = 'Someone', "
+            "last_name = 'Else' where id = ?",
+            [time_user_id],
+        )
+
     dbt_build(raw_db, incremental)
     fresh = folder / "fresh" / "warehouse.duckdb"
     fresh.parent.mkdir()
@@ -118,7 +179,14 @@ def changed(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "old_rate": old_rate,
         "corrected": (corrected_id, corrected_hours),
         "gone_id": gone_id,
+        "cost": (cost_entry_id, old_cost),
+        "fx": (fx_entry_id, old_fx),
+        "project_id": project_id,
+        "time_user_id": time_user_id,
     }
+
+
+CHAIN = ("int_time_entries_resolved", "int_time_entries_rated", "int_time_entries")
 
 
 def test_an_incremental_run_gives_exactly_the_full_refresh(changed: dict) -> None:
@@ -168,3 +236,35 @@ def test_an_old_correction_and_a_silent_deletion_reach_the_fact(changed: dict) -
     )
     assert gone == [(0,)]
     assert changed["gone_id"] in changed["before"]
+
+
+@pytest.mark.parametrize("model", CHAIN)
+def test_each_model_of_the_chain_equals_its_full_refresh(changed: dict, model: str) -> None:
+    """Every column, the fingerprints included: a row not recomputed must hold what a full
+    refresh computes, and no row is left over or missing."""
+    sql = f"select * from intermediate.{model} order by time_entry_id"
+    left, right = rows(changed["incremental"], sql), rows(changed["fresh"], sql)
+    assert len(left) == len(right) > 0
+    differing = sorted(set(left) ^ set(right), key=str)[:2]
+    assert left == right, f"{model}: first differing rows {differing}"
+
+
+def test_each_kind_of_input_reaches_the_entries_it_affects(changed: dict) -> None:
+    cost_entry_id, old_cost = changed["cost"]
+    fx_entry_id, old_fx = changed["fx"]
+    warehouse = changed["incremental"]
+    ask = "select {} from marts.fct_time_entries where time_entry_id = ?"
+    assert rows(warehouse, ask.format("cost_amount"), cost_entry_id)[0][0] > old_cost, "HR's raise"
+    assert rows(warehouse, ask.format("fx_rate_to_reporting"), fx_entry_id)[0][0] != old_fx, "the new quote"
+    on_hold = rows(
+        warehouse,
+        "select distinct project_status from intermediate.int_time_entries_resolved where project_id = ?",
+        changed["project_id"],
+    )
+    assert on_hold == [("On Hold (incremental test)",)]
+    unknown = rows(
+        warehouse,
+        "select distinct is_known_employee from marts.fct_time_entries where time_user_id = ?",
+        changed["time_user_id"],
+    )
+    assert unknown == [(False,)], "the entries of a user HR no longer matches"

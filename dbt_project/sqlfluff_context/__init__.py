@@ -157,3 +157,18 @@ class _Dbt:
 
 
 dbt = _Dbt()
+
+
+class _Model:
+    """The model being rendered (dbt's `model`): what macros/follow_change.sql reads of it."""
+
+    raw_code = ""
+
+
+model = _Model()
+
+
+def local_md5(value: str) -> str:
+    import hashlib
+
+    return hashlib.md5(value.encode()).hexdigest()

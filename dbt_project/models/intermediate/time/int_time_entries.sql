@@ -2,24 +2,15 @@
     to the ERP line and invoice that carry it, with a hash of every column (row_hash): the
     conformed time entry. fct_time_entries is this table, kept incrementally (it writes only the
     rows that are new or whose row_hash changed); models in intermediate/ read this one, which
-    always holds every current entry, i.e. the same rows as the fact after its run. -#}
-{#- every column of the fact but the key and the hash: the hash covers all of them -#}
-{%- set fact_columns = [
-    'time_user_id', 'time_project_id', 'time_project_code', 'task_id', 'task_name',
-    'employee_id', 'employee_version_id', 'is_known_employee', 'practice', 'grade', 'region', 'rate_role',
-    'project_id', 'is_known_project', 'is_internal_project', 'client_id', 'contract_id', 'billing_method',
-    'legal_entity', 'realm_id',
-    'spent_date', 'hours', 'is_billable', 'approval_status', 'is_approved', 'submitted_at', 'approved_at', 'notes',
-    'rate_card_id', 'matching_rate_count', 'rate_card_version_id', 'standard_bill_rate',
-    'is_rated_from_invoice', 'bill_rate', 'currency_code', 'bill_amount', 'standard_amount',
-    'fx_rate_to_reporting', 'bill_amount_reporting', 'standard_amount_reporting',
-    'cost_currency_code', 'cost_amount', 'cost_amount_reporting',
-    'erp_time_activity_key', 'erp_time_activity_count', 'erp_posted_at', 'erp_hours', 'erp_hourly_rate',
-    'erp_invoice_key', 'erp_invoice_line_key', 'invoice_number', 'invoice_date', 'invoiced_amount',
-    'is_invoiced', 'is_in_erp',
-    'has_blocking_exception', 'blocking_rule_codes',
-    'created_at', 'updated_at',
-] -%}
+    always holds every current entry, i.e. the same rows as the fact after its run.
+
+    Follows change (macros/follow_change.sql): a run recomputes only the entries that are new,
+    whose rated row changed (int_time_entries_rated's fingerprint, which covers the resolved
+    row), or whose ERP link or blocking exceptions changed; entries deleted since are removed. -#}
+{{ follow_change_config('time_entry_id', 'int_time_entries_resolved', 'not is_deleted') }}
+{%- set fingerprints = ['fingerprint_rated', 'fingerprint_erp', 'fingerprint_blocking'] -%}
+{%- set incremental = follows_change(fingerprints) -%}
+{%- set fact_columns = time_entry_fact_columns() -%}
 with entries as (
     select * from {{ ref('int_time_entries_resolved') }}
     where not is_deleted
@@ -37,6 +28,29 @@ blocking as (
     select * from {{ ref('int_time_entry_blocking_exceptions') }}
 ),
 
+inputs as (
+    select
+        entries.time_entry_id,
+        rated.fingerprint as fingerprint_rated,
+        {{ fingerprint([
+            'erp.erp_time_activity_key', 'erp.erp_time_activity_count', 'erp.erp_posted_at', 'erp.erp_hours',
+            'erp.erp_hourly_rate', 'erp.erp_invoice_key', 'erp.erp_invoice_line_key', 'erp.invoice_number',
+            'erp.invoice_date', 'erp.invoiced_amount', 'erp.is_invoiced',
+        ]) }} as fingerprint_erp,
+        {{ fingerprint(['blocking.blocking_exception_count', 'blocking.blocking_rule_codes']) }}
+            as fingerprint_blocking
+    from entries
+    inner join rated on entries.time_entry_id = rated.time_entry_id
+    left join erp on entries.time_entry_id = erp.time_entry_id
+    left join blocking on entries.time_entry_id = blocking.time_entry_id
+),
+
+{% if incremental -%}
+changed as (
+    {{ changed_keys('inputs', 'time_entry_id', fingerprints) }}
+),
+
+{% endif -%}
 joined as (
     select
         entries.time_entry_id,
@@ -98,17 +112,25 @@ joined as (
         coalesce(blocking.blocking_exception_count, 0) > 0 as has_blocking_exception,
         blocking.blocking_rule_codes,
         entries.created_at,
-        entries.updated_at
+        entries.updated_at,
+        inputs.fingerprint_rated,
+        inputs.fingerprint_erp,
+        inputs.fingerprint_blocking
     from entries
+    inner join inputs on entries.time_entry_id = inputs.time_entry_id
     inner join rated on entries.time_entry_id = rated.time_entry_id
     left join erp on entries.time_entry_id = erp.time_entry_id
     left join blocking on entries.time_entry_id = blocking.time_entry_id
+    {% if incremental -%}
+    where entries.time_entry_id in (select time_entry_id from changed)
+    {%- endif %}
 ),
 
 hashed as (
     select
         *,
-        {{ row_hash(fact_columns) }} as row_hash
+        {{ row_hash(fact_columns) }} as row_hash,
+        {{ code_fingerprint() }} as code_fingerprint
     from joined
 ),
 

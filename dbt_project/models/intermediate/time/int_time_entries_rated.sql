@@ -16,7 +16,15 @@
     writes (ERP amounts, e.g. invoiced_amount, are already cents) and on display.
 
     Cost. hours x the employee's HR hourly cost of the version covering the day worked, in the
-    cost currency, and converted at the ERP rate of that day. -#}
+    cost currency, and converted at the ERP rate of that day.
+
+    Follows change (macros/follow_change.sql): a run recomputes only the entries that are new,
+    whose resolved row changed (int_time_entries_resolved's fingerprint: the entry, its person
+    and their HR versions, its project), or whose project's rate cards, ERP link or day's
+    exchange rates changed. -#}
+{{ follow_change_config('time_entry_id', 'int_time_entries_resolved') }}
+{%- set fingerprints = ['fingerprint_resolved', 'fingerprint_rates', 'fingerprint_erp'] -%}
+{%- set incremental = follows_change(fingerprints) -%}
 {%- set far_future = "cast('9999-12-31' as date)" -%}
 with entries as (
     select * from {{ ref('int_time_entries_resolved') }}
@@ -72,6 +80,73 @@ project_cards as (
     select * from cards_by_contract
 ),
 
+-- the inputs of each entry, fingerprinted
+employee_costs as (
+    select
+        employee_id,
+        {{ fingerprint_of_rows(['employee_version_id', 'hourly_cost', 'cost_currency_code']) }} as fingerprint
+    from employees
+    group by employee_id
+),
+
+project_rates as (
+    select
+        project_cards.project_id,
+        {{ fingerprint_of_rows([
+            'project_cards.rate_card_id', 'project_cards.currency_code', 'rate_card_versions.rate_card_version_id',
+            'rate_card_versions.role', 'rate_card_versions.effective_from', 'rate_card_versions.effective_to',
+            'rate_card_versions.bill_rate', 'rate_card_versions.currency_code',
+        ]) }} as fingerprint
+    from project_cards
+    left join rate_card_versions on project_cards.rate_card_id = rate_card_versions.rate_card_id
+    group by project_cards.project_id
+),
+
+day_rates as (
+    select
+        rate_date,
+        {{ fingerprint_of_rows(['currency_code', 'rate_to_reporting']) }} as fingerprint
+    from fx_rates
+    group by rate_date
+),
+
+inputs as (
+    select
+        entries.time_entry_id,
+        entries.fingerprint as fingerprint_resolved,
+        {{ fingerprint([
+            'employee_costs.fingerprint', 'project_rates.fingerprint', 'day_rates.fingerprint',
+        ]) }} as fingerprint_rates,
+        {{ fingerprint([
+            'erp_entries.erp_time_activity_key', 'erp_entries.is_invoiced', 'erp_entries.erp_hourly_rate',
+            'erp_entries.invoice_currency_code',
+        ]) }} as fingerprint_erp
+    from entries
+    left join employee_costs on entries.employee_id = employee_costs.employee_id
+    left join project_rates on entries.project_id = project_rates.project_id
+    left join day_rates on entries.spent_date = day_rates.rate_date
+    left join erp_entries on entries.time_entry_id = erp_entries.time_entry_id
+),
+
+{% if incremental -%}
+changed as (
+    {{ changed_keys('inputs', 'time_entry_id', fingerprints) }}
+),
+
+{% endif -%}
+-- the entries this run computes
+entries_to_rate as (
+    select
+        entries.*,
+        inputs.fingerprint_rates,
+        inputs.fingerprint_erp
+    from entries
+    inner join inputs on entries.time_entry_id = inputs.time_entry_id
+    {% if incremental -%}
+    where entries.time_entry_id in (select time_entry_id from changed)
+    {%- endif %}
+),
+
 project_card_summary as (
     select
         project_id,
@@ -89,7 +164,7 @@ matching_versions as (
         rate_card_versions.rate_card_id,
         rate_card_versions.bill_rate,
         rate_card_versions.currency_code
-    from entries
+    from entries_to_rate as entries
     inner join project_cards on entries.project_id = project_cards.project_id
     inner join rate_card_versions
         on project_cards.rate_card_id = rate_card_versions.rate_card_id
@@ -128,7 +203,7 @@ standard_rated as (
             when version_summary.matching_rate_count = 1 then version_summary.currency_code
             when project_card_summary.rate_card_count = 1 then project_card_summary.first_card_currency_code
         end as standard_rate_currency_code
-    from entries
+    from entries_to_rate as entries
     left join project_card_summary on entries.project_id = project_card_summary.project_id
     left join version_summary on entries.time_entry_id = version_summary.time_entry_id
 ),
@@ -204,7 +279,15 @@ final as (
         amounts.cost_currency_code,
         amounts.cost_amount,
         cost_fx.rate_to_reporting as cost_fx_rate,
-        cast(amounts.cost_amount * cost_fx.rate_to_reporting as decimal(24, 8)) as cost_amount_reporting
+        cast(amounts.cost_amount * cost_fx.rate_to_reporting as decimal(24, 8)) as cost_amount_reporting,
+        amounts.fingerprint as fingerprint_resolved,
+        amounts.fingerprint_rates,
+        amounts.fingerprint_erp,
+        -- all of this row's inputs and the code that computed it: what int_time_entries compares
+        {{ fingerprint([
+            'amounts.fingerprint', 'amounts.fingerprint_rates', 'amounts.fingerprint_erp', code_fingerprint(),
+        ]) }} as fingerprint,
+        {{ code_fingerprint() }} as code_fingerprint
     from amounts
     left join fx_rates as bill_fx
         on amounts.rate_currency_code = bill_fx.currency_code

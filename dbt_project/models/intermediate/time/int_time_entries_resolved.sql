@@ -1,7 +1,19 @@
 {#- Every time entry with the real employee, project, client, contract and legal entity it
     belongs to (identity resolved), and the employee's attributes on the day worked (SCD2).
     Nothing is filtered: unknown projects and people keep their rows with null keys resolved
-    to the stand-alone identity, for the exception models to report. -#}
+    to the stand-alone identity, for the exception models to report.
+
+    Follows change (macros/follow_change.sql): a run recomputes only the entries that are new,
+    or whose Harvest row, time user (identity match, time-tool role, the employee's HR versions),
+    project (identity match and PSA attributes) or the legal entities changed. -#}
+{{ follow_change_config('time_entry_id', 'stg_time__time_entries') }}
+{%- set fingerprints = ['fingerprint_source', 'fingerprint_user', 'fingerprint_project', 'fingerprint_context'] -%}
+{%- set incremental = follows_change(fingerprints) -%}
+{#- every column of the Harvest row, as the table has them now (a new column changes every row's hash) -#}
+{%- set source_columns = [] -%}
+{%- for column in (adapter.get_columns_in_relation(ref('stg_time__time_entries')) if execute else []) -%}
+{%- do source_columns.append('time_entries.' ~ column.name) -%}
+{%- endfor -%}
 with time_entries as (
     select * from {{ ref('stg_time__time_entries') }}
 ),
@@ -32,9 +44,74 @@ legal_entities as (
     select * from {{ ref('stg_firm__legal_entities') }}
 ),
 
+-- the inputs of each entry, fingerprinted (the values this model reads of each)
+employee_history as (
+    select
+        employee_id,
+        {{ fingerprint_of_rows([
+            'employee_version_id', 'valid_from', 'valid_to', 'grade', 'practice', 'region', 'legal_entity',
+        ]) }} as fingerprint
+    from employees
+    group by employee_id
+),
+
+user_inputs as (
+    select
+        employee_ids.source_id,
+        {{ fingerprint([
+            'employee_ids.employee_id', 'employee_ids.match_method', 'employee_history.fingerprint',
+        ]) }} as fingerprint
+    from employee_ids
+    left join employee_history on employee_ids.employee_id = employee_history.employee_id
+),
+
+project_inputs as (
+    select
+        project_ids.source_id,
+        {{ fingerprint([
+            'project_ids.project_id', 'projects.is_in_psa', 'projects.client_id', 'projects.contract_id',
+            'projects.billing_method', 'projects.is_internal', 'projects.project_status',
+            'projects.status_changed_date', 'projects.legal_entity',
+        ]) }} as fingerprint
+    from project_ids
+    left join projects on project_ids.project_id = projects.project_id
+),
+
+context_inputs as (
+    select {{ fingerprint_of_rows(['legal_entity', 'erp_realm_id', 'functional_currency']) }} as fingerprint
+    from legal_entities
+),
+
+inputs as (
+    select
+        time_entries.time_entry_id,
+        {{ fingerprint(source_columns or ['time_entries.time_entry_id']) }}
+            as fingerprint_source,
+        {{ fingerprint(['user_inputs.fingerprint', 'time_users.role']) }} as fingerprint_user,
+        {{ fingerprint(['project_inputs.fingerprint']) }} as fingerprint_project,
+        {{ fingerprint(['context_inputs.fingerprint']) }} as fingerprint_context
+    from time_entries
+    left join user_inputs
+        on cast(time_entries.time_user_id as {{ dbt.type_string() }}) = user_inputs.source_id
+    left join project_inputs
+        on cast(time_entries.time_project_id as {{ dbt.type_string() }}) = project_inputs.source_id
+    left join time_users on time_entries.time_user_id = time_users.time_user_id
+    cross join context_inputs
+),
+
+{% if incremental -%}
+changed as (
+    {{ changed_keys('inputs', 'time_entry_id', fingerprints) }}
+),
+
+{% endif -%}
 resolved as (
     select
         time_entries.*,
+        inputs.fingerprint_source,
+        inputs.fingerprint_user,
+        inputs.fingerprint_project,
+        inputs.fingerprint_context,
         employee_ids.employee_id,
         employee_ids.match_method != 'unmatched' as is_known_employee,
         project_ids.project_id,
@@ -48,12 +125,16 @@ resolved as (
         projects.legal_entity as project_legal_entity,
         time_users.role as time_user_role
     from time_entries
+    inner join inputs on time_entries.time_entry_id = inputs.time_entry_id
     left join employee_ids
         on cast(time_entries.time_user_id as {{ dbt.type_string() }}) = employee_ids.source_id
     left join project_ids
         on cast(time_entries.time_project_id as {{ dbt.type_string() }}) = project_ids.source_id
     left join projects on project_ids.project_id = projects.project_id
     left join time_users on time_entries.time_user_id = time_users.time_user_id
+    {% if incremental -%}
+    where time_entries.time_entry_id in (select time_entry_id from changed)
+    {%- endif %}
 ),
 
 final as (
@@ -99,7 +180,18 @@ final as (
         resolved.created_at,
         resolved.updated_at,
         resolved.is_deleted,
-        resolved.deleted_detected_at
+        resolved.deleted_detected_at,
+        resolved.fingerprint_source,
+        resolved.fingerprint_user,
+        resolved.fingerprint_project,
+        resolved.fingerprint_context,
+        -- all of this row's inputs and the code that computed it: what int_time_entries_rated
+        -- compares
+        {{ fingerprint([
+            'resolved.fingerprint_source', 'resolved.fingerprint_user', 'resolved.fingerprint_project',
+            'resolved.fingerprint_context', code_fingerprint(),
+        ]) }} as fingerprint,
+        {{ code_fingerprint() }} as code_fingerprint
     from resolved
     left join employees
         on resolved.employee_id = employees.employee_id

@@ -29,7 +29,12 @@ with entries as (
 ),
 
 final as (
-    select entries.*
+    select
+        entries.time_entry_id,
+        {%- for column in time_entry_fact_columns() %}
+        entries.{{ column }},
+        {%- endfor %}
+        entries.row_hash
     from entries
     {% if is_incremental() %}
     left join {{ this }} as existing on entries.time_entry_id = existing.time_entry_id
