@@ -65,10 +65,13 @@ with run_scope():  # one snapshot and at most one read-only connection per run, 
             current = navigation.url_path or access.pages[0]
             st.session_state["filters"] = ui.sidebar_filters(access, current)
             # the page a link named (?page=..., or its path while the sign-in form was up); one the
-            # role may not see stays closed
-            requested = st.session_state.pop("_requested_page", None)
+            # role may not see stays closed. The request is kept until a run on that page starts:
+            # the sign-in's own reruns (its cookie component) can supersede the switch's rerun,
+            # and the next run would otherwise open the default page and forget the link's.
+            requested = st.session_state.get("_requested_page")
             if requested in access.pages and requested != current:
                 st.switch_page(PAGES / f"{requested}.py")
+            st.session_state.pop("_requested_page", None)
             ui.freshness_panel()
             try:
                 navigation.run()
