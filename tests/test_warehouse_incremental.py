@@ -8,36 +8,13 @@ called directly (not the publishing runner) on the fact and its parents."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from billable.sandbox_process import running_sandbox
-from billable.transform import dbt_executable
-from tests.ingest_helpers import ROOT, advance, ingest
-from tests.warehouse_helpers import load_tiny_world, rows
-
-PROJECT = ROOT / "dbt_project"
-UPLIFT = 10  # added to the amended rate-card version's bill rate
-
-
-def dbt_build(raw_db: Path, build_db: Path, *extra: str) -> None:
-    """Build fct_time_entries and everything it reads (no tests) into build_db."""
-    work = build_db.parent
-    command = [*dbt_executable(), "build", "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT)]
-    command += ["--target-path", str(work / "target"), "--log-path", str(work / "logs")]
-    command += ["--select", "+fct_time_entries", "--exclude-resource-type", "test", "unit_test", *extra]
-    env = {
-        **os.environ,
-        "BILLABLE_RAW_DB": str(raw_db),
-        "BILLABLE_BUILD_DB": str(build_db),
-        "DBT_USE_COLORS": "false",
-    }
-    result = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+from tests.ingest_helpers import advance, ingest
+from tests.warehouse_helpers import UPLIFT, change_every_input, dbt_build, load_tiny_world, rows
 
 
 def fact(build_db: Path) -> list[tuple]:
@@ -64,126 +41,13 @@ def changed(tmp_path_factory: pytest.TempPathFactory) -> dict:
         result = ingest(base_url, world, raw_db, "")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
-    with duckdb.connect(str(incremental), read_only=True) as connection:
-        # a version pricing both invoiced and not yet invoiced time
-        version_id, old_rate = connection.execute(
-            """
-            select rate_card_version_id, min(standard_bill_rate)
-            from marts.fct_time_entries
-            where rate_card_version_id is not null
-            group by rate_card_version_id
-            having bool_or(is_rated_from_invoice) and bool_or(not is_rated_from_invoice)
-            order by count(*) desc, rate_card_version_id
-            limit 1
-            """
-        ).fetchone()
-        gone_id = connection.execute(
-            "select max(time_entry_id) from marts.fct_time_entries where spent_date < date '2026-09-01'"
-        ).fetchone()[0]
-
-        # one entry's employee, the practice-month it works in, and a non-USD day it was worked
-        employee_id, cost_entry_id, old_cost = connection.execute(
-            """
-            select employee_id, time_entry_id, cost_amount from marts.fct_time_entries
-            where is_known_employee and cost_amount > 0
-            order by time_entry_id limit 1
-            """
-        ).fetchone()
-        fx_day, fx_currency, fx_entry_id, old_fx = connection.execute(
-            """
-            select spent_date, currency_code, time_entry_id, fx_rate_to_reporting from marts.fct_time_entries
-            where currency_code <> 'USD' and bill_amount > 0
-            order by time_entry_id limit 1
-            """
-        ).fetchone()
-        psa_project_id, project_id = connection.execute(
-            """
-            select projects.psa_project_id, projects.project_id
-            from intermediate.int_projects as projects
-            inner join marts.fct_time_entries as entries on projects.project_id = entries.project_id
-            where projects.psa_project_id is not null and entries.time_entry_id not in (?, ?)
-            order by projects.project_id limit 1
-            """,
-            [cost_entry_id, fx_entry_id],
-        ).fetchone()
-        time_user_id = connection.execute(
-            """
-            select time_user_id from marts.fct_time_entries
-            where is_known_employee and employee_id <> ?
-            order by time_user_id desc limit 1
-            """,
-            [employee_id],
-        ).fetchone()[0]
-
-        # an old, unbilled entry, changed far outside the lookback window
-        corrected_id, corrected_hours = connection.execute(
-            """
-            select time_entry_id, hours from marts.fct_time_entries
-            where not is_invoiced and time_entry_id <> ?
-                and updated_at < (select max(updated_at) - interval 30 day from marts.fct_time_entries)
-            order by time_entry_id limit 1
-            """,
-            [gone_id],
-        ).fetchone()
-    with duckdb.connect(str(raw_db)) as connection:
-        # the PSA amends the rate (its change stamp moves, as Kantata's would)
-        connection.execute(
-            "update raw_psa.rate_card_versions set bill_rate = bill_rate + ?, "
-            "updated_at = '2026-10-03T09:00:00Z' where id = ?",
-            [UPLIFT, version_id],
-        )
-        # a correction that keeps an old stamp (a back-dated fix): only the row hash sees it
-        connection.execute("update raw_time.time_entries set hours = hours + 1 where id = ?", [corrected_id])
-        # a deletion found by the loader's re-scan and confirmed by a later check (the table is
-        # there, empty, after any load: every column dlt requires is given)
-        connection.execute(
-            "insert into raw_time.time_entries_deletions (id, detected_at, last_confirmed_at, "
-            "confirmations, status, confirmed_at, _dlt_load_id, _dlt_id) "
-            "values (?, now() - interval 1 day, now(), 2, 'confirmed', now(), 'test', 'test-deletion')",
-            [gone_id],
-        )
-
-        # HR re-issues the employee's cost rates with a raise (in the latest snapshot, which rules)
-        connection.execute(
-            "update raw_hr.cost_rates set hourly_cost = hourly_cost + 7 where employee_id = ? "
-            "and snapshot_date = (select max(snapshot_date) from raw_hr.cost_rates)",
-            [employee_id],
-        )
-        # the ERP corrects a day's quote of the currency to the reporting currency
-        connection.execute(
-            "update raw_erp.exchange_rates set rate = rate * 1.01 where as_of_date = ? "
-            "and source_currency_code = ? and target_currency_code = 'USD'",
-            [fx_day, fx_currency],
-        )
-        # the PSA puts a project on hold
-        connection.execute(
-            "update raw_psa.workspaces set status__message = 'On Hold (incremental test)' where id = ?",
-            [psa_project_id],
-        )
-        # a time user's e-mail no longer matches anyone in HR: their entries lose the employee
-        connection.execute(
-            "update raw_time.users set email = 'left-the-firm-' || email, first_name = 'Someone', "
-            "last_name = 'Else' where id = ?",
-            [time_user_id],
-        )
+    picked = change_every_input(incremental, raw_db)
 
     dbt_build(raw_db, incremental)
     fresh = folder / "fresh" / "warehouse.duckdb"
     fresh.parent.mkdir()
     dbt_build(raw_db, fresh, "--full-refresh")
-    return {
-        "incremental": incremental,
-        "fresh": fresh,
-        "before": before,
-        "version_id": version_id,
-        "old_rate": old_rate,
-        "corrected": (corrected_id, corrected_hours),
-        "gone_id": gone_id,
-        "cost": (cost_entry_id, old_cost),
-        "fx": (fx_entry_id, old_fx),
-        "project_id": project_id,
-        "time_user_id": time_user_id,
-    }
+    return {"incremental": incremental, "fresh": fresh, "before": before, **picked}
 
 
 CHAIN = ("int_time_entries_resolved", "int_time_entries_rated", "int_time_entries")

@@ -39,10 +39,13 @@ inputs as (
         ]) }} as fingerprint_erp,
         {{ fingerprint(['blocking.blocking_exception_count', 'blocking.blocking_rule_codes']) }}
             as fingerprint_blocking
-    from entries
-    inner join rated on entries.time_entry_id = rated.time_entry_id
-    left join erp on entries.time_entry_id = erp.time_entry_id
-    left join blocking on entries.time_entry_id = blocking.time_entry_id
+    -- the tables themselves, not the CTEs above: a CTE read twice is materialised whole by DuckDB
+    from {{ ref('int_time_entries_resolved') }} as entries
+    inner join {{ ref('int_time_entries_rated') }} as rated on entries.time_entry_id = rated.time_entry_id
+    left join {{ ref('int_time_entries_erp') }} as erp on entries.time_entry_id = erp.time_entry_id
+    left join {{ ref('int_time_entry_blocking_exceptions') }} as blocking
+        on entries.time_entry_id = blocking.time_entry_id
+    where not entries.is_deleted
 ),
 
 {% if incremental -%}

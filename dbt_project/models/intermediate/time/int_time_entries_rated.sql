@@ -121,11 +121,13 @@ inputs as (
             'erp_entries.erp_time_activity_key', 'erp_entries.is_invoiced', 'erp_entries.erp_hourly_rate',
             'erp_entries.invoice_currency_code',
         ]) }} as fingerprint_erp
-    from entries
+    -- the tables themselves, not the CTEs above: a CTE read twice is materialised whole by DuckDB
+    from {{ ref('int_time_entries_resolved') }} as entries
     left join employee_costs on entries.employee_id = employee_costs.employee_id
     left join project_rates on entries.project_id = project_rates.project_id
     left join day_rates on entries.spent_date = day_rates.rate_date
-    left join erp_entries on entries.time_entry_id = erp_entries.time_entry_id
+    left join {{ ref('int_time_entries_erp') }} as erp_entries
+        on entries.time_entry_id = erp_entries.time_entry_id
 ),
 
 {% if incremental -%}

@@ -90,7 +90,8 @@ inputs as (
         {{ fingerprint(['user_inputs.fingerprint', 'time_users.role']) }} as fingerprint_user,
         {{ fingerprint(['project_inputs.fingerprint']) }} as fingerprint_project,
         {{ fingerprint(['context_inputs.fingerprint']) }} as fingerprint_context
-    from time_entries
+    -- the tables themselves, not the CTEs above: a CTE read twice is materialised whole by DuckDB
+    from {{ ref('stg_time__time_entries') }} as time_entries
     left join user_inputs
         on cast(time_entries.time_user_id as {{ dbt.type_string() }}) = user_inputs.source_id
     left join project_inputs
