@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -362,6 +363,35 @@ def same_value(duck: object, spark: object) -> bool:
     return duck == spark
 
 
+def table_difference(
+    warehouse: duckdb.DuckDBPyConnection,
+    reader: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: list[str],
+    left_out: Callable[[str], bool],
+) -> str | None:
+    """How Spark's published `table` differs from DuckDB's (the first differing row), comparing
+    the columns but those `left_out` says, as `same_value` does; None when they are equal."""
+    compared = [column for column in columns if not left_out(column)]
+    quoted = ", ".join(f'"{column}"' for column in compared)
+    select = f"select {quoted} from {table}"
+    duck_rows = sorted(
+        (tuple(map(normalised, r)) for r in warehouse.execute(select).fetchall()), key=sort_key
+    )
+    spark_rows = sorted((tuple(map(normalised, r)) for r in reader.execute(select).fetchall()), key=sort_key)
+    if len(duck_rows) != len(spark_rows):
+        return f"{table}: {len(spark_rows)} rows on Spark, {len(duck_rows)} on DuckDB"
+    for duck_row, spark_row in zip(duck_rows, spark_rows, strict=True):
+        bad = [
+            f"{name}: spark {s!r} duckdb {d!r}"
+            for name, d, s in zip(compared, duck_row, spark_row, strict=True)
+            if not same_value(d, s)
+        ]
+        if bad:
+            return f"{table}: " + "; ".join(bad[:5])
+    return None
+
+
 def test_every_kpi_mart_equals_duckdbs(tiny_firm: Firm, spark_build: SparkBuild) -> None:
     assert spark_build.dbt.returncode == 0, (
         "the Spark build failed (see test_spark_builds_and_passes_every_dbt_test)"
@@ -377,27 +407,11 @@ def test_every_kpi_mart_equals_duckdbs(tiny_firm: Firm, spark_build: SparkBuild)
             if spark_columns != columns:
                 differences.append(f"{mart}: columns {spark_columns} != {columns}")
                 continue
-            columns = [column for column in columns if column not in BUILD_IDENTITY_COLUMNS]
-            quoted = ", ".join(f'"{column}"' for column in columns)
-            select = f"select {quoted} from marts.{mart}"
-            duck_rows = sorted(
-                (tuple(map(normalised, r)) for r in warehouse.execute(select).fetchall()), key=sort_key
+            found = table_difference(
+                warehouse, reader, f"marts.{mart}", columns, BUILD_IDENTITY_COLUMNS.__contains__
             )
-            spark_rows = sorted(
-                (tuple(map(normalised, r)) for r in reader.execute(select).fetchall()), key=sort_key
-            )
-            if len(duck_rows) != len(spark_rows):
-                differences.append(f"{mart}: {len(spark_rows)} rows on Spark, {len(duck_rows)} on DuckDB")
-                continue
-            for duck_row, spark_row in zip(duck_rows, spark_rows, strict=True):
-                bad = [
-                    f"{name}: spark {s!r} duckdb {d!r}"
-                    for name, d, s in zip(columns, duck_row, spark_row, strict=True)
-                    if not same_value(d, s)
-                ]
-                if bad:
-                    differences.append(f"{mart}: " + "; ".join(bad[:5]))
-                    break
+            if found:
+                differences.append(found)
     reader.close()
     assert not differences, "\n".join(differences)
 
@@ -453,21 +467,9 @@ def test_an_incremental_build_on_spark_equals_a_full_refresh(
     with duckdb.connect(str(fresh), read_only=True) as warehouse:
         for table in CHAIN:
             columns = [row[0] for row in warehouse.execute(f"describe {table}").fetchall()]
-            values = ", ".join(f'"{column}"' for column in columns if not is_hash_column(column))
-            select = f"select {values} from {table}"
-            duck_rows = sorted(
-                (tuple(map(normalised, r)) for r in warehouse.execute(select).fetchall()), key=sort_key
-            )
-            spark_rows = sorted(
-                (tuple(map(normalised, r)) for r in reader.execute(select).fetchall()), key=sort_key
-            )
-            if len(duck_rows) != len(spark_rows):
-                differences.append(f"{table}: {len(spark_rows)} rows on Spark, {len(duck_rows)} on DuckDB")
-                continue
-            for duck_row, spark_row in zip(duck_rows, spark_rows, strict=True):
-                if not all(same_value(d, s) for d, s in zip(duck_row, spark_row, strict=True)):
-                    differences.append(f"{table}: spark {spark_row} duckdb {duck_row}")
-                    break
+            found = table_difference(warehouse, reader, table, columns, is_hash_column)
+            if found:
+                differences.append(found)
         cost_entry_id, old_cost = picked["cost"]
         ask = "select cost_amount from marts.fct_time_entries where time_entry_id = ?"
         assert reader.execute(ask, [cost_entry_id]).fetchone()[0] > old_cost, (
