@@ -157,11 +157,13 @@ def change_every_input(warehouse: Path, raw_db: Path) -> dict:
         # a correction that keeps an old stamp (a back-dated fix): only the row hash sees it
         connection.execute("update raw_time.time_entries set hours = hours + 1 where id = ?", [corrected_id])
         # a deletion found by the loader's re-scan and confirmed by a later check (the table is
-        # there, empty, after any load: every column dlt requires is given)
+        # there, empty, after any load: every column dlt requires is given), in the last load of
+        # the time source: a lake's readers see only the rows of completed loads
         connection.execute(
             "insert into raw_time.time_entries_deletions (id, detected_at, last_confirmed_at, "
             "confirmations, status, confirmed_at, _dlt_load_id, _dlt_id) "
-            "values (?, now() - interval 1 day, now(), 2, 'confirmed', now(), 'test', 'test-deletion')",
+            "select ?, now() - interval 1 day, now(), 2, 'confirmed', now(), max(load_id), 'test-deletion' "
+            "from raw_time._dlt_loads",
             [gone_id],
         )
 

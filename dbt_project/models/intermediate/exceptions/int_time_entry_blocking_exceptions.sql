@@ -13,7 +13,12 @@ with exceptions as (
 ),
 
 entries as (
-    select * from {{ ref('int_time_entries_resolved') }}
+    -- only the columns read: the CTE is read twice, and DuckDB materialises such a CTE whole
+    select
+        time_entry_id,
+        time_user_id,
+        is_deleted
+    from {{ ref('int_time_entries_resolved') }}
 ),
 
 rated as (

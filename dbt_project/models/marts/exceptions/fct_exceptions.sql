@@ -26,7 +26,14 @@ rules as (
 ),
 
 time_entries as (
-    select * from {{ ref('fct_time_entries') }}
+    -- only the columns read: the CTE is read twice, and DuckDB materialises such a CTE whole
+    select
+        time_entry_id,
+        time_user_id,
+        bill_amount_reporting,
+        is_billable,
+        is_invoiced
+    from {{ ref('fct_time_entries') }}
 ),
 
 billable_lines as (

@@ -66,8 +66,10 @@ as_of as (
 -- the latest invoice of time dated by now: a line posted after it cannot have been billed yet
 last_billing as (
     select max(invoice_lines.invoice_date) as last_time_invoice_date
-    from invoice_lines
-    inner join activities on invoice_lines.erp_time_activity_key = activities.erp_time_activity_key
+    -- the tables, not the CTEs: a CTE read twice is materialised whole by DuckDB
+    from {{ ref('fct_invoice_lines') }} as invoice_lines
+    inner join {{ ref('stg_erp__time_activities') }} as time_activities
+        on invoice_lines.erp_time_activity_key = time_activities.erp_time_activity_key
     cross join as_of
     where invoice_lines.invoice_date <= as_of.as_of_date
 ),

@@ -27,7 +27,24 @@ projects as (
 ),
 
 time_entries as (
-    select * from {{ ref('fct_time_entries') }}
+    -- only the columns read: the CTE is read three times, and DuckDB materialises such a CTE whole
+    select
+        time_entry_id,
+        contract_id,
+        spent_date,
+        hours,
+        is_billable,
+        is_approved,
+        approval_status,
+        approved_at,
+        is_invoiced,
+        has_blocking_exception,
+        bill_amount,
+        bill_amount_reporting,
+        cost_currency_code,
+        cost_amount,
+        cost_amount_reporting
+    from {{ ref('fct_time_entries') }}
 ),
 
 expenses as (
