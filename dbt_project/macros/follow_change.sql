@@ -29,12 +29,18 @@
     BILLABLE_PROJECT_FINGERPRINT. dbt run by hand without it sees only the model's own SQL: after
     changing a macro, build with --full-refresh. -#}
 {% macro code_fingerprint() -%}
-'{{ local_md5(model.raw_code ~ '\n' ~ env_var('BILLABLE_PROJECT_FINGERPRINT', '')) }}'
+'{{ code_fingerprint_value() }}'
+{%- endmacro %}
+
+{% macro code_fingerprint_value() -%}
+{{ return(local_md5(model.raw_code ~ '\n' ~ env_var('BILLABLE_PROJECT_FINGERPRINT', ''))) }}
 {%- endmacro %}
 
 {#- Whether this run recomputes only what changed: an incremental run over a table that has the
     fingerprints (a table built before its model followed change has not: every row is computed,
-    and dbt adds the columns). -#}
+    and dbt adds the columns), computed by the same code. After a code change every row is
+    recomputed anyway: the plain query, without the comparison with the table, needs half the
+    memory (on `large`, the comparison of 4.5 M rows ran out of DuckDB's 3 GiB). -#}
 {% macro follows_change(fingerprints) -%}
 {#- a unit test has no table of its own (`this` is none): it computes every row -#}
 {%- if this is none or not is_incremental() -%}{{ return(false) }}{%- endif -%}
@@ -42,7 +48,9 @@
 {%- for column in ['code_fingerprint'] + fingerprints -%}
 {%- if column not in held -%}{{ return(false) }}{%- endif -%}
 {%- endfor -%}
-{{ return(true) }}
+{%- set held_code = run_query('select max(code_fingerprint) from ' ~ this) -%}
+{%- set code = held_code.columns[0].values()[0] if held_code else none -%}
+{{ return(code is none or code == code_fingerprint_value()) }}
 {%- endmacro %}
 
 {#- The keys of `current` (a relation or CTE of key and fingerprint columns) to recompute in
