@@ -47,7 +47,7 @@ def changed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     fresh = folder / "fresh" / "warehouse.duckdb"
     fresh.parent.mkdir()
     dbt_build(raw_db, fresh, "--full-refresh")
-    return {"incremental": incremental, "fresh": fresh, "before": before, **picked}
+    return {"incremental": incremental, "fresh": fresh, "before": before, "raw_db": raw_db, **picked}
 
 
 CHAIN = ("int_time_entries_resolved", "int_time_entries_rated", "int_time_entries")
@@ -132,3 +132,26 @@ def test_each_kind_of_input_reaches_the_entries_it_affects(changed: dict) -> Non
         changed["time_user_id"],
     )
     assert unknown == [(False,)], "the entries of a user HR no longer matches"
+
+
+def test_a_code_change_recomputes_every_row_with_the_plain_query(changed: dict) -> None:
+    """A new project fingerprint (a deploy) makes every row's code stale: the chain recomputes
+    them all without comparing fingerprints (that comparison ran out of memory on `large`), and
+    the tables still equal a full refresh. Runs after the tests above: it rebuilds the chain."""
+    incremental = changed["incremental"]
+    dbt_build(changed["raw_db"], incremental, code="a deploy")
+    compiled = incremental.parent / "target" / "compiled" / "billable" / "models" / "intermediate" / "time"
+    for model in CHAIN:
+        sql = (compiled / f"{model}.sql").read_text()
+        assert "changed as (" not in sql, f"{model} compared fingerprints after a code change"
+        codes = rows(
+            incremental, f"select count(distinct code_fingerprint), count(*) from intermediate.{model}"
+        )
+        assert codes[0][0] == 1 and codes[0][1] > 0
+    dbt_build(changed["raw_db"], incremental, code="a deploy")  # the same code again: follows change
+    assert "changed as (" in (compiled / "int_time_entries_resolved.sql").read_text()
+    for model in CHAIN:
+        # the values; the fingerprints that cover the code differ by design
+        values = "columns(lambda c: c not like 'fingerprint%' and c <> 'code_fingerprint')"
+        sql = f"select {values} from intermediate.{model} order by time_entry_id"
+        assert rows(incremental, sql) == rows(changed["fresh"], sql), model

@@ -206,8 +206,9 @@ def change_every_input(warehouse: Path, raw_db: Path) -> dict:
 DBT_PROJECT = ROOT / "dbt_project"
 
 
-def dbt_build(raw_db: Path, build_db: Path, *extra: str) -> None:
-    """Build fct_time_entries and everything it reads (no tests) into build_db."""
+def dbt_build(raw_db: Path, build_db: Path, *extra: str, code: str = "") -> None:
+    """Build fct_time_entries and everything it reads (no tests) into build_db; `code` stands for
+    the project's fingerprint billable.transform passes (macros/follow_change.sql)."""
     work = build_db.parent
     command = [
         *dbt_executable(),
@@ -223,6 +224,7 @@ def dbt_build(raw_db: Path, build_db: Path, *extra: str) -> None:
         **os.environ,
         "BILLABLE_RAW_DB": str(raw_db),
         "BILLABLE_BUILD_DB": str(build_db),
+        "BILLABLE_PROJECT_FINGERPRINT": code,
         "DBT_USE_COLORS": "false",
     }
     result = subprocess.run(command, cwd=DBT_PROJECT, env=env, capture_output=True, text=True, check=False)
