@@ -63,9 +63,9 @@ left join {{ this }} as existing on current_rows.{{ key }} = existing.{{ key }}
 where
     existing.{{ key }} is null
     or existing.code_fingerprint != {{ code_fingerprint() }}
-    {%- for column in fingerprints %}
+{%- for column in fingerprints %}
     or current_rows.{{ column }} != existing.{{ column }}
-    {%- endfor %}
+{%- endfor %}
 {%- endmacro %}
 
 {#- The config of a model that follows change: keyed delete+insert (a keyed overwrite on Spark,
@@ -82,5 +82,6 @@ where
 {%- endmacro %}
 
 {% macro delete_keys_gone(relation, key, source, source_condition) -%}
-{{ delete_where(relation, key ~ ' not in (select ' ~ key ~ ' from ' ~ ref(source) ~ ' where ' ~ source_condition ~ ')') }}
+{%- set kept = 'select ' ~ key ~ ' from ' ~ ref(source) ~ ' where ' ~ source_condition -%}
+{{ delete_where(relation, key ~ ' not in (' ~ kept ~ ')') }}
 {%- endmacro %}
