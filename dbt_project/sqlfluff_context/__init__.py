@@ -8,6 +8,7 @@ only the model's own SQL is). Nothing here runs in dbt itself.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,4 @@ model = _Model()
 
 
 def local_md5(value: str) -> str:
-    import hashlib
-
     return hashlib.md5(value.encode()).hexdigest()

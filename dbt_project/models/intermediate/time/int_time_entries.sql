@@ -32,12 +32,8 @@ inputs as (
     select
         entries.time_entry_id,
         rated.fingerprint as fingerprint_rated,
-        {{ fingerprint([
-            'erp.erp_time_activity_key', 'erp.erp_time_activity_count', 'erp.erp_posted_at', 'erp.erp_hours',
-            'erp.erp_hourly_rate', 'erp.erp_invoice_key', 'erp.erp_invoice_line_key', 'erp.invoice_number',
-            'erp.invoice_date', 'erp.invoiced_amount', 'erp.is_invoiced',
-        ]) }} as fingerprint_erp,
-        {{ fingerprint(['blocking.blocking_exception_count', 'blocking.blocking_rule_codes']) }}
+        {{ fingerprint_of_row(ref('int_time_entries_erp'), 'erp') }} as fingerprint_erp,
+        {{ fingerprint_of_row(ref('int_time_entry_blocking_exceptions'), 'blocking') }}
             as fingerprint_blocking
     -- the tables themselves, not the CTEs above: a CTE read twice is materialised whole by DuckDB
     from {{ ref('int_time_entries_resolved') }} as entries

@@ -117,10 +117,7 @@ inputs as (
         {{ fingerprint([
             'employee_costs.fingerprint', 'project_rates.fingerprint', 'day_rates.fingerprint',
         ]) }} as fingerprint_rates,
-        {{ fingerprint([
-            'erp_entries.erp_time_activity_key', 'erp_entries.is_invoiced', 'erp_entries.erp_hourly_rate',
-            'erp_entries.invoice_currency_code',
-        ]) }} as fingerprint_erp
+        {{ fingerprint_of_row(ref('int_time_entries_erp'), 'erp_entries') }} as fingerprint_erp
     -- the tables themselves, not the CTEs above: a CTE read twice is materialised whole by DuckDB
     from {{ ref('int_time_entries_resolved') }} as entries
     left join employee_costs on entries.employee_id = employee_costs.employee_id

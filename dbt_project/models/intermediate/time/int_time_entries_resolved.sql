@@ -9,11 +9,6 @@
 {{ follow_change_config('time_entry_id', 'stg_time__time_entries') }}
 {%- set fingerprints = ['fingerprint_source', 'fingerprint_user', 'fingerprint_project', 'fingerprint_context'] -%}
 {%- set incremental = follows_change(fingerprints) -%}
-{#- every column of the Harvest row, as the table has them now (a new column changes every row's hash) -#}
-{%- set source_columns = [] -%}
-{%- for column in (adapter.get_columns_in_relation(ref('stg_time__time_entries')) if execute else []) -%}
-{%- do source_columns.append('time_entries.' ~ column.name) -%}
-{%- endfor -%}
 with time_entries as (
     select * from {{ ref('stg_time__time_entries') }}
 ),
@@ -85,8 +80,7 @@ context_inputs as (
 inputs as (
     select
         time_entries.time_entry_id,
-        {{ fingerprint(source_columns or ['time_entries.time_entry_id']) }}
-            as fingerprint_source,
+        {{ fingerprint_of_row(ref('stg_time__time_entries'), 'time_entries') }} as fingerprint_source,
         {{ fingerprint(['user_inputs.fingerprint', 'time_users.role']) }} as fingerprint_user,
         {{ fingerprint(['project_inputs.fingerprint']) }} as fingerprint_project,
         {{ fingerprint(['context_inputs.fingerprint']) }} as fingerprint_context
